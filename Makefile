@@ -1,0 +1,46 @@
+# peersync: build, test, demo, bench. The one entry point for people and CI.
+CARGO ?= cargo
+PYTHON ?= /usr/bin/python3
+EXT_SO := dist/peersync.so
+
+.PHONY: all build ext sidecar test test-rust test-sql test-python test-node demo bench clean
+
+all: build
+
+build: ext sidecar
+
+ext:
+	$(CARGO) build --release --manifest-path ext/Cargo.toml
+	mkdir -p dist
+	cp ext/target/release/libpeersync.so $(EXT_SO)
+
+sidecar:
+	$(CARGO) build --release -p peersync
+	mkdir -p dist
+	cp target/release/peersync dist/peersync
+
+test: build test-rust test-sql test-python test-node
+	@echo "make test: all suites passed"
+
+test-rust:
+	$(CARGO) test --release --workspace
+
+test-sql: ext
+	bash tests/sql/run.sh
+
+test-python: build
+	$(PYTHON) -m pytest -q tests/python
+
+test-node: ext
+	bash tests/node/run.sh
+
+demo: build
+	bash sql/demo.sh
+
+bench: build
+	$(CARGO) run --release -p peersync-bench
+
+clean:
+	$(CARGO) clean
+	$(CARGO) clean --manifest-path ext/Cargo.toml
+	rm -rf dist

@@ -1,0 +1,182 @@
+//! `sync_apply`: verifies a batch (format, hashes, chains, signatures) and merges it, atomically.
+use crate::change::{Change, Op};
+use crate::changes::Batch;
+use crate::error::{Error, Result};
+use crate::log::{head, set_head, Entry, Writer};
+use crate::merge::{Merger, Record};
+use crate::table::Tables;
+use crate::value::{parse_literals, record_id};
+use rusqlite::Connection;
+use serde::Serialize;
+use std::collections::HashMap;
+
+/// What `sync_apply` reports.
+#[derive(Debug, Serialize)]
+pub struct Applied {
+    /// Changes new to this database, logged and merged.
+    pub accepted: i64,
+    /// Changes this database already held (same hash).
+    pub duplicates: i64,
+    /// Changes left for a later batch because an earlier version of their origin is missing.
+    pub deferred: i64,
+    /// Conflicts detected while merging (pending ones wait for `sync_resolve`).
+    pub conflicts: Vec<crate::conflicts::Summary>,
+    /// Resolutions this device wrote (local_wins / remote_wins tables).
+    pub resolutions: i64,
+    /// This database's vector after the batch.
+    pub vector: crate::changes::Vector,
+}
+
+fn is_device_id(s: &str) -> bool {
+    s.len() == 32 && s.bytes().all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
+}
+
+fn is_hash(s: &str) -> bool {
+    s.len() == 64 && s.bytes().all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
+}
+
+/// Parses a batch, with an error that says what is wrong with it.
+pub fn parse_batch(json: &str) -> Result<Batch> {
+    let batch: Batch =
+        serde_json::from_str(json).map_err(|e| Error::invalid(format!("sync_apply: malformed batch: {e}")))?;
+    if batch.format != crate::changes::FORMAT {
+        return Err(Error::invalid(format!(
+            "sync_apply: batch format {} is not supported (this peersync reads format {})",
+            batch.format,
+            crate::changes::FORMAT
+        )));
+    }
+    Ok(batch)
+}
+
+/// Applies `batch` in one transaction: all of it, or (on any error) none of it.
+pub fn apply(conn: &Connection, batch: &Batch) -> Result<Applied> {
+    let me = crate::schema::device_id(conn)?;
+    crate::tx::write(conn, |conn| {
+        crate::seal::seal(conn)?;
+        let tables = Tables::load(conn)?;
+        crate::sign::check_batch(conn, &me, batch)?;
+        let mut names: Vec<&str> = batch.changes.iter().map(|c| c.table_name.as_str()).collect();
+        names.sort_unstable();
+        names.dedup();
+        let mut paused = Vec::new();
+        for n in names {
+            match tables.get(n) {
+                Some(t) => paused.push(t.id),
+                None => {
+                    return Err(Error::invalid(format!(
+                        "sync_apply: table \"{n}\" is not tracked here (create it and run sync_track('{n}') first)"
+                    )))
+                }
+            }
+        }
+        let restore = crate::track::pause_capture(conn, &paused)?;
+        let mut m = Merger::new(conn)?;
+        let mut heads: HashMap<String, (i64, String)> = HashMap::new();
+        let (mut accepted, mut duplicates, mut deferred) = (0i64, 0i64, 0i64);
+        for (k, e) in batch.changes.iter().enumerate() {
+            let what = || format!("sync_apply: change {}:{} (table \"{}\", record {})", e.device_id, e.version, e.table_name, e.record_id);
+            if !is_device_id(&e.device_id) {
+                return Err(Error::invalid(format!("{}: device_id must be 32 lowercase hex characters", what())));
+            }
+            if e.version < 1 || e.timestamp < 0 {
+                return Err(Error::invalid(format!("{}: version must be >= 1 and timestamp >= 0", what())));
+            }
+            if !is_hash(&e.hash) {
+                return Err(Error::invalid(format!("{}: hash must be 64 lowercase hex characters", what())));
+            }
+            let op = Op::parse(&e.operation)
+                .ok_or_else(|| Error::invalid(format!("{}: unknown operation \"{}\"", what(), e.operation)))?;
+            if !heads.contains_key(&e.device_id) {
+                heads.insert(e.device_id.clone(), head(conn, &e.device_id)?);
+            }
+            let (have, prev_hash) = heads.get(&e.device_id).cloned().unwrap();
+            if e.version <= have {
+                let held: Option<String> = conn
+                    .prepare_cached("SELECT hash FROM sync_log WHERE device_id = ?1 AND version = ?2")?
+                    .query_row(rusqlite::params![e.device_id, e.version], |r| r.get(0))?;
+                if held.as_deref() != Some(e.hash.as_str()) {
+                    return Err(Error::Integrity(format!(
+                        "{}: this database holds a different change with that version (a forked chain: the change was altered or forged)",
+                        what()
+                    )));
+                }
+                duplicates += 1;
+                continue;
+            }
+            if e.device_id == me {
+                return Err(Error::Integrity(format!(
+                    "{}: claims to be this device's, but this device never made it",
+                    what()
+                )));
+            }
+            if e.version > have + 1 {
+                deferred = (batch.changes.len() - k) as i64;
+                break;
+            }
+            if e.compute_hash(&prev_hash) != e.hash {
+                return Err(Error::Integrity(format!(
+                    "{}: hash mismatch (the change was altered in transit or its chain is broken); nothing was applied, push again",
+                    what()
+                )));
+            }
+            let t = tables.get(&e.table_name).unwrap();
+            let key = parse_literals(&e.record_id).map_err(|err| Error::invalid(format!("{}: {err}", what())))?;
+            if key.len() != t.pk.len() || record_id(&key) != e.record_id {
+                return Err(Error::invalid(format!(
+                    "{}: record_id does not name a primary key of \"{}\" ({} column(s))",
+                    what(),
+                    t.name,
+                    t.pk.len()
+                )));
+            }
+            let change = Change::parse(t, op, &e.change_data, &e.bases, &what)?;
+            check_key_writes(t, &key, &change, &what)?;
+            let id = log_received(conn, e)?;
+            m.writers.remember(
+                id,
+                Writer { device_id: e.device_id.clone(), version: e.version, timestamp: e.timestamp, resolution: e.resolution },
+            );
+            m.local.clock.receive(e.timestamp);
+            let rec = Record { t, rid: e.record_id.clone(), key };
+            m.merge_remote(&rec, &change, id, &e.change_data)?;
+            heads.insert(e.device_id.clone(), (e.version, e.hash.clone()));
+            set_head(conn, &e.device_id, e.version, &e.hash)?;
+            accepted += 1;
+        }
+        m.local.finish(conn)?;
+        crate::sign::store_batch_signatures(conn, batch)?;
+        crate::track::resume_capture(conn, restore)?;
+        let last: i64 = conn.query_row("SELECT ifnull(max(id), 0) FROM sync_log", [], |r| r.get(0))?;
+        crate::schema::set_state(conn, "sealed_upto", &last)?;
+        crate::peers::note_vector(conn, &batch.device_id, &batch.vector)?;
+        Ok(Applied {
+            accepted,
+            duplicates,
+            deferred,
+            conflicts: m.conflicts,
+            resolutions: m.resolutions,
+            vector: crate::vector(conn)?,
+        })
+    })
+}
+
+/// An INSERT's primary key columns must equal the record id's key.
+fn check_key_writes(t: &crate::table::Table, key: &[crate::value::Value], ch: &Change, what: &dyn Fn() -> String) -> Result<()> {
+    for w in &ch.writes {
+        if let Some(k) = t.pk.iter().position(|&p| p == w.col) {
+            if w.value != key[k] {
+                return Err(Error::invalid(format!(
+                    "{}: column \"{}\" disagrees with the record_id",
+                    what(),
+                    t.columns[w.col]
+                )));
+            }
+        }
+    }
+    Ok(())
+}
+
+fn log_received(conn: &Connection, e: &Entry) -> Result<i64> {
+    e.insert(conn)
+}

@@ -1,0 +1,184 @@
+//! A change's writes and bases: building `change_data`/`bases` JSON and reading them back.
+//!
+//! `change_data` is `{"column": value, ...}` for the columns the change writes (an INSERT writes
+//! every column, an UPDATE those whose value it changed, a DELETE none). The operation says what
+//! it writes to the record's liveness: INSERT alive, DELETE dead, UPDATE nothing.
+//! `bases` is `{"live":[refs],"cols":{"column":[refs]},"seen":{"column":ref|null}}`: the writer
+//! (`device:version`) of each written slot at the origin when the change was made (two for a
+//! resolution: both sides; none for a slot that had no writer); for an UPDATE, `live` is the
+//! liveness writer it saw; a DELETE also lists in `seen` the column writers it saw.
+use crate::error::{Error, Result};
+use crate::table::Table;
+use crate::value::{write_json_string, Value};
+use serde_json::Value as Json;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Op {
+    Insert,
+    Update,
+    Delete,
+}
+
+impl Op {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Op::Insert => "INSERT",
+            Op::Update => "UPDATE",
+            Op::Delete => "DELETE",
+        }
+    }
+    pub fn parse(s: &str) -> Option<Op> {
+        Some(match s {
+            "INSERT" => Op::Insert,
+            "UPDATE" => Op::Update,
+            "DELETE" => Op::Delete,
+            _ => return None,
+        })
+    }
+    /// What the operation writes to liveness.
+    pub fn live_write(self) -> Option<bool> {
+        match self {
+            Op::Insert => Some(true),
+            Op::Delete => Some(false),
+            Op::Update => None,
+        }
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct ColWrite {
+    pub col: usize,
+    pub value: Value,
+    pub base: Vec<String>,
+}
+
+#[derive(Debug, Clone)]
+pub struct Change {
+    pub op: Op,
+    pub writes: Vec<ColWrite>,
+    pub live: Vec<String>,
+    /// DELETE-type changes: the column writers seen, by column index.
+    pub seen: Option<Vec<(usize, Option<String>)>>,
+}
+
+impl Change {
+    pub fn data_json(&self, t: &Table) -> String {
+        let mut s = String::from("{");
+        for (k, w) in self.writes.iter().enumerate() {
+            if k > 0 {
+                s.push(',');
+            }
+            write_json_string(&t.columns[w.col], &mut s);
+            s.push(':');
+            w.value.write_json(&mut s);
+        }
+        s.push('}');
+        s
+    }
+
+    pub fn bases_json(&self, t: &Table) -> String {
+        fn refs(s: &mut String, v: &[String]) {
+            s.push('[');
+            for (k, r) in v.iter().enumerate() {
+                if k > 0 {
+                    s.push(',');
+                }
+                write_json_string(r, s);
+            }
+            s.push(']');
+        }
+        let mut s = String::from("{\"live\":");
+        refs(&mut s, &self.live);
+        s.push_str(",\"cols\":{");
+        for (k, w) in self.writes.iter().enumerate() {
+            if k > 0 {
+                s.push(',');
+            }
+            write_json_string(&t.columns[w.col], &mut s);
+            s.push(':');
+            refs(&mut s, &w.base);
+        }
+        s.push('}');
+        if let Some(seen) = &self.seen {
+            s.push_str(",\"seen\":{");
+            for (k, (c, r)) in seen.iter().enumerate() {
+                if k > 0 {
+                    s.push(',');
+                }
+                write_json_string(&t.columns[*c], &mut s);
+                s.push(':');
+                match r {
+                    Some(r) => write_json_string(r, &mut s),
+                    None => s.push_str("null"),
+                }
+            }
+            s.push('}');
+        }
+        s.push('}');
+        s
+    }
+
+    /// Reads a change's `change_data` and `bases` against the local table `t`.
+    pub fn parse(t: &Table, op: Op, data: &str, bases: &str, what: &dyn Fn() -> String) -> Result<Change> {
+        let bad = |why: String| Error::invalid(format!("{}: {why}", what()));
+        let data: Json = serde_json::from_str(data).map_err(|e| bad(format!("change_data is not JSON ({e})")))?;
+        let data = data.as_object().ok_or_else(|| bad("change_data is not a JSON object".into()))?;
+        let bases: Json = serde_json::from_str(bases).map_err(|e| bad(format!("bases is not JSON ({e})")))?;
+        let bases = bases.as_object().ok_or_else(|| bad("bases is not a JSON object".into()))?;
+        let ref_list = |j: Option<&Json>, name: &str| -> Result<Vec<String>> {
+            match j {
+                None => Ok(Vec::new()),
+                Some(Json::Array(a)) => a
+                    .iter()
+                    .map(|r| match r.as_str() {
+                        Some(s) if crate::log::parse_reference(s).is_some() => Ok(s.to_string()),
+                        _ => Err(bad(format!("bases.{name} holds something that is not a device:version reference"))),
+                    })
+                    .collect(),
+                Some(_) => Err(bad(format!("bases.{name} is not a list"))),
+            }
+        };
+        let live = ref_list(bases.get("live"), "live")?;
+        let col_bases = match bases.get("cols") {
+            None => None,
+            Some(Json::Object(m)) => Some(m),
+            Some(_) => return Err(bad("bases.cols is not an object".into())),
+        };
+        let col = |name: &str| {
+            t.column_index(name).ok_or_else(|| {
+                bad(format!(
+                    "column \"{name}\" does not exist in table \"{}\" here (add it, then re-run sync_track)",
+                    t.name
+                ))
+            })
+        };
+        let mut writes = Vec::with_capacity(data.len());
+        for (name, v) in data {
+            let c = col(name)?;
+            let value = Value::from_json(v, &|| format!("{}: column \"{name}\"", what()))?;
+            let base = ref_list(col_bases.and_then(|m| m.get(name)), name)?;
+            writes.push(ColWrite { col: c, value, base });
+        }
+        if op == Op::Delete && writes.iter().any(|w| t.is_pk(w.col)) {
+            return Err(bad("a DELETE cannot write primary key columns".into()));
+        }
+        let seen = match bases.get("seen") {
+            None => None,
+            Some(Json::Object(m)) => {
+                let mut v = Vec::new();
+                for (name, r) in m {
+                    let c = col(name)?;
+                    let r = match r {
+                        Json::Null => None,
+                        Json::String(s) if crate::log::parse_reference(s).is_some() => Some(s.clone()),
+                        _ => return Err(bad(format!("bases.seen.{name} is not a reference or null"))),
+                    };
+                    v.push((c, r));
+                }
+                Some(v)
+            }
+            Some(_) => return Err(bad("bases.seen is not an object".into())),
+        };
+        Ok(Change { op, writes, live, seen })
+    }
+}

@@ -1,0 +1,34 @@
+//! The engine's one error type: what went wrong, phrased for the person who called the function.
+use thiserror::Error;
+
+#[derive(Debug, Error)]
+pub enum Error {
+    /// Bad arguments or bad input from the caller (names the problem; nothing changed).
+    #[error("{0}")]
+    Invalid(String),
+    /// A change whose hash or chain does not verify (names the change; nothing applied).
+    #[error("{0}")]
+    Integrity(String),
+    /// A batch signed badly, unsigned where a signature is required, or from a revoked device.
+    #[error("{0}")]
+    Unauthorized(String),
+    /// The database is not set up for sync yet.
+    #[error("peersync is not initialised in this database: run `select sync_init()` first")]
+    NotInitialised,
+    #[error("{0}")]
+    Sqlite(#[from] rusqlite::Error),
+    #[error("malformed JSON: {0}")]
+    Json(#[from] serde_json::Error),
+}
+
+impl Error {
+    pub fn invalid(msg: impl Into<String>) -> Self {
+        Error::Invalid(msg.into())
+    }
+    /// True when the error is the caller's input (as opposed to the database failing).
+    pub fn is_client_error(&self) -> bool {
+        matches!(self, Error::Invalid(_) | Error::Json(_))
+    }
+}
+
+pub type Result<T> = std::result::Result<T, Error>;

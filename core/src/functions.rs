@@ -1,0 +1,135 @@
+//! Registers the SQL functions (`sync_*`) on a connection: argument checks, errors, panic guard.
+use crate::error::Error;
+use rusqlite::functions::{Context, FunctionFlags};
+use rusqlite::types::{ToSqlOutput, Value as SqlValue, ValueRef};
+use rusqlite::Connection;
+use std::panic::{catch_unwind, AssertUnwindSafe};
+
+type Out = ToSqlOutput<'static>;
+
+fn text(s: String) -> Out {
+    ToSqlOutput::Owned(SqlValue::Text(s))
+}
+fn int(i: i64) -> Out {
+    ToSqlOutput::Owned(SqlValue::Integer(i))
+}
+
+/// Argument `i` as text, or an error naming the function and the argument.
+pub fn arg_text(ctx: &Context<'_>, f: &str, i: usize, what: &str) -> crate::Result<String> {
+    match ctx.get_raw(i) {
+        ValueRef::Text(t) => Ok(String::from_utf8_lossy(t).into_owned()),
+        other => Err(Error::invalid(format!("{f}: {what} must be text, not {}", type_name(other)))),
+    }
+}
+
+pub fn arg_int(ctx: &Context<'_>, f: &str, i: usize, what: &str) -> crate::Result<i64> {
+    match ctx.get_raw(i) {
+        ValueRef::Integer(n) => Ok(n),
+        other => Err(Error::invalid(format!("{f}: {what} must be an integer, not {}", type_name(other)))),
+    }
+}
+
+fn type_name(v: ValueRef<'_>) -> &'static str {
+    match v {
+        ValueRef::Null => "NULL",
+        ValueRef::Integer(_) => "an integer",
+        ValueRef::Real(_) => "a real",
+        ValueRef::Text(_) => "text",
+        ValueRef::Blob(_) => "a blob",
+    }
+}
+
+/// Registers `name` with `n` arguments; errors become SQL errors that start with the
+/// function's name, and a panic becomes an SQL error instead of unwinding into the host.
+fn register(
+    conn: &Connection,
+    name: &'static str,
+    n: i32,
+    f: impl Fn(&Context<'_>) -> crate::Result<Out> + Send + 'static,
+) -> rusqlite::Result<()> {
+    let flags = FunctionFlags::SQLITE_UTF8 | FunctionFlags::SQLITE_DIRECTONLY;
+    conn.create_scalar_function(name, n, flags, move |ctx| {
+        let res = catch_unwind(AssertUnwindSafe(|| f(ctx)));
+        let msg = match res {
+            Ok(Ok(v)) => return Ok(v),
+            Ok(Err(e)) => e.to_string(),
+            Err(p) => {
+                let why = p
+                    .downcast_ref::<&str>()
+                    .map(|s| s.to_string())
+                    .or_else(|| p.downcast_ref::<String>().cloned())
+                    .unwrap_or_default();
+                format!("internal error (panic: {why}); nothing was changed. Please report this")
+            }
+        };
+        let msg = if msg.starts_with(name) { msg } else { format!("{name}: {msg}") };
+        Err(rusqlite::Error::UserFunctionError(msg.into()))
+    })
+}
+
+/// Registers every `sync_*` function on `conn`.
+pub fn register_functions(conn: &Connection) -> rusqlite::Result<()> {
+    register(conn, "sync_version", 0, |_| Ok(text(crate::VERSION.to_string())))?;
+    register(conn, "sync_init", 0, |ctx| Ok(text(crate::init(&*unsafe { ctx.get_connection()? })?)))?;
+    register(conn, "sync_track", 1, |ctx| {
+        let t = arg_text(ctx, "sync_track", 0, "the table name")?;
+        Ok(int(crate::track(&*unsafe { ctx.get_connection()? }, &t, None)?))
+    })?;
+    register(conn, "sync_track", 2, |ctx| {
+        let t = arg_text(ctx, "sync_track", 0, "the table name")?;
+        let s = arg_text(ctx, "sync_track", 1, "the strategy")?;
+        Ok(int(crate::track(&*unsafe { ctx.get_connection()? }, &t, Some(&s))?))
+    })?;
+    register(conn, "sync_untrack", 1, |ctx| {
+        let t = arg_text(ctx, "sync_untrack", 0, "the table name")?;
+        Ok(int(crate::untrack(&*unsafe { ctx.get_connection()? }, &t)?))
+    })?;
+    register(conn, "sync_seal", 0, |ctx| {
+        let c = unsafe { ctx.get_connection()? };
+        let c = &*c;
+        crate::device_id(c)?;
+        Ok(int(crate::seal(c)?))
+    })?;
+    register(conn, "sync_hash", 1, |ctx| {
+        let id = arg_int(ctx, "sync_hash", 0, "the log id")?;
+        Ok(text(crate::hash_of(&*unsafe { ctx.get_connection()? }, id)?))
+    })?;
+    register(conn, "sync_verify", 0, |ctx| {
+        let c = unsafe { ctx.get_connection()? };
+        let c = &*c;
+        crate::device_id(c)?;
+        Ok(text(crate::verify(c)?.to_string()))
+    })?;
+    register(conn, "sync_vector", 0, |ctx| {
+        Ok(text(serde_json::to_string(&crate::vector(&*unsafe { ctx.get_connection()? })?)?))
+    })?;
+    register(conn, "sync_changes", 1, |ctx| changes_fn(ctx, None))?;
+    register(conn, "sync_changes", 2, |ctx| {
+        let limit = arg_int(ctx, "sync_changes", 1, "the limit")?;
+        changes_fn(ctx, Some(limit))
+    })?;
+    register(conn, "sync_apply", 1, |ctx| {
+        let batch = arg_text(ctx, "sync_apply", 0, "the batch")?;
+        let batch = crate::parse_batch(&batch)?;
+        let c = unsafe { ctx.get_connection()? };
+        Ok(text(serde_json::to_string(&crate::apply(&c, &batch)?)?))
+    })?;
+    register(conn, "sync_resolve", 2, |ctx| {
+        let id = arg_int(ctx, "sync_resolve", 0, "the conflict id")?;
+        let choice = crate::Choice::parse(&arg_text(ctx, "sync_resolve", 1, "the choice")?)?;
+        Ok(text(crate::resolve(&*unsafe { ctx.get_connection()? }, id, choice)?))
+    })?;
+    register(conn, "sync_status", 0, |ctx| Ok(text(crate::status(&*unsafe { ctx.get_connection()? })?.to_string())))?;
+    register(conn, "sync_debug_panic", 0, |_| -> crate::Result<Out> {
+        panic!("sync_debug_panic was called")
+    })?;
+    Ok(())
+}
+
+fn changes_fn(ctx: &Context<'_>, limit: Option<i64>) -> crate::Result<Out> {
+    let since = arg_text(ctx, "sync_changes", 0, "the vector")?;
+    let since = crate::changes::parse_vector("sync_changes", &since)?;
+    let c = unsafe { ctx.get_connection()? };
+    let batch = crate::changes(&c, &since, limit.unwrap_or(crate::changes::DEFAULT_LIMIT))?;
+    Ok(text(serde_json::to_string(&batch)?))
+}

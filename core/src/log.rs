@@ -1,0 +1,164 @@
+//! Reading and writing `sync_log` entries, writer references (`device:version`) and origin heads.
+use crate::error::Result;
+use crate::hash::HashInput;
+use rusqlite::{params, Connection, OptionalExtension};
+use std::collections::HashMap;
+
+/// A sealed change, as logged and as sent to peers (the wire form of a change).
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
+pub struct Entry {
+    pub table_name: String,
+    pub record_id: String,
+    pub operation: String,
+    pub change_data: String,
+    pub device_id: String,
+    pub version: i64,
+    pub timestamp: i64,
+    pub bases: String,
+    pub resolution: bool,
+    pub hash: String,
+}
+
+impl Entry {
+    pub fn compute_hash(&self, prev_hash: &str) -> String {
+        HashInput {
+            table_name: &self.table_name,
+            record_id: &self.record_id,
+            operation: &self.operation,
+            change_data: &self.change_data,
+            device_id: &self.device_id,
+            version: self.version,
+            timestamp: self.timestamp,
+            bases: &self.bases,
+            resolution: self.resolution,
+            prev_hash,
+        }
+        .hash()
+    }
+
+    /// `device:version`, how bases name a change.
+    pub fn reference(&self) -> String {
+        format!("{}:{}", self.device_id, self.version)
+    }
+
+    pub fn insert(&self, conn: &Connection) -> Result<i64> {
+        conn.prepare_cached(
+            "INSERT INTO sync_log(table_name, record_id, operation, change_data, device_id, version, timestamp, hash, bases, resolution) VALUES (?1,?2,?3,?4,?5,?6,?7,?8,?9,?10)",
+        )?
+        .execute(params![
+            self.table_name,
+            self.record_id,
+            self.operation,
+            self.change_data,
+            self.device_id,
+            self.version,
+            self.timestamp,
+            self.hash,
+            self.bases,
+            self.resolution
+        ])?;
+        Ok(conn.last_insert_rowid())
+    }
+
+    /// Seals the unsealed log row `id` in place with this entry's fields.
+    pub fn update(&self, conn: &Connection, id: i64) -> Result<()> {
+        conn.prepare_cached(
+            "UPDATE sync_log SET table_name=?1, record_id=?2, operation=?3, change_data=?4, device_id=?5, version=?6, timestamp=?7, hash=?8, bases=?9, resolution=?10 WHERE id=?11",
+        )?
+        .execute(params![
+            self.table_name,
+            self.record_id,
+            self.operation,
+            self.change_data,
+            self.device_id,
+            self.version,
+            self.timestamp,
+            self.hash,
+            self.bases,
+            self.resolution,
+            id
+        ])?;
+        Ok(())
+    }
+}
+
+/// What the merge needs to know about a slot's writer.
+#[derive(Debug, Clone)]
+pub struct Writer {
+    pub device_id: String,
+    pub version: i64,
+    pub timestamp: i64,
+    pub resolution: bool,
+}
+
+impl Writer {
+    pub fn reference(&self) -> String {
+        format!("{}:{}", self.device_id, self.version)
+    }
+    /// The winner rule's order: (timestamp, device id).
+    pub fn order_key(&self) -> (i64, &str) {
+        (self.timestamp, &self.device_id)
+    }
+}
+
+/// Cached lookups of writers by log id and of log ids by reference.
+#[derive(Default)]
+pub struct Writers {
+    by_id: HashMap<i64, Writer>,
+}
+
+impl Writers {
+    pub fn get(&mut self, conn: &Connection, id: i64) -> Result<Writer> {
+        if let Some(w) = self.by_id.get(&id) {
+            return Ok(w.clone());
+        }
+        let w = conn
+            .prepare_cached("SELECT device_id, version, timestamp, resolution FROM sync_log WHERE id = ?1")?
+            .query_row([id], |r| {
+                Ok(Writer { device_id: r.get(0)?, version: r.get(1)?, timestamp: r.get(2)?, resolution: r.get(3)? })
+            })?;
+        self.by_id.insert(id, w.clone());
+        Ok(w)
+    }
+
+    pub fn remember(&mut self, id: i64, w: Writer) {
+        self.by_id.insert(id, w);
+    }
+
+    pub fn reference(&mut self, conn: &Connection, id: Option<i64>) -> Result<Option<String>> {
+        Ok(match id {
+            None => None,
+            Some(id) => Some(self.get(conn, id)?.reference()),
+        })
+    }
+}
+
+/// The log id of change `device:version`, if this database holds it.
+pub fn id_of(conn: &Connection, device: &str, version: i64) -> Result<Option<i64>> {
+    Ok(conn
+        .prepare_cached("SELECT id FROM sync_log WHERE device_id = ?1 AND version = ?2")?
+        .query_row(params![device, version], |r| r.get(0))
+        .optional()?)
+}
+
+/// Splits `device:version`.
+pub fn parse_reference(s: &str) -> Option<(&str, i64)> {
+    let (d, v) = s.rsplit_once(':')?;
+    let v: i64 = v.parse().ok()?;
+    (v > 0 && !d.is_empty()).then_some((d, v))
+}
+
+/// The highest version held of `device` and its hash (0 and "" when none).
+pub fn head(conn: &Connection, device: &str) -> Result<(i64, String)> {
+    Ok(conn
+        .prepare_cached("SELECT version, hash FROM sync_vector WHERE device_id = ?1")?
+        .query_row([device], |r| Ok((r.get(0)?, r.get(1)?)))
+        .optional()?
+        .unwrap_or((0, String::new())))
+}
+
+pub fn set_head(conn: &Connection, device: &str, version: i64, hash: &str) -> Result<()> {
+    conn.prepare_cached("INSERT OR REPLACE INTO sync_vector(device_id, version, hash) VALUES (?1, ?2, ?3)")?
+        .execute(params![device, version, hash])?;
+    Ok(())
+}

@@ -1,0 +1,89 @@
+//! Reading and writing rows of tracked tables by primary key (quoted identifiers, bound values).
+use crate::error::Result;
+use crate::ident::quote_ident;
+use crate::table::Table;
+use crate::value::Value;
+use rusqlite::{params_from_iter, Connection, OptionalExtension};
+
+fn key_cond(t: &Table, first: usize) -> String {
+    t.pk.iter()
+        .enumerate()
+        .map(|(k, &i)| format!("{} = ?{}", quote_ident(&t.columns[i]), first + k))
+        .collect::<Vec<_>>()
+        .join(" AND ")
+}
+
+/// The row's captured columns, if the row exists.
+pub fn read(conn: &Connection, t: &Table, key: &[Value]) -> Result<Option<Vec<Value>>> {
+    let cols = t.columns.iter().map(|c| quote_ident(c)).collect::<Vec<_>>().join(", ");
+    let sql = format!("SELECT {cols} FROM {} WHERE {}", quote_ident(&t.name), key_cond(t, 1));
+    let n = t.columns.len();
+    Ok(conn
+        .prepare_cached(&sql)?
+        .query_row(params_from_iter(key.iter()), |r| {
+            (0..n).map(|i| r.get_ref(i).map(Value::from_ref)).collect::<rusqlite::Result<Vec<_>>>()
+        })
+        .optional()?)
+}
+
+/// Inserts the whole row, replacing any row with the same key.
+pub fn upsert(conn: &Connection, t: &Table, values: &[Value]) -> rusqlite::Result<()> {
+    let cols = t.columns.iter().map(|c| quote_ident(c)).collect::<Vec<_>>().join(", ");
+    let marks = (1..=values.len()).map(|i| format!("?{i}")).collect::<Vec<_>>().join(", ");
+    let target = t.pk.iter().map(|&i| quote_ident(&t.columns[i])).collect::<Vec<_>>().join(", ");
+    let set: Vec<String> = t
+        .columns
+        .iter()
+        .enumerate()
+        .filter(|(i, _)| !t.is_pk(*i))
+        .map(|(_, c)| format!("{0} = excluded.{0}", quote_ident(c)))
+        .collect();
+    let action = if set.is_empty() { "NOTHING".to_string() } else { format!("UPDATE SET {}", set.join(", ")) };
+    let sql = format!(
+        "INSERT INTO {} ({cols}) VALUES ({marks}) ON CONFLICT ({target}) DO {action}",
+        quote_ident(&t.name)
+    );
+    conn.prepare_cached(&sql)?.execute(params_from_iter(values.iter()))?;
+    Ok(())
+}
+
+/// Sets some columns of an existing row.
+pub fn update(conn: &Connection, t: &Table, key: &[Value], cols: &[(usize, Value)]) -> rusqlite::Result<()> {
+    let cols: Vec<&(usize, Value)> = cols.iter().filter(|(c, _)| !t.is_pk(*c)).collect();
+    if cols.is_empty() {
+        return Ok(());
+    }
+    let set = cols
+        .iter()
+        .enumerate()
+        .map(|(k, (c, _))| format!("{} = ?{}", quote_ident(&t.columns[*c]), k + 1))
+        .collect::<Vec<_>>()
+        .join(", ");
+    let sql = format!("UPDATE {} SET {set} WHERE {}", quote_ident(&t.name), key_cond(t, cols.len() + 1));
+    let params = cols.iter().map(|(_, v)| v).chain(key.iter());
+    conn.prepare_cached(&sql)?.execute(params_from_iter(params))?;
+    Ok(())
+}
+
+pub fn delete(conn: &Connection, t: &Table, key: &[Value]) -> rusqlite::Result<()> {
+    let sql = format!("DELETE FROM {} WHERE {}", quote_ident(&t.name), key_cond(t, 1));
+    conn.prepare_cached(&sql)?.execute(params_from_iter(key.iter()))?;
+    Ok(())
+}
+
+/// The value that log entry `writer` wrote to column `col` (NULL when there is no writer).
+/// This is how the values of a deleted record are known: dead records keep their writers.
+pub fn written_value(conn: &Connection, t: &Table, col: usize, writer: Option<i64>) -> Result<Value> {
+    let Some(id) = writer else { return Ok(Value::Null) };
+    let data: Option<String> = conn
+        .prepare_cached("SELECT change_data FROM sync_log WHERE id = ?1")?
+        .query_row([id], |r| r.get(0))
+        .optional()?
+        .flatten();
+    let Some(data) = data else { return Ok(Value::Null) };
+    let j: serde_json::Value = serde_json::from_str(&data)?;
+    match j.get(&t.columns[col]) {
+        Some(v) => Value::from_json(v, &|| format!("log entry {id}")),
+        None => Ok(Value::Null),
+    }
+}

@@ -1,0 +1,168 @@
+//! Sealing: turns what the triggers captured into this device's versioned, hashed changes.
+//!
+//! Unsealed rows are always the tail of `sync_log` (anything that appends sealed rows seals
+//! first, inside the same write transaction). Sealing walks them in order and, using the
+//! stage tables' exact values and the current slot state, fills in `record_id` (canonical),
+//! `change_data`, `bases`, `version`, `timestamp` (hybrid logical clock) and `hash` in place.
+//! Rows that change nothing are dropped: an UPDATE that rewrote the same values, a DELETE of a
+//! record already deleted, a possible REPLACE removal whose row still exists.
+use crate::change::{Change, ColWrite, Op};
+use crate::error::Result;
+use crate::ident::quote_ident;
+use crate::local::LocalLog;
+use crate::log::Writers;
+use crate::meta::Slots;
+use crate::schema::{get_state, set_state};
+use crate::table::{Table, Tables};
+use crate::track::stage_table;
+use crate::value::{parse_literals, record_id, Value};
+use rusqlite::{params, Connection};
+
+const CHUNK: i64 = 2000;
+
+/// Seals every unsealed row; returns how many changes it sealed.
+pub fn seal(conn: &Connection) -> Result<i64> {
+    let upto: i64 = get_state(conn, "sealed_upto")?.unwrap_or(0);
+    let last: i64 = conn.query_row("SELECT ifnull(max(id), 0) FROM sync_log", [], |r| r.get(0))?;
+    if last <= upto {
+        return Ok(0);
+    }
+    crate::tx::write(conn, |conn| {
+        let last: i64 = conn.query_row("SELECT ifnull(max(id), 0) FROM sync_log", [], |r| r.get(0))?;
+        let tables = Tables::load(conn)?;
+        let mut local = LocalLog::open(conn)?;
+        let mut writers = Writers::default();
+        let mut sealed = 0;
+        let mut from = upto;
+        loop {
+            let rows: Vec<(i64, String, Option<String>, String, Option<i64>)> = conn
+                .prepare_cached(
+                    "SELECT id, table_name, record_id, operation, timestamp FROM sync_log WHERE id > ?1 AND id <= ?2 ORDER BY id LIMIT ?3",
+                )?
+                .query_map(params![from, last, CHUNK], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?)))?
+                .collect::<rusqlite::Result<_>>()?;
+            let Some(end) = rows.last().map(|r| r.0) else { break };
+            for (id, table, rid, op, wall) in rows {
+                let done = match tables.get(&table) {
+                    Some(t) => seal_row(conn, &mut local, &mut writers, t, id, rid.as_deref(), &op, wall)?,
+                    None => false,
+                };
+                if done {
+                    sealed += 1;
+                } else {
+                    conn.prepare_cached("DELETE FROM sync_log WHERE id = ?1")?.execute([id])?;
+                }
+            }
+            from = end;
+        }
+        for t in tables.names() {
+            let t = tables.get(t).unwrap();
+            conn.prepare_cached(&format!("DELETE FROM {} WHERE log_id <= ?1", stage_table(t.id)))?.execute([last])?;
+        }
+        local.finish(conn)?;
+        set_state(conn, "sealed_upto", &last)?;
+        Ok(sealed)
+    })
+}
+
+fn stage_row(conn: &Connection, t: &Table, id: i64) -> Result<Option<(Vec<Value>, Vec<Value>)>> {
+    let n = t.columns.len();
+    let mut stmt = conn.prepare_cached(&format!("SELECT * FROM {} WHERE log_id = ?1", stage_table(t.id)))?;
+    let mut rows = stmt.query([id])?;
+    let Some(r) = rows.next()? else { return Ok(None) };
+    let new = (0..n).map(|i| r.get_ref(1 + i).map(Value::from_ref)).collect::<rusqlite::Result<_>>()?;
+    let old = (0..n).map(|i| r.get_ref(1 + n + i).map(Value::from_ref)).collect::<rusqlite::Result<_>>()?;
+    Ok(Some((new, old)))
+}
+
+/// Seals one captured row; false when it changes nothing and is to be dropped.
+#[allow(clippy::too_many_arguments)]
+fn seal_row(
+    conn: &Connection,
+    local: &mut LocalLog,
+    writers: &mut Writers,
+    t: &Table,
+    id: i64,
+    rid: Option<&str>,
+    op: &str,
+    wall: Option<i64>,
+) -> Result<bool> {
+    let key_of = |vals: &[Value]| t.pk.iter().map(|&i| vals[i].clone()).collect::<Vec<_>>();
+    let (rid, change, mut slots) = match op {
+        "INSERT" | "UPDATE" => {
+            let Some((new, old)) = stage_row(conn, t, id)? else { return Ok(false) };
+            let key = key_of(if op == "INSERT" { &new } else { &old });
+            if key.iter().any(Value::is_null) {
+                return Ok(false); // a NULL key identifies no row (see README, Limits)
+            }
+            let rid = record_id(&key);
+            let slots = Slots::load(conn, t, &rid)?;
+            let change = if op == "INSERT" || !slots.alive {
+                // An UPDATE of a row sync has not seen alive is sent as the whole row.
+                insert_change(conn, writers, &slots, new)?
+            } else {
+                let mut writes = Vec::new();
+                for (i, v) in new.into_iter().enumerate() {
+                    if !t.is_pk(i) && v != old[i] {
+                        writes.push(ColWrite { col: i, value: v, base: base(conn, writers, slots.cols[i])? });
+                    }
+                }
+                if writes.is_empty() {
+                    return Ok(false);
+                }
+                Change { op: Op::Update, writes, live: base(conn, writers, slots.live)?, seen: None }
+            };
+            (rid, change, slots)
+        }
+        "DELETE" | "REPLACE" => {
+            let key = parse_literals(rid.unwrap_or_default())?;
+            if key.len() != t.pk.len() || key.iter().any(Value::is_null) {
+                return Ok(false);
+            }
+            let rid = record_id(&key);
+            let slots = Slots::load(conn, t, &rid)?;
+            if !slots.alive || (op == "REPLACE" && row_exists(conn, t, &key)?) {
+                return Ok(false);
+            }
+            let change = delete_change(conn, writers, t, &slots)?;
+            (rid, change, slots)
+        }
+        _ => return Ok(false),
+    };
+    local.log(conn, writers, t, &rid, &mut slots, &change, false, wall, Some(id))?;
+    Ok(true)
+}
+
+fn base(conn: &Connection, writers: &mut Writers, w: Option<i64>) -> Result<Vec<String>> {
+    Ok(writers.reference(conn, w)?.into_iter().collect())
+}
+
+pub(crate) fn insert_change(conn: &Connection, writers: &mut Writers, slots: &Slots, values: Vec<Value>) -> Result<Change> {
+    let mut writes = Vec::with_capacity(values.len());
+    for (i, v) in values.into_iter().enumerate() {
+        writes.push(ColWrite { col: i, value: v, base: base(conn, writers, slots.cols[i])? });
+    }
+    Ok(Change { op: Op::Insert, writes, live: base(conn, writers, slots.live)?, seen: None })
+}
+
+pub(crate) fn delete_change(conn: &Connection, writers: &mut Writers, t: &Table, slots: &Slots) -> Result<Change> {
+    let mut seen = Vec::with_capacity(t.columns.len());
+    for (i, w) in slots.cols.iter().enumerate() {
+        seen.push((i, writers.reference(conn, *w)?));
+    }
+    Ok(Change { op: Op::Delete, writes: Vec::new(), live: base(conn, writers, slots.live)?, seen: Some(seen) })
+}
+
+/// Whether the row with primary key `key` exists in `t` now.
+pub(crate) fn row_exists(conn: &Connection, t: &Table, key: &[Value]) -> Result<bool> {
+    let cond = t
+        .pk
+        .iter()
+        .enumerate()
+        .map(|(k, &i)| format!("{} = ?{}", quote_ident(&t.columns[i]), k + 1))
+        .collect::<Vec<_>>()
+        .join(" AND ");
+    let mut stmt = conn.prepare_cached(&format!("SELECT 1 FROM {} WHERE {cond}", quote_ident(&t.name)))?;
+    let exists = stmt.exists(rusqlite::params_from_iter(key.iter()))?;
+    Ok(exists)
+}

@@ -1,0 +1,103 @@
+//! Origin signatures on chain heads: what a batch must carry, checking them, keeping them to relay.
+//!
+//! A device signs (ed25519) the head of its own chain when it sends changes: the message is
+//! `peersync-head-v1\n<device_id>\n<version>\n<hash>`. Because each origin's log is a hash
+//! chain, a valid signature on the last change of an origin in a batch vouches for all of
+//! that origin's changes before it. Receivers check it for every origin whose public key they
+//! hold, and refuse changes from a device they have revoked, whoever relays them.
+use crate::changes::{Batch, HeadSignature};
+use crate::error::{Error, Result};
+use crate::log::head;
+use ed25519_dalek::{Signature, VerifyingKey};
+use rusqlite::{params, Connection, OptionalExtension};
+use std::collections::BTreeMap;
+
+pub fn message(device_id: &str, version: i64, hash: &str) -> Vec<u8> {
+    format!("peersync-head-v1\n{device_id}\n{version}\n{hash}").into_bytes()
+}
+
+/// (public key hex, authorized) of a device this database knows.
+pub fn device_key(conn: &Connection, device: &str) -> Result<Option<(Option<String>, bool)>> {
+    Ok(conn
+        .prepare_cached("SELECT public_key, is_authorized FROM sync_devices WHERE device_id = ?1")?
+        .query_row([device], |r| Ok((r.get(0)?, r.get(1)?)))
+        .optional()?)
+}
+
+pub fn verify(public_key_hex: &str, s: &HeadSignature) -> bool {
+    let Ok(pk) = hex::decode(public_key_hex) else { return false };
+    let Ok(pk) = <[u8; 32]>::try_from(pk.as_slice()) else { return false };
+    let Ok(key) = VerifyingKey::from_bytes(&pk) else { return false };
+    let Ok(sig) = hex::decode(&s.signature) else { return false };
+    let Ok(sig) = <[u8; 64]>::try_from(sig.as_slice()) else { return false };
+    key.verify_strict(&message(&s.device_id, s.version, &s.hash), &Signature::from_bytes(&sig)).is_ok()
+}
+
+/// Refuses the batch if it carries changes from a revoked device, or new changes from a
+/// device whose key we hold without a valid signature on the last of them.
+pub fn check_batch(conn: &Connection, me: &str, batch: &Batch) -> Result<()> {
+    let mut last: BTreeMap<&str, (i64, &str)> = BTreeMap::new();
+    for e in &batch.changes {
+        let ent = last.entry(e.device_id.as_str()).or_insert((e.version, e.hash.as_str()));
+        if e.version >= ent.0 {
+            *ent = (e.version, e.hash.as_str());
+        }
+    }
+    for (dev, (version, hash)) in last {
+        if dev == me {
+            continue;
+        }
+        let Some((Some(key), authorized)) = device_key(conn, dev)? else { continue };
+        if !authorized {
+            return Err(Error::Unauthorized(format!(
+                "sync_apply: the batch carries changes from device {dev}, which this device has revoked; nothing was applied"
+            )));
+        }
+        if version <= head(conn, dev)?.0 {
+            continue; // nothing new from it
+        }
+        let ok = batch
+            .signatures
+            .iter()
+            .any(|s| s.device_id == dev && s.version == version && s.hash == hash && verify(&key, s));
+        if !ok {
+            return Err(Error::Unauthorized(format!(
+                "sync_apply: changes from device {dev} up to version {version} carry no valid signature of that device; nothing was applied"
+            )));
+        }
+    }
+    Ok(())
+}
+
+/// Keeps the batch's valid signatures for changes this database now holds, to relay them.
+pub fn store_batch_signatures(conn: &Connection, batch: &Batch) -> Result<()> {
+    for s in &batch.signatures {
+        let Some((Some(key), true)) = device_key(conn, &s.device_id)? else { continue };
+        let held: Option<String> = conn
+            .prepare_cached("SELECT hash FROM sync_log WHERE device_id = ?1 AND version = ?2")?
+            .query_row(params![s.device_id, s.version], |r| r.get(0))
+            .optional()?;
+        if held.as_deref() == Some(s.hash.as_str()) && verify(&key, s) {
+            store(conn, s)?;
+        }
+    }
+    Ok(())
+}
+
+pub fn store(conn: &Connection, s: &HeadSignature) -> Result<()> {
+    conn.prepare_cached(
+        "INSERT OR REPLACE INTO sync_signatures(device_id, version, hash, signature) VALUES (?1, ?2, ?3, ?4)",
+    )?
+    .execute(params![s.device_id, s.version, s.hash, s.signature])?;
+    Ok(())
+}
+
+/// Signatures this database holds for exactly `device:version`.
+pub fn stored(conn: &Connection, device: &str, version: i64) -> Result<Option<HeadSignature>> {
+    Ok(conn
+        .prepare_cached("SELECT hash, signature FROM sync_signatures WHERE device_id = ?1 AND version = ?2")?
+        .query_row(params![device, version], |r| {
+            Ok(HeadSignature { device_id: device.to_string(), version, hash: r.get(0)?, signature: r.get(1)? })
+        })
+        .optional()?)
+}
