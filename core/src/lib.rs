@@ -7,6 +7,7 @@ pub mod change;
 pub mod changes;
 pub mod clock;
 pub mod conflicts;
+pub mod devices;
 pub mod error;
 pub mod functions;
 pub mod hash;
