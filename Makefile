@@ -1,6 +1,8 @@
 # peersync: build, test, demo, bench. The one entry point for people and CI.
 CARGO ?= cargo
-PYTHON ?= /usr/bin/python3
+# A venv made from Debian's python3, which (unlike pyenv's) can load SQLite extensions.
+VENV := .venv
+PYTHON := $(VENV)/bin/python
 EXT_SO := dist/peersync.so
 
 .PHONY: all build ext sidecar test test-rust test-sql test-python test-node demo bench clean
@@ -28,7 +30,12 @@ test-rust:
 test-sql: ext
 	bash tests/sql/run.sh
 
-test-python: build
+$(VENV)/stamp: tests/requirements.txt
+	/usr/bin/python3 -m venv --system-site-packages $(VENV)
+	$(PYTHON) -m pip install -q -r tests/requirements.txt
+	touch $@
+
+test-python: build $(VENV)/stamp
 	$(PYTHON) -m pytest -q tests/python
 
 test-node: ext
@@ -41,6 +48,7 @@ bench: build
 	$(CARGO) run --release -p peersync-bench
 
 clean:
+	rm -rf $(VENV)
 	$(CARGO) clean
 	$(CARGO) clean --manifest-path ext/Cargo.toml
 	rm -rf dist
