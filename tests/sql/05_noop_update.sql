@@ -1,0 +1,32 @@
+-- tests/sql/05_noop_update.sql: an UPDATE that changes nothing is captured, then dropped by sealing; later writes are still sealed.
+.load ./dist/peersync
+select sync_init() is not null;
+create table t(id text primary key, v, w text);
+select sync_track('t');
+insert into t values ('a', 1, 'x'), ('b', 'x', 'y');
+select 'sealed inserts:', sync_seal();
+update t set v = v, w = w;
+update t set v = 1 where id = 'a';
+update t set w = 'y' where id = 'b';
+select 'captured before sealing:', count(*) from sync_log where version is null;
+select 'sealed no-op updates:', sync_seal();
+select 'unsealed after sealing:', count(*) from sync_log where version is null;
+select 'log:';
+select operation, record_id, version, change_data from sync_log order by id;
+select '-- same value in another type is a change';
+update t set v = 1.0 where id = 'a';
+update t set v = cast('x' as blob) where id = 'b';
+select 'sealed:', sync_seal();
+select operation, record_id, version, change_data from sync_log where id > 2 order by id;
+select '-- writes after dropped no-op rows are still sealed and exported';
+update t set w = w;
+select sync_seal();
+insert into t values ('c', 3, 'z');
+update t set v = v;
+insert into t values ('d', 4, 'w');
+select 'sealed:', sync_seal();
+select 'unsealed left:', count(*) from sync_log where version is null;
+select operation, record_id, version, change_data from sync_log order by id;
+select 'exported changes:', json_array_length(sync_changes('{}'), '$.changes');
+select 'vector version:', (select value from json_each(sync_vector()));
+select sync_verify();
