@@ -52,6 +52,7 @@ pub fn parse_batch(json: &str) -> Result<Batch> {
 /// Applies `batch` in one transaction: all of it, or (on any error) none of it.
 pub fn apply(conn: &Connection, batch: &Batch) -> Result<Applied> {
     let me = crate::schema::device_id(conn)?;
+    conn.set_prepared_statement_cache_capacity(64);
     crate::tx::write(conn, |conn| {
         crate::seal::seal(conn)?;
         let tables = Tables::load(conn)?;
@@ -141,8 +142,10 @@ pub fn apply(conn: &Connection, batch: &Batch) -> Result<Applied> {
             let rec = Record { t, rid: e.record_id.clone(), key };
             m.merge_remote(&rec, &change, id, &e.change_data)?;
             heads.insert(e.device_id.clone(), (e.version, e.hash.clone()));
-            set_head(conn, &e.device_id, e.version, &e.hash)?;
             accepted += 1;
+        }
+        for (dev, (version, hash)) in &heads {
+            set_head(conn, dev, *version, hash)?;
         }
         m.local.finish(conn)?;
         crate::sign::store_batch_signatures(conn, batch)?;

@@ -3,10 +3,11 @@
 //! `change_data` is `{"column": value, ...}` for the columns the change writes (an INSERT writes
 //! every column, an UPDATE those whose value it changed, a DELETE none). The operation says what
 //! it writes to the record's liveness: INSERT alive, DELETE dead, UPDATE nothing.
-//! `bases` is `{"live":[refs],"cols":{"column":[refs]},"seen":{"column":ref|null}}`: the writer
+//! `bases` is `{"live":[refs],"cols":{"column":[refs]},"seen":{"column":ref}}`: the writer
 //! (`device:version`) of each written slot at the origin when the change was made (two for a
-//! resolution: both sides; none for a slot that had no writer); for an UPDATE, `live` is the
-//! liveness writer it saw; a DELETE also lists in `seen` the column writers it saw.
+//! resolution: both sides); for an UPDATE, `live` is the liveness writer it saw; a change that
+//! deletes also lists in `seen` the column writers it saw. A slot that had no writer is left
+//! out (an empty list), so a first INSERT has bases `{}`; a DELETE always has `seen`.
 use crate::error::{Error, Result};
 use crate::table::Table;
 use crate::value::{write_json_string, Value};
@@ -76,6 +77,7 @@ impl Change {
         s
     }
 
+    /// `bases` JSON, compact: empty lists and unseen (null) entries are left out.
     pub fn bases_json(&self, t: &Table) -> String {
         fn refs(s: &mut String, v: &[String]) {
             s.push('[');
@@ -87,29 +89,44 @@ impl Change {
             }
             s.push(']');
         }
-        let mut s = String::from("{\"live\":");
-        refs(&mut s, &self.live);
-        s.push_str(",\"cols\":{");
-        for (k, w) in self.writes.iter().enumerate() {
-            if k > 0 {
+        let mut s = String::from("{");
+        let sep = |s: &mut String| {
+            if s.len() > 1 {
                 s.push(',');
             }
-            write_json_string(&t.columns[w.col], &mut s);
-            s.push(':');
-            refs(&mut s, &w.base);
+        };
+        if !self.live.is_empty() {
+            s.push_str("\"live\":");
+            refs(&mut s, &self.live);
         }
-        s.push('}');
-        if let Some(seen) = &self.seen {
-            s.push_str(",\"seen\":{");
-            for (k, (c, r)) in seen.iter().enumerate() {
-                if k > 0 {
+        if self.writes.iter().any(|w| !w.base.is_empty()) {
+            sep(&mut s);
+            s.push_str("\"cols\":{");
+            let mut first = true;
+            for w in self.writes.iter().filter(|w| !w.base.is_empty()) {
+                if !first {
                     s.push(',');
                 }
-                write_json_string(&t.columns[*c], &mut s);
+                first = false;
+                write_json_string(&t.columns[w.col], &mut s);
                 s.push(':');
-                match r {
-                    Some(r) => write_json_string(r, &mut s),
-                    None => s.push_str("null"),
+                refs(&mut s, &w.base);
+            }
+            s.push('}');
+        }
+        if let Some(seen) = &self.seen {
+            sep(&mut s);
+            s.push_str("\"seen\":{");
+            let mut first = true;
+            for (c, r) in seen {
+                if let Some(r) = r {
+                    if !first {
+                        s.push(',');
+                    }
+                    first = false;
+                    write_json_string(&t.columns[*c], &mut s);
+                    s.push(':');
+                    write_json_string(r, &mut s);
                 }
             }
             s.push('}');
@@ -163,6 +180,7 @@ impl Change {
             return Err(bad("a DELETE cannot write primary key columns".into()));
         }
         let seen = match bases.get("seen") {
+            None if op == Op::Delete => Some(Vec::new()),
             None => None,
             Some(Json::Object(m)) => {
                 let mut v = Vec::new();

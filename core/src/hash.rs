@@ -21,10 +21,23 @@ pub struct HashInput<'a> {
 }
 
 fn field(h: &mut Sha256, bytes: &[u8]) {
-    h.update(bytes.len().to_string().as_bytes());
+    h.update(decimal(bytes.len() as u64, &mut [0u8; 20]));
     h.update(b":");
     h.update(bytes);
     h.update(b",");
+}
+
+/// `n` in decimal ASCII, written into `buf`.
+fn decimal(mut n: u64, buf: &mut [u8; 20]) -> &[u8] {
+    let mut i = buf.len();
+    loop {
+        i -= 1;
+        buf[i] = b'0' + (n % 10) as u8;
+        n /= 10;
+        if n == 0 {
+            return &buf[i..];
+        }
+    }
 }
 
 impl HashInput<'_> {

@@ -77,6 +77,14 @@ impl<'c> Merger<'c> {
         Ok(v)
     }
 
+    /// [`Self::current_values`], computed once per merge and only when needed.
+    fn values_once<'v>(&mut self, cache: &'v mut Option<Vec<Value>>, r: &Record<'_>, slots: &Slots) -> Result<&'v Vec<Value>> {
+        if cache.is_none() {
+            *cache = Some(if slots.known { self.current_values(r, slots)? } else { vec![Value::Null; r.t.columns.len()] });
+        }
+        Ok(cache.as_ref().unwrap())
+    }
+
     /// Merges received change `this` (already logged) into record `r`.
     pub fn merge_remote(&mut self, r: &Record<'_>, ch: &Change, this: i64, data: &str) -> Result<()> {
         let conn = self.conn;
@@ -85,7 +93,7 @@ impl<'c> Merger<'c> {
         let by = self.writers.get(conn, this)?.reference();
         let before = Slots::load(conn, t, &r.rid)?;
         let mut slots = before.clone();
-        let cur_vals = self.current_values(r, &before)?;
+        let mut cur_vals: Option<Vec<Value>> = None;
         let strat = t.strategy;
         let mut found: Vec<Detected> = Vec::new();
         let mut auto: Vec<(Slot, SlotVal, Vec<Option<i64>>)> = Vec::new();
@@ -207,7 +215,7 @@ impl<'c> Merger<'c> {
                 applied.push((c, w.value.clone()));
                 continue;
             }
-            let curval = cur_vals[c].clone();
+            let curval = self.values_once(&mut cur_vals, r, &before)?[c].clone();
             if w.value == curval {
                 if this_order > self.order(cur)? {
                     slots.cols[c] = Some(this);
@@ -287,7 +295,11 @@ impl<'c> Merger<'c> {
             }
             let msg = e.to_string();
             let columns = ch.writes.iter().map(|w| t.columns[w.col].clone()).collect();
-            let image = if before.alive { values_json(t, &cur_vals) } else { serde_json::Value::Null };
+            let image = if before.alive {
+                values_json(t, self.values_once(&mut cur_vals, r, &before)?)
+            } else {
+                serde_json::Value::Null
+            };
             let s = conflicts::record_constraint(conn, &mut self.writers, t, &r.rid, before.live, image, this, data, columns, &msg)?;
             self.conflicts.push(s);
             return Ok(());
@@ -305,10 +317,12 @@ impl<'c> Merger<'c> {
             let id = self.resolve_slots(r, &items, None)?;
             res_ref = Some(self.writers.get(conn, id)?.reference());
         }
-        let image_vals = cur_vals.clone();
-        let image = move |_: &mut Writers| Ok(values_json(t, &image_vals));
-        let recorded = conflicts::record(conn, &mut self.writers, t, &r.rid, &image, &found, res_ref.as_deref())?;
-        self.conflicts.extend(recorded);
+        if !found.is_empty() {
+            let image_vals = self.values_once(&mut cur_vals, r, &before)?.clone();
+            let image = move |_: &mut Writers| Ok(values_json(t, &image_vals));
+            let recorded = conflicts::record(conn, &mut self.writers, t, &r.rid, &image, &found, res_ref.as_deref())?;
+            self.conflicts.extend(recorded);
+        }
         Ok(())
     }
 

@@ -15,11 +15,13 @@ fn key_cond(t: &Table, first: usize) -> String {
 
 /// The row's captured columns, if the row exists.
 pub fn read(conn: &Connection, t: &Table, key: &[Value]) -> Result<Option<Vec<Value>>> {
-    let cols = t.columns.iter().map(|c| quote_ident(c)).collect::<Vec<_>>().join(", ");
-    let sql = format!("SELECT {cols} FROM {} WHERE {}", quote_ident(&t.name), key_cond(t, 1));
+    let sql = t.sql.read.get_or_init(|| {
+        let cols = t.columns.iter().map(|c| quote_ident(c)).collect::<Vec<_>>().join(", ");
+        format!("SELECT {cols} FROM {} WHERE {}", quote_ident(&t.name), key_cond(t, 1))
+    });
     let n = t.columns.len();
     Ok(conn
-        .prepare_cached(&sql)?
+        .prepare_cached(sql)?
         .query_row(params_from_iter(key.iter()), |r| {
             (0..n).map(|i| r.get_ref(i).map(Value::from_ref)).collect::<rusqlite::Result<Vec<_>>>()
         })
@@ -28,22 +30,21 @@ pub fn read(conn: &Connection, t: &Table, key: &[Value]) -> Result<Option<Vec<Va
 
 /// Inserts the whole row, replacing any row with the same key.
 pub fn upsert(conn: &Connection, t: &Table, values: &[Value]) -> rusqlite::Result<()> {
-    let cols = t.columns.iter().map(|c| quote_ident(c)).collect::<Vec<_>>().join(", ");
-    let marks = (1..=values.len()).map(|i| format!("?{i}")).collect::<Vec<_>>().join(", ");
-    let target = t.pk.iter().map(|&i| quote_ident(&t.columns[i])).collect::<Vec<_>>().join(", ");
-    let set: Vec<String> = t
-        .columns
-        .iter()
-        .enumerate()
-        .filter(|(i, _)| !t.is_pk(*i))
-        .map(|(_, c)| format!("{0} = excluded.{0}", quote_ident(c)))
-        .collect();
-    let action = if set.is_empty() { "NOTHING".to_string() } else { format!("UPDATE SET {}", set.join(", ")) };
-    let sql = format!(
-        "INSERT INTO {} ({cols}) VALUES ({marks}) ON CONFLICT ({target}) DO {action}",
-        quote_ident(&t.name)
-    );
-    conn.prepare_cached(&sql)?.execute(params_from_iter(values.iter()))?;
+    let sql = t.sql.upsert.get_or_init(|| {
+        let cols = t.columns.iter().map(|c| quote_ident(c)).collect::<Vec<_>>().join(", ");
+        let marks = (1..=t.columns.len()).map(|i| format!("?{i}")).collect::<Vec<_>>().join(", ");
+        let target = t.pk.iter().map(|&i| quote_ident(&t.columns[i])).collect::<Vec<_>>().join(", ");
+        let set: Vec<String> = t
+            .columns
+            .iter()
+            .enumerate()
+            .filter(|(i, _)| !t.is_pk(*i))
+            .map(|(_, c)| format!("{0} = excluded.{0}", quote_ident(c)))
+            .collect();
+        let action = if set.is_empty() { "NOTHING".to_string() } else { format!("UPDATE SET {}", set.join(", ")) };
+        format!("INSERT INTO {} ({cols}) VALUES ({marks}) ON CONFLICT ({target}) DO {action}", quote_ident(&t.name))
+    });
+    conn.prepare_cached(sql)?.execute(params_from_iter(values.iter()))?;
     Ok(())
 }
 
@@ -66,8 +67,8 @@ pub fn update(conn: &Connection, t: &Table, key: &[Value], cols: &[(usize, Value
 }
 
 pub fn delete(conn: &Connection, t: &Table, key: &[Value]) -> rusqlite::Result<()> {
-    let sql = format!("DELETE FROM {} WHERE {}", quote_ident(&t.name), key_cond(t, 1));
-    conn.prepare_cached(&sql)?.execute(params_from_iter(key.iter()))?;
+    let sql = t.sql.delete.get_or_init(|| format!("DELETE FROM {} WHERE {}", quote_ident(&t.name), key_cond(t, 1)));
+    conn.prepare_cached(sql)?.execute(params_from_iter(key.iter()))?;
     Ok(())
 }
 

@@ -77,6 +77,7 @@ CREATE TABLE IF NOT EXISTS sync_meta(
   record_id TEXT NOT NULL,
   live INTEGER,
   alive INTEGER NOT NULL,
+  cw INTEGER,
   cols TEXT NOT NULL,
   PRIMARY KEY(tbl, record_id)
 ) WITHOUT ROWID;

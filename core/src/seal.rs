@@ -27,6 +27,7 @@ pub fn seal(conn: &Connection) -> Result<i64> {
     if last <= upto {
         return Ok(0);
     }
+    conn.set_prepared_statement_cache_capacity(64);
     crate::tx::write(conn, |conn| {
         let last: i64 = conn.query_row("SELECT ifnull(max(id), 0) FROM sync_log", [], |r| r.get(0))?;
         let tables = Tables::load(conn)?;
@@ -67,7 +68,8 @@ pub fn seal(conn: &Connection) -> Result<i64> {
 
 fn stage_row(conn: &Connection, t: &Table, id: i64) -> Result<Option<(Vec<Value>, Vec<Value>)>> {
     let n = t.columns.len();
-    let mut stmt = conn.prepare_cached(&format!("SELECT * FROM {} WHERE log_id = ?1", stage_table(t.id)))?;
+    let sql = t.sql.stage.get_or_init(|| format!("SELECT * FROM {} WHERE log_id = ?1", stage_table(t.id)));
+    let mut stmt = conn.prepare_cached(sql)?;
     let mut rows = stmt.query([id])?;
     let Some(r) = rows.next()? else { return Ok(None) };
     let new = (0..n).map(|i| r.get_ref(1 + i).map(Value::from_ref)).collect::<rusqlite::Result<_>>()?;
@@ -92,6 +94,9 @@ fn seal_row(
         "INSERT" | "UPDATE" => {
             let Some((new, old)) = stage_row(conn, t, id)? else { return Ok(false) };
             let key = key_of(if op == "INSERT" { &new } else { &old });
+            if op == "UPDATE" && !key.iter().zip(key_of(&new)).all(|(a, b)| a.sql_is(&b)) {
+                return Ok(false); // a key change: the trigger also logged it as DELETE + INSERT
+            }
             if key.iter().any(Value::is_null) {
                 return Ok(false); // a NULL key identifies no row (see README, Limits)
             }

@@ -38,6 +38,8 @@ impl Strategy {
 
 #[derive(Debug)]
 pub struct Table {
+    /// SQL text built once per table (see `rows.rs`).
+    pub sql: SqlCache,
     pub id: i64,
     pub name: String,
     /// Captured columns, in the order the stage table and triggers use.
@@ -45,6 +47,15 @@ pub struct Table {
     /// Indexes into `columns` of the primary key, in key order.
     pub pk: Vec<usize>,
     pub strategy: Strategy,
+}
+
+/// Statements on a tracked table, built on first use.
+#[derive(Debug, Default)]
+pub struct SqlCache {
+    pub read: std::cell::OnceCell<String>,
+    pub upsert: std::cell::OnceCell<String>,
+    pub delete: std::cell::OnceCell<String>,
+    pub stage: std::cell::OnceCell<String>,
 }
 
 impl Table {
@@ -151,6 +162,7 @@ impl Tables {
             let columns: String = r.get(3)?;
             let pk: String = r.get(4)?;
             let t = Table {
+                sql: SqlCache::default(),
                 id: r.get(0)?,
                 name: name.clone(),
                 columns: serde_json::from_str(&columns)?,

@@ -86,7 +86,7 @@ pub fn track(conn: &Connection, name: &str, strategy: Option<&str>) -> Result<i6
                 conn.last_insert_rowid()
             }
         };
-        let table = Table { id, name: shape.name.clone(), columns, pk, strategy };
+        let table = Table { sql: Default::default(), id, name: shape.name.clone(), columns, pk, strategy };
         remove_capture(conn, id)?;
         install_capture(conn, &table, &shape, &device)?;
         let logged = log_existing_rows(conn, &table, &device)?;
@@ -186,13 +186,14 @@ fn trigger_sql(t: &Table, shape: &Shape, device: &str) -> Vec<String> {
             image("NEW")
         ),
         format!(
-            "CREATE TRIGGER {} AFTER UPDATE ON {tq} WHEN {same_key} BEGIN {} INSERT INTO {stage} VALUES (last_insert_rowid(), {}, {}); END",
+            "CREATE TRIGGER {} AFTER UPDATE ON {tq} BEGIN {} INSERT INTO {stage} VALUES (last_insert_rowid(), {}, {}); END",
             quote_ident(&format!("{pre}upd")),
             log("UPDATE", key("OLD")),
             image("NEW"),
             image("OLD")
         ),
-        // An UPDATE that changes the primary key is a DELETE of the old key and an INSERT of the new.
+        // An UPDATE that changes the primary key is a DELETE of the old key and an INSERT of the
+        // new; the plain UPDATE row logged alongside it is dropped when sealing.
         format!(
             "CREATE TRIGGER {} AFTER UPDATE ON {tq} WHEN NOT ({same_key}) BEGIN {} {} INSERT INTO {stage}(log_id, {ncols}) VALUES (last_insert_rowid(), {}); END",
             quote_ident(&format!("{pre}updk")),

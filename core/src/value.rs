@@ -45,6 +45,15 @@ impl Value {
         }
     }
 
+    /// SQL's `a IS b` under BINARY collation (1 IS 1.0; -0.0 IS 0.0), as the triggers compare keys.
+    pub fn sql_is(&self, other: &Value) -> bool {
+        match (self, other) {
+            (Value::Integer(a), Value::Real(b)) | (Value::Real(b), Value::Integer(a)) => (*a as f64) == *b,
+            (Value::Real(a), Value::Real(b)) => a == b,
+            _ => self == other,
+        }
+    }
+
     pub fn is_null(&self) -> bool {
         matches!(self, Value::Null)
     }

@@ -1,0 +1,190 @@
+//! `make bench`: capture, export/apply and lookup costs of peersync against plain SQLite.
+//!
+//! Every figure is measured in this run, on the same machine and SQLite, next to the plain
+//! SQLite figure it is compared with. Pass a number to scale the row counts (default 100000).
+use rusqlite::{params, Connection};
+use std::path::{Path, PathBuf};
+use std::time::Instant;
+
+fn dir() -> PathBuf {
+    let d = std::env::temp_dir().join(format!("peersync-bench-{}", std::process::id()));
+    std::fs::create_dir_all(&d).unwrap();
+    d
+}
+
+fn open(path: &Path) -> Connection {
+    for suffix in ["", "-wal", "-shm"] {
+        let _ = std::fs::remove_file(format!("{}{suffix}", path.display()));
+    }
+    let c = Connection::open(path).unwrap();
+    c.execute_batch("PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;").unwrap();
+    if let Ok(kb) = std::env::var("BENCH_CACHE_KB") {
+        c.execute_batch(&format!("PRAGMA cache_size=-{kb}")).unwrap();
+    }
+    peersync_core::register_functions(&c).unwrap();
+    c
+}
+
+const TABLE: &str = "CREATE TABLE loans(id TEXT PRIMARY KEY, borrower TEXT, amount INTEGER, rate REAL, doc BLOB)";
+
+fn key(i: usize) -> String {
+    format!("{:08x}-{:04x}-loan", (i as u64).wrapping_mul(2654435761) % 4294967296, i % 65536)
+}
+
+fn setup(path: &Path, tracked: bool) -> Connection {
+    let c = open(path);
+    c.execute_batch(TABLE).unwrap();
+    if tracked {
+        c.query_row("SELECT sync_init()", [], |_| Ok(())).unwrap();
+        c.query_row("SELECT sync_track('loans')", [], |_| Ok(())).unwrap();
+    }
+    c
+}
+
+fn secs(f: impl FnOnce()) -> f64 {
+    let t = Instant::now();
+    f();
+    t.elapsed().as_secs_f64()
+}
+
+/// INSERT, UPDATE, DELETE of `n` single rows, in one transaction or in autocommit mode.
+fn workload(c: &Connection, n: usize, one_tx: bool) -> [f64; 3] {
+    let begin = |c: &Connection| if one_tx { c.execute_batch("BEGIN").unwrap() };
+    let commit = |c: &Connection| if one_tx { c.execute_batch("COMMIT").unwrap() };
+    let ins = secs(|| {
+        begin(c);
+        let mut s = c.prepare("INSERT INTO loans VALUES (?1, ?2, ?3, ?4, ?5)").unwrap();
+        for i in 0..n {
+            s.execute(params![key(i), format!("borrower {i}"), i as i64 * 100, 3.5 + i as f64 / 1000.0, &[1u8, 2, 3, 4][..]]).unwrap();
+        }
+        commit(c);
+    });
+    let upd = secs(|| {
+        begin(c);
+        let mut s = c.prepare("UPDATE loans SET amount = ?2 WHERE id = ?1").unwrap();
+        for i in 0..n {
+            s.execute(params![key(i), i as i64 * 7]).unwrap();
+        }
+        commit(c);
+    });
+    let del = secs(|| {
+        begin(c);
+        let mut s = c.prepare("DELETE FROM loans WHERE id = ?1").unwrap();
+        for i in 0..n {
+            s.execute(params![key(i)]).unwrap();
+        }
+        commit(c);
+    });
+    [ins, upd, del]
+}
+
+fn capture(d: &Path, n: usize) {
+    println!("\n== Capture: {n} single-row writes, plain table vs tracked table ==");
+    println!("{:<12} {:<10} {:>10} {:>10} {:>8}", "mode", "op", "plain s", "tracked s", "ratio");
+    for (mode, one_tx, count) in [("one tx", true, n), ("autocommit", false, n)] {
+        // best of 3 for the in-transaction runs (short), one run for autocommit
+        let runs = if one_tx { 3 } else { 1 };
+        let mut best_p = [f64::MAX; 3];
+        let mut best_t = [f64::MAX; 3];
+        for _ in 0..runs {
+            let p = workload(&setup(&d.join("plain.db"), false), count, one_tx);
+            let t = workload(&setup(&d.join("tracked.db"), true), count, one_tx);
+            for k in 0..3 {
+                best_p[k] = best_p[k].min(p[k]);
+                best_t[k] = best_t[k].min(t[k]);
+            }
+        }
+        for (k, op) in ["INSERT", "UPDATE", "DELETE"].iter().enumerate() {
+            println!("{:<12} {:<10} {:>10.3} {:>10.3} {:>7.2}x", mode, op, best_p[k], best_t[k], best_t[k] / best_p[k]);
+        }
+        let (p, t): (f64, f64) = (best_p.iter().sum(), best_t.iter().sum());
+        println!("{:<12} {:<10} {:>10.3} {:>10.3} {:>7.2}x", mode, "all", p, t, t / p);
+    }
+}
+
+fn fill(c: &Connection, n: usize, offset: usize) {
+    c.execute_batch("BEGIN").unwrap();
+    let mut s = c.prepare("INSERT INTO loans VALUES (?1, ?2, ?3, ?4, ?5)").unwrap();
+    for i in offset..offset + n {
+        s.execute(params![key(i), format!("borrower {i}"), i as i64 * 100, 3.5 + i as f64 / 1000.0, &[1u8, 2, 3, 4][..]]).unwrap();
+    }
+    c.execute_batch("COMMIT").unwrap();
+}
+
+/// Seal + export on A, apply on B, of `n` inserted rows; against a plain bulk insert.
+fn exchange(d: &Path, n: usize) -> f64 {
+    let plain = secs(|| fill(&setup(&d.join("plain.db"), false), n, 0));
+    let a = setup(&d.join("a.db"), true);
+    let b = setup(&d.join("b.db"), true);
+    fill(&a, n, 0);
+    let seal = secs(|| {
+        a.query_row("SELECT sync_seal()", [], |_| Ok(())).unwrap();
+    });
+    // Page by page, as peers do: export a page from A (to JSON text), apply it on B.
+    let (mut export, mut apply) = (0.0, 0.0);
+    let mut since = peersync_core::vector(&b).unwrap();
+    loop {
+        let mut text = String::new();
+        let mut more = false;
+        export += secs(|| {
+            let batch = peersync_core::changes(&a, &since, 10_000).unwrap();
+            more = batch.has_more;
+            text = serde_json::to_string(&batch).unwrap();
+        });
+        apply += secs(|| {
+            let batch = peersync_core::parse_batch(&text).unwrap();
+            since = peersync_core::apply(&b, &batch).unwrap().vector;
+        });
+        if !more {
+            break;
+        }
+    }
+    let rows: i64 = b.query_row("SELECT count(*) FROM loans", [], |r| r.get(0)).unwrap();
+    assert_eq!(rows as usize, n, "apply lost rows");
+    let total = seal + export + apply;
+    println!(
+        "{:>9} {:>10.3} {:>8.3} {:>8.3} {:>8.3} {:>8.3} {:>7.2}x {:>12.0}",
+        n, plain, seal, export, apply, total, total / plain, n as f64 / total
+    );
+    total / plain
+}
+
+/// sync_changes for 10 new changes on a log of `n` entries.
+fn lookup(d: &Path, n: usize) {
+    let a = setup(&d.join("big.db"), true);
+    let t = secs(|| {
+        fill(&a, n, 0);
+        a.query_row("SELECT sync_seal()", [], |_| Ok(())).unwrap();
+    });
+    let since: String = a.query_row("SELECT sync_vector()", [], |r| r.get(0)).unwrap();
+    fill(&a, 10, n);
+    a.query_row("SELECT sync_seal()", [], |_| Ok(())).unwrap();
+    let mut best = f64::MAX;
+    for _ in 0..5 {
+        best = best.min(secs(|| {
+            let b: String = a.query_row("SELECT sync_changes(?1)", [&since], |r| r.get(0)).unwrap();
+            assert_eq!(serde_json::from_str::<serde_json::Value>(&b).unwrap()["changes"].as_array().unwrap().len(), 10);
+        }));
+    }
+    println!("log of {n} entries (built in {t:.1} s): sync_changes for the 10 newest = {:.2} ms", best * 1e3);
+}
+
+fn main() {
+    let n: usize = std::env::args().nth(1).and_then(|s| s.parse().ok()).unwrap_or(100_000);
+    let only = std::env::args().nth(2).unwrap_or_default();
+    let d = dir();
+    println!("peersync bench (SQLite {}, WAL, synchronous=NORMAL; best of 3 where noted)", rusqlite::version());
+    if only == "exchange" {
+        exchange(&d, n);
+        return;
+    }
+    capture(&d, n);
+    println!("\n== Export + apply: A seals and exports, B applies; vs plain bulk insert of the same rows ==");
+    println!("{:>9} {:>10} {:>8} {:>8} {:>8} {:>8} {:>8} {:>12}", "changes", "plain s", "seal s", "export s", "apply s", "total s", "ratio", "changes/s");
+    for k in [n / 10, n] {
+        exchange(&d, k);
+    }
+    println!("\n== sync_changes on a large log ==");
+    lookup(&d, n * 10);
+    let _ = std::fs::remove_dir_all(&d);
+}
