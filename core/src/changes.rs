@@ -60,30 +60,60 @@ pub fn changes(conn: &Connection, since: &Vector, limit: i64) -> Result<Batch> {
         return Err(Error::invalid(format!("sync_changes: limit must be between 1 and {MAX_LIMIT}")));
     }
     let device = crate::schema::device_id(conn)?;
+    conn.set_prepared_statement_cache_capacity(64);
     crate::seal::seal(conn)?;
     let ours = crate::vector(conn)?;
+    // Fetch a few more than asked: a relayed origin's run must end where that origin signed.
+    let mut fetch = limit;
+    let (page, has_more) = loop {
+        let ids = lacking_ids(conn, &ours, since, fetch + 1)?;
+        let more = ids.len() as i64 > fetch;
+        let entries = read_entries(conn, &ids[..ids.len().min(fetch as usize)])?;
+        match signed_cut(conn, &device, &entries, limit as usize)? {
+            Some(cut) => break (entries.into_iter().take(cut).collect::<Vec<_>>(), more || cut < ids.len()),
+            None if !more || fetch >= MAX_LIMIT => break (entries, more),
+            None => fetch = (fetch * 2).min(MAX_LIMIT),
+        }
+    };
+    let mut signatures = Vec::new();
+    let mut last: BTreeMap<&str, i64> = BTreeMap::new();
+    for e in &page {
+        last.insert(&e.device_id, e.version);
+    }
+    for (dev, v) in last {
+        if let Some(s) = crate::sign::stored(conn, dev, v)? {
+            signatures.push(s);
+        }
+    }
+    Ok(Batch { format: FORMAT, device_id: device, changes: page, has_more, vector: ours, signatures })
+}
+
+/// Log ids of the changes the holder of `since` lacks, in log order, at most `n`.
+fn lacking_ids(conn: &Connection, ours: &Vector, since: &Vector, n: i64) -> Result<Vec<i64>> {
     let mut ids: Vec<i64> = Vec::new();
     let mut stmt = conn.prepare_cached(
         "SELECT id FROM sync_log WHERE device_id = ?1 AND version > ?2 ORDER BY version LIMIT ?3",
     )?;
-    for (dev, &have) in &ours {
+    for (dev, &have) in ours {
         let theirs = since.get(dev).copied().unwrap_or(0);
         if have > theirs {
-            let found = stmt.query_map(params![dev, theirs, limit + 1], |r| r.get::<_, i64>(0))?;
-            for id in found {
+            for id in stmt.query_map(params![dev, theirs, n], |r| r.get::<_, i64>(0))? {
                 ids.push(id?);
             }
         }
     }
     ids.sort_unstable();
-    let has_more = ids.len() as i64 > limit;
-    ids.truncate(limit as usize);
+    ids.truncate(n as usize);
+    Ok(ids)
+}
+
+fn read_entries(conn: &Connection, ids: &[i64]) -> Result<Vec<Entry>> {
     let mut get = conn.prepare_cached(
         "SELECT table_name, record_id, operation, change_data, device_id, version, timestamp, bases, resolution, hash FROM sync_log WHERE id = ?1",
     )?;
-    let mut changes = Vec::with_capacity(ids.len());
-    for id in ids {
-        changes.push(get.query_row([id], |r| {
+    let mut out = Vec::with_capacity(ids.len());
+    for &id in ids {
+        out.push(get.query_row([id], |r| {
             Ok(Entry {
                 table_name: r.get(0)?,
                 record_id: r.get(1)?,
@@ -98,5 +128,45 @@ pub fn changes(conn: &Connection, since: &Vector, limit: i64) -> Result<Batch> {
             })
         })?);
     }
-    Ok(Batch { format: FORMAT, device_id: device, changes, has_more, vector: ours, signatures: Vec::new() })
+    Ok(out)
+}
+
+/// Where to end a page of `entries` so that every relayed origin whose signatures this
+/// database keeps ends on a signed version (the receiver checks that signature). The
+/// largest such prefix up to `limit`, else the smallest beyond it; None if there is none.
+/// This device's own changes are signed when sent, so they can end anywhere.
+fn signed_cut(conn: &Connection, me: &str, entries: &[Entry], limit: usize) -> Result<Option<usize>> {
+    let mut keeps_sigs: BTreeMap<&str, bool> = BTreeMap::new();
+    let mut open: BTreeMap<&str, bool> = BTreeMap::new(); // origin -> its last version so far is unsigned
+    let mut within = None; // largest valid cut <= limit
+    for (k, e) in entries.iter().enumerate() {
+        let dev = e.device_id.as_str();
+        if dev != me {
+            let keeps = match keeps_sigs.get(dev) {
+                Some(&b) => b,
+                None => {
+                    let b: bool = conn
+                        .prepare_cached("SELECT EXISTS(SELECT 1 FROM sync_signatures WHERE device_id = ?1)")?
+                        .query_row([dev], |r| r.get(0))?;
+                    keeps_sigs.insert(dev, b);
+                    b
+                }
+            };
+            if keeps {
+                let signed = crate::sign::stored(conn, dev, e.version)?.is_some();
+                open.insert(dev, !signed);
+            }
+        }
+        if !open.values().any(|&unsigned| unsigned) {
+            if k < limit {
+                within = Some(k + 1);
+            } else if within.is_none() {
+                return Ok(Some(k + 1));
+            }
+        }
+        if k + 1 >= limit && within.is_some() {
+            break;
+        }
+    }
+    Ok(if entries.is_empty() { Some(0) } else { within })
 }
