@@ -135,6 +135,23 @@ def test_update_of_primary_key_is_delete_plus_insert(db):
     assert decode_row(rows[4][2]) == {"a": "y", "b": 2, "v": "val2"}
 
 
+def test_write_after_primary_key_change_is_sealed(db):
+    """Core bug: an UPDATE that changes the key also logs an UPDATE row that sealing drops; at the log's tail its
+    id is reused by the next write, which is then never sealed or exported."""
+    db.execute("create table t(id text primary key, v)")
+    db.execute("select sync_track('t')")
+    db.execute("insert into t values ('a', 1)")
+    db.execute("update t set id = 'b'")
+    db.execute("select sync_seal()")
+    db.execute("insert into t values ('c', 3)")
+    assert one(db, "select sync_seal()") == 1
+    assert one(db, "select count(*) from sync_log where version is null") == 0
+    batch = json.loads(one(db, "select sync_changes('{}')"))
+    assert [(c["operation"], c["record_id"]) for c in batch["changes"]] == [
+        ("INSERT", "'a'"), ("DELETE", "'a'"), ("INSERT", "'b'"), ("INSERT", "'c'")
+    ]
+
+
 def test_noop_update_logs_nothing_after_sealing(db):
     db.execute("create table t(id text primary key, v, w)")
     db.execute("select sync_track('t')")
@@ -198,8 +215,10 @@ def test_insert_or_ignore_leaves_no_delete(db):
     assert [(o, r) for o, r, _ in log(db)] == [("INSERT", "'u1'")]
     db.execute("insert into u values ('u3', 'c@x')")
     db.execute("select sync_seal()")
-    assert [(o, r) for o, r, _ in log(db)] == [("INSERT", "'u1'"), ("INSERT", "'u3'")], \
+    assert [(o, r) for o, r, _ in log(db)] == [("INSERT", "'u1'"), ("INSERT", "'u3'")]
+    assert one(db, "select count(*) from sync_log where version is null") == 0, \
         "a write after an ignored INSERT must be sealed (core bug: log id reuse)"
+    assert decode_row(log(db)[-1][2]) == {"id": "u3", "email": "c@x"}
 
 
 def test_strategy_is_stored(db):
