@@ -125,7 +125,7 @@ pub fn record(
             }
         };
         conn.prepare_cached(
-            "INSERT INTO sync_conflicts(table_name, record_id, local_data, remote_data, local_version, remote_version, local_device_id, remote_device_id, status, resolution, resolved_at, columns, kind, local_change, remote_change) VALUES (?1,?2,?3,?4,?5,?6,?7,?8,?9,?10, CASE WHEN ?11 THEN strftime('%Y-%m-%dT%H:%M:%fZ','now') END, ?12, ?13, ?14, ?15)",
+            "INSERT INTO sync_conflicts(table_name, record_id, local_data, remote_data, local_version, remote_version, local_device_id, remote_device_id, status, resolution, resolved_at, columns, open_columns, kind, local_change, remote_change) VALUES (?1,?2,?3,?4,?5,?6,?7,?8,?9,?10, CASE WHEN ?11 THEN strftime('%Y-%m-%dT%H:%M:%fZ','now') END, ?12, ?12, ?13, ?14, ?15)",
         )?
         .execute(params![
             t.name,
@@ -176,7 +176,7 @@ pub fn record_constraint(
         None => None,
     };
     conn.execute(
-        "INSERT INTO sync_conflicts(table_name, record_id, local_data, remote_data, local_version, remote_version, local_device_id, remote_device_id, status, resolution, columns, kind, local_change, remote_change) VALUES (?1,?2,?3,?4,?5,?6,?7,?8,'pending',?9,?10,'constraint',?11,?12)",
+        "INSERT INTO sync_conflicts(table_name, record_id, local_data, remote_data, local_version, remote_version, local_device_id, remote_device_id, status, resolution, columns, open_columns, kind, local_change, remote_change) VALUES (?1,?2,?3,?4,?5,?6,?7,?8,'pending',?9,?10,?10,'constraint',?11,?12)",
         params![
             t.name,
             rid,
@@ -209,8 +209,9 @@ fn slot_json(v: &SlotVal) -> serde_json::Value {
     }
 }
 
-/// Closes pending conflicts on `slot` of the record whose both sides are in `base`: a
-/// resolution made elsewhere has arrived. Returns how many it closed.
+/// Closes, on pending conflicts of the record whose both sides are in `base`, the slot
+/// `slot`: a resolution made elsewhere has arrived. A conflict over several columns closes
+/// when each of them has been. Returns how many conflicts it closed.
 pub fn close_matching(
     conn: &Connection,
     t: &Table,
@@ -220,27 +221,39 @@ pub fn close_matching(
     by: &str,
 ) -> Result<usize> {
     let mut stmt = conn.prepare_cached(
-        "SELECT id, kind, columns, local_change, remote_change FROM sync_conflicts WHERE status = 'pending' AND table_name = ?1 AND record_id = ?2",
+        "SELECT id, kind, open_columns, local_change, remote_change FROM sync_conflicts WHERE status = 'pending' AND table_name = ?1 AND record_id = ?2",
     )?;
     let rows: Vec<(i64, String, String, Option<i64>, Option<i64>)> = stmt
         .query_map(params![t.name, rid], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?)))?
         .collect::<rusqlite::Result<_>>()?;
     let mut closed = 0;
-    for (id, kind, cols, local, remote) in rows {
-        let on_slot = match slot {
-            Slot::Live => kind == "delete",
-            Slot::Col(c) => {
-                let cols: Vec<String> = serde_json::from_str(&cols)?;
-                cols.iter().any(|n| *n == t.columns[c])
-            }
-        } || kind == "constraint";
+    for (id, kind, open, local, remote) in rows {
         let sides = local.is_none_or(|l| base.contains(&l)) && remote.is_some_and(|r| base.contains(&r));
-        if on_slot && sides {
+        if !sides {
+            continue;
+        }
+        let mut open: Vec<String> = serde_json::from_str(&open)?;
+        let now_closed = match (kind.as_str(), slot) {
+            ("delete", Slot::Live) | ("constraint", _) => true,
+            ("update", Slot::Col(c)) => {
+                let before = open.len();
+                open.retain(|n| *n != t.columns[c]);
+                if open.len() == before {
+                    continue;
+                }
+                open.is_empty()
+            }
+            _ => continue,
+        };
+        if now_closed {
             conn.prepare_cached(
-                "UPDATE sync_conflicts SET status = 'resolved', resolution = ?2, resolved_at = strftime('%Y-%m-%dT%H:%M:%fZ','now') WHERE id = ?1",
+                "UPDATE sync_conflicts SET status = 'resolved', open_columns = '[]', resolution = ?2, resolved_at = strftime('%Y-%m-%dT%H:%M:%fZ','now') WHERE id = ?1",
             )?
             .execute(params![id, serde_json::json!({ "closed_by": by }).to_string()])?;
             closed += 1;
+        } else {
+            conn.prepare_cached("UPDATE sync_conflicts SET open_columns = ?2 WHERE id = ?1")?
+                .execute(params![id, serde_json::to_string(&open)?])?;
         }
     }
     Ok(closed)
@@ -254,6 +267,8 @@ pub struct Conflict {
     pub record_id: String,
     pub kind: String,
     pub columns: Vec<String>,
+    /// Columns not yet settled by a resolution received from another device.
+    pub open_columns: Vec<String>,
     pub local_data: serde_json::Value,
     pub remote_data: serde_json::Value,
     pub local_device_id: Option<String>,
@@ -270,7 +285,7 @@ pub struct Conflict {
     pub remote_change: Option<i64>,
 }
 
-const SELECT: &str = "SELECT id, table_name, record_id, kind, columns, local_data, remote_data, local_device_id, local_version, remote_device_id, remote_version, status, resolution, created_at, resolved_at, local_change, remote_change FROM sync_conflicts";
+const SELECT: &str = "SELECT id, table_name, record_id, kind, columns, open_columns, local_data, remote_data, local_device_id, local_version, remote_device_id, remote_version, status, resolution, created_at, resolved_at, local_change, remote_change FROM sync_conflicts";
 
 fn from_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<Conflict> {
     let json = |s: Option<String>| s.and_then(|s| serde_json::from_str(&s).ok()).unwrap_or(serde_json::Value::Null);
@@ -280,18 +295,19 @@ fn from_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<Conflict> {
         record_id: r.get(2)?,
         kind: r.get(3)?,
         columns: serde_json::from_str(&r.get::<_, String>(4)?).unwrap_or_default(),
-        local_data: json(r.get(5)?),
-        remote_data: json(r.get(6)?),
-        local_device_id: r.get(7)?,
-        local_version: r.get(8)?,
-        remote_device_id: r.get(9)?,
-        remote_version: r.get(10)?,
-        status: r.get(11)?,
-        resolution: json(r.get(12)?),
-        created_at: r.get(13)?,
-        resolved_at: r.get(14)?,
-        local_change: r.get(15)?,
-        remote_change: r.get(16)?,
+        open_columns: serde_json::from_str(&r.get::<_, String>(5)?).unwrap_or_default(),
+        local_data: json(r.get(6)?),
+        remote_data: json(r.get(7)?),
+        local_device_id: r.get(8)?,
+        local_version: r.get(9)?,
+        remote_device_id: r.get(10)?,
+        remote_version: r.get(11)?,
+        status: r.get(12)?,
+        resolution: json(r.get(13)?),
+        created_at: r.get(14)?,
+        resolved_at: r.get(15)?,
+        local_change: r.get(16)?,
+        remote_change: r.get(17)?,
     })
 }
 

@@ -88,7 +88,8 @@ pub fn resolve(conn: &Connection, id: i64, choice: Choice) -> Result<String> {
                 // column conflicts, and changes refused by a constraint
                 let cur = current()?;
                 let remote = c.remote_data.as_object().cloned().unwrap_or_default();
-                for name in &c.columns {
+                let cols = if c.kind == "update" { &c.open_columns } else { &c.columns };
+                for name in cols {
                     let Some(ci) = t.column_index(name) else { continue };
                     if t.is_pk(ci) {
                         continue;

@@ -57,6 +57,7 @@ CREATE TABLE IF NOT EXISTS sync_conflicts(
   created_at TEXT NOT NULL DEFAULT (strftime('%Y-%m-%dT%H:%M:%fZ','now')),
   resolved_at TEXT,
   columns TEXT NOT NULL DEFAULT '[]',
+  open_columns TEXT NOT NULL DEFAULT '[]',
   kind TEXT NOT NULL DEFAULT 'update',
   local_change INTEGER,
   remote_change INTEGER
