@@ -17,6 +17,7 @@ use crate::table::{Table, Tables};
 use crate::track::stage_table;
 use crate::value::{parse_literals, record_id, Value};
 use rusqlite::{params, Connection};
+use std::collections::HashMap;
 
 const CHUNK: i64 = 2000;
 
@@ -43,9 +44,21 @@ pub fn seal(conn: &Connection) -> Result<i64> {
                 .query_map(params![from, last, CHUNK], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?)))?
                 .collect::<rusqlite::Result<_>>()?;
             let Some(end) = rows.last().map(|r| r.0) else { break };
+            let mut staged: HashMap<i64, (Vec<Value>, Vec<Value>)> = HashMap::new();
+            let mut names: Vec<&str> = rows.iter().map(|r| r.1.as_str()).collect();
+            names.sort_unstable();
+            names.dedup();
+            for n in names {
+                if let Some(t) = tables.get(n) {
+                    load_stage(conn, t, from, end, &mut staged)?;
+                }
+            }
             for (id, table, rid, op, wall) in rows {
                 let done = match tables.get(&table) {
-                    Some(t) => seal_row(conn, &mut local, &mut writers, t, id, rid.as_deref(), &op, wall)?,
+                    Some(t) => {
+                        let stage = staged.remove(&id);
+                        seal_row(conn, &mut local, &mut writers, t, id, rid.as_deref(), &op, wall, stage)?
+                    }
                     None => false,
                 };
                 if done {
@@ -66,15 +79,18 @@ pub fn seal(conn: &Connection) -> Result<i64> {
     })
 }
 
-fn stage_row(conn: &Connection, t: &Table, id: i64) -> Result<Option<(Vec<Value>, Vec<Value>)>> {
+/// Loads the stage rows of `t` for log ids in (from, end].
+fn load_stage(conn: &Connection, t: &Table, from: i64, end: i64, out: &mut HashMap<i64, (Vec<Value>, Vec<Value>)>) -> Result<()> {
     let n = t.columns.len();
-    let sql = t.sql.stage.get_or_init(|| format!("SELECT * FROM {} WHERE log_id = ?1", stage_table(t.id)));
+    let sql = t.sql.stage.get_or_init(|| format!("SELECT * FROM {} WHERE log_id > ?1 AND log_id <= ?2", stage_table(t.id)));
     let mut stmt = conn.prepare_cached(sql)?;
-    let mut rows = stmt.query([id])?;
-    let Some(r) = rows.next()? else { return Ok(None) };
-    let new = (0..n).map(|i| r.get_ref(1 + i).map(Value::from_ref)).collect::<rusqlite::Result<_>>()?;
-    let old = (0..n).map(|i| r.get_ref(1 + n + i).map(Value::from_ref)).collect::<rusqlite::Result<_>>()?;
-    Ok(Some((new, old)))
+    let mut rows = stmt.query(params![from, end])?;
+    while let Some(r) = rows.next()? {
+        let new = (0..n).map(|i| r.get_ref(1 + i).map(Value::from_ref)).collect::<rusqlite::Result<_>>()?;
+        let old = (0..n).map(|i| r.get_ref(1 + n + i).map(Value::from_ref)).collect::<rusqlite::Result<_>>()?;
+        out.insert(r.get(0)?, (new, old));
+    }
+    Ok(())
 }
 
 /// Seals one captured row; false when it changes nothing and is to be dropped.
@@ -88,11 +104,12 @@ fn seal_row(
     rid: Option<&str>,
     op: &str,
     wall: Option<i64>,
+    stage: Option<(Vec<Value>, Vec<Value>)>,
 ) -> Result<bool> {
     let key_of = |vals: &[Value]| t.pk.iter().map(|&i| vals[i].clone()).collect::<Vec<_>>();
     let (rid, change, mut slots) = match op {
         "INSERT" | "UPDATE" => {
-            let Some((new, old)) = stage_row(conn, t, id)? else { return Ok(false) };
+            let Some((new, old)) = stage else { return Ok(false) };
             let key = key_of(if op == "INSERT" { &new } else { &old });
             if op == "UPDATE" && !key.iter().zip(key_of(&new)).all(|(a, b)| a.sql_is(&b)) {
                 return Ok(false); // a key change: the trigger also logged it as DELETE + INSERT
