@@ -12,10 +12,6 @@ fn dir() -> PathBuf {
     d
 }
 
-fn open(path: &Path) -> Connection {
-    open_with(path, "NORMAL")
-}
-
 fn open_with(path: &Path, synchronous: &str) -> Connection {
     for suffix in ["", "-wal", "-shm"] {
         let _ = std::fs::remove_file(format!("{}{suffix}", path.display()));
