@@ -1,0 +1,148 @@
+//! The command line: every command and its options (clap derive), and dispatch to the files that run them.
+mod inspect;
+mod run;
+mod setup;
+
+use clap::{Args, Parser, Subcommand};
+use std::path::PathBuf;
+
+#[derive(Parser)]
+#[command(name = "peersync", version, about = "Keeps SQLite databases in sync, peer to peer, over HTTP with signed requests.")]
+#[command(after_help = "Pair two devices:\n  a$ peersync init --db app.db --name laptop\n  b$ peersync init --db app.db --name phone\n  a$ peersync trust --db app.db <phone-id> <phone-public-key> --name phone\n  b$ peersync trust --db app.db <laptop-id> <laptop-public-key> --name laptop\n  a$ peersync serve --db app.db --listen 127.0.0.1:8080 --peer http://127.0.0.2:8080")]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Args, Clone)]
+pub struct DbArg {
+    /// The app's SQLite database file.
+    #[arg(long, env = "PEERSYNC_DB", value_name = "PATH")]
+    pub db: PathBuf,
+}
+
+#[derive(Args, Clone)]
+pub struct KeyArg {
+    /// This device's private key (PKCS#8 PEM, mode 0600). Default: ~/.config/peersync/<device id>.pem
+    /// (or $PEERSYNC_KEY_DIR/<device id>.pem, $XDG_CONFIG_HOME/peersync/<device id>.pem).
+    #[arg(long, env = "PEERSYNC_KEY", value_name = "FILE")]
+    pub key: Option<PathBuf>,
+}
+
+#[derive(Subcommand)]
+pub enum Command {
+    /// Set up sync in a database: sync tables, device id, key pair. Prints what the other device needs to trust this one.
+    Init {
+        #[command(flatten)]
+        db: DbArg,
+        /// A name for this device (shown to the other devices).
+        #[arg(long)]
+        name: String,
+        #[command(flatten)]
+        key: KeyArg,
+    },
+    /// Print this device's id and public key (what `peersync trust` needs on the other device).
+    Id {
+        #[command(flatten)]
+        db: DbArg,
+    },
+    /// Authorize another device: its changes and requests are accepted from now on.
+    Trust {
+        #[command(flatten)]
+        db: DbArg,
+        /// The other device's id (from `peersync id` there).
+        device_id: String,
+        /// The other device's public key (64 hex characters, from `peersync id` there).
+        public_key: String,
+        /// A name for it.
+        #[arg(long)]
+        name: Option<String>,
+        /// Only accept its requests from this address (e.g. its Tailscale IP).
+        #[arg(long, value_name = "IP")]
+        tailscale_ip: Option<String>,
+    },
+    /// Withdraw a device's authorization: its requests and its changes (also relayed) are refused.
+    Revoke {
+        #[command(flatten)]
+        db: DbArg,
+        device_id: String,
+    },
+    /// List the devices this database knows.
+    Devices {
+        #[command(flatten)]
+        db: DbArg,
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Start syncing a table (installs capture triggers; existing rows sync too).
+    Track {
+        #[command(flatten)]
+        db: DbArg,
+        table: String,
+        /// How conflicts are settled: timestamp_wins (default), manual, local_wins, remote_wins.
+        #[arg(long)]
+        strategy: Option<String>,
+    },
+    /// Serve peers over HTTP and sync with the given peers on a timer and after local writes.
+    Serve(run::ServeArgs),
+    /// Sync once with one peer (push what it lacks, pull what we lack), with a progress bar on a terminal.
+    Sync(run::SyncArgs),
+    /// Show this database's sync status: device, tables, log, conflicts, peers.
+    Status {
+        #[command(flatten)]
+        db: DbArg,
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// List, show and resolve conflicts.
+    Conflicts {
+        #[command(flatten)]
+        db: DbArg,
+        #[command(subcommand)]
+        action: Option<ConflictAction>,
+    },
+    /// Check every change's hash and chain in the log.
+    Verify {
+        #[command(flatten)]
+        db: DbArg,
+    },
+}
+
+#[derive(Subcommand)]
+pub enum ConflictAction {
+    /// List conflicts (pending ones unless --all or --status).
+    List {
+        /// pending, resolved or ignored.
+        #[arg(long)]
+        status: Option<String>,
+        #[arg(long)]
+        all: bool,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Show one conflict with both sides' data.
+    Show { id: i64 },
+    /// Settle a pending conflict: CHOICE is local, remote, ignore, or a JSON object of column values.
+    Resolve { id: i64, choice: String },
+}
+
+/// Runs the parsed command.
+pub fn run(cli: Cli) -> anyhow::Result<()> {
+    match cli.command {
+        Command::Init { db, name, key } => setup::init(&db.db, &name, key.key.as_deref()),
+        Command::Id { db } => setup::id(&db.db),
+        Command::Trust { db, device_id, public_key, name, tailscale_ip } => {
+            setup::trust(&db.db, &device_id, &public_key, name.as_deref(), tailscale_ip.as_deref())
+        }
+        Command::Revoke { db, device_id } => setup::revoke(&db.db, &device_id),
+        Command::Devices { db, json } => setup::devices(&db.db, json),
+        Command::Track { db, table, strategy } => setup::track(&db.db, &table, strategy.as_deref()),
+        Command::Serve(a) => run::serve(a),
+        Command::Sync(a) => run::sync(a),
+        Command::Status { db, json } => inspect::status(&db.db, json),
+        Command::Conflicts { db, action } => inspect::conflicts(&db.db, action),
+        Command::Verify { db } => inspect::verify(&db.db),
+    }
+}

@@ -1,0 +1,190 @@
+//! Commands that talk to peers: serve (HTTP server + scheduled syncs) and sync (one sync with a progress bar).
+use super::{DbArg, KeyArg};
+use crate::client::{normalize_url, Client};
+use crate::db::Db;
+use crate::metrics::Metrics;
+use crate::routes::{AppState, Limits};
+use crate::scheduler::{self, Schedule};
+use crate::server::{self, ServerLimits};
+use crate::shutdown::Shutdown;
+use crate::sync::{Progress, Syncer};
+use crate::{auth, keys};
+use anyhow::{Context, Result};
+use clap::Args;
+use ed25519_dalek::SigningKey;
+use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
+use std::io::IsTerminal;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+fn secs(s: &str) -> Result<Duration, String> {
+    let v: f64 = s.parse().map_err(|_| format!("\"{s}\" is not a number of seconds"))?;
+    if !(0.0..=1e7).contains(&v) {
+        return Err(format!("{v} seconds is out of range"));
+    }
+    Ok(Duration::from_secs_f64(v))
+}
+
+#[derive(Args)]
+pub struct ServeArgs {
+    #[command(flatten)]
+    db: DbArg,
+    #[command(flatten)]
+    key: KeyArg,
+    /// Address to serve peers on (a Tailscale address such as 100.x.y.z:8080 on a tailnet).
+    #[arg(long, default_value = "127.0.0.1:8080", value_name = "ADDR")]
+    listen: String,
+    /// A peer to sync with (http://HOST:PORT); repeat for several.
+    #[arg(long = "peer", value_name = "URL")]
+    peers: Vec<String>,
+    /// Sync with every peer at least this often, in seconds (also soon after local writes).
+    #[arg(long, default_value = "300", value_parser = secs, value_name = "SECS")]
+    interval: Duration,
+    /// Changes per page: one request and one short write transaction each.
+    #[arg(long, default_value_t = 500)]
+    page: i64,
+    /// Largest request (and reply) body accepted, in bytes; larger gets 413.
+    #[arg(long, default_value_t = 64 << 20, value_name = "BYTES")]
+    max_body: usize,
+    /// A client must send its request headers within this many seconds.
+    #[arg(long, default_value = "10", value_parser = secs, value_name = "SECS")]
+    header_timeout: Duration,
+    /// A client must send its whole body within this many seconds (408 otherwise).
+    #[arg(long, default_value = "60", value_parser = secs, value_name = "SECS")]
+    body_timeout: Duration,
+    /// Most connections served at once; more wait in the listen backlog.
+    #[arg(long, default_value_t = 64)]
+    max_connections: usize,
+    /// How often to look for local writes, in seconds.
+    #[arg(long, default_value = "0.5", value_parser = secs, value_name = "SECS")]
+    poll: Duration,
+    /// First retry delay after a failed sync, in seconds (doubles per failure, with jitter).
+    #[arg(long, default_value = "1", value_parser = secs, value_name = "SECS")]
+    retry_base: Duration,
+    /// Longest retry delay, in seconds.
+    #[arg(long, default_value = "300", value_parser = secs, value_name = "SECS")]
+    retry_max: Duration,
+    /// Give up on a peer's reply after this many seconds.
+    #[arg(long, default_value = "120", value_parser = secs, value_name = "SECS")]
+    request_timeout: Duration,
+}
+
+#[derive(Args)]
+pub struct SyncArgs {
+    #[command(flatten)]
+    db: DbArg,
+    #[command(flatten)]
+    key: KeyArg,
+    /// The peer to sync with (http://HOST:PORT).
+    #[arg(long, value_name = "URL")]
+    peer: String,
+    /// Changes per page.
+    #[arg(long, default_value_t = 500)]
+    page: i64,
+    /// Give up on a peer's reply after this many seconds.
+    #[arg(long, default_value = "120", value_parser = secs, value_name = "SECS")]
+    request_timeout: Duration,
+}
+
+/// Opens the database and this device's key, checked against each other.
+fn identity(db: &DbArg, key: &KeyArg) -> Result<(Db, String, SigningKey)> {
+    let db = Db::new(&db.db)?;
+    let conn = crate::db::open(db.path(), false)?;
+    let me = peersync_core::device_id(&conn)?;
+    let row = peersync_core::devices::get(&conn, &me)?.context("this device's row is missing from sync_devices")?;
+    let path = keys::resolve(key.key.as_deref(), &me)?;
+    let signing = keys::load_for(&path, row.public_key.as_deref())?;
+    Ok((db, me, signing))
+}
+
+fn runtime() -> Result<tokio::runtime::Runtime> {
+    Ok(tokio::runtime::Builder::new_multi_thread().enable_all().build()?)
+}
+
+pub fn serve(a: ServeArgs) -> Result<()> {
+    let (db, me, key) = identity(&a.db, &a.key)?;
+    let peers = a.peers.iter().map(|p| normalize_url(p)).collect::<Result<Vec<_>, _>>()?;
+    anyhow::ensure!(a.page >= 1, "--page must be at least 1");
+    let key = Arc::new(key);
+    let metrics = Arc::new(Metrics::default());
+    let rt = runtime()?;
+    rt.block_on(async move {
+        let shutdown = Shutdown::default();
+        shutdown.on_signals()?;
+        let listener = tokio::net::TcpListener::bind(&a.listen)
+            .await
+            .with_context(|| format!("cannot listen on {} (in use, or not an address of this machine?)", a.listen))?;
+        let state = Arc::new(AppState {
+            db: db.clone(),
+            device_id: me.clone(),
+            key: key.clone(),
+            metrics: metrics.clone(),
+            nonces: Mutex::new(auth::NonceCache::default()),
+            limits: Limits { max_body: a.max_body, body_timeout: a.body_timeout },
+            listen: a.listen.clone(),
+        });
+        let client = Client::new(key.clone(), me.clone(), a.max_body, a.request_timeout);
+        let syncer = Arc::new(Syncer { db, client, key, metrics, page: a.page });
+        let schedule = Schedule {
+            interval: a.interval,
+            poll: a.poll,
+            debounce: Duration::from_millis(300),
+            backoff_base: a.retry_base,
+            backoff_max: a.retry_max,
+        };
+        tracing::info!(device = %me, listen = %a.listen, peers = ?peers, "peersync serving");
+        let tasks = scheduler::start(syncer, peers, schedule, shutdown.clone());
+        let limits = ServerLimits { max_connections: a.max_connections, header_timeout: a.header_timeout, grace: Duration::from_secs(30) };
+        server::serve(listener, state, limits, shutdown.clone()).await;
+        for t in tasks {
+            let _ = t.await;
+        }
+        tracing::info!("stopped");
+        Ok(())
+    })
+}
+
+struct Bar(ProgressBar);
+
+impl Progress for Bar {
+    fn start(&self, to_send: u64, to_receive: u64) {
+        self.0.set_length(to_send + to_receive);
+        self.0.set_message(format!("{to_send} to send, {to_receive} to receive"));
+    }
+    fn sent(&self, n: u64) {
+        self.0.inc(n);
+    }
+    fn received(&self, n: u64) {
+        self.0.inc(n);
+    }
+}
+
+pub fn sync(a: SyncArgs) -> Result<()> {
+    let (db, me, key) = identity(&a.db, &a.key)?;
+    let url = normalize_url(&a.peer)?;
+    anyhow::ensure!(a.page >= 1, "--page must be at least 1");
+    let key = Arc::new(key);
+    let metrics = Arc::new(Metrics::default());
+    let client = Client::new(key.clone(), me, 64 << 20, a.request_timeout);
+    let syncer = Syncer { db, client, key, metrics, page: a.page };
+    let bar = ProgressBar::with_draw_target(Some(0), if std::io::stderr().is_terminal() {
+        ProgressDrawTarget::stderr()
+    } else {
+        ProgressDrawTarget::hidden()
+    });
+    bar.set_style(ProgressStyle::with_template("{spinner} [{bar:30}] {pos}/{len} changes  {msg}")?.progress_chars("=> "));
+    let bar = Bar(bar);
+    let rt = runtime()?;
+    let report = rt.block_on(async {
+        let shutdown = Shutdown::default();
+        shutdown.on_signals()?;
+        syncer.sync(&url, &shutdown, &bar).await.map_err(anyhow::Error::from)
+    });
+    bar.0.finish_and_clear();
+    let r = report.with_context(|| format!("sync with {url} failed"))?;
+    println!(
+        "synced with {} ({}): sent {}, received {}, conflicts {}",
+        url, r.peer_device, r.sent, r.received, r.conflicts
+    );
+    Ok(())
+}

@@ -1,0 +1,89 @@
+//! The sidecar's one error type: what went wrong at its boundary (HTTP, keys, peers), and its HTTP status.
+use hyper::StatusCode;
+use peersync_core::Error as CoreError;
+
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// An error from the engine (bad batch, hash mismatch, revoked origin, database).
+    #[error("{0}")]
+    Core(#[from] CoreError),
+    #[error("database: {0}")]
+    Sqlite(#[from] rusqlite::Error),
+    /// The request is not signed well enough to say who sent it (401).
+    #[error("{0}")]
+    Unauthenticated(String),
+    /// The sender is known but may not do this (403).
+    #[error("{0}")]
+    Forbidden(String),
+    #[error("{0}")]
+    BadRequest(String),
+    #[error("{0}")]
+    NotFound(String),
+    #[error("{0}")]
+    MethodNotAllowed(String),
+    #[error("request body is larger than {0} bytes; send smaller batches (a lower page size)")]
+    TooLarge(usize),
+    #[error("{0}")]
+    Timeout(String),
+    /// The private key file is missing, unreadable, too open, or does not match the database.
+    #[error("{0}")]
+    Key(String),
+    /// A peer answered with an error status.
+    #[error("peer {url} answered {status}: {message}")]
+    Peer { url: String, status: u16, message: String },
+    /// A peer could not be reached (connection refused, reset, timed out).
+    #[error("peer {url} is unreachable: {message}")]
+    Unreachable { url: String, message: String },
+    #[error("{0}")]
+    Io(#[from] std::io::Error),
+    #[error("malformed JSON: {0}")]
+    Json(#[from] serde_json::Error),
+    #[error("internal error: {0}")]
+    Internal(String),
+    #[error("shutting down")]
+    ShuttingDown,
+}
+
+impl Error {
+    /// The HTTP status this error is answered with.
+    pub fn status(&self) -> StatusCode {
+        match self {
+            Error::Core(CoreError::Invalid(_) | CoreError::Json(_)) => StatusCode::BAD_REQUEST,
+            Error::Core(CoreError::Integrity(_)) => StatusCode::UNPROCESSABLE_ENTITY,
+            Error::Core(CoreError::Unauthorized(_)) => StatusCode::FORBIDDEN,
+            Error::Core(CoreError::NotInitialised) => StatusCode::SERVICE_UNAVAILABLE,
+            Error::Core(CoreError::Sqlite(e)) | Error::Sqlite(e) if is_busy(e) => StatusCode::SERVICE_UNAVAILABLE,
+            Error::Unauthenticated(_) => StatusCode::UNAUTHORIZED,
+            Error::Forbidden(_) => StatusCode::FORBIDDEN,
+            Error::BadRequest(_) | Error::Json(_) => StatusCode::BAD_REQUEST,
+            Error::NotFound(_) => StatusCode::NOT_FOUND,
+            Error::MethodNotAllowed(_) => StatusCode::METHOD_NOT_ALLOWED,
+            Error::TooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
+            Error::Timeout(_) => StatusCode::REQUEST_TIMEOUT,
+            Error::ShuttingDown => StatusCode::SERVICE_UNAVAILABLE,
+            _ => StatusCode::INTERNAL_SERVER_ERROR,
+        }
+    }
+
+    /// A short label for metrics and logs.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Error::Core(CoreError::Integrity(_)) => "integrity",
+            Error::Core(CoreError::Unauthorized(_)) | Error::Forbidden(_) => "forbidden",
+            Error::Unauthenticated(_) => "unauthenticated",
+            Error::Peer { .. } => "peer",
+            Error::Unreachable { .. } => "unreachable",
+            Error::TooLarge(_) => "too_large",
+            Error::Timeout(_) => "timeout",
+            Error::Core(CoreError::Invalid(_) | CoreError::Json(_)) | Error::BadRequest(_) | Error::Json(_) => "bad_request",
+            Error::NotFound(_) | Error::MethodNotAllowed(_) => "not_found",
+            _ => "internal",
+        }
+    }
+}
+
+fn is_busy(e: &rusqlite::Error) -> bool {
+    matches!(e.sqlite_error_code(), Some(rusqlite::ErrorCode::DatabaseBusy | rusqlite::ErrorCode::DatabaseLocked))
+}
+
+pub type Result<T> = std::result::Result<T, Error>;

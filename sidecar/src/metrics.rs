@@ -1,0 +1,96 @@
+//! Counters the sidecar keeps (changes sent/received, conflicts, errors, last sync per peer) and their Prometheus text form.
+use std::collections::BTreeMap;
+use std::fmt::Write as _;
+use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
+use std::sync::Mutex;
+
+#[derive(Default, Clone)]
+pub struct PeerStats {
+    pub device_id: Option<String>,
+    pub last_success: Option<i64>,
+    pub last_attempt: Option<i64>,
+    pub last_error: Option<String>,
+    pub failures: u64,
+}
+
+#[derive(Default)]
+pub struct Metrics {
+    pub changes_sent: AtomicU64,
+    pub changes_received: AtomicU64,
+    pub conflicts: AtomicU64,
+    pub syncs: AtomicU64,
+    pub requests: AtomicU64,
+    errors: Mutex<BTreeMap<&'static str, u64>>,
+    peers: Mutex<BTreeMap<String, PeerStats>>,
+}
+
+fn esc(s: &str) -> String {
+    s.replace('\\', "\\\\").replace('"', "\\\"").replace('\n', "\\n")
+}
+
+impl Metrics {
+    pub fn add(counter: &AtomicU64, n: u64) {
+        counter.fetch_add(n, Relaxed);
+    }
+
+    pub fn error(&self, kind: &'static str) {
+        *self.errors.lock().unwrap().entry(kind).or_default() += 1;
+    }
+
+    pub fn peer_ok(&self, url: &str, device_id: &str, at: i64) {
+        let mut peers = self.peers.lock().unwrap();
+        let p = peers.entry(url.to_string()).or_default();
+        p.device_id = Some(device_id.to_string());
+        p.last_success = Some(at);
+        p.last_attempt = Some(at);
+        p.last_error = None;
+        p.failures = 0;
+    }
+
+    pub fn peer_failed(&self, url: &str, at: i64, error: String) {
+        let mut peers = self.peers.lock().unwrap();
+        let p = peers.entry(url.to_string()).or_default();
+        p.last_attempt = Some(at);
+        p.last_error = Some(error);
+        p.failures += 1;
+    }
+
+    pub fn peers(&self) -> BTreeMap<String, PeerStats> {
+        self.peers.lock().unwrap().clone()
+    }
+
+    /// Prometheus text exposition (version 0.0.4).
+    pub fn render(&self, conflicts_pending: i64, nonces: usize) -> String {
+        let mut o = String::new();
+        let mut counter = |name: &str, help: &str, v: u64| {
+            let _ = writeln!(o, "# HELP {name} {help}\n# TYPE {name} counter\n{name} {v}");
+        };
+        counter("peersync_changes_sent_total", "Changes peers accepted from this device.", self.changes_sent.load(Relaxed));
+        counter("peersync_changes_received_total", "Changes this device accepted from peers.", self.changes_received.load(Relaxed));
+        counter("peersync_conflicts_total", "Conflicts detected while applying changes.", self.conflicts.load(Relaxed));
+        counter("peersync_syncs_total", "Completed syncs with peers.", self.syncs.load(Relaxed));
+        counter("peersync_http_requests_total", "HTTP requests served.", self.requests.load(Relaxed));
+        let _ = writeln!(o, "# HELP peersync_errors_total Errors, by kind.\n# TYPE peersync_errors_total counter");
+        let errors = self.errors.lock().unwrap();
+        if errors.is_empty() {
+            let _ = writeln!(o, "peersync_errors_total{{kind=\"none\"}} 0");
+        }
+        for (k, v) in errors.iter() {
+            let _ = writeln!(o, "peersync_errors_total{{kind=\"{k}\"}} {v}");
+        }
+        let _ = writeln!(o, "# HELP peersync_conflicts_pending Conflicts waiting for a decision.\n# TYPE peersync_conflicts_pending gauge\npeersync_conflicts_pending {conflicts_pending}");
+        let _ = writeln!(o, "# HELP peersync_nonces_cached Request nonces remembered against replay.\n# TYPE peersync_nonces_cached gauge\npeersync_nonces_cached {nonces}");
+        let peers = self.peers.lock().unwrap();
+        let _ = writeln!(o, "# HELP peersync_last_sync_timestamp_seconds When the last successful sync with a peer ended.\n# TYPE peersync_last_sync_timestamp_seconds gauge");
+        for (url, p) in peers.iter() {
+            if let Some(t) = p.last_success {
+                let _ = writeln!(o, "peersync_last_sync_timestamp_seconds{{peer=\"{}\"}} {t}", esc(url));
+            }
+        }
+        let _ = writeln!(o, "# HELP peersync_peer_consecutive_failures Failed sync attempts with a peer since its last success.\n# TYPE peersync_peer_consecutive_failures gauge");
+        for (url, p) in peers.iter() {
+            let _ = writeln!(o, "peersync_peer_consecutive_failures{{peer=\"{}\"}} {}", esc(url), p.failures);
+        }
+        o
+    }
+}

@@ -1,0 +1,167 @@
+//! The HTTP API: shared state, routing, authentication gate, body reading (size cap, timeout), JSON replies and errors.
+mod conflicts;
+mod info;
+mod sync;
+
+use crate::auth::{self, Caller, KnownDevice, NonceCache};
+use crate::db::Db;
+use crate::error::{Error, Result};
+use crate::metrics::Metrics;
+use bytes::Bytes;
+use ed25519_dalek::SigningKey;
+use http_body_util::{BodyExt, Full, Limited};
+use hyper::body::Incoming;
+use hyper::{Method, Request, Response, StatusCode};
+use std::net::SocketAddr;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+pub type Reply = Response<Full<Bytes>>;
+
+/// Limits on what one request may take.
+#[derive(Clone, Debug)]
+pub struct Limits {
+    pub max_body: usize,
+    pub body_timeout: Duration,
+}
+
+pub struct AppState {
+    pub db: Db,
+    pub device_id: String,
+    pub key: Arc<SigningKey>,
+    pub metrics: Arc<Metrics>,
+    pub nonces: Mutex<NonceCache>,
+    pub limits: Limits,
+    pub listen: String,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq)]
+enum Route {
+    Health,
+    Metrics,
+    Status,
+    Push,
+    Pull,
+    Conflicts,
+    Conflict(i64),
+    Resolve(i64),
+}
+
+fn route(method: &Method, path: &str) -> Result<Route> {
+    let segs: Vec<&str> = path.trim_end_matches('/').split('/').skip(1).collect();
+    let id = |s: &str| s.parse::<i64>().map_err(|_| Error::NotFound(format!("no conflict \"{s}\": ids are integers")));
+    let (want, r) = match segs.as_slice() {
+        ["health"] => (Method::GET, Route::Health),
+        ["metrics"] => (Method::GET, Route::Metrics),
+        ["status"] => (Method::GET, Route::Status),
+        ["sync", "push"] => (Method::POST, Route::Push),
+        ["sync", "pull"] => (Method::POST, Route::Pull),
+        ["conflicts"] => (Method::GET, Route::Conflicts),
+        ["conflicts", n] => (Method::GET, Route::Conflict(id(n)?)),
+        ["conflicts", n, "resolve"] => (Method::POST, Route::Resolve(id(n)?)),
+        _ => return Err(Error::NotFound(format!("no such endpoint: {path}"))),
+    };
+    if *method != want {
+        return Err(Error::MethodNotAllowed(format!("{path} takes {want}, not {method}")));
+    }
+    Ok(r)
+}
+
+pub fn json(status: StatusCode, v: &serde_json::Value) -> Reply {
+    Response::builder()
+        .status(status)
+        .header(hyper::header::CONTENT_TYPE, "application/json")
+        .body(Full::new(Bytes::from(v.to_string())))
+        .expect("valid response")
+}
+
+pub fn error_reply(e: &Error) -> Reply {
+    let status = e.status();
+    let mut r = json(status, &serde_json::json!({ "error": e.to_string() }));
+    if matches!(status, StatusCode::PAYLOAD_TOO_LARGE | StatusCode::REQUEST_TIMEOUT) {
+        r.headers_mut().insert(hyper::header::CONNECTION, "close".parse().unwrap());
+    }
+    r
+}
+
+/// Serves one request; never fails (errors become JSON replies).
+pub async fn handle(state: Arc<AppState>, peer: SocketAddr, req: Request<Incoming>) -> Reply {
+    let started = Instant::now();
+    let (method, path) = (req.method().clone(), req.uri().path().to_string());
+    Metrics::add(&state.metrics.requests, 1);
+    let reply = match dispatch(&state, peer, req).await {
+        Ok(r) => r,
+        Err(e) => {
+            state.metrics.error(e.kind());
+            if e.status().is_server_error() {
+                tracing::error!(%peer, %method, %path, error = %e, "request failed");
+            } else {
+                tracing::warn!(%peer, %method, %path, status = e.status().as_u16(), error = %e, "request refused");
+            }
+            error_reply(&e)
+        }
+    };
+    tracing::debug!(%peer, %method, %path, status = reply.status().as_u16(), ms = started.elapsed().as_millis() as u64, "served");
+    reply
+}
+
+async fn dispatch(state: &Arc<AppState>, peer: SocketAddr, req: Request<Incoming>) -> Result<Reply> {
+    let (parts, body) = req.into_parts();
+    let r = route(&parts.method, parts.uri.path())?;
+    if r == Route::Health {
+        return Ok(json(StatusCode::OK, &serde_json::json!({ "ok": true })));
+    }
+    let allow_local = matches!(r, Route::Metrics | Route::Status);
+    let db = state.db.clone();
+    let verified = auth::verify_headers(&parts, peer, allow_local, &state.nonces, |id| async move {
+        db.run(move |c| {
+            Ok(peersync_core::devices::get(c, &id)?.map(|d| KnownDevice {
+                public_key: d.public_key,
+                authorized: d.is_authorized,
+                tailscale_ip: d.tailscale_ip,
+            }))
+        })
+        .await
+    })
+    .await?;
+    let body = read_body(body, &parts.headers, &state.limits).await?;
+    verified.check_body(&body)?;
+    let caller = verified.caller;
+    match r {
+        Route::Health => unreachable!(),
+        Route::Metrics => info::metrics(state).await,
+        Route::Status => info::status(state).await,
+        Route::Push => sync::push(state, device(&caller)?, body).await,
+        Route::Pull => sync::pull(state, device(&caller)?, body).await,
+        Route::Conflicts => conflicts::list(state, parts.uri.query()).await,
+        Route::Conflict(id) => conflicts::show(state, id).await,
+        Route::Resolve(id) => {
+            device(&caller)?;
+            conflicts::resolve(state, id, body).await
+        }
+    }
+}
+
+fn device(c: &Caller) -> Result<String> {
+    match c {
+        Caller::Device(d) => Ok(d.clone()),
+        Caller::LocalMonitor => Err(Error::Unauthenticated("this endpoint needs a signed request".into())),
+    }
+}
+
+/// Reads the whole body, refusing more than `max_body` bytes (413) or a sender slower than
+/// `body_timeout` (408).
+async fn read_body(body: Incoming, headers: &hyper::HeaderMap, limits: &Limits) -> Result<Bytes> {
+    let declared = headers.get(hyper::header::CONTENT_LENGTH).and_then(|v| v.to_str().ok()).and_then(|v| v.parse::<u64>().ok());
+    if declared.is_some_and(|n| n > limits.max_body as u64) {
+        return Err(Error::TooLarge(limits.max_body));
+    }
+    let collected = tokio::time::timeout(limits.body_timeout, Limited::new(body, limits.max_body).collect())
+        .await
+        .map_err(|_| Error::Timeout(format!("the request body did not arrive within {} s", limits.body_timeout.as_secs())))?;
+    match collected {
+        Ok(c) => Ok(c.to_bytes()),
+        Err(e) if e.is::<http_body_util::LengthLimitError>() => Err(Error::TooLarge(limits.max_body)),
+        Err(e) => Err(Error::BadRequest(format!("could not read the request body: {e}"))),
+    }
+}

@@ -1,0 +1,65 @@
+//! POST /sync/push (apply a peer's batch) and POST /sync/pull (serve a page of what a peer lacks).
+use super::{json, AppState, Reply};
+use crate::error::{Error, Result};
+use crate::metrics::Metrics;
+use bytes::Bytes;
+use hyper::StatusCode;
+use peersync_core::changes::{DEFAULT_LIMIT, MAX_LIMIT};
+use std::sync::Arc;
+
+pub async fn push(state: &Arc<AppState>, caller: String, body: Bytes) -> Result<Reply> {
+    let text = std::str::from_utf8(&body).map_err(|_| Error::BadRequest("the batch is not UTF-8 JSON".into()))?;
+    let batch = peersync_core::parse_batch(text)?;
+    if batch.device_id != caller {
+        return Err(Error::Forbidden(format!(
+            "the batch says it comes from device {} but the request is signed by {caller}",
+            batch.device_id
+        )));
+    }
+    let n = batch.changes.len();
+    let applied = state.db.run(move |c| Ok(peersync_core::apply(c, &batch)?)).await?;
+    Metrics::add(&state.metrics.changes_received, applied.accepted as u64);
+    Metrics::add(&state.metrics.conflicts, applied.conflicts.len() as u64);
+    if n > 0 {
+        tracing::info!(from = %caller, changes = n, accepted = applied.accepted, duplicates = applied.duplicates, conflicts = applied.conflicts.len(), "push applied");
+    }
+    let mut v = serde_json::to_value(&applied)?;
+    v["device_id"] = state.device_id.clone().into();
+    Ok(json(StatusCode::OK, &v))
+}
+
+pub async fn pull(state: &Arc<AppState>, caller: String, body: Bytes) -> Result<Reply> {
+    let req: serde_json::Value = serde_json::from_slice(&body)
+        .map_err(|e| Error::BadRequest(format!("the pull body must be JSON {{\"since\": vector, \"limit\": n}}: {e}")))?;
+    let since = req.get("since").cloned().unwrap_or(serde_json::json!({}));
+    let since = peersync_core::changes::parse_vector("pull", &since.to_string())?;
+    let limit = match req.get("limit") {
+        None | Some(serde_json::Value::Null) => DEFAULT_LIMIT,
+        Some(v) => v.as_i64().filter(|n| (1..=MAX_LIMIT).contains(n)).ok_or_else(|| {
+            Error::BadRequest(format!("pull: limit must be an integer between 1 and {MAX_LIMIT}"))
+        })?,
+    };
+    let max = state.limits.max_body;
+    let mut limit = limit;
+    loop {
+        let (key, who, since) = (state.key.clone(), caller.clone(), since.clone());
+        let batch = state
+            .db
+            .run(move |c| {
+                crate::sync::note_vector(c, &who, &since)?;
+                crate::outbox::outgoing(c, &key, &since, limit)
+            })
+            .await?;
+        let out = serde_json::to_vec(&batch)?;
+        if out.len() > max && batch.changes.len() > 1 {
+            limit = (batch.changes.len() as i64 / 2).max(1);
+            continue;
+        }
+        Metrics::add(&state.metrics.changes_sent, batch.changes.len() as u64);
+        return Ok(hyper::Response::builder()
+            .status(StatusCode::OK)
+            .header(hyper::header::CONTENT_TYPE, "application/json")
+            .body(http_body_util::Full::new(Bytes::from(out)))
+            .expect("valid response"));
+    }
+}

@@ -1,0 +1,111 @@
+//! When to sync: every --interval, soon after local writes (PRAGMA data_version polling), with backoff per unreachable peer.
+use crate::backoff::Backoff;
+use crate::error::Error;
+use crate::shutdown::Shutdown;
+use crate::sync::Syncer;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::sync::watch;
+use tokio::task::JoinHandle;
+
+#[derive(Clone, Debug)]
+pub struct Schedule {
+    /// Sync with every peer this often even when nothing was written here.
+    pub interval: Duration,
+    /// How often to look for local writes.
+    pub poll: Duration,
+    /// Wait this long after a write before syncing, to catch the writes that follow it.
+    pub debounce: Duration,
+    pub backoff_base: Duration,
+    pub backoff_max: Duration,
+}
+
+/// Starts the write watcher and one sync loop per peer.
+pub fn start(syncer: Arc<Syncer>, peers: Vec<String>, s: Schedule, shutdown: Shutdown) -> Vec<JoinHandle<()>> {
+    let (tx, rx) = watch::channel(0u64);
+    let mut tasks = Vec::new();
+    let (path, sd, poll) = (syncer.db.path().to_path_buf(), shutdown.clone(), s.poll);
+    tasks.push(tokio::task::spawn_blocking(move || watch_writes(path, poll, tx, sd)));
+    for url in peers {
+        tasks.push(tokio::spawn(peer_loop(syncer.clone(), url, s.clone(), rx.clone(), shutdown.clone())));
+    }
+    tasks
+}
+
+async fn peer_loop(syncer: Arc<Syncer>, url: String, s: Schedule, mut writes: watch::Receiver<u64>, stop: Shutdown) {
+    let mut backoff = Backoff::new(s.backoff_base, s.backoff_max);
+    let mut wait = Duration::ZERO;
+    loop {
+        let retrying = backoff.failures() > 0;
+        let by_write = tokio::select! {
+            _ = tokio::time::sleep(wait) => false,
+            r = writes.changed(), if !retrying => r.is_ok(),
+            _ = stop.wait() => return,
+        };
+        if by_write {
+            tokio::select! {
+                _ = tokio::time::sleep(s.debounce) => {}
+                _ = stop.wait() => return,
+            }
+            writes.borrow_and_update();
+        }
+        let now = crate::auth::now_secs();
+        match syncer.sync(&url, &stop, &()).await {
+            Ok(r) => {
+                backoff.reset();
+                wait = s.interval;
+                syncer.metrics.peer_ok(&url, &r.peer_device, crate::auth::now_secs());
+                if r.sent + r.received > 0 || r.conflicts > 0 {
+                    tracing::info!(peer = %url, device = %r.peer_device, sent = r.sent, received = r.received, conflicts = r.conflicts, "synced");
+                } else {
+                    tracing::debug!(peer = %url, "in sync");
+                }
+            }
+            Err(Error::ShuttingDown) => return,
+            Err(e) => {
+                wait = backoff.next_delay();
+                syncer.metrics.error(e.kind());
+                syncer.metrics.peer_failed(&url, now, e.to_string());
+                tracing::warn!(peer = %url, error = %e, retry_in_ms = wait.as_millis() as u64, failures = backoff.failures(), "sync failed");
+            }
+        }
+        if stop.is_triggered() {
+            return;
+        }
+    }
+}
+
+/// Polls `PRAGMA data_version` on its own connection; when another connection committed
+/// and the log grew or holds unsealed writes, wakes the peer loops.
+fn watch_writes(path: PathBuf, poll: Duration, tx: watch::Sender<u64>, stop: Shutdown) {
+    let conn = match crate::db::open(&path, false) {
+        Ok(c) => c,
+        Err(e) => {
+            tracing::error!(error = %e, "cannot watch the database for writes; syncing on the interval only");
+            return;
+        }
+    };
+    let probe = |c: &rusqlite::Connection| -> rusqlite::Result<(i64, (i64, bool))> {
+        let dv: i64 = c.query_row("PRAGMA data_version", [], |r| r.get(0))?;
+        let tail: (i64, bool) = c
+            .query_row("SELECT id, version IS NULL FROM sync_log ORDER BY id DESC LIMIT 1", [], |r| Ok((r.get(0)?, r.get(1)?)))
+            .or_else(|e| if matches!(e, rusqlite::Error::QueryReturnedNoRows) { Ok((0, false)) } else { Err(e) })?;
+        Ok((dv, tail))
+    };
+    let Ok((mut version, mut tail)) = probe(&conn) else { return };
+    while !stop.is_triggered() {
+        std::thread::sleep(poll);
+        let Ok(dv) = conn.query_row("PRAGMA data_version", [], |r| r.get::<_, i64>(0)) else { continue };
+        if dv == version {
+            continue;
+        }
+        version = dv;
+        let Ok((_, now)) = probe(&conn) else { continue };
+        if now != tail && (now.0 != tail.0 || now.1) {
+            tracing::debug!(log_tail = now.0, unsealed = now.1, "database changed; syncing soon");
+            tx.send_modify(|n| *n += 1);
+        }
+        tail = now;
+    }
+}

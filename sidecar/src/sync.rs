@@ -1,0 +1,141 @@
+//! One sync with one peer: say hello (vectors), push what it lacks, then pull what we lack, a page per request and per transaction.
+use crate::client::Client;
+use crate::db::Db;
+use crate::error::{Error, Result};
+use crate::metrics::Metrics;
+use crate::outbox;
+use crate::shutdown::Shutdown;
+use ed25519_dalek::SigningKey;
+use peersync_core::Vector;
+use std::sync::Arc;
+
+/// Where a sync is, for a progress bar.
+pub trait Progress: Send + Sync {
+    fn start(&self, _to_send: u64, _to_receive: u64) {}
+    fn sent(&self, _n: u64) {}
+    fn received(&self, _n: u64) {}
+}
+impl Progress for () {}
+
+#[derive(Debug, Default)]
+pub struct Report {
+    pub peer_device: String,
+    pub sent: i64,
+    pub received: i64,
+    pub conflicts: usize,
+}
+
+pub struct Syncer {
+    pub db: Db,
+    pub client: Client,
+    pub key: Arc<SigningKey>,
+    pub metrics: Arc<Metrics>,
+    /// Changes per page (one request, one transaction).
+    pub page: i64,
+}
+
+/// How many changes the holder of `b` lacks from the holder of `a`.
+fn missing(a: &Vector, b: &Vector) -> u64 {
+    a.iter().map(|(d, v)| (v - b.get(d).copied().unwrap_or(0)).max(0) as u64).sum()
+}
+
+impl Syncer {
+    pub async fn sync(&self, url: &str, stop: &Shutdown, progress: &dyn Progress) -> Result<Report> {
+        // Hello: an empty push tells the peer our vector; its reply tells us what it holds.
+        let hello = self.db.run(outbox::hello).await?;
+        let reply = self.client.push(url, &hello).await?;
+        let peer = reply.device_id;
+        let mut theirs = reply.vector;
+        progress.start(missing(&hello.vector, &theirs), missing(&theirs, &hello.vector));
+        let mut report = Report { peer_device: peer.clone(), ..Report::default() };
+        let mut limit = self.page;
+        let mut resent = false;
+        loop {
+            if stop.is_triggered() {
+                return Err(Error::ShuttingDown);
+            }
+            let (p, since, key) = (peer.clone(), theirs.clone(), self.key.clone());
+            let batch = self
+                .db
+                .run(move |c| {
+                    note_vector(c, &p, &since)?;
+                    outbox::outgoing(c, &key, &since, limit)
+                })
+                .await?;
+            if batch.changes.is_empty() {
+                break;
+            }
+            let reply = match self.client.push(url, &batch).await {
+                Err(Error::Peer { status: 413, .. }) if limit > 1 => {
+                    limit = (limit / 2).max(1);
+                    tracing::info!(peer = url, limit, "peer refused a page as too large; sending smaller pages");
+                    continue;
+                }
+                Err(e @ Error::Peer { status: 422, .. }) if !resent => {
+                    // The peer found a change that does not hash right: seal again and resend once.
+                    tracing::warn!(peer = url, error = %e, "peer refused a change; resealing and pushing again");
+                    resent = true;
+                    self.db.run(|c| Ok(peersync_core::seal(c)?)).await?;
+                    continue;
+                }
+                r => r?,
+            };
+            report.sent += reply.accepted;
+            report.conflicts += reply.conflicts.len();
+            Metrics::add(&self.metrics.changes_sent, reply.accepted as u64);
+            progress.sent(batch.changes.len() as u64);
+            if reply.accepted == 0 && reply.vector == theirs {
+                return Err(Error::Peer {
+                    url: url.to_string(),
+                    status: 200,
+                    message: format!("accepted nothing of a page of {} changes (deferred {})", batch.changes.len(), reply.deferred),
+                });
+            }
+            theirs = reply.vector;
+            if !batch.has_more {
+                break;
+            }
+        }
+        let (p, since) = (peer.clone(), theirs.clone());
+        self.db.run(move |c| note_vector(c, &p, &since)).await?;
+        loop {
+            if stop.is_triggered() {
+                return Err(Error::ShuttingDown);
+            }
+            let ours = self.db.run(|c| Ok(peersync_core::vector(c)?)).await?;
+            let batch = match self.client.pull(url, &ours, limit).await {
+                Err(Error::Peer { status: 413, .. }) if limit > 1 => {
+                    limit = (limit / 2).max(1);
+                    continue;
+                }
+                r => r?,
+            };
+            if batch.device_id != peer {
+                return Err(Error::Peer { url: url.to_string(), status: 200, message: "answered as another device".into() });
+            }
+            let (n, more) = (batch.changes.len() as u64, batch.has_more);
+            if n == 0 {
+                break;
+            }
+            let applied = self.db.run(move |c| Ok(peersync_core::apply(c, &batch)?)).await?;
+            report.received += applied.accepted;
+            report.conflicts += applied.conflicts.len();
+            Metrics::add(&self.metrics.changes_received, applied.accepted as u64);
+            Metrics::add(&self.metrics.conflicts, applied.conflicts.len() as u64);
+            progress.received(n);
+            if !more {
+                break;
+            }
+            if applied.accepted == 0 {
+                return Err(Error::Peer { url: url.to_string(), status: 200, message: "sent a page with nothing new".into() });
+            }
+        }
+        Metrics::add(&self.metrics.syncs, 1);
+        Ok(report)
+    }
+}
+
+/// Records what `peer` holds (core marks `is_synced` from it), in one short transaction.
+pub fn note_vector(c: &rusqlite::Connection, peer: &str, v: &Vector) -> Result<()> {
+    Ok(peersync_core::tx::write(c, |c| peersync_core::peers::note_vector(c, peer, v))?)
+}
