@@ -50,7 +50,10 @@ pub fn write_new(path: &Path, key: &SigningKey) -> Result<()> {
             fs::set_permissions(dir, fs::Permissions::from_mode(0o700))?;
         }
     }
-    let pem = key
+    // PKCS#8 v1 (RFC 8410 without the optional public key): what OpenSSL 3.0 and Python's
+    // cryptography read; v2 with the public key is refused by OpenSSL 3.0.
+    let bytes = ed25519_dalek::pkcs8::KeypairBytes { secret_key: key.to_bytes(), public_key: None };
+    let pem = bytes
         .to_pkcs8_pem(ed25519_dalek::pkcs8::spki::der::pem::LineEnding::LF)
         .map_err(|e| Error::Key(format!("cannot encode the key: {e}")))?;
     let mut f = OpenOptions::new()
