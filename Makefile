@@ -14,12 +14,13 @@ build: ext sidecar
 ext:
 	$(CARGO) build --release --manifest-path ext/Cargo.toml
 	mkdir -p dist
-	cp ext/target/release/libpeersync.so $(EXT_SO)
+	# copy then rename: a process that has the old file loaded keeps its mapping intact
+	cp ext/target/release/libpeersync.so $(EXT_SO).tmp && mv -f $(EXT_SO).tmp $(EXT_SO)
 
 sidecar:
 	$(CARGO) build --release -p peersync
 	mkdir -p dist
-	cp target/release/peersync dist/peersync
+	cp target/release/peersync dist/peersync.tmp && mv -f dist/peersync.tmp dist/peersync
 
 test: build test-rust test-sql test-python test-node
 	@echo "make test: all suites passed"

@@ -50,10 +50,31 @@ pub fn parse_batch(json: &str) -> Result<Batch> {
 }
 
 /// Applies `batch` in one transaction: all of it, or (on any error) none of it.
+///
+/// When the connection enforces foreign keys, the batch is first applied with the checks
+/// deferred to its commit: a batch is in its origin's order, in which a cascaded child
+/// change can come before its parent's. If the batch as a whole still violates a foreign
+/// key, it is applied again with immediate checks, so the offending changes become
+/// `constraint` conflicts and the rest applies.
 pub fn apply(conn: &Connection, batch: &Batch) -> Result<Applied> {
+    let fk: bool = conn.query_row("PRAGMA foreign_keys", [], |r| r.get(0))?;
+    if fk && conn.is_autocommit() {
+        match apply_once(conn, batch, true) {
+            Err(Error::Sqlite(rusqlite::Error::SqliteFailure(f, _)))
+                if f.extended_code == rusqlite::ffi::SQLITE_CONSTRAINT_FOREIGNKEY => {}
+            other => return other,
+        }
+    }
+    apply_once(conn, batch, false)
+}
+
+fn apply_once(conn: &Connection, batch: &Batch, defer_fk: bool) -> Result<Applied> {
     let me = crate::schema::device_id(conn)?;
     conn.set_prepared_statement_cache_capacity(64);
     crate::tx::write(conn, |conn| {
+        if defer_fk {
+            conn.execute_batch("PRAGMA defer_foreign_keys = ON")?;
+        }
         crate::seal::seal(conn)?;
         let tables = Tables::load(conn)?;
         crate::sign::check_batch(conn, &me, batch)?;

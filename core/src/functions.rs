@@ -18,6 +18,10 @@ fn int(i: i64) -> Out {
 pub fn arg_text(ctx: &Context<'_>, f: &str, i: usize, what: &str) -> crate::Result<String> {
     match ctx.get_raw(i) {
         ValueRef::Text(t) => Ok(String::from_utf8_lossy(t).into_owned()),
+        // readfile() and some drivers hand text over as a blob
+        ValueRef::Blob(b) if std::str::from_utf8(b).is_ok() && f != "sync_track" && f != "sync_untrack" => {
+            Ok(String::from_utf8_lossy(b).into_owned())
+        }
         other => Err(Error::invalid(format!("{f}: {what} must be text, not {}", type_name(other)))),
     }
 }

@@ -7,7 +7,7 @@ pub fn status(conn: &Connection) -> Result<Value> {
     let device = crate::schema::device_id(conn)?;
     let vector = crate::vector(conn)?;
     let mut tables = Vec::new();
-    let mut stmt = conn.prepare("SELECT name, strategy, columns FROM sync_tables WHERE active ORDER BY name")?;
+    let mut stmt = conn.prepare("SELECT name, strategy, columns FROM sync_tables WHERE active AND name IN (SELECT name FROM sqlite_master WHERE type = 'table') ORDER BY name")?;
     let mut rows = stmt.query([])?;
     while let Some(r) = rows.next()? {
         let cols: String = r.get(2)?;
