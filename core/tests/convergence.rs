@@ -121,8 +121,7 @@ impl fmt::Debug for Shown<'_> {
                 &vals[..t.cols().len()]
             ),
             Step::Update { p, t, key, set } => {
-                let s: Vec<String> =
-                    set.iter().map(|(c, v)| format!("{}={v:?}", t.cols()[c % t.cols().len()])).collect();
+                let s: Vec<String> = dedup(*t, set).iter().map(|(c, v)| format!("{c}={v:?}")).collect();
                 write!(f, "P{}: UPDATE {} SET {} WHERE key=({})", p % n, t.name(), s.join(", "), t.key_text(*key))
             }
             Step::Delete { p, t, key } => write!(f, "P{}: DELETE {} ({})", p % n, t.name(), t.key_text(*key)),
@@ -140,6 +139,13 @@ impl fmt::Debug for Shown<'_> {
             Step::Resolve { p, pick, choice } => write!(f, "P{}: sync_resolve(pending #{pick}, {choice:?})", p % n),
         }
     }
+}
+
+/// The columns an Update step sets: the first value given for each column.
+fn dedup(t: Tbl, set: &[(usize, V)]) -> Vec<(&'static str, &V)> {
+    let cols = t.cols();
+    let mut seen = BTreeSet::new();
+    set.iter().filter(|(c, _)| seen.insert(c % cols.len())).map(|(c, v)| (cols[c % cols.len()], v)).collect()
 }
 
 fn pair(from: usize, to: usize, n: usize) -> (usize, usize) {
@@ -242,7 +248,7 @@ fn offset() -> impl Strategy<Value = i64> {
         35 => Just(0i64),
         35 => (1i64..=5).prop_map(|h| -h * H),
         10 => (1i64..=3).prop_map(|h| h * H),
-        20 => (-3_000_000i64..=3_000_000),
+        20 => -3_000_000i64..=3_000_000,
     ]
 }
 
@@ -410,10 +416,7 @@ impl World {
             Step::Update { p, t, key, set } => {
                 let p = p % n;
                 let k = t.key(*key);
-                let cols = t.cols();
-                let mut seen = BTreeSet::new();
-                let set: Vec<(&str, &V)> =
-                    set.iter().filter(|(c, _)| seen.insert(c % cols.len())).map(|(c, v)| (cols[c % cols.len()], v)).collect();
+                let set = dedup(*t, set);
                 let assign = set.iter().enumerate().map(|(i, (c, _))| format!("{c} = ?{}", i + 1)).collect::<Vec<_>>().join(", ");
                 let cond = t.key_cols().iter().enumerate().map(|(i, c)| format!("{c} = ?{}", set.len() + 1 + i)).collect::<Vec<_>>().join(" AND ");
                 let mut params: Vec<&dyn rusqlite::ToSql> = set.iter().map(|(_, v)| *v as &dyn rusqlite::ToSql).collect();
@@ -488,21 +491,29 @@ impl World {
         Ok(())
     }
 
-    /// Identity of a conflict across peers: record, kind and the pair of changes.
-    fn idents(&self, p: usize, only_pending: bool) -> BTreeSet<String> {
-        self.peers[p]
-            .conflicts()
-            .into_iter()
-            .filter(|c| !only_pending || c.status == "pending")
-            .map(|c| {
-                let mut sides = vec![
-                    format!("{}:{}", c.local_device_id.clone().unwrap_or_default(), c.local_version.unwrap_or(0)),
-                    format!("{}:{}", c.remote_device_id.clone().unwrap_or_default(), c.remote_version.unwrap_or(0)),
-                ];
-                sides.sort();
-                format!("{} {} {} {:?}", c.table_name, c.record_id, c.kind, sides)
-            })
-            .collect()
+    /// The open parts of this peer's conflicts, each named across peers by record, kind, the
+    /// pair of changes and the slot (a column of an update conflict, or the whole record):
+    /// model.py closes per slot (`close_matching`).
+    fn open_parts(&self, p: usize, only_pending: bool) -> BTreeSet<String> {
+        let mut out = BTreeSet::new();
+        for c in self.peers[p].conflicts() {
+            if only_pending && c.status != "pending" {
+                continue;
+            }
+            let mut sides = vec![
+                format!("{}:{}", c.local_device_id.clone().unwrap_or_default(), c.local_version.unwrap_or(0)),
+                format!("{}:{}", c.remote_device_id.clone().unwrap_or_default(), c.remote_version.unwrap_or(0)),
+            ];
+            sides.sort();
+            let slots: Vec<String> = match (c.kind.as_str(), c.open_columns.as_array()) {
+                ("update", Some(cols)) => cols.iter().map(|v| v.as_str().unwrap_or("?").to_string()).collect(),
+                _ => vec!["*".to_string()],
+            };
+            for s in slots {
+                out.insert(format!("{} {} {} {:?} slot {s}", c.table_name, c.record_id, c.kind, sides));
+            }
+        }
+        out
     }
 
     fn end(&mut self, seed: u64) -> Res<()> {
@@ -526,7 +537,7 @@ impl World {
             self.trace.push(format!("--- end round {round}: {} resolve everything pending", chosen.iter().map(|p| format!("P{p}")).collect::<Vec<_>>().join(",")));
             let mut resolved = BTreeSet::new();
             for &p in &chosen {
-                resolved.extend(self.idents(p, true));
+                resolved.extend(self.open_parts(p, true));
                 loop {
                     let pend = self.peers[p].pending();
                     if pend.is_empty() {
@@ -558,7 +569,7 @@ impl World {
             self.quiet(&mut rng)?;
             if one {
                 for q in 0..n {
-                    let still: Vec<String> = self.idents(q, true).intersection(&resolved).cloned().collect();
+                    let still: Vec<String> = self.open_parts(q, true).intersection(&resolved).cloned().collect();
                     if !still.is_empty() {
                         return self.fail(format!(
                             "CLOSE: P{} resolved {still:?}, but after a full exchange P{q} still has it pending",
@@ -732,7 +743,7 @@ fn run_case(c: &Case) -> Res<()> {
 
 fn config() -> Config {
     let long = std::env::var("PEERSYNC_LONG").map(|v| v == "1").unwrap_or(false);
-    Config { cases: if long { 10_000 } else { 256 }, max_shrink_iters: 2_000, ..Config::default() }
+    Config { cases: if long { 10_000 } else { 256 }, max_shrink_iters: 2_000, failure_persistence: None, ..Config::default() }
 }
 
 fn property(mode: Mode) {

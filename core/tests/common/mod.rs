@@ -244,12 +244,19 @@ impl Peer {
     }
 
     pub fn conflicts(&self) -> Vec<ConflictRow> {
+        // `open_columns` (the columns of a pending conflict not yet resolved elsewhere) is the
+        // engine's addition; without it every column of a pending conflict is open.
+        let has_open: bool = self
+            .conn
+            .query_row("SELECT count(*) FROM pragma_table_info('sync_conflicts') WHERE name = 'open_columns'", [], |r| r.get(0))
+            .unwrap();
         let mut st = self
             .conn
-            .prepare(
+            .prepare(&format!(
                 "SELECT id, table_name, record_id, local_data, remote_data, local_version, remote_version, \
-                 local_device_id, remote_device_id, status, resolution, kind, columns FROM sync_conflicts ORDER BY id",
-            )
+                 local_device_id, remote_device_id, status, resolution, kind, columns, {} FROM sync_conflicts ORDER BY id",
+                if has_open { "open_columns" } else { "columns" }
+            ))
             .unwrap();
         let j = |s: Option<String>| s.map(|s| serde_json::from_str(&s).unwrap_or(Json::String(s))).unwrap_or(Json::Null);
         let v = st
@@ -268,6 +275,7 @@ impl Peer {
                     resolution: j(r.get(10)?),
                     kind: r.get(11)?,
                     columns: j(r.get(12)?),
+                    open_columns: j(r.get(13)?),
                 })
             })
             .unwrap()
@@ -374,6 +382,7 @@ pub struct ConflictRow {
     pub resolution: Json,
     pub kind: String,
     pub columns: Json,
+    pub open_columns: Json,
 }
 
 #[derive(Debug, Clone, PartialEq)]

@@ -1,0 +1,197 @@
+//! Owns tests of changes that violate a constraint on apply: UNIQUE, NOT NULL, CHECK, FOREIGN KEY become pending 'constraint' conflicts, nothing half-applied.
+mod common;
+
+use common::*;
+use serde_json::Value as Json;
+
+/// A and B with their own schemas for table(s) `tables`, all tracked (timestamp_wins).
+fn peers(schema_a: &str, schema_b: &str, tables: &[&str]) -> (Peer, Peer) {
+    let a = Peer::new("A", schema_a);
+    let b = Peer::new("B", schema_b);
+    for t in tables {
+        a.track(t, "timestamp_wins");
+        b.track(t, "timestamp_wins");
+    }
+    (a, b)
+}
+
+fn constraint_conflicts(res: &Json) -> Vec<Json> {
+    res["conflicts"].as_array().unwrap().iter().filter(|c| c["kind"] == "constraint").cloned().collect()
+}
+
+/// Applies what A has to B; returns the result (which must not be an error).
+fn push(a: &Peer, b: &Peer) -> Json {
+    let batch = a.changes(&b.vector(), 1000);
+    match b.apply(&batch) {
+        Ok(r) => r,
+        Err(e) => panic!("a change violating a constraint failed the whole batch: {e}"),
+    }
+}
+
+#[test]
+fn unique_violation_becomes_a_pending_constraint_conflict() {
+    let schema = "CREATE TABLE u(id TEXT PRIMARY KEY, email TEXT UNIQUE, note)";
+    let (a, b) = peers(schema, schema, &["u"]);
+    a.exec("INSERT INTO u VALUES ('1', 'x@', 'A1'); INSERT INTO u VALUES ('3', 'y@', 'A3')");
+    b.exec("INSERT INTO u VALUES ('2', 'x@', 'B2')");
+    let res = push(&a, &b);
+    assert_eq!(res["accepted"], 2, "{res}");
+    let cc = constraint_conflicts(&res);
+    assert_eq!(cc.len(), 1, "{res}");
+    assert_eq!((cc[0]["record_id"].as_str(), cc[0]["status"].as_str()), (Some("'1'"), Some("pending")), "{res}");
+    // Nothing of the refused change applied; the other change of the batch applied.
+    assert_eq!(
+        b.rows("u"),
+        vec![vec![t("2"), t("x@"), t("B2")], vec![t("3"), t("y@"), t("A3")]],
+        "B after the batch"
+    );
+    // The refused change is logged (held, relayable) and the conflict names both sides.
+    assert_eq!(b.vector_json()[&a.dev], 2);
+    assert_eq!(b.verify()["ok"], true);
+    let c = b.conflicts().into_iter().find(|c| c.kind == "constraint").unwrap();
+    assert_eq!(c.status, "pending");
+    assert_eq!(c.remote_device_id.as_deref(), Some(a.dev.as_str()));
+    assert_eq!(c.remote_version, Some(1));
+    assert!(c.remote_data.to_string().contains("A1"), "remote data {:?}", c.remote_data);
+    assert!(!c.resolution.to_string().is_empty());
+
+    // Choosing the remote side while the clash remains is refused, and changes nothing.
+    let fp = b.fingerprint();
+    let e = b.resolve(c.id, "remote").unwrap_err();
+    assert!(e.contains("sync_resolve") && e.to_lowercase().contains("constraint"), "{e}");
+    assert_unchanged(&fp, &b.fingerprint(), "refused sync_resolve");
+    assert_eq!(b.pending(), vec![c.id]);
+    // Once B frees the email, the remote side can be taken.
+    b.exec("UPDATE u SET email = 'z@' WHERE id = '2'");
+    assert_eq!(b.resolve(c.id, "remote").as_deref(), Ok("resolved"));
+    assert_eq!(b.row("u", "id='1'"), Some(vec![t("1"), t("x@"), t("A1")]));
+    assert!(b.pending().is_empty());
+}
+
+#[test]
+fn unique_violation_resolved_local_keeps_the_table() {
+    let schema = "CREATE TABLE u(id TEXT PRIMARY KEY, email TEXT UNIQUE, note)";
+    let (a, b) = peers(schema, schema, &["u"]);
+    a.exec("INSERT INTO u VALUES ('1', 'x@', 'A1')");
+    b.exec("INSERT INTO u VALUES ('2', 'x@', 'B2')");
+    let res = push(&a, &b);
+    let id = constraint_conflicts(&res)[0]["id"].as_i64().unwrap();
+    let before = b.rows("u");
+    assert_eq!(b.resolve(id, "local").as_deref(), Ok("resolved"));
+    assert_eq!(b.rows("u"), before);
+    assert!(b.pending().is_empty());
+}
+
+#[test]
+fn not_null_violation_becomes_a_constraint_conflict() {
+    let (a, b) = peers(
+        "CREATE TABLE n(id TEXT PRIMARY KEY, v)",
+        "CREATE TABLE n(id TEXT PRIMARY KEY, v NOT NULL)",
+        &["n"],
+    );
+    a.exec("INSERT INTO n VALUES ('1', NULL); INSERT INTO n VALUES ('2', 'ok')");
+    let res = push(&a, &b);
+    assert_eq!(res["accepted"], 2, "{res}");
+    let cc = constraint_conflicts(&res);
+    assert_eq!(cc.len(), 1, "{res}");
+    assert_eq!(cc[0]["record_id"], "'1'");
+    assert_eq!(b.rows("n"), vec![vec![t("2"), t("ok")]]);
+    assert_eq!(b.pending().len(), 1);
+}
+
+/// One change writing two columns, one of which breaks a CHECK: neither column changes.
+#[test]
+fn check_violation_applies_no_column_of_the_change() {
+    let (a, b) = peers(
+        "CREATE TABLE c(id TEXT PRIMARY KEY, a, b)",
+        "CREATE TABLE c(id TEXT PRIMARY KEY, a, b CHECK (b >= 0))",
+        &["c"],
+    );
+    a.exec("INSERT INTO c VALUES ('1', 'a0', 5)");
+    push(&a, &b);
+    assert_eq!(b.rows("c"), vec![vec![t("1"), t("a0"), V::Int(5)]]);
+    a.exec("UPDATE c SET a = 'a1', b = -1 WHERE id = '1'");
+    let res = push(&a, &b);
+    let cc = constraint_conflicts(&res);
+    assert_eq!(cc.len(), 1, "{res}");
+    assert_eq!(cc[0]["status"], "pending");
+    assert_eq!(b.rows("c"), vec![vec![t("1"), t("a0"), V::Int(5)]], "half-applied");
+    assert_eq!(b.verify()["ok"], true);
+}
+
+#[test]
+fn check_violation_on_insert_inserts_nothing() {
+    let (a, b) = peers(
+        "CREATE TABLE c(id TEXT PRIMARY KEY, a, b)",
+        "CREATE TABLE c(id TEXT PRIMARY KEY, a, b CHECK (b >= 0))",
+        &["c"],
+    );
+    a.exec("INSERT INTO c VALUES ('1', 'a0', -5); INSERT INTO c VALUES ('2', 'a2', 2)");
+    let res = push(&a, &b);
+    assert_eq!(constraint_conflicts(&res).len(), 1, "{res}");
+    assert_eq!(b.rows("c"), vec![vec![t("2"), t("a2"), V::Int(2)]]);
+}
+
+const FK: &str = "CREATE TABLE parent(id TEXT PRIMARY KEY, name);
+                  CREATE TABLE child(id TEXT PRIMARY KEY, pid REFERENCES parent(id))";
+
+#[test]
+fn foreign_key_violation_becomes_a_constraint_conflict() {
+    let (a, b) = peers(FK, FK, &["parent", "child"]);
+    b.exec("PRAGMA foreign_keys = ON");
+    // A does not enforce foreign keys.
+    a.exec("PRAGMA foreign_keys = OFF");
+    a.exec(
+        "INSERT INTO child VALUES ('c1', 'nope');
+         INSERT INTO parent VALUES ('p1', 'P');
+         INSERT INTO child VALUES ('c2', 'p1');",
+    );
+    let res = push(&a, &b);
+    assert_eq!(res["accepted"], 3, "{res}");
+    let cc = constraint_conflicts(&res);
+    assert_eq!(cc.len(), 1, "{res}");
+    assert_eq!((cc[0]["table_name"].as_str(), cc[0]["record_id"].as_str()), (Some("child"), Some("'c1'")));
+    assert_eq!(b.rows("child"), vec![vec![t("c2"), t("p1")]]);
+    assert_eq!(b.rows("parent"), vec![vec![t("p1"), t("P")]]);
+    assert_eq!(b.int("SELECT count(*) FROM pragma_foreign_key_check"), 0);
+}
+
+/// Deleting a parent that still has children here violates the foreign key: the delete is
+/// held as a constraint conflict and the parent stays.
+#[test]
+fn foreign_key_violating_delete_becomes_a_constraint_conflict() {
+    let (a, b) = peers(FK, FK, &["parent", "child"]);
+    b.exec("PRAGMA foreign_keys = ON");
+    a.exec("INSERT INTO parent VALUES ('p1', 'P'); INSERT INTO child VALUES ('c2', 'p1')");
+    push(&a, &b);
+    a.exec("PRAGMA foreign_keys = OFF");
+    a.exec("DELETE FROM parent WHERE id = 'p1'");
+    let res = push(&a, &b);
+    let cc = constraint_conflicts(&res);
+    assert_eq!(cc.len(), 1, "{res}");
+    assert_eq!(cc[0]["record_id"], "'p1'");
+    assert_eq!(b.rows("parent"), vec![vec![t("p1"), t("P")]]);
+    assert_eq!(b.int("SELECT count(*) FROM pragma_foreign_key_check"), 0);
+}
+
+/// A constraint conflict in the middle of a batch: the changes before and after it apply,
+/// and applying the batch again changes nothing (no second conflict).
+#[test]
+fn constraint_conflict_mid_batch_and_idempotence() {
+    let schema = "CREATE TABLE u(id TEXT PRIMARY KEY, email TEXT UNIQUE, note)";
+    let (a, b) = peers(schema, schema, &["u"]);
+    b.exec("INSERT INTO u VALUES ('b', 'x@', 'B')");
+    a.exec(
+        "INSERT INTO u VALUES ('0', 'a@', 'first');
+         INSERT INTO u VALUES ('1', 'x@', 'clash');
+         INSERT INTO u VALUES ('2', 'c@', 'last');",
+    );
+    let batch = a.changes(&b.vector(), 1000);
+    let r = b.apply(&batch).unwrap();
+    assert_eq!((r["accepted"].as_i64(), constraint_conflicts(&r).len()), (Some(3), 1), "{r}");
+    assert_eq!(b.rows("u").len(), 3);
+    let fp = b.fingerprint();
+    let r2 = b.apply(&batch).unwrap();
+    assert_eq!(r2["accepted"], 0, "{r2}");
+    assert_unchanged(&fp, &b.fingerprint(), "second apply");
+}
