@@ -94,8 +94,10 @@ enum Step {
     /// `to` applies `sync_changes(to's vector, limit)` of `from`; `dup` appends copies of the
     /// first and last entries; `twice` applies the same batch again.
     Sync { from: usize, to: usize, limit: i64, dup: bool, twice: bool },
-    /// The `back`-th latest batch delivered again, to its receiver or to peer `to`.
-    Redeliver { back: usize, to: Option<usize> },
+    /// The `back`-th latest batch delivered again, out of order, to its receiver (as in
+    /// model.py; delivering it to a peer that lacks its causal past is another test:
+    /// merge_transport.rs `change_arriving_before_its_base_from_another_origin`).
+    Redeliver { back: usize },
     /// A user resolves a pending conflict (the `pick`-th) mid-run.
     Resolve { p: usize, pick: usize, choice: Choice },
 }
@@ -132,10 +134,7 @@ impl fmt::Debug for Shown<'_> {
                 let (s, r) = pair(*from, *to, n);
                 write!(f, "sync P{s} -> P{r} limit {limit}{}{}", if *dup { " +dup entries" } else { "" }, if *twice { " applied twice" } else { "" })
             }
-            Step::Redeliver { back, to } => match to {
-                Some(to) => write!(f, "redeliver batch #-{back} to P{}", to % n),
-                None => write!(f, "redeliver batch #-{back} to its receiver"),
-            },
+            Step::Redeliver { back } => write!(f, "redeliver batch #-{back} to its receiver"),
             Step::Resolve { p, pick, choice } => write!(f, "P{}: sync_resolve(pending #{pick}, {choice:?})", p % n),
         }
     }
@@ -162,6 +161,8 @@ struct PeerCfg {
     s1: &'static str,
     s2: &'static str,
     offset_us: i64,
+    /// Rows the database already holds when its tables are tracked (e.g. a restored backup).
+    pre: Vec<(Tbl, usize, Vec<V>)>,
 }
 
 #[derive(Clone)]
@@ -176,6 +177,9 @@ impl fmt::Debug for Case {
         writeln!(f, "Case (end_seed {}):", self.end_seed)?;
         for (i, p) in self.peers.iter().enumerate() {
             writeln!(f, "  P{i}: t1 {}, t2 {}, clock offset {} s", p.s1, p.s2, p.offset_us as f64 / 1e6)?;
+            for (t, k, vals) in &p.pre {
+                writeln!(f, "      already holds {} ({}) = {:?} when tracked", t.name(), t.key_text(*k), &vals[..t.cols().len()])?;
+            }
         }
         for s in &self.steps {
             writeln!(f, "  {:?}", Shown(s, self.peers.len()))?;
@@ -212,9 +216,19 @@ fn table() -> impl Strategy<Value = Tbl> {
     prop_oneof![Just(Tbl::T1), Just(Tbl::T2)]
 }
 
+/// `Default`: 3 keys per table, 1–40 steps; `Contention`: (mostly) one key, 20–80 steps.
+#[derive(Clone, Copy, Debug)]
+enum Profile {
+    Default,
+    Contention,
+}
+
 /// Key 0 is the most contended.
-fn key() -> impl Strategy<Value = usize> {
-    prop_oneof![3 => Just(0usize), 1 => Just(1usize), 1 => Just(2usize)]
+fn key(profile: Profile) -> BoxedStrategy<usize> {
+    match profile {
+        Profile::Default => prop_oneof![3 => Just(0usize), 1 => Just(1usize), 1 => Just(2usize)].boxed(),
+        Profile::Contention => prop_oneof![5 => Just(0usize), 1 => Just(1usize)].boxed(),
+    }
 }
 
 fn choice() -> impl Strategy<Value = Choice> {
@@ -226,8 +240,9 @@ fn choice() -> impl Strategy<Value = Choice> {
     ]
 }
 
-fn step() -> impl Strategy<Value = Step> {
+fn step(profile: Profile) -> impl Strategy<Value = Step> {
     let p = 0usize..5;
+    let key = move || key(profile);
     prop_oneof![
         16 => (p.clone(), table(), key(), proptest::collection::vec(value(), 3))
             .prop_map(|(p, t, key, vals)| Step::Insert { p, t, key, vals }),
@@ -237,7 +252,7 @@ fn step() -> impl Strategy<Value = Step> {
         2 => (p.clone(), table(), key(), key()).prop_map(|(p, t, key, to)| Step::Rekey { p, t, key, to }),
         36 => (p.clone(), p.clone(), prop_oneof![2 => Just(1000i64), 1 => 1i64..6], proptest::bool::weighted(0.15), proptest::bool::weighted(0.1))
             .prop_map(|(from, to, limit, dup, twice)| Step::Sync { from, to, limit, dup, twice }),
-        7 => (1usize..=5, proptest::option::weighted(0.3, p.clone())).prop_map(|(back, to)| Step::Redeliver { back, to }),
+        7 => (1usize..=5).prop_map(|back| Step::Redeliver { back }),
         5 => (p, 0usize..4, choice()).prop_map(|(p, pick, choice)| Step::Resolve { p, pick, choice }),
     ]
 }
@@ -265,9 +280,19 @@ fn strategy_for(mode: Mode) -> BoxedStrategy<&'static str> {
     }
 }
 
-fn case(mode: Mode) -> impl Strategy<Value = Case> {
-    let peer = (strategy_for(mode), strategy_for(mode), offset()).prop_map(|(s1, s2, offset_us)| PeerCfg { s1, s2, offset_us });
-    (proptest::collection::vec(peer, 2..=5), proptest::collection::vec(step(), 1..40), any::<u64>())
+fn case(mode: Mode, profile: Profile) -> impl Strategy<Value = Case> {
+    let small = prop_oneof![Just(V::Int(0)), Just(V::Int(1)), Just(t("1"))];
+    let pre = prop_oneof![
+        4 => Just(Vec::new()),
+        1 => proptest::collection::vec((table(), key(profile), proptest::collection::vec(small, 3)), 1..=3),
+    ];
+    let peer = (strategy_for(mode), strategy_for(mode), offset(), pre)
+        .prop_map(|(s1, s2, offset_us, pre)| PeerCfg { s1, s2, offset_us, pre });
+    let steps = match profile {
+        Profile::Default => 1..40,
+        Profile::Contention => 20..80,
+    };
+    (proptest::collection::vec(peer, 2..=5), proptest::collection::vec(step(profile), steps), any::<u64>())
         .prop_map(|(peers, steps, end_seed)| Case { peers, steps, end_seed })
 }
 
@@ -472,10 +497,9 @@ impl World {
                 }
                 self.batches.push((r, batch));
             }
-            Step::Redeliver { back, to } => {
+            Step::Redeliver { back } => {
                 if self.batches.len() >= *back {
-                    let (orig, batch) = self.batches[self.batches.len() - back].clone();
-                    let r = to.map(|t| t % n).unwrap_or(orig);
+                    let (r, batch) = self.batches[self.batches.len() - back].clone();
                     self.deliver(r, &batch, &format!("{:?} (P{r})", Shown(s, n)))?;
                 }
             }
@@ -722,10 +746,19 @@ fn run_case(c: &Case) -> Res<()> {
         .iter()
         .enumerate()
         .map(|(i, cfg)| {
-            let p = Peer::standard(&format!("P{i}"), cfg.s1, cfg.s2);
+            let p = Peer::new(&format!("P{i}"), &format!("{T1_SQL}; {T2_SQL};"));
             if cfg.offset_us != 0 {
                 p.set_clock_offset(cfg.offset_us);
             }
+            for (t, k, vals) in &cfg.pre {
+                let key = t.key(*k);
+                let mut params: Vec<&dyn rusqlite::ToSql> = key.iter().map(|v| v as &dyn rusqlite::ToSql).collect();
+                params.extend(vals[..t.cols().len()].iter().map(|v| v as &dyn rusqlite::ToSql));
+                let marks = (1..=params.len()).map(|i| format!("?{i}")).collect::<Vec<_>>().join(",");
+                p.run(&format!("INSERT OR REPLACE INTO {} VALUES ({marks})", t.name()), &params).unwrap();
+            }
+            p.track("t1", cfg.s1);
+            p.track("t2", cfg.s2);
             p
         })
         .collect();
@@ -746,35 +779,32 @@ fn config() -> Config {
     Config { cases: if long { 10_000 } else { 256 }, max_shrink_iters: 2_000, failure_persistence: None, ..Config::default() }
 }
 
-fn property(mode: Mode) {
+fn property(mode: Mode, profile: Profile) {
     let mut runner = proptest::test_runner::TestRunner::new(config());
-    let res = runner.run(&case(mode), |c| run_case(&c).map_err(TestCaseError::fail));
+    let res = runner.run(&case(mode, profile), |c| run_case(&c).map_err(TestCaseError::fail));
     if let Err(e) = res {
         panic!("{e}");
     }
 }
 
-#[test]
-fn converges_timestamp_wins() {
-    property(Mode::One("timestamp_wins"));
+macro_rules! configurations {
+    ($($name:ident: $mode:expr, $profile:expr;)*) => {$(
+        #[test]
+        fn $name() {
+            property($mode, $profile);
+        }
+    )*};
 }
 
-#[test]
-fn converges_local_wins() {
-    property(Mode::One("local_wins"));
-}
-
-#[test]
-fn converges_remote_wins() {
-    property(Mode::One("remote_wins"));
-}
-
-#[test]
-fn converges_manual() {
-    property(Mode::One("manual"));
-}
-
-#[test]
-fn converges_mixed_strategies() {
-    property(Mode::Mixed);
+configurations! {
+    converges_timestamp_wins: Mode::One("timestamp_wins"), Profile::Default;
+    converges_local_wins: Mode::One("local_wins"), Profile::Default;
+    converges_remote_wins: Mode::One("remote_wins"), Profile::Default;
+    converges_manual: Mode::One("manual"), Profile::Default;
+    converges_mixed_strategies: Mode::Mixed, Profile::Default;
+    converges_timestamp_wins_contention: Mode::One("timestamp_wins"), Profile::Contention;
+    converges_local_wins_contention: Mode::One("local_wins"), Profile::Contention;
+    converges_remote_wins_contention: Mode::One("remote_wins"), Profile::Contention;
+    converges_manual_contention: Mode::One("manual"), Profile::Contention;
+    converges_mixed_strategies_contention: Mode::Mixed, Profile::Contention;
 }

@@ -324,3 +324,65 @@ fn write_after_a_key_change_is_still_sent() {
     assert_eq!(b.snapshot(&["t1", "t2"]), a.snapshot(&["t1", "t2"]));
     assert_eq!(a.int("SELECT count(*) FROM sync_log WHERE version IS NULL"), 0, "unsealed rows left: {:?}", a.log());
 }
+
+/// A change can reach a peer before the change it is based on (another origin's), e.g. a batch
+/// made for one peer's vector and delivered to another, or a relay that withholds a change:
+/// each origin's chain is intact, so nothing flags it. DESIGN.md: convergence "in any order".
+/// Expected: no conflict against a record the receiver never held, the receiver's own later
+/// changes stay acceptable to everyone, and everything converges with nothing pending.
+/// Seen failing: the receiver records conflicts against "nothing" (all columns, key columns
+/// included); with local_wins it writes a resolution DELETE carrying the key columns that
+/// every peer then refuses ("a DELETE cannot write primary key columns"), which blocks
+/// everything it sends from then on; with manual a pending conflict and a missing row remain.
+#[test]
+fn change_arriving_before_its_base_from_another_origin() {
+    let mut failures = Vec::new();
+    for strat in ["timestamp_wins", "local_wins", "remote_wins", "manual"] {
+        let a = Peer::standard("A", strat, strat);
+        let b = Peer::standard("B", strat, strat);
+        let c = Peer::standard("C", strat, strat);
+        a.exec("INSERT INTO t2 VALUES ('q', 5, 1, 1)");
+        sync(&a, &b);
+        b.exec("INSERT OR REPLACE INTO t2 VALUES ('q', 5, 1, 2)"); // based on A's insert
+        let batch = b.changes(&a.vector(), 1000); // made for A: B's change only
+        let r = match c.apply(&batch) {
+            Ok(r) => r,
+            Err(e) => {
+                failures.push(format!("{strat}: C refused B's change: {e}"));
+                continue;
+            }
+        };
+        let spurious: Vec<_> = c.conflicts().into_iter().filter(|x| x.local_version.is_none()).collect();
+        if !spurious.is_empty() {
+            failures.push(format!("{strat}: C recorded conflicts against a record it never held: {spurious:?} (apply: {r})"));
+        }
+        let peers = [&a, &b, &c];
+        let mut stuck = None;
+        'rounds: for _ in 0..10 {
+            for s in peers {
+                for t in peers {
+                    if s.dev != t.dev {
+                        let (_, res) = sync_once(s, t, 1000);
+                        if let Err(e) = res {
+                            stuck = Some(format!("{:?} -> {:?}: {e}", s, t));
+                            break 'rounds;
+                        }
+                    }
+                }
+            }
+        }
+        if let Some(e) = stuck {
+            failures.push(format!("{strat}: sync is stuck: {e}"));
+            continue;
+        }
+        for p in peers {
+            if !p.pending().is_empty() {
+                failures.push(format!("{strat}: {p:?} has pending conflicts {:?}", p.conflicts()));
+            }
+            if p.rows("t2") != a.rows("t2") || p.rows("t2") != vec![vec![t("q"), V::Int(5), V::Int(1), V::Int(2)]] {
+                failures.push(format!("{strat}: {p:?} holds {:?}, A {:?}", p.rows("t2"), a.rows("t2")));
+            }
+        }
+    }
+    assert!(failures.is_empty(), "{}", failures.join("\n"));
+}
