@@ -195,3 +195,24 @@ fn constraint_conflict_mid_batch_and_idempotence() {
     assert_eq!(r2["accepted"], 0, "{r2}");
     assert_unchanged(&fp, &b.fingerprint(), "second apply");
 }
+
+/// DESIGN.md's trap: `INSERT OR REPLACE` that removes another row through a secondary UNIQUE
+/// index fires no DELETE trigger. Whatever peersync does about it, the peers must agree.
+#[test]
+fn insert_or_replace_removing_another_row_through_a_unique_index_syncs() {
+    let schema = "CREATE TABLE u(id TEXT PRIMARY KEY, email TEXT UNIQUE, note)";
+    let (a, b) = peers(schema, schema, &["u"]);
+    a.exec("INSERT INTO u VALUES ('1', 'x@', 'one'); INSERT INTO u VALUES ('3', 'y@', 'three')");
+    push(&a, &b);
+    a.exec("INSERT OR REPLACE INTO u VALUES ('2', 'x@', 'two')"); // removes row '1'
+    assert_eq!(a.rows("u"), vec![vec![t("2"), t("x@"), t("two")], vec![t("3"), t("y@"), t("three")]]);
+    let res = push(&a, &b);
+    assert!(b.pending().is_empty(), "{res}");
+    assert_eq!(b.rows("u"), a.rows("u"));
+    // And the other way round, through an UPDATE OR REPLACE.
+    b.exec("UPDATE OR REPLACE u SET email = 'y@' WHERE id = '2'"); // removes row '3'
+    assert_eq!(b.rows("u"), vec![vec![t("2"), t("y@"), t("two")]]);
+    let res = push(&b, &a);
+    assert!(a.pending().is_empty(), "{res}");
+    assert_eq!(a.rows("u"), b.rows("u"));
+}

@@ -386,3 +386,34 @@ fn change_arriving_before_its_base_from_another_origin() {
     }
     assert!(failures.is_empty(), "{}", failures.join("\n"));
 }
+
+/// Inside the caller's own transaction: a refused batch leaves the caller's work and the
+/// capture triggers intact; a good batch rolled back by the caller leaves nothing behind.
+#[test]
+fn apply_inside_a_callers_transaction() {
+    let a = writer();
+    let b = fresh();
+    let good = a.changes(&b.vector(), 1000);
+    let mut bad: Json = serde_json::from_str(&good).unwrap();
+    let last = bad["changes"].as_array_mut().unwrap().last_mut().unwrap();
+    last["hash"] = Json::String(flip_hex(last["hash"].as_str().unwrap()));
+    let bad = bad.to_string();
+
+    b.exec("BEGIN; INSERT INTO t1 VALUES ('own', 1, 1, 1);");
+    assert!(b.apply(&bad).is_err());
+    b.exec("COMMIT");
+    assert_eq!(b.rows("t1"), vec![vec![t("own"), V::Int(1), V::Int(1), V::Int(1)]]);
+    assert_eq!(b.own_version(), 1, "the caller's insert was captured");
+    b.exec("UPDATE t1 SET a = 2 WHERE id = 'own'");
+    assert_eq!(b.own_version(), 2, "capture still works after a refused batch inside a transaction");
+
+    let fp = b.fingerprint();
+    b.exec("BEGIN");
+    b.apply(&good).unwrap();
+    b.exec("ROLLBACK");
+    assert_unchanged(&fp, &b.fingerprint(), "batch applied then rolled back by the caller");
+    b.exec("UPDATE t1 SET a = 3 WHERE id = 'own'");
+    assert_eq!(b.own_version(), 3, "capture still works after a rolled-back apply");
+    // And the batch applies for real afterwards.
+    assert_eq!(b.apply(&good).unwrap()["accepted"], 8);
+}
