@@ -18,7 +18,9 @@ pub fn open(path: &Path, create: bool) -> Result<Connection> {
             path.display()
         )));
     }
-    let mut flags = OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_NO_MUTEX | OpenFlags::SQLITE_OPEN_URI;
+    let mut flags = OpenFlags::SQLITE_OPEN_READ_WRITE
+        | OpenFlags::SQLITE_OPEN_NO_MUTEX
+        | OpenFlags::SQLITE_OPEN_URI;
     if create {
         flags |= OpenFlags::SQLITE_OPEN_CREATE;
     }
@@ -45,7 +47,10 @@ impl Db {
     pub fn new(path: &Path) -> Result<Db> {
         let first = open(path, false)?;
         peersync_core::device_id(&first)?;
-        Ok(Db { path: Arc::new(path.to_path_buf()), idle: Arc::new(Mutex::new(vec![first])) })
+        Ok(Db {
+            path: Arc::new(path.to_path_buf()),
+            idle: Arc::new(Mutex::new(vec![first])),
+        })
     }
 
     pub fn path(&self) -> &Path {

@@ -30,7 +30,11 @@ pub enum Error {
     Key(String),
     /// A peer answered with an error status.
     #[error("peer {url} answered {status}: {message}")]
-    Peer { url: String, status: u16, message: String },
+    Peer {
+        url: String,
+        status: u16,
+        message: String,
+    },
     /// A peer could not be reached (connection refused, reset, timed out).
     #[error("peer {url} is unreachable: {message}")]
     Unreachable { url: String, message: String },
@@ -40,6 +44,9 @@ pub enum Error {
     Json(#[from] serde_json::Error),
     #[error("internal error: {0}")]
     Internal(String),
+    /// A command line mistake or a state the person has to fix (says what to do).
+    #[error("{0}")]
+    Cli(String),
     #[error("shutting down")]
     ShuttingDown,
 }
@@ -52,7 +59,9 @@ impl Error {
             Error::Core(CoreError::Integrity(_)) => StatusCode::UNPROCESSABLE_ENTITY,
             Error::Core(CoreError::Unauthorized(_)) => StatusCode::FORBIDDEN,
             Error::Core(CoreError::NotInitialised) => StatusCode::SERVICE_UNAVAILABLE,
-            Error::Core(CoreError::Sqlite(e)) | Error::Sqlite(e) if is_busy(e) => StatusCode::SERVICE_UNAVAILABLE,
+            Error::Core(CoreError::Sqlite(e)) | Error::Sqlite(e) if is_busy(e) => {
+                StatusCode::SERVICE_UNAVAILABLE
+            }
             Error::Unauthenticated(_) => StatusCode::UNAUTHORIZED,
             Error::Forbidden(_) => StatusCode::FORBIDDEN,
             Error::BadRequest(_) | Error::Json(_) => StatusCode::BAD_REQUEST,
@@ -75,7 +84,9 @@ impl Error {
             Error::Unreachable { .. } => "unreachable",
             Error::TooLarge(_) => "too_large",
             Error::Timeout(_) => "timeout",
-            Error::Core(CoreError::Invalid(_) | CoreError::Json(_)) | Error::BadRequest(_) | Error::Json(_) => "bad_request",
+            Error::Core(CoreError::Invalid(_) | CoreError::Json(_))
+            | Error::BadRequest(_)
+            | Error::Json(_) => "bad_request",
             Error::NotFound(_) | Error::MethodNotAllowed(_) => "not_found",
             _ => "internal",
         }
@@ -83,7 +94,10 @@ impl Error {
 }
 
 fn is_busy(e: &rusqlite::Error) -> bool {
-    matches!(e.sqlite_error_code(), Some(rusqlite::ErrorCode::DatabaseBusy | rusqlite::ErrorCode::DatabaseLocked))
+    matches!(
+        e.sqlite_error_code(),
+        Some(rusqlite::ErrorCode::DatabaseBusy | rusqlite::ErrorCode::DatabaseLocked)
+    )
 }
 
 pub type Result<T> = std::result::Result<T, Error>;

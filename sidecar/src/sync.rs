@@ -36,39 +36,81 @@ pub struct Syncer {
 
 /// How many changes the holder of `b` lacks from the holder of `a`.
 fn missing(a: &Vector, b: &Vector) -> u64 {
-    a.iter().map(|(d, v)| (v - b.get(d).copied().unwrap_or(0)).max(0) as u64).sum()
+    a.iter()
+        .map(|(d, v)| (v - b.get(d).copied().unwrap_or(0)).max(0) as u64)
+        .sum()
 }
 
 impl Syncer {
-    pub async fn sync(&self, url: &str, stop: &Shutdown, progress: &dyn Progress) -> Result<Report> {
-        // Hello: an empty push tells the peer our vector; its reply tells us what it holds.
+    /// Hello (exchange vectors), push what the peer lacks, pull what we lack. Stops between
+    /// pages when `stop` triggers: the page in flight is finished, never cut.
+    pub async fn sync(
+        &self,
+        url: &str,
+        stop: &Shutdown,
+        progress: &dyn Progress,
+    ) -> Result<Report> {
         let hello = self.db.run(outbox::hello).await?;
         let reply = self.client.push(url, &hello).await?;
-        let peer = reply.device_id;
-        let mut theirs = reply.vector;
-        progress.start(missing(&hello.vector, &theirs), missing(&theirs, &hello.vector));
-        let mut report = Report { peer_device: peer.clone(), ..Report::default() };
+        progress.start(
+            missing(&hello.vector, &reply.vector),
+            missing(&reply.vector, &hello.vector),
+        );
+        let mut report = Report {
+            peer_device: reply.device_id.clone(),
+            ..Report::default()
+        };
         let mut limit = self.page;
+        let theirs = self
+            .push_all(url, reply.vector, &mut limit, &mut report, stop, progress)
+            .await?;
+        let (p, v) = (report.peer_device.clone(), theirs);
+        self.db.run(move |c| note_vector(c, &p, &v)).await?;
+        self.pull_all(url, &mut limit, &mut report, stop, progress)
+            .await?;
+        Metrics::add(&self.metrics.syncs, 1);
+        Ok(report)
+    }
+
+    /// Pushes pages of what the holder of `theirs` lacks; returns the peer's final vector.
+    async fn push_all(
+        &self,
+        url: &str,
+        mut theirs: Vector,
+        limit: &mut i64,
+        report: &mut Report,
+        stop: &Shutdown,
+        progress: &dyn Progress,
+    ) -> Result<Vector> {
         let mut resent = false;
         loop {
             if stop.is_triggered() {
                 return Err(Error::ShuttingDown);
             }
-            let (p, since, key) = (peer.clone(), theirs.clone(), self.key.clone());
+            let (p, since, key, n) = (
+                report.peer_device.clone(),
+                theirs.clone(),
+                self.key.clone(),
+                *limit,
+            );
             let batch = self
                 .db
                 .run(move |c| {
                     note_vector(c, &p, &since)?;
-                    outbox::outgoing(c, &key, &since, limit)
+                    outbox::outgoing(c, &key, &since, n)
                 })
                 .await?;
             if batch.changes.is_empty() {
-                break;
+                return Ok(theirs);
             }
             let reply = match self.client.push(url, &batch).await {
-                Err(Error::Peer { status: 413, .. }) if limit > 1 => {
-                    limit = (limit / 2).max(1);
-                    tracing::info!(peer = url, limit, "peer refused a page as too large; sending smaller pages");
+                Err(Error::Peer { status: 413, .. }) if *limit > 1 => {
+                    *limit = (*limit / 2).max(1);
+                    tracing::info!(
+                        peer = url,
+                        limit = *limit,
+                        "peer refused a page as too large; sending smaller pages"
+                    );
                     continue;
                 }
                 Err(e @ Error::Peer { status: 422, .. }) if !resent => {
@@ -85,57 +127,82 @@ impl Syncer {
             Metrics::add(&self.metrics.changes_sent, reply.accepted as u64);
             progress.sent(batch.changes.len() as u64);
             if reply.accepted == 0 && reply.vector == theirs {
+                let message = format!(
+                    "accepted nothing of a page of {} changes (deferred {})",
+                    batch.changes.len(),
+                    reply.deferred
+                );
                 return Err(Error::Peer {
                     url: url.to_string(),
                     status: 200,
-                    message: format!("accepted nothing of a page of {} changes (deferred {})", batch.changes.len(), reply.deferred),
+                    message,
                 });
             }
             theirs = reply.vector;
             if !batch.has_more {
-                break;
+                return Ok(theirs);
             }
         }
-        let (p, since) = (peer.clone(), theirs.clone());
-        self.db.run(move |c| note_vector(c, &p, &since)).await?;
+    }
+
+    /// Pulls pages of what we lack, applying each in its own transaction.
+    async fn pull_all(
+        &self,
+        url: &str,
+        limit: &mut i64,
+        report: &mut Report,
+        stop: &Shutdown,
+        progress: &dyn Progress,
+    ) -> Result<()> {
         loop {
             if stop.is_triggered() {
                 return Err(Error::ShuttingDown);
             }
             let ours = self.db.run(|c| Ok(peersync_core::vector(c)?)).await?;
-            let batch = match self.client.pull(url, &ours, limit).await {
-                Err(Error::Peer { status: 413, .. }) if limit > 1 => {
-                    limit = (limit / 2).max(1);
+            let batch = match self.client.pull(url, &ours, *limit).await {
+                Err(Error::Peer { status: 413, .. }) if *limit > 1 => {
+                    *limit = (*limit / 2).max(1);
                     continue;
                 }
                 r => r?,
             };
-            if batch.device_id != peer {
-                return Err(Error::Peer { url: url.to_string(), status: 200, message: "answered as another device".into() });
+            if batch.device_id != report.peer_device {
+                return Err(Error::Peer {
+                    url: url.to_string(),
+                    status: 200,
+                    message: "answered as another device".into(),
+                });
             }
             let (n, more) = (batch.changes.len() as u64, batch.has_more);
             if n == 0 {
-                break;
+                return Ok(());
             }
-            let applied = self.db.run(move |c| Ok(peersync_core::apply(c, &batch)?)).await?;
+            let applied = self
+                .db
+                .run(move |c| Ok(peersync_core::apply(c, &batch)?))
+                .await?;
             report.received += applied.accepted;
             report.conflicts += applied.conflicts.len();
             Metrics::add(&self.metrics.changes_received, applied.accepted as u64);
             Metrics::add(&self.metrics.conflicts, applied.conflicts.len() as u64);
             progress.received(n);
             if !more {
-                break;
+                return Ok(());
             }
             if applied.accepted == 0 {
-                return Err(Error::Peer { url: url.to_string(), status: 200, message: "sent a page with nothing new".into() });
+                return Err(Error::Peer {
+                    url: url.to_string(),
+                    status: 200,
+                    message: "sent a page with nothing new".into(),
+                });
             }
         }
-        Metrics::add(&self.metrics.syncs, 1);
-        Ok(report)
     }
 }
 
 /// Records what `peer` holds (core marks `is_synced` from it), in one short transaction.
 pub fn note_vector(c: &rusqlite::Connection, peer: &str, v: &Vector) -> Result<()> {
-    Ok(peersync_core::tx::write(c, |c| peersync_core::peers::note_vector(c, peer, v))?)
+    Ok(peersync_core::tx::write(c, |c| {
+        peersync_core::peers::note_vector(c, peer, v)
+    })?)
 }

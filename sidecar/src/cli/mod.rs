@@ -7,8 +7,14 @@ use clap::{Args, Parser, Subcommand};
 use std::path::PathBuf;
 
 #[derive(Parser)]
-#[command(name = "peersync", version, about = "Keeps SQLite databases in sync, peer to peer, over HTTP with signed requests.")]
-#[command(after_help = "Pair two devices:\n  a$ peersync init --db app.db --name laptop\n  b$ peersync init --db app.db --name phone\n  a$ peersync trust --db app.db <phone-id> <phone-public-key> --name phone\n  b$ peersync trust --db app.db <laptop-id> <laptop-public-key> --name laptop\n  a$ peersync serve --db app.db --listen 127.0.0.1:8080 --peer http://127.0.0.2:8080")]
+#[command(
+    name = "peersync",
+    version,
+    about = "Keeps SQLite databases in sync, peer to peer, over HTTP with signed requests."
+)]
+#[command(
+    after_help = "Pair two devices:\n  a$ peersync init --db app.db --name laptop\n  b$ peersync init --db app.db --name phone\n  a$ peersync trust --db app.db <phone-id> <phone-public-key> --name phone\n  b$ peersync trust --db app.db <laptop-id> <laptop-public-key> --name laptop\n  a$ peersync serve --db app.db --listen 127.0.0.1:8080 --peer http://127.0.0.2:8080"
+)]
 pub struct Cli {
     #[command(subcommand)]
     pub command: Command,
@@ -129,16 +135,30 @@ pub enum ConflictAction {
 }
 
 /// Runs the parsed command.
-pub fn run(cli: Cli) -> anyhow::Result<()> {
+pub fn run(cli: Cli) -> crate::error::Result<()> {
     match cli.command {
         Command::Init { db, name, key } => setup::init(&db.db, &name, key.key.as_deref()),
         Command::Id { db } => setup::id(&db.db),
-        Command::Trust { db, device_id, public_key, name, tailscale_ip } => {
-            setup::trust(&db.db, &device_id, &public_key, name.as_deref(), tailscale_ip.as_deref())
-        }
+        Command::Trust {
+            db,
+            device_id,
+            public_key,
+            name,
+            tailscale_ip,
+        } => setup::trust(
+            &db.db,
+            &device_id,
+            &public_key,
+            name.as_deref(),
+            tailscale_ip.as_deref(),
+        ),
         Command::Revoke { db, device_id } => setup::revoke(&db.db, &device_id),
         Command::Devices { db, json } => setup::devices(&db.db, json),
-        Command::Track { db, table, strategy } => setup::track(&db.db, &table, strategy.as_deref()),
+        Command::Track {
+            db,
+            table,
+            strategy,
+        } => setup::track(&db.db, &table, strategy.as_deref()),
         Command::Serve(a) => run::serve(a),
         Command::Sync(a) => run::sync(a),
         Command::Status { db, json } => inspect::status(&db.db, json),

@@ -2,6 +2,7 @@
 use super::{DbArg, KeyArg};
 use crate::client::{normalize_url, Client};
 use crate::db::Db;
+use crate::error::{Error, Result};
 use crate::metrics::Metrics;
 use crate::routes::{AppState, Limits};
 use crate::scheduler::{self, Schedule};
@@ -9,7 +10,6 @@ use crate::server::{self, ServerLimits};
 use crate::shutdown::Shutdown;
 use crate::sync::{Progress, Syncer};
 use crate::{auth, keys};
-use anyhow::{Context, Result};
 use clap::Args;
 use ed25519_dalek::SigningKey;
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
@@ -17,8 +17,10 @@ use std::io::IsTerminal;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-fn secs(s: &str) -> Result<Duration, String> {
-    let v: f64 = s.parse().map_err(|_| format!("\"{s}\" is not a number of seconds"))?;
+fn secs(s: &str) -> std::result::Result<Duration, String> {
+    let v: f64 = s
+        .parse()
+        .map_err(|_| format!("\"{s}\" is not a number of seconds"))?;
     if !(0.0..=1e7).contains(&v) {
         return Err(format!("{v} seconds is out of range"));
     }
@@ -91,20 +93,29 @@ fn identity(db: &DbArg, key: &KeyArg) -> Result<(Db, String, SigningKey)> {
     let db = Db::new(&db.db)?;
     let conn = crate::db::open(db.path(), false)?;
     let me = peersync_core::device_id(&conn)?;
-    let row = peersync_core::devices::get(&conn, &me)?.context("this device's row is missing from sync_devices")?;
+    let row = peersync_core::devices::get(&conn, &me)?
+        .ok_or_else(|| Error::Cli("this device's row is missing from sync_devices".into()))?;
     let path = keys::resolve(key.key.as_deref(), &me)?;
     let signing = keys::load_for(&path, row.public_key.as_deref())?;
     Ok((db, me, signing))
 }
 
 fn runtime() -> Result<tokio::runtime::Runtime> {
-    Ok(tokio::runtime::Builder::new_multi_thread().enable_all().build()?)
+    Ok(tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()?)
 }
 
 pub fn serve(a: ServeArgs) -> Result<()> {
     let (db, me, key) = identity(&a.db, &a.key)?;
-    let peers = a.peers.iter().map(|p| normalize_url(p)).collect::<Result<Vec<_>, _>>()?;
-    anyhow::ensure!(a.page >= 1, "--page must be at least 1");
+    let peers = a
+        .peers
+        .iter()
+        .map(|p| normalize_url(p))
+        .collect::<Result<Vec<_>>>()?;
+    if a.page < 1 {
+        return Err(Error::Cli("--page must be at least 1".into()));
+    }
     let key = Arc::new(key);
     let metrics = Arc::new(Metrics::default());
     let rt = runtime()?;
@@ -113,18 +124,32 @@ pub fn serve(a: ServeArgs) -> Result<()> {
         shutdown.on_signals()?;
         let listener = tokio::net::TcpListener::bind(&a.listen)
             .await
-            .with_context(|| format!("cannot listen on {} (in use, or not an address of this machine?)", a.listen))?;
+            .map_err(|e| {
+                Error::Cli(format!(
+                    "cannot listen on {}: {e} (in use, or not an address of this machine?)",
+                    a.listen
+                ))
+            })?;
         let state = Arc::new(AppState {
             db: db.clone(),
             device_id: me.clone(),
             key: key.clone(),
             metrics: metrics.clone(),
             nonces: Mutex::new(auth::NonceCache::default()),
-            limits: Limits { max_body: a.max_body, body_timeout: a.body_timeout },
+            limits: Limits {
+                max_body: a.max_body,
+                body_timeout: a.body_timeout,
+            },
             listen: a.listen.clone(),
         });
         let client = Client::new(key.clone(), me.clone(), a.max_body, a.request_timeout);
-        let syncer = Arc::new(Syncer { db, client, key, metrics, page: a.page });
+        let syncer = Arc::new(Syncer {
+            db,
+            client,
+            key,
+            metrics,
+            page: a.page,
+        });
         let schedule = Schedule {
             interval: a.interval,
             poll: a.poll,
@@ -134,7 +159,11 @@ pub fn serve(a: ServeArgs) -> Result<()> {
         };
         tracing::info!(device = %me, listen = %a.listen, peers = ?peers, "peersync serving");
         let tasks = scheduler::start(syncer, peers, schedule, shutdown.clone());
-        let limits = ServerLimits { max_connections: a.max_connections, header_timeout: a.header_timeout, grace: Duration::from_secs(30) };
+        let limits = ServerLimits {
+            max_connections: a.max_connections,
+            header_timeout: a.header_timeout,
+            grace: Duration::from_secs(30),
+        };
         server::serve(listener, state, limits, shutdown.clone()).await;
         for t in tasks {
             let _ = t.await;
@@ -149,7 +178,8 @@ struct Bar(ProgressBar);
 impl Progress for Bar {
     fn start(&self, to_send: u64, to_receive: u64) {
         self.0.set_length(to_send + to_receive);
-        self.0.set_message(format!("{to_send} to send, {to_receive} to receive"));
+        self.0
+            .set_message(format!("{to_send} to send, {to_receive} to receive"));
     }
     fn sent(&self, n: u64) {
         self.0.inc(n);
@@ -162,26 +192,39 @@ impl Progress for Bar {
 pub fn sync(a: SyncArgs) -> Result<()> {
     let (db, me, key) = identity(&a.db, &a.key)?;
     let url = normalize_url(&a.peer)?;
-    anyhow::ensure!(a.page >= 1, "--page must be at least 1");
+    if a.page < 1 {
+        return Err(Error::Cli("--page must be at least 1".into()));
+    }
     let key = Arc::new(key);
     let metrics = Arc::new(Metrics::default());
     let client = Client::new(key.clone(), me, 64 << 20, a.request_timeout);
-    let syncer = Syncer { db, client, key, metrics, page: a.page };
-    let bar = ProgressBar::with_draw_target(Some(0), if std::io::stderr().is_terminal() {
-        ProgressDrawTarget::stderr()
-    } else {
-        ProgressDrawTarget::hidden()
-    });
-    bar.set_style(ProgressStyle::with_template("{spinner} [{bar:30}] {pos}/{len} changes  {msg}")?.progress_chars("=> "));
+    let syncer = Syncer {
+        db,
+        client,
+        key,
+        metrics,
+        page: a.page,
+    };
+    let bar = ProgressBar::with_draw_target(
+        Some(0),
+        if std::io::stderr().is_terminal() {
+            ProgressDrawTarget::stderr()
+        } else {
+            ProgressDrawTarget::hidden()
+        },
+    );
+    let style = ProgressStyle::with_template("{spinner} [{bar:30}] {pos}/{len} changes  {msg}")
+        .map_err(|e| Error::Internal(e.to_string()))?;
+    bar.set_style(style.progress_chars("=> "));
     let bar = Bar(bar);
     let rt = runtime()?;
     let report = rt.block_on(async {
         let shutdown = Shutdown::default();
         shutdown.on_signals()?;
-        syncer.sync(&url, &shutdown, &bar).await.map_err(anyhow::Error::from)
+        syncer.sync(&url, &shutdown, &bar).await
     });
     bar.0.finish_and_clear();
-    let r = report.with_context(|| format!("sync with {url} failed"))?;
+    let r = report.map_err(|e| Error::Cli(format!("sync with {url} failed: {e}")))?;
     println!(
         "synced with {} ({}): sent {}, received {}, conflicts {}",
         url, r.peer_device, r.sent, r.received, r.conflicts

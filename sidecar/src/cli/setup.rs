@@ -1,18 +1,26 @@
 //! Commands that set a database up: init (identity and key pair), id, trust, revoke, devices, track.
 use crate::db;
+use crate::error::{Error, Result};
 use crate::keys;
-use anyhow::{bail, Context, Result};
 use peersync_core::devices;
 use std::path::Path;
 
 fn own_row(conn: &rusqlite::Connection) -> Result<devices::Device> {
-    let me = peersync_core::device_id(conn)
-        .map_err(|_| anyhow::anyhow!("this database is not set up for sync; run `peersync init --db PATH --name NAME` first"))?;
-    devices::get(conn, &me)?.context("this device's own row is missing from sync_devices")
+    let me = peersync_core::device_id(conn).map_err(|_| {
+        Error::Cli(
+            "this database is not set up for sync; run `peersync init --db PATH --name NAME` first"
+                .into(),
+        )
+    })?;
+    devices::get(conn, &me)?
+        .ok_or_else(|| Error::Cli("this device's own row is missing from sync_devices".into()))
 }
 
 fn print_pairing(db: &Path, d: &devices::Device) {
-    let pk = d.public_key.as_deref().unwrap_or("(none yet: run `peersync init`)");
+    let pk = d
+        .public_key
+        .as_deref()
+        .unwrap_or("(none yet: run `peersync init`)");
     println!("device id:  {}", d.device_id);
     println!("public key: {pk}");
     if let Some(n) = &d.device_name {
@@ -22,7 +30,9 @@ fn print_pairing(db: &Path, d: &devices::Device) {
     println!("On the other device, run:");
     println!(
         "  peersync trust --db {} {} {pk} --name {}",
-        db.file_name().map(|f| f.to_string_lossy()).unwrap_or_default(),
+        db.file_name()
+            .map(|f| f.to_string_lossy())
+            .unwrap_or_default(),
         d.device_id,
         d.device_name.as_deref().unwrap_or("NAME")
     );
@@ -37,18 +47,18 @@ pub fn init(db: &Path, name: &str, key: Option<&Path>) -> Result<()> {
         let k = keys::load(&path)?;
         if let Some(pk) = &recorded {
             if *pk != keys::public_hex(&k) {
-                bail!(
+                return Err(Error::Cli(format!(
                     "key file {} does not belong to this database (its device has public key {pk}); pass the right --key FILE",
                     path.display()
-                );
+                )));
             }
         }
         k
     } else if let Some(pk) = &recorded {
-        bail!(
+        return Err(Error::Cli(format!(
             "this database already has a key pair (public key {pk}) but its key file {} is missing; pass --key FILE where the key is",
             path.display()
-        );
+        )));
     } else {
         let k = keys::generate()?;
         keys::write_new(&path, &k)?;
@@ -70,7 +80,10 @@ pub fn trust(db: &Path, id: &str, pk: &str, name: Option<&str>, ip: Option<&str>
     let conn = db::open(db, false)?;
     own_row(&conn)?;
     devices::trust(&conn, id, pk, name, ip)?;
-    println!("trusted {id}{}", name.map(|n| format!(" ({n})")).unwrap_or_default());
+    println!(
+        "trusted {id}{}",
+        name.map(|n| format!(" ({n})")).unwrap_or_default()
+    );
     Ok(())
 }
 
@@ -90,9 +103,18 @@ pub fn devices(db: &Path, json: bool) -> Result<()> {
         println!("{}", serde_json::to_string_pretty(&list)?);
         return Ok(());
     }
-    println!("{:<32}  {:<12}  {:<10}  {:<15}  last sync", "device id", "name", "state", "address");
+    println!(
+        "{:<32}  {:<12}  {:<10}  {:<15}  last sync",
+        "device id", "name", "state", "address"
+    );
     for d in list {
-        let state = if d.is_self { "this" } else if d.is_authorized { "trusted" } else { "revoked" };
+        let state = if d.is_self {
+            "this"
+        } else if d.is_authorized {
+            "trusted"
+        } else {
+            "revoked"
+        };
         println!(
             "{:<32}  {:<12}  {:<10}  {:<15}  {}",
             d.device_id,
@@ -109,6 +131,9 @@ pub fn track(db: &Path, table: &str, strategy: Option<&str>) -> Result<()> {
     let conn = db::open(db, false)?;
     own_row(&conn)?;
     let n = peersync_core::track(&conn, table, strategy)?;
-    println!("tracking {table} ({}); {n} existing row(s) logged", strategy.unwrap_or("timestamp_wins"));
+    println!(
+        "tracking {table} ({}); {n} existing row(s) logged",
+        strategy.unwrap_or("timestamp_wins")
+    );
     Ok(())
 }

@@ -49,7 +49,10 @@ enum Route {
 
 fn route(method: &Method, path: &str) -> Result<Route> {
     let segs: Vec<&str> = path.trim_end_matches('/').split('/').skip(1).collect();
-    let id = |s: &str| s.parse::<i64>().map_err(|_| Error::NotFound(format!("no conflict \"{s}\": ids are integers")));
+    let id = |s: &str| {
+        s.parse::<i64>()
+            .map_err(|_| Error::NotFound(format!("no conflict \"{s}\": ids are integers")))
+    };
     let (want, r) = match segs.as_slice() {
         ["health"] => (Method::GET, Route::Health),
         ["metrics"] => (Method::GET, Route::Metrics),
@@ -62,7 +65,9 @@ fn route(method: &Method, path: &str) -> Result<Route> {
         _ => return Err(Error::NotFound(format!("no such endpoint: {path}"))),
     };
     if *method != want {
-        return Err(Error::MethodNotAllowed(format!("{path} takes {want}, not {method}")));
+        return Err(Error::MethodNotAllowed(format!(
+            "{path} takes {want}, not {method}"
+        )));
     }
     Ok(r)
 }
@@ -78,8 +83,12 @@ pub fn json(status: StatusCode, v: &serde_json::Value) -> Reply {
 pub fn error_reply(e: &Error) -> Reply {
     let status = e.status();
     let mut r = json(status, &serde_json::json!({ "error": e.to_string() }));
-    if matches!(status, StatusCode::PAYLOAD_TOO_LARGE | StatusCode::REQUEST_TIMEOUT) {
-        r.headers_mut().insert(hyper::header::CONNECTION, "close".parse().unwrap());
+    if matches!(
+        status,
+        StatusCode::PAYLOAD_TOO_LARGE | StatusCode::REQUEST_TIMEOUT
+    ) {
+        r.headers_mut()
+            .insert(hyper::header::CONNECTION, "close".parse().unwrap());
     }
     r
 }
@@ -105,7 +114,11 @@ pub async fn handle(state: Arc<AppState>, peer: SocketAddr, req: Request<Incomin
     reply
 }
 
-async fn dispatch(state: &Arc<AppState>, peer: SocketAddr, req: Request<Incoming>) -> Result<Reply> {
+async fn dispatch(
+    state: &Arc<AppState>,
+    peer: SocketAddr,
+    req: Request<Incoming>,
+) -> Result<Reply> {
     let (parts, body) = req.into_parts();
     let r = route(&parts.method, parts.uri.path())?;
     if r == Route::Health {
@@ -113,17 +126,18 @@ async fn dispatch(state: &Arc<AppState>, peer: SocketAddr, req: Request<Incoming
     }
     let allow_local = matches!(r, Route::Metrics | Route::Status);
     let db = state.db.clone();
-    let verified = auth::verify_headers(&parts, peer, allow_local, &state.nonces, |id| async move {
-        db.run(move |c| {
-            Ok(peersync_core::devices::get(c, &id)?.map(|d| KnownDevice {
-                public_key: d.public_key,
-                authorized: d.is_authorized,
-                tailscale_ip: d.tailscale_ip,
-            }))
+    let verified =
+        auth::verify_headers(&parts, peer, allow_local, &state.nonces, |id| async move {
+            db.run(move |c| {
+                Ok(peersync_core::devices::get(c, &id)?.map(|d| KnownDevice {
+                    public_key: d.public_key,
+                    authorized: d.is_authorized,
+                    tailscale_ip: d.tailscale_ip,
+                }))
+            })
+            .await
         })
-        .await
-    })
-    .await?;
+        .await?;
     let body = read_body(body, &parts.headers, &state.limits).await?;
     verified.check_body(&body)?;
     let caller = verified.caller;
@@ -145,23 +159,40 @@ async fn dispatch(state: &Arc<AppState>, peer: SocketAddr, req: Request<Incoming
 fn device(c: &Caller) -> Result<String> {
     match c {
         Caller::Device(d) => Ok(d.clone()),
-        Caller::LocalMonitor => Err(Error::Unauthenticated("this endpoint needs a signed request".into())),
+        Caller::LocalMonitor => Err(Error::Unauthenticated(
+            "this endpoint needs a signed request".into(),
+        )),
     }
 }
 
 /// Reads the whole body, refusing more than `max_body` bytes (413) or a sender slower than
 /// `body_timeout` (408).
 async fn read_body(body: Incoming, headers: &hyper::HeaderMap, limits: &Limits) -> Result<Bytes> {
-    let declared = headers.get(hyper::header::CONTENT_LENGTH).and_then(|v| v.to_str().ok()).and_then(|v| v.parse::<u64>().ok());
+    let declared = headers
+        .get(hyper::header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<u64>().ok());
     if declared.is_some_and(|n| n > limits.max_body as u64) {
         return Err(Error::TooLarge(limits.max_body));
     }
-    let collected = tokio::time::timeout(limits.body_timeout, Limited::new(body, limits.max_body).collect())
-        .await
-        .map_err(|_| Error::Timeout(format!("the request body did not arrive within {} s", limits.body_timeout.as_secs())))?;
+    let collected = tokio::time::timeout(
+        limits.body_timeout,
+        Limited::new(body, limits.max_body).collect(),
+    )
+    .await
+    .map_err(|_| {
+        Error::Timeout(format!(
+            "the request body did not arrive within {} s",
+            limits.body_timeout.as_secs()
+        ))
+    })?;
     match collected {
         Ok(c) => Ok(c.to_bytes()),
-        Err(e) if e.is::<http_body_util::LengthLimitError>() => Err(Error::TooLarge(limits.max_body)),
-        Err(e) => Err(Error::BadRequest(format!("could not read the request body: {e}"))),
+        Err(e) if e.is::<http_body_util::LengthLimitError>() => {
+            Err(Error::TooLarge(limits.max_body))
+        }
+        Err(e) => Err(Error::BadRequest(format!(
+            "could not read the request body: {e}"
+        ))),
     }
 }

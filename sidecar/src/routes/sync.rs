@@ -8,7 +8,8 @@ use peersync_core::changes::{DEFAULT_LIMIT, MAX_LIMIT};
 use std::sync::Arc;
 
 pub async fn push(state: &Arc<AppState>, caller: String, body: Bytes) -> Result<Reply> {
-    let text = std::str::from_utf8(&body).map_err(|_| Error::BadRequest("the batch is not UTF-8 JSON".into()))?;
+    let text = std::str::from_utf8(&body)
+        .map_err(|_| Error::BadRequest("the batch is not UTF-8 JSON".into()))?;
     let batch = peersync_core::parse_batch(text)?;
     if batch.device_id != caller {
         return Err(Error::Forbidden(format!(
@@ -17,7 +18,10 @@ pub async fn push(state: &Arc<AppState>, caller: String, body: Bytes) -> Result<
         )));
     }
     let n = batch.changes.len();
-    let applied = state.db.run(move |c| Ok(peersync_core::apply(c, &batch)?)).await?;
+    let applied = state
+        .db
+        .run(move |c| Ok(peersync_core::apply(c, &batch)?))
+        .await?;
     Metrics::add(&state.metrics.changes_received, applied.accepted as u64);
     Metrics::add(&state.metrics.conflicts, applied.conflicts.len() as u64);
     if n > 0 {
@@ -29,15 +33,23 @@ pub async fn push(state: &Arc<AppState>, caller: String, body: Bytes) -> Result<
 }
 
 pub async fn pull(state: &Arc<AppState>, caller: String, body: Bytes) -> Result<Reply> {
-    let req: serde_json::Value = serde_json::from_slice(&body)
-        .map_err(|e| Error::BadRequest(format!("the pull body must be JSON {{\"since\": vector, \"limit\": n}}: {e}")))?;
+    let req: serde_json::Value = serde_json::from_slice(&body).map_err(|e| {
+        Error::BadRequest(format!(
+            "the pull body must be JSON {{\"since\": vector, \"limit\": n}}: {e}"
+        ))
+    })?;
     let since = req.get("since").cloned().unwrap_or(serde_json::json!({}));
     let since = peersync_core::changes::parse_vector("pull", &since.to_string())?;
     let limit = match req.get("limit") {
         None | Some(serde_json::Value::Null) => DEFAULT_LIMIT,
-        Some(v) => v.as_i64().filter(|n| (1..=MAX_LIMIT).contains(n)).ok_or_else(|| {
-            Error::BadRequest(format!("pull: limit must be an integer between 1 and {MAX_LIMIT}"))
-        })?,
+        Some(v) => v
+            .as_i64()
+            .filter(|n| (1..=MAX_LIMIT).contains(n))
+            .ok_or_else(|| {
+                Error::BadRequest(format!(
+                    "pull: limit must be an integer between 1 and {MAX_LIMIT}"
+                ))
+            })?,
     };
     let max = state.limits.max_body;
     let mut limit = limit;
