@@ -31,7 +31,7 @@ pub fn open(path: &Path, create: bool) -> Result<Connection> {
     if mode != "wal" {
         tracing::warn!(db = %path.display(), mode, "could not switch the database to WAL mode");
     }
-    conn.execute_batch("PRAGMA synchronous=NORMAL; PRAGMA foreign_keys=ON;")?;
+    conn.execute_batch("PRAGMA synchronous=NORMAL;")?;
     peersync_core::register_functions(&conn)?;
     Ok(conn)
 }
