@@ -540,23 +540,54 @@ impl World {
         out
     }
 
+    /// One exchange from `s` to `r` of at most `limit` changes (nothing if nothing is lacking).
+    fn partial(&mut self, s: usize, r: usize, limit: i64) -> Res<()> {
+        let batch = self.peers[s].changes(&self.peers[r].vector(), limit);
+        let b: Json = serde_json::from_str(&batch).unwrap();
+        if !b["changes"].as_array().unwrap().is_empty() {
+            self.deliver(r, &batch, &format!("end partial sync P{s} -> P{r} limit {limit}"))?;
+        }
+        Ok(())
+    }
+
+    /// The end phase (model.py `end_phase`): exchange until quiet, then users resolve every
+    /// pending conflict in one of three ways, exchanging again, until nothing is pending.
     fn end(&mut self, seed: u64) -> Res<()> {
         let mut rng = common::Rng(seed);
         self.trace.push("--- end: full exchange until quiet".into());
         self.quiet(&mut rng)?;
         self.end_phase = true;
         let n = self.n();
-        for round in 0..40 {
+        let mode = rng.below(3);
+        for round in 0..400 {
             let with: Vec<usize> = (0..n).filter(|&p| !self.peers[p].pending().is_empty()).collect();
             if with.is_empty() {
+                return Ok(());
+            }
+            if mode == 2 {
+                // Interleaved: one conflict at a time, with random partial exchanges between.
+                let p = with[rng.below(with.len())];
+                let pend = self.peers[p].pending();
+                let id = pend[rng.below(pend.len())];
+                let choice = random_choice(&mut rng);
+                self.resolve(p, id, &choice)?;
+                for _ in 0..rng.below(4) {
+                    let s = rng.below(n);
+                    let r = (s + 1 + rng.below(n - 1)) % n;
+                    let limit = [1000, 1, 2][rng.below(3)];
+                    self.partial(s, r, limit)?;
+                }
+                if (0..n).all(|q| self.peers[q].pending().is_empty()) {
+                    self.quiet(&mut rng)?;
+                }
+                continue;
+            }
+            if round >= 40 {
                 break;
             }
-            if round == 39 {
-                return self.fail("CASCADE: pending conflicts keep appearing after 40 rounds of resolving".into());
-            }
-            // Either every peer resolves what it has pending, or one peer does (and then every
-            // copy of what it resolved must be closed everywhere after the exchange).
-            let one = rng.chance(1, 2);
+            // Mode 0: every peer resolves what it has pending; mode 1: one peer does, and then
+            // every copy of what it resolved must be closed everywhere after the exchange.
+            let one = mode == 1;
             let chosen: Vec<usize> = if one { vec![with[rng.below(with.len())]] } else { with.clone() };
             self.trace.push(format!("--- end round {round}: {} resolve everything pending", chosen.iter().map(|p| format!("P{p}")).collect::<Vec<_>>().join(",")));
             let mut resolved = BTreeSet::new();
@@ -568,24 +599,7 @@ impl World {
                         break;
                     }
                     let id = pend[rng.below(pend.len())];
-                    let choice = match rng.below(4) {
-                        0 => Choice::Local,
-                        1 => Choice::Remote,
-                        2 => Choice::Ignore,
-                        _ => {
-                            const POOL: fn(u64) -> V = |i| match i % 8 {
-                                0 => V::Null,
-                                1 => V::Int(42),
-                                2 => V::Int(i64::MIN),
-                                3 => V::Real(0.1 + 0.2),
-                                4 => V::Real(-0.0),
-                                5 => t("résolu 'x'"),
-                                6 => V::Blob(vec![1, 2]),
-                                _ => t(""),
-                            };
-                            Choice::Row((0..3).map(|_| POOL(rng.next())).collect())
-                        }
-                    };
+                    let choice = random_choice(&mut rng);
                     self.resolve(p, id, &choice)?;
                 }
             }
@@ -603,7 +617,7 @@ impl World {
                 }
             }
         }
-        Ok(())
+        self.fail("CASCADE: pending conflicts keep appearing while users resolve them".into())
     }
 
     fn check(&self) -> Res<()> {
@@ -738,6 +752,26 @@ fn winners<'a>(log: impl Iterator<Item = &'a LogRow>) -> BTreeMap<String, Vec<Ve
         rows.sort_by_key(|r| format!("{r:?}"));
     }
     out
+}
+
+/// A user's choice in the end phase: 'local', 'remote', 'ignore' or a JSON row.
+fn random_choice(rng: &mut common::Rng) -> Choice {
+    const POOL: fn(u64) -> V = |i| match i % 8 {
+        0 => V::Null,
+        1 => V::Int(42),
+        2 => V::Int(i64::MIN),
+        3 => V::Real(0.1 + 0.2),
+        4 => V::Real(-0.0),
+        5 => t("résolu 'x'"),
+        6 => V::Blob(vec![1, 2]),
+        _ => t(""),
+    };
+    match rng.below(4) {
+        0 => Choice::Local,
+        1 => Choice::Remote,
+        2 => Choice::Ignore,
+        _ => Choice::Row((0..3).map(|_| POOL(rng.next())).collect()),
+    }
 }
 
 fn run_case(c: &Case) -> Res<()> {

@@ -446,6 +446,8 @@ fn hlc_clock_behind_still_wins_an_edit_made_after_seeing_the_other() {
 fn hlc_clock_behind_loses_a_concurrent_edit() {
     let (a, b) = pair_with_row("timestamp_wins");
     a.set_clock_offset(-5 * HOUR_US);
+    // B's wall clock moves past the shared insert's stamp (stamps are in whole milliseconds).
+    std::thread::sleep(std::time::Duration::from_millis(3));
     b.exec("UPDATE t1 SET a = 'B' WHERE id = 'r'");
     a.exec("UPDATE t1 SET a = 'A concurrent' WHERE id = 'r'");
     assert!(last_own(&a).timestamp < last_own(&b).timestamp);
