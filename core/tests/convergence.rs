@@ -304,6 +304,35 @@ struct World {
     trace: Vec<String>,
     /// Conflicts reported as pending by sync_apply after the end phase's resolving started.
     end_phase: bool,
+    stats: Stats,
+}
+
+/// What a run exercised (printed per configuration with `PEERSYNC_STATS=1`).
+#[derive(Default, Clone, Copy, Debug)]
+struct Stats {
+    cases: u64,
+    applies: u64,
+    accepted: u64,
+    duplicates: u64,
+    deferred: u64,
+    conflicts: u64,
+    pending: u64,
+    auto_resolutions: u64,
+    user_resolutions: u64,
+}
+
+impl Stats {
+    fn add(&mut self, o: &Stats) {
+        self.cases += o.cases;
+        self.applies += o.applies;
+        self.accepted += o.accepted;
+        self.duplicates += o.duplicates;
+        self.deferred += o.deferred;
+        self.conflicts += o.conflicts;
+        self.pending += o.pending;
+        self.auto_resolutions += o.auto_resolutions;
+        self.user_resolutions += o.user_resolutions;
+    }
 }
 
 type Res<T> = Result<T, String>;
@@ -329,6 +358,16 @@ impl World {
     fn deliver(&mut self, r: usize, batch: &str, what: &str) -> Res<Json> {
         match self.peers[r].apply(batch) {
             Ok(res) => {
+                let st = &mut self.stats;
+                st.applies += 1;
+                st.accepted += res["accepted"].as_u64().unwrap_or(0);
+                st.duplicates += res["duplicates"].as_u64().unwrap_or(0);
+                st.deferred += res["deferred"].as_u64().unwrap_or(0);
+                st.auto_resolutions += res["resolutions"].as_u64().unwrap_or(0);
+                for c in res["conflicts"].as_array().unwrap() {
+                    st.conflicts += 1;
+                    st.pending += (c["status"] == "pending") as u64;
+                }
                 let conf: Vec<String> = res["conflicts"]
                     .as_array()
                     .unwrap()
@@ -414,6 +453,7 @@ impl World {
         let row = self.peers[p].conflicts().into_iter().find(|c| c.id == id).unwrap();
         match self.peers[p].resolve(id, &arg) {
             Ok(s) if s == want => {
+                self.stats.user_resolutions += 1;
                 self.trace.push(format!(
                     "P{p}: sync_resolve({id}, {arg}) -> {s}  [conflict {} {} {} cols {} local {} remote {}]",
                     row.kind, row.table_name, row.record_id, row.columns, row.local_data, row.remote_data
@@ -774,7 +814,7 @@ fn random_choice(rng: &mut common::Rng) -> Choice {
     }
 }
 
-fn run_case(c: &Case) -> Res<()> {
+fn run_case(c: &Case) -> Res<Stats> {
     let peers: Vec<Peer> = c
         .peers
         .iter()
@@ -796,7 +836,7 @@ fn run_case(c: &Case) -> Res<()> {
             p
         })
         .collect();
-    let mut w = World { peers, batches: Vec::new(), trace: Vec::new(), end_phase: false };
+    let mut w = World { peers, batches: Vec::new(), trace: Vec::new(), end_phase: false, stats: Stats { cases: 1, ..Stats::default() } };
     for (i, p) in w.peers.iter().enumerate() {
         let dev = p.dev.clone();
         w.trace.push(format!("P{i} is device {dev}"));
@@ -805,7 +845,8 @@ fn run_case(c: &Case) -> Res<()> {
         w.step(s)?;
     }
     w.end(c.end_seed)?;
-    w.check()
+    w.check()?;
+    Ok(w.stats)
 }
 
 fn config() -> Config {
@@ -815,7 +856,19 @@ fn config() -> Config {
 
 fn property(mode: Mode, profile: Profile) {
     let mut runner = proptest::test_runner::TestRunner::new(config());
-    let res = runner.run(&case(mode, profile), |c| run_case(&c).map_err(TestCaseError::fail));
+    let total = std::cell::RefCell::new(Stats::default());
+    let res = runner.run(&case(mode, profile), |c| {
+        let st = run_case(&c).map_err(TestCaseError::fail)?;
+        total.borrow_mut().add(&st);
+        Ok(())
+    });
+    if std::env::var("PEERSYNC_STATS").is_ok_and(|v| v == "1") {
+        let label = match mode {
+            Mode::One(s) => s,
+            Mode::Mixed => "mixed",
+        };
+        eprintln!("stats {label} {profile:?}: {:?}", total.borrow());
+    }
     if let Err(e) = res {
         panic!("{e}");
     }
