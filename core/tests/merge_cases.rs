@@ -469,3 +469,93 @@ fn hlc_resolution_is_stamped_after_both_sides() {
     assert_eq!(row_r(&a).unwrap()[1], t("B"));
     assert_same(&a, &b);
 }
+
+#[test]
+fn manual_delete_conflict_resolved_with_a_json_row_revives_the_row() {
+    let (a, b) = pair_with_row("manual");
+    a.exec("DELETE FROM t1 WHERE id = 'r'");
+    b.exec("UPDATE t1 SET a = 'B' WHERE id = 'r'");
+    sync_pair(&a, &b);
+    let id = a.pending()[0];
+    assert_eq!(a.resolve(id, r#"{"a": "new", "b": {"$blob": "ff"}, "c": null}"#).as_deref(), Ok("resolved"));
+    let want = Some(vec![t("r"), t("new"), V::Blob(vec![255]), V::Null]);
+    assert_eq!(row_r(&a), want);
+    quiet(&[&a, &b]);
+    assert!(a.pending().is_empty() && b.pending().is_empty(), "A {:?} B {:?}", a.conflicts(), b.conflicts());
+    assert_eq!(row_r(&b), want);
+    assert_same(&a, &b);
+}
+
+/// A JSON row that names the primary key with another value: sync_resolve may refuse it or
+/// ignore the key, but must not write a change that peers refuse (that would stop this
+/// device's sync for good) nor move the record.
+#[test]
+fn json_row_with_a_different_primary_key_value() {
+    for kind in ["update", "delete"] {
+        let (a, b) = pair_with_row("manual");
+        if kind == "delete" {
+            a.exec("DELETE FROM t1 WHERE id = 'r'");
+        } else {
+            a.exec("UPDATE t1 SET a = 'A' WHERE id = 'r'");
+        }
+        b.exec("UPDATE t1 SET a = 'B' WHERE id = 'r'");
+        sync_pair(&a, &b);
+        let id = a.pending()[0];
+        let r = a.resolve(id, r#"{"id": "other", "a": "new", "b": 1, "c": 2}"#);
+        assert!(a.row("t1", "id='other'").is_none(), "{kind}: sync_resolve moved the record: {:?}", a.rows("t1"));
+        if let Err(e) = &r {
+            assert!(e.contains("sync_resolve"), "{kind}: {e}");
+            continue;
+        }
+        for (from, to) in [(&a, &b), (&b, &a)] {
+            let (_, res) = sync_once(from, to, 1000);
+            assert!(res.is_ok(), "{kind}: after sync_resolve(.., row with id 'other') = {r:?}, {from:?} -> {to:?} fails: {res:?}");
+        }
+        quiet(&[&a, &b]);
+        assert_same(&a, &b);
+    }
+}
+
+#[test]
+fn remote_wins_delete_vs_update_converges() {
+    let (a, b) = pair_with_row("remote_wins");
+    a.exec("DELETE FROM t1 WHERE id = 'r'");
+    b.exec("UPDATE t1 SET a = 'B' WHERE id = 'r'");
+    quiet(&[&a, &b]);
+    assert!(a.pending().is_empty() && b.pending().is_empty());
+    assert_same(&a, &b);
+    assert!(!resolution_rows(&a).is_empty());
+}
+
+/// sync_resolve with a JSON row that lacks the conflicting column, names a column the table
+/// does not have, or holds a value that is not an SQLite value: an error naming the problem,
+/// nothing changed, the conflict still pending.
+#[test]
+fn resolve_with_a_bad_json_row_is_refused() {
+    let (_a, b, id) = manual_setup();
+    let cases: [(&str, &[&str]); 4] = [
+        (r#"{"b": 1}"#, &["\"a\""]),
+        (r#"{"a": true}"#, &["\"a\""]),
+        (r#"{"a": 1e400}"#, &["\"a\""]),
+        (r#"{"a": 1, "nosuch": 2}"#, &["nosuch"]),
+    ];
+    let mut problems = Vec::new();
+    for (row, words) in cases {
+        let fp = b.fingerprint();
+        match b.resolve(id, row) {
+            Ok(s) => problems.push(format!("sync_resolve({id}, {row}) accepted: {s}")),
+            Err(e) => {
+                if !e.contains("sync_resolve") || !words.iter().all(|w| e.contains(w)) {
+                    problems.push(format!("sync_resolve({id}, {row}): error {e:?} should name {words:?}"));
+                }
+                if b.fingerprint() != fp {
+                    problems.push(format!("sync_resolve({id}, {row}) failed but changed the database"));
+                }
+            }
+        }
+        if b.pending() != vec![id] {
+            break;
+        }
+    }
+    assert!(problems.is_empty(), "{}", problems.join("\n"));
+}
