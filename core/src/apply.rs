@@ -37,8 +37,22 @@ fn is_hash(s: &str) -> bool {
 
 /// Parses a batch, with an error that says what is wrong with it.
 pub fn parse_batch(json: &str) -> Result<Batch> {
-    let batch: Batch =
-        serde_json::from_str(json).map_err(|e| Error::invalid(format!("sync_apply: malformed batch: {e}")))?;
+    let de = &mut serde_json::Deserializer::from_str(json);
+    let batch: Batch = serde_path_to_error::deserialize(de).map_err(|e| {
+        let path = e.path().to_string();
+        let inner = e.into_inner();
+        if path == "." || path.is_empty() {
+            Error::invalid(format!("sync_apply: malformed batch: {inner}"))
+        } else {
+            Error::invalid(format!("sync_apply: malformed batch: field {path}: {inner}"))
+        }
+    })?;
+    if !is_device_id(&batch.device_id) {
+        return Err(Error::invalid(format!(
+            "sync_apply: malformed batch: device_id (the sender) must be 32 lowercase hex characters, not {:?}",
+            batch.device_id
+        )));
+    }
     if batch.format != crate::changes::FORMAT {
         return Err(Error::invalid(format!(
             "sync_apply: batch format {} is not supported (this peersync reads format {})",
@@ -95,6 +109,7 @@ fn apply_once(conn: &Connection, batch: &Batch, defer_fk: bool) -> Result<Applie
         let restore = crate::track::pause_capture(conn, &paused)?;
         let mut m = Merger::new(conn)?;
         let mut heads: HashMap<String, (i64, String)> = HashMap::new();
+        let mut advanced: std::collections::BTreeSet<String> = Default::default();
         let (mut accepted, mut duplicates, mut deferred) = (0i64, 0i64, 0i64);
         for (k, e) in batch.changes.iter().enumerate() {
             let what = || format!("sync_apply: change {}:{} (table \"{}\", record {})", e.device_id, e.version, e.table_name, e.record_id);
@@ -144,6 +159,12 @@ fn apply_once(conn: &Connection, batch: &Batch, defer_fk: bool) -> Result<Applie
             }
             let t = tables.get(&e.table_name).unwrap();
             let key = parse_literals(&e.record_id).map_err(|err| Error::invalid(format!("{}: {err}", what())))?;
+            if key.iter().any(|v| v.is_null()) {
+                return Err(Error::invalid(format!(
+                    "{}: record_id holds NULL; a NULL primary key identifies no row",
+                    what()
+                )));
+            }
             if key.len() != t.pk.len() || record_id(&key) != e.record_id {
                 return Err(Error::invalid(format!(
                     "{}: record_id does not name a primary key of \"{}\" ({} column(s))",
@@ -154,6 +175,12 @@ fn apply_once(conn: &Connection, batch: &Batch, defer_fk: bool) -> Result<Applie
             }
             let change = Change::parse(t, op, &e.change_data, &e.bases, &what)?;
             check_key_writes(t, &key, &change, &what)?;
+            // A change can arrive before a change it is based on (a batch made for another
+            // peer's vector, say): leave it, and all after it, for a later batch.
+            if !bases_held(conn, &mut heads, &change)? {
+                deferred = (batch.changes.len() - k) as i64;
+                break;
+            }
             let id = log_received(conn, e)?;
             m.writers.remember(
                 id,
@@ -163,9 +190,11 @@ fn apply_once(conn: &Connection, batch: &Batch, defer_fk: bool) -> Result<Applie
             let rec = Record { t, rid: e.record_id.clone(), key };
             m.merge_remote(&rec, &change, id, &e.change_data)?;
             heads.insert(e.device_id.clone(), (e.version, e.hash.clone()));
+            advanced.insert(e.device_id.clone());
             accepted += 1;
         }
-        for (dev, (version, hash)) in &heads {
+        for dev in &advanced {
+            let (version, hash) = &heads[dev];
             set_head(conn, dev, *version, hash)?;
         }
         m.local.finish(conn)?;
@@ -199,6 +228,25 @@ fn check_key_writes(t: &crate::table::Table, key: &[crate::value::Value], ch: &C
         }
     }
     Ok(())
+}
+
+/// Whether this database holds every change that `ch`'s bases name.
+fn bases_held(conn: &Connection, heads: &mut HashMap<String, (i64, String)>, ch: &Change) -> Result<bool> {
+    let refs = ch
+        .live
+        .iter()
+        .chain(ch.writes.iter().flat_map(|w| w.base.iter()))
+        .chain(ch.seen.iter().flatten().filter_map(|(_, r)| r.as_ref()));
+    for r in refs {
+        let Some((dev, version)) = crate::log::parse_reference(r) else { continue };
+        if !heads.contains_key(dev) {
+            heads.insert(dev.to_string(), head(conn, dev)?);
+        }
+        if version > heads[dev].0 {
+            return Ok(false);
+        }
+    }
+    Ok(true)
 }
 
 fn log_received(conn: &Connection, e: &Entry) -> Result<i64> {

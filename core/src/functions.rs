@@ -67,6 +67,9 @@ fn register(
             }
         };
         let msg = if msg.starts_with(name) { msg } else { format!("{name}: {msg}") };
+        // An error message is a C string: show control characters (a NUL in a peer's column
+        // name, say) instead of letting them cut or garble it.
+        let msg: String = msg.chars().flat_map(|c| if c.is_control() { c.escape_default().collect::<Vec<_>>() } else { vec![c] }).collect();
         Err(rusqlite::Error::UserFunctionError(msg.into()))
     })
 }

@@ -210,6 +210,13 @@ impl<'c> Merger<'c> {
                 conflicts::close_matching(conn, t, &r.rid, Slot::Col(c), &base, &by)?;
             }
             let cur = slots.cols[c];
+            if t.is_pk(c) {
+                // Key columns always hold the record's key: writes to them agree.
+                if matches(cur, &base, &w.base) || this_order > self.order(cur)? {
+                    slots.cols[c] = Some(this);
+                }
+                continue;
+            }
             if matches(cur, &base, &w.base) {
                 slots.cols[c] = Some(this);
                 applied.push((c, w.value.clone()));

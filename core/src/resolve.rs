@@ -48,6 +48,21 @@ pub fn resolve(conn: &Connection, id: i64, choice: Choice) -> Result<String> {
             Error::invalid(format!("{F}: table \"{}\" is no longer tracked; track it again first", c.table_name))
         })?;
         let key = parse_literals(&c.record_id)?;
+        if let Choice::Row(row) = &choice {
+            for (name, v) in row {
+                let ci = t.column_index(name).ok_or_else(|| {
+                    Error::invalid(format!("{F}: the JSON row names column \"{name}\", which table \"{}\" does not have", t.name))
+                })?;
+                let v = Value::from_json(v, &|| format!("{F}: column \"{name}\""))?;
+                if let Some(k) = t.pk.iter().position(|&p| p == ci) {
+                    if !v.sql_is(&key[k]) {
+                        return Err(Error::invalid(format!(
+                            "{F}: the JSON row gives key column \"{name}\" another value; a resolution cannot move a record"
+                        )));
+                    }
+                }
+            }
+        }
         let rec = Record { t, rid: c.record_id.clone(), key };
         let slots = Slots::load(conn, t, &rec.rid)?;
         let sides = vec![c.local_change, c.remote_change];
@@ -76,7 +91,7 @@ pub fn resolve(conn: &Connection, id: i64, choice: Choice) -> Result<String> {
                         let cur = current()?;
                         let mut vals = Vec::new();
                         for (i, name) in t.columns.iter().enumerate() {
-                            vals.push(if row.contains_key(name) { custom_val(row, name)? } else { cur[i].clone() });
+                            vals.push(if row.contains_key(name) && !t.is_pk(i) { custom_val(row, name)? } else { cur[i].clone() });
                         }
                         custom_row = Some(vals);
                         true
