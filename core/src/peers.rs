@@ -27,8 +27,15 @@ pub fn note_vector(conn: &Connection, peer: &str, vector: &Vector) -> Result<()>
     let floors: Vec<(String, Option<i64>)> =
         stmt.query_map([&me], |r| Ok((r.get(0)?, r.get(1)?)))?.collect::<rusqlite::Result<_>>()?;
     // Peer '' remembers how far is_synced has been set, so each call touches only new rows.
+    let held: std::collections::HashMap<String, i64> = conn
+        .prepare_cached("SELECT device_id, version FROM sync_vector")?
+        .query_map([], |r| Ok((r.get(0)?, r.get(1)?)))?
+        .collect::<rusqlite::Result<_>>()?;
     for (origin, floor) in floors {
-        let Some(floor) = floor.filter(|f| *f > 0) else { continue };
+        // Only what this database holds can be marked; a peer may report more.
+        let Some(floor) = floor.map(|f| f.min(held.get(&origin).copied().unwrap_or(0))).filter(|f| *f > 0) else {
+            continue;
+        };
         let done: i64 = conn
             .prepare_cached("SELECT ifnull(max(version), 0) FROM sync_peer_vectors WHERE peer = '' AND origin = ?1")?
             .query_row([&origin], |r| r.get(0))?;

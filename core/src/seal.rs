@@ -30,7 +30,12 @@ pub fn seal(conn: &Connection) -> Result<i64> {
     }
     conn.set_prepared_statement_cache_capacity(64);
     crate::tx::write(conn, |conn| {
+        // Read again under the write lock: another connection may have sealed meanwhile.
+        let upto: i64 = get_state(conn, "sealed_upto")?.unwrap_or(0);
         let last: i64 = conn.query_row("SELECT ifnull(max(id), 0) FROM sync_log", [], |r| r.get(0))?;
+        if last <= upto {
+            return Ok(0);
+        }
         let tables = Tables::load(conn)?;
         let mut local = LocalLog::open(conn)?;
         let mut writers = Writers::default();
@@ -39,7 +44,7 @@ pub fn seal(conn: &Connection) -> Result<i64> {
         loop {
             let rows: Vec<(i64, String, Option<String>, String, Option<i64>)> = conn
                 .prepare_cached(
-                    "SELECT id, table_name, record_id, operation, timestamp FROM sync_log WHERE id > ?1 AND id <= ?2 ORDER BY id LIMIT ?3",
+                    "SELECT id, table_name, record_id, operation, timestamp FROM sync_log WHERE id > ?1 AND id <= ?2 AND hash IS NULL ORDER BY id LIMIT ?3",
                 )?
                 .query_map(params![from, last, CHUNK], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?)))?
                 .collect::<rusqlite::Result<_>>()?;
