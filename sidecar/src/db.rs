@@ -41,10 +41,6 @@ pub fn open(path: &Path, create: bool) -> Result<Connection> {
 pub struct Db {
     path: Arc<PathBuf>,
     idle: Arc<Mutex<Vec<Connection>>>,
-    /// One core call at a time in this process: core's seal() is not safe to run from two
-    /// connections at once (it reads `sealed_upto` before its write transaction; see
-    /// tests/sidecar/test_core_issues.py). Remove once core reads it inside the transaction.
-    serial: Arc<Mutex<()>>,
 }
 
 impl Db {
@@ -54,7 +50,6 @@ impl Db {
         Ok(Db {
             path: Arc::new(path.to_path_buf()),
             idle: Arc::new(Mutex::new(vec![first])),
-            serial: Arc::new(Mutex::new(())),
         })
     }
 
@@ -90,10 +85,7 @@ impl Db {
         let db = self.clone();
         tokio::task::spawn_blocking(move || {
             let conn = db.take()?;
-            let out = {
-                let _one_at_a_time = db.serial.lock().unwrap_or_else(|p| p.into_inner());
-                f(&conn)
-            };
+            let out = f(&conn);
             db.give_back(conn);
             out
         })

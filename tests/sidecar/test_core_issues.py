@@ -1,5 +1,5 @@
-# Core behaviour the sidecar depends on, shown through the extension alone. A failing test here
-# is a bug in core/ (reported to the lead), not in the sidecar.
+# Core behaviour the sidecar depends on, shown through the extension alone (both were core bugs
+# found by the sidecar's tests and fixed in core 44bb298). A failing test here is a bug in core/.
 import json
 import sqlite3
 
