@@ -91,6 +91,9 @@ for d in laptop phone; do
   run sqlite3 -box $d.db "SELECT id, record_id, kind, columns, local_data, remote_data, status, resolution FROM sync_conflicts"
 done
 
+all_synced() { for d in laptop phone; do [ "$(sqlite3 $d.db 'SELECT count(*) FROM sync_log WHERE is_synced = 0')" = 0 ] || return 1; done; }
+wait_for 20 "each side to learn that the other holds everything" all_synced
+
 step "10. Both databases are identical"
 run sqlite3 -box laptop.db "SELECT * FROM notes ORDER BY id"
 run sqlite3 -box phone.db "SELECT * FROM notes ORDER BY id"
