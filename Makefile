@@ -5,7 +5,7 @@ VENV := .venv
 PYTHON := $(VENV)/bin/python
 EXT_SO := dist/peersync.so
 
-.PHONY: all build ext sidecar test test-rust test-sql test-python test-node demo bench clean
+.PHONY: all build ext sidecar test test-rust test-sql test-python test-node test-sidecar demo bench clean
 
 all: build
 
@@ -22,7 +22,7 @@ sidecar:
 	mkdir -p dist
 	cp target/release/peersync dist/peersync.tmp && mv -f dist/peersync.tmp dist/peersync
 
-test: build test-rust test-sql test-python test-node
+test: build test-rust test-sql test-python test-node test-sidecar
 	@echo "make test: all suites passed"
 
 test-rust:
@@ -39,14 +39,18 @@ $(VENV)/stamp: tests/requirements.txt
 test-python: build $(VENV)/stamp
 	$(PYTHON) -m pytest -q tests/python
 
+test-sidecar: build $(VENV)/stamp
+	$(PYTHON) -m pytest -q tests/sidecar
+
 test-node: ext
 	bash tests/node/run.sh
 
 demo: build
 	bash sql/demo.sh
 
-bench: build
+bench: build $(VENV)/stamp
 	$(CARGO) run --release -p peersync-bench
+	$(PYTHON) tests/sidecar/bench_e2e.py
 
 clean:
 	rm -rf $(VENV)

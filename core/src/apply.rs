@@ -17,8 +17,11 @@ pub struct Applied {
     pub accepted: i64,
     /// Changes this database already held (same hash).
     pub duplicates: i64,
-    /// Changes left for a later batch because an earlier version of their origin is missing.
+    /// Changes left for a later batch: an earlier version of their origin, or a change they
+    /// are based on, is not here yet.
     pub deferred: i64,
+    /// Changes from devices this device has revoked (relayed by others): refused.
+    pub refused: i64,
     /// Conflicts detected while merging (pending ones wait for `sync_resolve`).
     pub conflicts: Vec<crate::conflicts::Summary>,
     /// Resolutions this device wrote (local_wins / remote_wins tables).
@@ -91,7 +94,9 @@ fn apply_once(conn: &Connection, batch: &Batch, defer_fk: bool) -> Result<Applie
         }
         crate::seal::seal(conn)?;
         let tables = Tables::load(conn)?;
-        crate::sign::check_batch(conn, &me, batch)?;
+        let verdict = crate::sign::check_batch(conn, &me, batch)?;
+        // Origins whose remaining changes in this batch wait for a later one.
+        let mut blocked = verdict.deferred.clone();
         let mut names: Vec<&str> = batch.changes.iter().map(|c| c.table_name.as_str()).collect();
         names.sort_unstable();
         names.dedup();
@@ -110,8 +115,8 @@ fn apply_once(conn: &Connection, batch: &Batch, defer_fk: bool) -> Result<Applie
         let mut m = Merger::new(conn)?;
         let mut heads: HashMap<String, (i64, String)> = HashMap::new();
         let mut advanced: std::collections::BTreeSet<String> = Default::default();
-        let (mut accepted, mut duplicates, mut deferred) = (0i64, 0i64, 0i64);
-        for (k, e) in batch.changes.iter().enumerate() {
+        let (mut accepted, mut duplicates, mut deferred, mut refused) = (0i64, 0i64, 0i64, 0i64);
+        for e in &batch.changes {
             let what = || format!("sync_apply: change {}:{} (table \"{}\", record {})", e.device_id, e.version, e.table_name, e.record_id);
             if !is_device_id(&e.device_id) {
                 return Err(Error::invalid(format!("{}: device_id must be 32 lowercase hex characters", what())));
@@ -124,6 +129,14 @@ fn apply_once(conn: &Connection, batch: &Batch, defer_fk: bool) -> Result<Applie
             }
             let op = Op::parse(&e.operation)
                 .ok_or_else(|| Error::invalid(format!("{}: unknown operation \"{}\"", what(), e.operation)))?;
+            if verdict.revoked.contains(&e.device_id) {
+                refused += 1;
+                continue;
+            }
+            if blocked.contains(&e.device_id) {
+                deferred += 1;
+                continue;
+            }
             if !heads.contains_key(&e.device_id) {
                 heads.insert(e.device_id.clone(), head(conn, &e.device_id)?);
             }
@@ -148,8 +161,9 @@ fn apply_once(conn: &Connection, batch: &Batch, defer_fk: bool) -> Result<Applie
                 )));
             }
             if e.version > have + 1 {
-                deferred = (batch.changes.len() - k) as i64;
-                break;
+                blocked.insert(e.device_id.clone());
+                deferred += 1;
+                continue;
             }
             if e.compute_hash(&prev_hash) != e.hash {
                 return Err(Error::Integrity(format!(
@@ -176,10 +190,11 @@ fn apply_once(conn: &Connection, batch: &Batch, defer_fk: bool) -> Result<Applie
             let change = Change::parse(t, op, &e.change_data, &e.bases, &what)?;
             check_key_writes(t, &key, &change, &what)?;
             // A change can arrive before a change it is based on (a batch made for another
-            // peer's vector, say): leave it, and all after it, for a later batch.
+            // peer's vector, say): leave it, and its origin's later ones, for a later batch.
             if !bases_held(conn, &mut heads, &change)? {
-                deferred = (batch.changes.len() - k) as i64;
-                break;
+                blocked.insert(e.device_id.clone());
+                deferred += 1;
+                continue;
             }
             let id = log_received(conn, e)?;
             m.writers.remember(
@@ -207,6 +222,7 @@ fn apply_once(conn: &Connection, batch: &Batch, defer_fk: bool) -> Result<Applie
             accepted,
             duplicates,
             deferred,
+            refused,
             conflicts: m.conflicts,
             resolutions: m.resolutions,
             vector: crate::vector(conn)?,

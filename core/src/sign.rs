@@ -10,7 +10,7 @@ use crate::error::{Error, Result};
 use crate::log::head;
 use ed25519_dalek::{Signature, VerifyingKey};
 use rusqlite::{params, Connection, OptionalExtension};
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 
 pub fn message(device_id: &str, version: i64, hash: &str) -> Vec<u8> {
     format!("peersync-head-v1\n{device_id}\n{version}\n{hash}").into_bytes()
@@ -33,40 +33,62 @@ pub fn verify(public_key_hex: &str, s: &HeadSignature) -> bool {
     key.verify_strict(&message(&s.device_id, s.version, &s.hash), &Signature::from_bytes(&sig)).is_ok()
 }
 
-/// Refuses the batch if it carries changes from a revoked device, or new changes from a
-/// device whose key we hold without a valid signature on the last of them.
-pub fn check_batch(conn: &Connection, me: &str, batch: &Batch) -> Result<()> {
-    let mut last: BTreeMap<&str, (i64, &str)> = BTreeMap::new();
+/// What the signature check decided about a batch's origins.
+#[derive(Default)]
+pub struct Verdict {
+    /// Origins this device has revoked: their changes are refused, whoever relays them.
+    pub revoked: BTreeSet<String>,
+    /// Origins whose new changes do not start at the next version held here: left for later.
+    pub deferred: BTreeSet<String>,
+}
+
+/// For every origin whose key this database holds: refuses the batch unless the origin's new
+/// changes in it form an unbroken chain from the head held here to a version the origin
+/// signed (so every one of them is vouched for, even if only some get applied).
+pub fn check_batch(conn: &Connection, me: &str, batch: &Batch) -> Result<Verdict> {
+    let mut verdict = Verdict::default();
+    let mut by_origin: BTreeMap<&str, Vec<&crate::log::Entry>> = BTreeMap::new();
     for e in &batch.changes {
-        let ent = last.entry(e.device_id.as_str()).or_insert((e.version, e.hash.as_str()));
-        if e.version >= ent.0 {
-            *ent = (e.version, e.hash.as_str());
-        }
+        by_origin.entry(e.device_id.as_str()).or_default().push(e);
     }
-    for (dev, (version, hash)) in last {
+    for (dev, changes) in by_origin {
         if dev == me {
             continue;
         }
         let Some((Some(key), authorized)) = device_key(conn, dev)? else { continue };
         if !authorized {
-            return Err(Error::Unauthorized(format!(
-                "sync_apply: the batch carries changes from device {dev}, which this device has revoked; nothing was applied"
-            )));
+            verdict.revoked.insert(dev.to_string());
+            continue;
         }
-        if version <= head(conn, dev)?.0 {
-            continue; // nothing new from it
+        let (have, mut prev) = head(conn, dev)?;
+        let new: Vec<_> = changes.into_iter().filter(|e| e.version > have).collect();
+        let Some(first) = new.first() else { continue };
+        if first.version != have + 1 {
+            verdict.deferred.insert(dev.to_string());
+            continue;
         }
+        for (k, e) in new.iter().enumerate() {
+            if e.version != have + 1 + k as i64 || e.compute_hash(&prev) != e.hash {
+                return Err(Error::Integrity(format!(
+                    "sync_apply: change {dev}:{} (table \"{}\", record {}): hash mismatch (the change was altered in transit or its chain is broken); nothing was applied, push again",
+                    e.version, e.table_name, e.record_id
+                )));
+            }
+            prev = e.hash.clone();
+        }
+        let last = new.last().unwrap();
         let ok = batch
             .signatures
             .iter()
-            .any(|s| s.device_id == dev && s.version == version && s.hash == hash && verify(&key, s));
+            .any(|s| s.device_id == dev && s.version == last.version && s.hash == last.hash && verify(&key, s));
         if !ok {
             return Err(Error::Unauthorized(format!(
-                "sync_apply: changes from device {dev} up to version {version} carry no valid signature of that device; nothing was applied"
+                "sync_apply: changes from device {dev} up to version {} carry no valid signature of that device; nothing was applied",
+                last.version
             )));
         }
     }
-    Ok(())
+    Ok(verdict)
 }
 
 /// Keeps the batch's valid signatures for changes this database now holds, to relay them.
