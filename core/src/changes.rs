@@ -108,25 +108,10 @@ fn lacking_ids(conn: &Connection, ours: &Vector, since: &Vector, n: i64) -> Resu
 }
 
 fn read_entries(conn: &Connection, ids: &[i64]) -> Result<Vec<Entry>> {
-    let mut get = conn.prepare_cached(
-        "SELECT table_name, record_id, operation, change_data, device_id, version, timestamp, bases, resolution, hash FROM sync_log WHERE id = ?1",
-    )?;
+    let mut get = conn.prepare_cached(&format!("SELECT {} FROM sync_log WHERE id = ?1", Entry::COLUMNS))?;
     let mut out = Vec::with_capacity(ids.len());
     for &id in ids {
-        out.push(get.query_row([id], |r| {
-            Ok(Entry {
-                table_name: r.get(0)?,
-                record_id: r.get(1)?,
-                operation: r.get(2)?,
-                change_data: r.get(3)?,
-                device_id: r.get(4)?,
-                version: r.get(5)?,
-                timestamp: r.get(6)?,
-                bases: r.get(7)?,
-                resolution: r.get(8)?,
-                hash: r.get(9)?,
-            })
-        })?);
+        out.push(get.query_row([id], Entry::from_row)?);
     }
     Ok(out)
 }

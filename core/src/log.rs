@@ -20,6 +20,26 @@ pub struct Entry {
 }
 
 impl Entry {
+    /// The `sync_log` columns [`Entry::from_row`] reads, in order.
+    pub const COLUMNS: &'static str =
+        "table_name, record_id, operation, change_data, device_id, version, timestamp, bases, resolution, hash";
+
+    /// Reads an entry from a row selected with [`Entry::COLUMNS`] first.
+    pub fn from_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<Entry> {
+        Ok(Entry {
+            table_name: r.get(0)?,
+            record_id: r.get(1)?,
+            operation: r.get(2)?,
+            change_data: r.get(3)?,
+            device_id: r.get(4)?,
+            version: r.get(5)?,
+            timestamp: r.get(6)?,
+            bases: r.get(7)?,
+            resolution: r.get(8)?,
+            hash: r.get(9)?,
+        })
+    }
+
     pub fn compute_hash(&self, prev_hash: &str) -> String {
         HashInput {
             table_name: &self.table_name,

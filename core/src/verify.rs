@@ -1,26 +1,8 @@
 //! `sync_verify` and `sync_hash`: recomputing hashes and checking every origin's chain.
 use crate::error::{Error, Result};
 use crate::log::Entry;
-use rusqlite::{Connection, OptionalExtension, Row};
+use rusqlite::{Connection, OptionalExtension};
 use serde_json::json;
-
-fn entry(r: &Row<'_>) -> rusqlite::Result<Entry> {
-    Ok(Entry {
-        table_name: r.get(0)?,
-        record_id: r.get(1)?,
-        operation: r.get(2)?,
-        change_data: r.get(3)?,
-        device_id: r.get(4)?,
-        version: r.get(5)?,
-        timestamp: r.get(6)?,
-        bases: r.get(7)?,
-        resolution: r.get(8)?,
-        hash: r.get(9)?,
-    })
-}
-
-const COLS: &str =
-    "table_name, record_id, operation, change_data, device_id, version, timestamp, bases, resolution, hash";
 
 /// `sync_hash(log_id)`: the hash of that row's canonical encoding, computed now.
 pub fn hash_of(conn: &Connection, log_id: i64) -> Result<String> {
@@ -36,7 +18,7 @@ pub fn hash_of(conn: &Connection, log_id: i64) -> Result<String> {
         }
         Some(Some(_)) => {}
     }
-    let e = conn.query_row(&format!("SELECT {COLS} FROM sync_log WHERE id = ?1"), [log_id], entry)?;
+    let e = conn.query_row(&format!("SELECT {} FROM sync_log WHERE id = ?1", Entry::COLUMNS), [log_id], Entry::from_row)?;
     let prev = prev_hash(conn, &e.device_id, e.version)?;
     Ok(e.compute_hash(&prev))
 }
@@ -57,7 +39,8 @@ fn prev_hash(conn: &Connection, device: &str, version: i64) -> Result<String> {
 pub fn verify(conn: &Connection) -> Result<serde_json::Value> {
     crate::seal::seal(conn)?;
     let mut stmt = conn.prepare(&format!(
-        "SELECT {COLS}, id FROM sync_log WHERE version IS NOT NULL ORDER BY device_id, version"
+        "SELECT {}, id FROM sync_log WHERE version IS NOT NULL ORDER BY device_id, version",
+        Entry::COLUMNS
     ))?;
     let mut rows = stmt.query([])?;
     let mut checked = 0i64;
@@ -65,7 +48,7 @@ pub fn verify(conn: &Connection) -> Result<serde_json::Value> {
     let mut problems: Vec<String> = Vec::new();
     let mut prev: Option<(String, i64, String)> = None;
     while let Some(r) = rows.next()? {
-        let e = entry(r)?;
+        let e = Entry::from_row(r)?;
         let id: i64 = r.get(10)?;
         checked += 1;
         let (expect_version, prev_hash) = match &prev {
