@@ -4,7 +4,7 @@
 //! key) take random inserts (INSERT OR REPLACE), updates of column subsets, deletes and key
 //! changes on a few shared keys with values of every type; random partial exchanges between
 //! random pairs (small limits, duplicated entries, batches applied twice, old batches delivered
-//! again out of order); skewed clocks; and (manual tables) users resolving conflicts.
+//! again out of order, to their receiver or to another peer); skewed clocks; and (manual tables) users resolving conflicts.
 //! Then: full exchange until quiet, every pending conflict resolved on random peers, exchange
 //! again. Every database must then hold the same tables and vector, verify, hold every change,
 //! and every slot must hold the value of its greatest (timestamp, device id) write.

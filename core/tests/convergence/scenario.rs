@@ -78,10 +78,10 @@ pub enum Step {
     /// `to` applies `sync_changes(to's vector, limit)` of `from`; `dup` appends copies of the
     /// first and last entries; `twice` applies the same batch again.
     Sync { from: usize, to: usize, limit: i64, dup: bool, twice: bool },
-    /// The `back`-th latest batch delivered again, out of order, to its receiver (as in
-    /// model.py; delivering it to a peer that lacks its causal past is another test:
-    /// merge_transport.rs `change_arriving_before_its_base_from_another_origin`).
-    Redeliver { back: usize },
+    /// The `back`-th latest batch delivered again, out of order, to its receiver (as model.py
+    /// does) or to peer `to`, which may lack the changes it is based on (DESIGN.md: "in any
+    /// order"; the receiver must defer what it cannot apply yet).
+    Redeliver { back: usize, to: Option<usize> },
     /// A user resolves a pending conflict (the `pick`-th) mid-run.
     Resolve { p: usize, pick: usize, choice: Choice },
 }
@@ -118,7 +118,8 @@ impl fmt::Debug for Shown<'_> {
                 let (s, r) = pair(*from, *to, n);
                 write!(f, "sync P{s} -> P{r} limit {limit}{}{}", if *dup { " +dup entries" } else { "" }, if *twice { " applied twice" } else { "" })
             }
-            Step::Redeliver { back } => write!(f, "redeliver batch #-{back} to its receiver"),
+            Step::Redeliver { back, to: None } => write!(f, "redeliver batch #-{back} to its receiver"),
+            Step::Redeliver { back, to: Some(to) } => write!(f, "redeliver batch #-{back} to P{}", to % n),
             Step::Resolve { p, pick, choice } => write!(f, "P{}: sync_resolve(pending #{pick}, {choice:?})", p % n),
         }
     }
@@ -236,7 +237,7 @@ pub fn step(profile: Profile) -> impl Strategy<Value = Step> {
         2 => (p.clone(), table(), key(), key()).prop_map(|(p, t, key, to)| Step::Rekey { p, t, key, to }),
         36 => (p.clone(), p.clone(), prop_oneof![2 => Just(1000i64), 1 => 1i64..6], proptest::bool::weighted(0.15), proptest::bool::weighted(0.1))
             .prop_map(|(from, to, limit, dup, twice)| Step::Sync { from, to, limit, dup, twice }),
-        7 => (1usize..=5).prop_map(|back| Step::Redeliver { back }),
+        7 => (1usize..=5, proptest::option::weighted(0.3, p.clone())).prop_map(|(back, to)| Step::Redeliver { back, to }),
         5 => (p, 0usize..4, choice()).prop_map(|(p, pick, choice)| Step::Resolve { p, pick, choice }),
     ]
 }

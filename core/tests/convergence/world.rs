@@ -243,9 +243,10 @@ impl World {
                 }
                 self.batches.push((r, batch));
             }
-            Step::Redeliver { back } => {
+            Step::Redeliver { back, to } => {
                 if self.batches.len() >= *back {
-                    let (r, batch) = self.batches[self.batches.len() - back].clone();
+                    let (orig, batch) = self.batches[self.batches.len() - back].clone();
+                    let r = to.map(|t| t % n).unwrap_or(orig);
                     self.deliver(r, &batch, &format!("{:?} (P{r})", Shown(s, n)))?;
                 }
             }
