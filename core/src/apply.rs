@@ -88,6 +88,7 @@ pub fn apply(conn: &Connection, batch: &Batch) -> Result<Applied> {
 fn apply_once(conn: &Connection, batch: &Batch, defer_fk: bool) -> Result<Applied> {
     let me = crate::schema::device_id(conn)?;
     conn.set_prepared_statement_cache_capacity(64);
+    let _cache = crate::tx::BiggerCache::new(conn);
     crate::tx::write(conn, |conn| {
         if defer_fk {
             conn.execute_batch("PRAGMA defer_foreign_keys = ON")?;

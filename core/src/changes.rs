@@ -61,6 +61,7 @@ pub fn changes(conn: &Connection, since: &Vector, limit: i64) -> Result<Batch> {
     }
     let device = crate::schema::device_id(conn)?;
     conn.set_prepared_statement_cache_capacity(64);
+    let _cache = crate::tx::BiggerCache::new(conn);
     crate::seal::seal(conn)?;
     let ours = crate::vector(conn)?;
     // Fetch a few more than asked: a relayed origin's run must end where that origin signed.

@@ -29,6 +29,7 @@ pub fn seal(conn: &Connection) -> Result<i64> {
         return Ok(0);
     }
     conn.set_prepared_statement_cache_capacity(64);
+    let _cache = crate::tx::BiggerCache::new(conn);
     crate::tx::write(conn, |conn| {
         // Read again under the write lock: another connection may have sealed meanwhile.
         let upto: i64 = get_state(conn, "sealed_upto")?.unwrap_or(0);

@@ -39,3 +39,32 @@ pub fn write<T>(conn: &Connection, f: impl FnOnce(&Connection) -> Result<T>) -> 
         }
     }
 }
+
+/// Raises the connection's page cache to at least 32 MiB while a bulk operation (seal, apply)
+/// runs, and puts the caller's setting back when dropped.
+pub struct BiggerCache<'c> {
+    conn: &'c Connection,
+    before: Option<i64>,
+}
+
+impl<'c> BiggerCache<'c> {
+    const KIB: i64 = 32 * 1024;
+
+    pub fn new(conn: &'c Connection) -> BiggerCache<'c> {
+        let before: Option<i64> = conn.query_row("PRAGMA cache_size", [], |r| r.get(0)).ok();
+        // negative = KiB, positive = pages (assume 4 KiB pages to compare)
+        let kib = before.map(|b| if b < 0 { -b } else { b * 4 });
+        if kib.is_some_and(|k| k < Self::KIB) && conn.execute_batch(&format!("PRAGMA cache_size = -{}", Self::KIB)).is_ok() {
+            return BiggerCache { conn, before };
+        }
+        BiggerCache { conn, before: None }
+    }
+}
+
+impl Drop for BiggerCache<'_> {
+    fn drop(&mut self) {
+        if let Some(b) = self.before {
+            let _ = self.conn.execute_batch(&format!("PRAGMA cache_size = {b}"));
+        }
+    }
+}
