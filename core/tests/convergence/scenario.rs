@@ -82,6 +82,8 @@ pub enum Step {
     /// does) or to peer `to`, which may lack the changes it is based on (DESIGN.md: "in any
     /// order"; the receiver must defer what it cannot apply yet).
     Redeliver { back: usize, to: Option<usize> },
+    /// The device's wall clock is set again (jumps back or forward by hours, or a little).
+    Clock { p: usize, offset_us: i64 },
     /// A user resolves a pending conflict (the `pick`-th) mid-run.
     Resolve { p: usize, pick: usize, choice: Choice },
 }
@@ -120,6 +122,7 @@ impl fmt::Debug for Shown<'_> {
             }
             Step::Redeliver { back, to: None } => write!(f, "redeliver batch #-{back} to its receiver"),
             Step::Redeliver { back, to: Some(to) } => write!(f, "redeliver batch #-{back} to P{}", to % n),
+            Step::Clock { p, offset_us } => write!(f, "P{}: wall clock offset now {} s", p % n, *offset_us as f64 / 1e6),
             Step::Resolve { p, pick, choice } => write!(f, "P{}: sync_resolve(pending #{pick}, {choice:?})", p % n),
         }
     }
@@ -238,6 +241,7 @@ pub fn step(profile: Profile) -> impl Strategy<Value = Step> {
         36 => (p.clone(), p.clone(), prop_oneof![2 => Just(1000i64), 1 => 1i64..6], proptest::bool::weighted(0.15), proptest::bool::weighted(0.1))
             .prop_map(|(from, to, limit, dup, twice)| Step::Sync { from, to, limit, dup, twice }),
         7 => (1usize..=5, proptest::option::weighted(0.3, p.clone())).prop_map(|(back, to)| Step::Redeliver { back, to }),
+        2 => (p.clone(), offset()).prop_map(|(p, offset_us)| Step::Clock { p, offset_us }),
         5 => (p, 0usize..4, choice()).prop_map(|(p, pick, choice)| Step::Resolve { p, pick, choice }),
     ]
 }

@@ -250,6 +250,11 @@ impl World {
                     self.deliver(r, &batch, &format!("{:?} (P{r})", Shown(s, n)))?;
                 }
             }
+            Step::Clock { p, offset_us } => {
+                let p = p % n;
+                self.peers[p].set_clock_offset(*offset_us);
+                self.trace.push(format!("{:?}", Shown(s, n)));
+            }
             Step::Resolve { p, pick, choice } => {
                 let p = p % n;
                 let pend = self.peers[p].pending();
