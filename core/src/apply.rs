@@ -2,7 +2,7 @@
 use crate::change::{Change, Op};
 use crate::changes::Batch;
 use crate::error::{Error, Result};
-use crate::log::{head, set_head, Entry, Writer};
+use crate::log::{head, set_head, Writer};
 use crate::merge::{Merger, Record};
 use crate::table::Tables;
 use crate::value::{parse_literals, record_id};
@@ -197,7 +197,7 @@ fn apply_once(conn: &Connection, batch: &Batch, defer_fk: bool) -> Result<Applie
                 deferred += 1;
                 continue;
             }
-            let id = log_received(conn, e)?;
+            let id = e.insert(conn)?;
             m.writers.remember(
                 id,
                 Writer { device_id: e.device_id.clone(), version: e.version, timestamp: e.timestamp, resolution: e.resolution },
@@ -266,6 +266,3 @@ fn bases_held(conn: &Connection, heads: &mut HashMap<String, (i64, String)>, ch:
     Ok(true)
 }
 
-fn log_received(conn: &Connection, e: &Entry) -> Result<i64> {
-    e.insert(conn)
-}

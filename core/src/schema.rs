@@ -132,7 +132,7 @@ fn device_id_opt(conn: &Connection) -> Result<Option<String>> {
     if !exists {
         return Ok(None);
     }
-    Ok(get_state::<String>(conn, "device_id")?)
+    get_state::<String>(conn, "device_id")
 }
 
 /// This database's device id, or [`Error::NotInitialised`].
