@@ -28,16 +28,11 @@ impl Clock {
         now_us() + self.offset
     }
 
-    /// A stamp for a local write whose trigger read the wall clock at `wall_us`.
+    /// A stamp for a local write whose trigger read the wall clock at `wall_us` (None: now).
     pub fn stamp_at(&mut self, wall_us: Option<i64>) -> i64 {
         let wall = wall_us.map(|w| w + self.offset).unwrap_or_else(|| self.wall());
         self.last = wall.max(self.last.saturating_add(1));
         self.last
-    }
-
-    /// A stamp for a write made now (resolutions).
-    pub fn stamp(&mut self) -> i64 {
-        self.stamp_at(None)
     }
 
     /// Moves the clock past a received timestamp.

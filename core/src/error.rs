@@ -25,10 +25,6 @@ impl Error {
     pub fn invalid(msg: impl Into<String>) -> Self {
         Error::Invalid(msg.into())
     }
-    /// True when the error is the caller's input (as opposed to the database failing).
-    pub fn is_client_error(&self) -> bool {
-        matches!(self, Error::Invalid(_) | Error::Json(_))
-    }
 }
 
 pub type Result<T> = std::result::Result<T, Error>;
