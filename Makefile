@@ -5,7 +5,7 @@ VENV := .venv
 PYTHON := $(VENV)/bin/python
 EXT_SO := dist/peersync.so
 
-.PHONY: all build ext sidecar test test-rust test-sql test-python test-node test-sidecar demo bench clean
+.PHONY: all build ext sidecar test test-rust test-sql test-python test-node test-sidecar test-reliability reliability demo bench clean
 
 all: build
 
@@ -22,7 +22,7 @@ sidecar:
 	mkdir -p dist
 	cp target/release/peersync dist/peersync.tmp && mv -f dist/peersync.tmp dist/peersync
 
-test: build test-rust test-sql test-python test-node test-sidecar
+test: build test-rust test-sql test-python test-node test-sidecar test-reliability
 	@echo "make test: all suites passed"
 
 test-rust:
@@ -41,6 +41,14 @@ test-python: build $(VENV)/stamp
 
 test-sidecar: build $(VENV)/stamp
 	$(PYTHON) -m pytest -q tests/sidecar
+
+# The short reliability suite (chaos, crashes, disk full, hostile input); its matrix goes to target/reliability/.
+test-reliability: build $(VENV)/stamp
+	$(PYTHON) -m pytest -q tests/reliability
+
+# The long variant, which rewrites RELIABILITY.md (commit it).
+reliability: build $(VENV)/stamp
+	PEERSYNC_LONG=1 PEERSYNC_RELIABILITY_OUT=$(CURDIR)/RELIABILITY.md $(PYTHON) -m pytest -q tests/reliability
 
 test-node: ext
 	bash tests/node/run.sh
