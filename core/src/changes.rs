@@ -14,6 +14,7 @@ pub const MAX_LIMIT: i64 = 100_000;
 
 /// A signature by `device_id` over the head of its own chain at `version` (see `sign.rs`).
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
 pub struct HeadSignature {
     pub device_id: String,
     pub version: i64,
@@ -23,6 +24,7 @@ pub struct HeadSignature {
 
 /// What `sync_changes` returns and `sync_apply` takes.
 #[derive(Debug, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct Batch {
     pub format: u32,
     /// The device that made this batch.

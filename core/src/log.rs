@@ -6,6 +6,7 @@ use std::collections::HashMap;
 
 /// A sealed change, as logged and as sent to peers (the wire form of a change).
 #[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct Entry {
     pub table_name: String,
     pub record_id: String,

@@ -28,6 +28,10 @@ pub fn verify(public_key_hex: &str, s: &HeadSignature) -> bool {
     let Ok(pk) = hex::decode(public_key_hex) else { return false };
     let Ok(pk) = <[u8; 32]>::try_from(pk.as_slice()) else { return false };
     let Ok(key) = VerifyingKey::from_bytes(&pk) else { return false };
+    // Strictly lowercase, as made: an altered spelling of the same bytes is an altered batch.
+    if !s.signature.bytes().all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b)) {
+        return false;
+    }
     let Ok(sig) = hex::decode(&s.signature) else { return false };
     let Ok(sig) = <[u8; 64]>::try_from(sig.as_slice()) else { return false };
     key.verify_strict(&message(&s.device_id, s.version, &s.hash), &Signature::from_bytes(&sig)).is_ok()

@@ -1,20 +1,5 @@
 //! peersync's entry point: parses the command line, sets up logging, runs the command.
-mod auth;
-mod backoff;
-mod cli;
-mod client;
-mod db;
-mod error;
-mod httpsig;
-mod keys;
-mod metrics;
-mod outbox;
-mod routes;
-mod scheduler;
-mod server;
-mod shutdown;
-mod sync;
-
+use peersync::cli;
 use clap::Parser;
 use tracing_subscriber::EnvFilter;
 

@@ -1,0 +1,16 @@
+//! The sidecar as a library: its modules, so the binary, the fuzz targets and tests can reach them.
+pub mod auth;
+pub mod backoff;
+pub mod cli;
+pub mod client;
+pub mod db;
+pub mod error;
+pub mod httpsig;
+pub mod keys;
+pub mod metrics;
+pub mod outbox;
+pub mod routes;
+pub mod scheduler;
+pub mod server;
+pub mod shutdown;
+pub mod sync;
