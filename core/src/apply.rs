@@ -73,16 +73,28 @@ pub fn parse_batch(json: &str) -> Result<Batch> {
 /// change can come before its parent's. If the batch as a whole still violates a foreign
 /// key, it is applied again with immediate checks, so the offending changes become
 /// `constraint` conflicts and the rest applies.
+///
+/// A batch that forks a chain held here is rejected and, when the call is not inside the
+/// caller's own transaction, its sender is quarantined (see `quarantine.rs`); batches from a
+/// quarantined sender are refused.
 pub fn apply(conn: &Connection, batch: &Batch) -> Result<Applied> {
+    crate::schema::device_id(conn)?;
+    crate::quarantine::check_sender(conn, &batch.device_id)?;
+    let autocommit = conn.is_autocommit();
     let fk: bool = conn.query_row("PRAGMA foreign_keys", [], |r| r.get(0))?;
-    if fk && conn.is_autocommit() {
+    let mut result = None;
+    if fk && autocommit {
         match apply_once(conn, batch, true) {
             Err(Error::Sqlite(rusqlite::Error::SqliteFailure(f, _)))
                 if f.extended_code == rusqlite::ffi::SQLITE_CONSTRAINT_FOREIGNKEY => {}
-            other => return other,
+            other => result = Some(other),
         }
     }
-    apply_once(conn, batch, false)
+    let result = result.unwrap_or_else(|| apply_once(conn, batch, false));
+    if let (Err(Error::Fork(fork)), true) = (&result, autocommit) {
+        crate::quarantine::record(conn, &batch.device_id, fork)?;
+    }
+    result
 }
 
 fn apply_once(conn: &Connection, batch: &Batch, defer_fk: bool) -> Result<Applied> {
@@ -147,18 +159,18 @@ fn apply_once(conn: &Connection, batch: &Batch, defer_fk: bool) -> Result<Applie
                     .prepare_cached("SELECT hash FROM sync_log WHERE device_id = ?1 AND version = ?2")?
                     .query_row(rusqlite::params![e.device_id, e.version], |r| r.get(0))?;
                 if held.as_deref() != Some(e.hash.as_str()) {
-                    return Err(Error::Integrity(format!(
-                        "{}: this database holds a different change with that version (a forked chain: the change was altered or forged)",
-                        what()
+                    return Err(fork(e, format!(
+                        "{}: this database holds a different change with that version (a forked chain: the change was altered or forged); nothing was applied and the sender {} is quarantined",
+                        what(), batch.device_id
                     )));
                 }
                 duplicates += 1;
                 continue;
             }
             if e.device_id == me {
-                return Err(Error::Integrity(format!(
-                    "{}: claims to be this device's, but this device never made it",
-                    what()
+                return Err(fork(e, format!(
+                    "{}: claims to be this device's, but this device never made it (a forked chain: forged); nothing was applied and the sender {} is quarantined",
+                    what(), batch.device_id
                 )));
             }
             if e.version > have + 1 {
@@ -229,6 +241,10 @@ fn apply_once(conn: &Connection, batch: &Batch, defer_fk: bool) -> Result<Applie
             vector: crate::vector(conn)?,
         })
     })
+}
+
+fn fork(e: &crate::log::Entry, message: String) -> Error {
+    Error::Fork(crate::quarantine::Fork { origin: e.device_id.clone(), version: e.version, message })
 }
 
 /// An INSERT's primary key columns must equal the record id's key.

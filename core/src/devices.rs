@@ -14,6 +14,8 @@ pub struct Device {
     pub created_at: String,
     /// True for this database's own row.
     pub is_self: bool,
+    /// Why it is quarantined, if it is (see `quarantine.rs`).
+    pub quarantined: Option<String>,
 }
 
 fn is_hex(s: &str, n: usize) -> bool {
@@ -102,17 +104,24 @@ fn from_row(me: &str, r: &rusqlite::Row<'_>) -> rusqlite::Result<Device> {
         is_authorized: r.get(4)?,
         last_sync_at: r.get(5)?,
         created_at: r.get(6)?,
+        quarantined: None,
     })
+}
+
+fn with_quarantine(conn: &Connection, mut d: Device) -> Result<Device> {
+    d.quarantined = crate::quarantine::get(conn, &d.device_id)?.map(|q| q.reason);
+    Ok(d)
 }
 
 pub fn list(conn: &Connection) -> Result<Vec<Device>> {
     let me = crate::schema::device_id(conn)?;
     let mut stmt = conn.prepare(&format!("{SELECT} ORDER BY id"))?;
-    let v = stmt.query_map([], |r| from_row(&me, r))?.collect::<rusqlite::Result<_>>()?;
-    Ok(v)
+    let v: Vec<Device> = stmt.query_map([], |r| from_row(&me, r))?.collect::<rusqlite::Result<_>>()?;
+    v.into_iter().map(|d| with_quarantine(conn, d)).collect()
 }
 
 pub fn get(conn: &Connection, device_id: &str) -> Result<Option<Device>> {
     let me = crate::schema::device_id(conn)?;
-    Ok(conn.query_row(&format!("{SELECT} WHERE device_id = ?1"), [device_id], |r| from_row(&me, r)).optional()?)
+    let d = conn.query_row(&format!("{SELECT} WHERE device_id = ?1"), [device_id], |r| from_row(&me, r)).optional()?;
+    d.map(|d| with_quarantine(conn, d)).transpose()
 }

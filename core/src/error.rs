@@ -9,6 +9,9 @@ pub enum Error {
     /// A change whose hash or chain does not verify (names the change; nothing applied).
     #[error("{0}")]
     Integrity(String),
+    /// A change that forks a chain this database holds (its sender is quarantined).
+    #[error("{}", .0.message)]
+    Fork(crate::quarantine::Fork),
     /// A batch signed badly, unsigned where a signature is required, or from a revoked device.
     #[error("{0}")]
     Unauthorized(String),

@@ -126,6 +126,10 @@ pub fn register_functions(conn: &Connection) -> rusqlite::Result<()> {
         let choice = crate::Choice::parse(&arg_text(ctx, "sync_resolve", 1, "the choice")?)?;
         Ok(text(crate::resolve(&*unsafe { ctx.get_connection()? }, id, choice)?))
     })?;
+    register(conn, "sync_release", 1, |ctx| {
+        let dev = arg_text(ctx, "sync_release", 0, "the device id")?;
+        Ok(int(crate::quarantine::release(&*unsafe { ctx.get_connection()? }, &dev)? as i64))
+    })?;
     register(conn, "sync_status", 0, |ctx| Ok(text(crate::status(&*unsafe { ctx.get_connection()? })?.to_string())))?;
     register(conn, "sync_debug_panic", 0, |_| -> crate::Result<Out> {
         panic!("sync_debug_panic was called")

@@ -13,6 +13,7 @@ pub const SYNC_TABLES: &[&str] = &[
     "sync_vector",
     "sync_signatures",
     "sync_peer_vectors",
+    "sync_quarantine",
 ];
 
 const SCHEMA: &str = r#"
@@ -109,6 +110,7 @@ pub fn init(conn: &Connection) -> Result<String> {
     }
     crate::tx::write(conn, |conn| {
         conn.execute_batch(SCHEMA)?;
+        crate::quarantine::ensure_schema(conn)?;
         if let Some(id) = device_id_opt(conn)? {
             return Ok(id);
         }

@@ -47,5 +47,6 @@ pub fn status(conn: &Connection) -> Result<Value> {
         "vector": vector,
         "conflicts_pending": pending,
         "peers": peers,
+        "quarantined": crate::quarantine::list(conn)?,
     }))
 }

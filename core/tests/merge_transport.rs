@@ -182,8 +182,57 @@ fn altered_change_with_recomputed_hash_is_a_fork_when_the_original_is_held() {
     bj["changes"][0]["change_data"] = json!(r#"{"id":"r1","a":666,"b":"one","c":{"$blob":"01"}}"#);
     rehash(&mut bj, &BTreeMap::new());
     let e = b.apply(&bj.to_string()).unwrap_err();
-    assert!(e.contains("sync_apply") && e.contains(&format!("{}:1", a.dev)), "{e}");
-    assert_unchanged(&fp, &b.fingerprint(), "forked change");
+    assert!(e.contains("sync_apply") && e.contains(&format!("{}:1", a.dev)) && e.contains("forked chain"), "{e}");
+    // The sender is quarantined: reported, and everything it sends is refused until released.
+    let q = &b.json("SELECT sync_status()")["quarantined"];
+    assert_eq!(q.as_array().map(|v| v.len()), Some(1), "{q}");
+    assert_eq!((q[0]["device_id"].as_str(), q[0]["origin"].as_str(), q[0]["version"].as_i64()), (Some(a.dev.as_str()), Some(a.dev.as_str()), Some(1)));
+    let e = b.apply(&a.changes("{}", 1000)).unwrap_err();
+    assert!(e.contains("quarantined") && e.contains(&format!("sync_release('{}')", a.dev)), "{e}");
+    assert_eq!(b.int(&format!("SELECT sync_release('{}')", a.dev)), 1);
+    assert_eq!(b.int(&format!("SELECT sync_release('{}')", a.dev)), 0);
+    assert_unchanged(&fp, &b.fingerprint(), "forked change, then released");
+    // Released, the genuine chain applies again.
+    assert_eq!(b.apply(&a.changes("{}", 1000)).unwrap()["accepted"], 7);
+}
+
+/// A forged change claiming to be the receiver's own is a fork too, and quarantines its sender.
+#[test]
+fn a_change_claiming_to_be_the_receivers_own_quarantines_the_sender() {
+    let a = writer();
+    let b = fresh();
+    let fp = b.fingerprint();
+    let mut bj = batch_json(&a, "{}", 1);
+    bj["changes"][0]["device_id"] = json!(b.dev);
+    rehash(&mut bj, &BTreeMap::new());
+    let e = b.apply(&bj.to_string()).unwrap_err();
+    assert!(e.contains("never made it") && e.contains("quarantined"), "{e}");
+    assert!(b.apply(&a.changes("{}", 1000)).unwrap_err().contains("quarantined"));
+    assert_eq!(b.int(&format!("SELECT sync_release('{}')", a.dev)), 1);
+    assert_unchanged(&fp, &b.fingerprint(), "forged own change, then released");
+}
+
+/// Inside the caller's own transaction a fork is still refused, but nothing is written (the
+/// caller decides what to do with its transaction), so no quarantine is recorded.
+#[test]
+fn a_fork_inside_the_callers_transaction_records_nothing() {
+    let a = writer();
+    let b = fresh();
+    b.apply(&a.changes("{}", 1)).unwrap();
+    let mut bj = batch_json(&a, "{}", 2);
+    bj["changes"][0]["change_data"] = json!(r#"{"id":"r1","a":666,"b":"one","c":{"$blob":"01"}}"#);
+    rehash(&mut bj, &BTreeMap::new());
+    b.exec("BEGIN");
+    assert!(b.apply(&bj.to_string()).unwrap_err().contains("forked chain"));
+    b.exec("COMMIT");
+    assert_eq!(b.json("SELECT sync_status()")["quarantined"], json!([]));
+}
+
+#[test]
+fn sync_release_checks_its_argument() {
+    let b = fresh();
+    let e = b.run("SELECT sync_release('nope')", &[]).unwrap_err().to_string();
+    assert!(e.contains("sync_release") && e.contains("32 lowercase hex"), "{e}");
 }
 
 // ------------------------------------------------------------------ no re-capture, relay, paging

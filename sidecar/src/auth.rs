@@ -116,6 +116,8 @@ pub struct KnownDevice {
     pub public_key: Option<String>,
     pub authorized: bool,
     pub tailscale_ip: Option<String>,
+    /// Why it is refused while quarantined (it sent a forked chain), if it is.
+    pub quarantined: Option<String>,
 }
 
 /// Checks a request's headers: signature, key, created window, nonce, source address.
@@ -196,6 +198,9 @@ where
         return Err(Error::Forbidden(format!(
             "device {keyid} has been revoked here"
         )));
+    }
+    if let Some(why) = dev.quarantined {
+        return Err(Error::Forbidden(why));
     }
     let pk = dev
         .public_key

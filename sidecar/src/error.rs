@@ -57,10 +57,14 @@ impl Error {
         match self {
             Error::Core(CoreError::Invalid(_) | CoreError::Json(_)) => StatusCode::BAD_REQUEST,
             Error::Core(CoreError::Integrity(_)) => StatusCode::UNPROCESSABLE_ENTITY,
+            Error::Core(CoreError::Fork(_)) => StatusCode::CONFLICT,
             Error::Core(CoreError::Unauthorized(_)) => StatusCode::FORBIDDEN,
             Error::Core(CoreError::NotInitialised) => StatusCode::SERVICE_UNAVAILABLE,
             Error::Core(CoreError::Sqlite(e)) | Error::Sqlite(e) if is_busy(e) => {
                 StatusCode::SERVICE_UNAVAILABLE
+            }
+            Error::Core(CoreError::Sqlite(e)) | Error::Sqlite(e) if is_full(e) => {
+                StatusCode::INSUFFICIENT_STORAGE
             }
             Error::Unauthenticated(_) => StatusCode::UNAUTHORIZED,
             Error::Forbidden(_) => StatusCode::FORBIDDEN,
@@ -78,6 +82,8 @@ impl Error {
     pub fn kind(&self) -> &'static str {
         match self {
             Error::Core(CoreError::Integrity(_)) => "integrity",
+            Error::Core(CoreError::Fork(_)) => "fork",
+            Error::Core(CoreError::Sqlite(e)) | Error::Sqlite(e) if is_full(e) => "disk_full",
             Error::Core(CoreError::Unauthorized(_)) | Error::Forbidden(_) => "forbidden",
             Error::Unauthenticated(_) => "unauthenticated",
             Error::Peer { .. } => "peer",
@@ -98,6 +104,10 @@ fn is_busy(e: &rusqlite::Error) -> bool {
         e.sqlite_error_code(),
         Some(rusqlite::ErrorCode::DatabaseBusy | rusqlite::ErrorCode::DatabaseLocked)
     )
+}
+
+fn is_full(e: &rusqlite::Error) -> bool {
+    e.sqlite_error_code() == Some(rusqlite::ErrorCode::DiskFull)
 }
 
 pub type Result<T> = std::result::Result<T, Error>;

@@ -60,6 +60,10 @@ impl Syncer {
             peer_device: reply.device_id.clone(),
             ..Report::default()
         };
+        let peer = reply.device_id.clone();
+        self.db
+            .run(move |c| Ok(peersync_core::quarantine::check_sender(c, &peer)?))
+            .await?;
         let mut limit = self.page;
         let theirs = self
             .push_all(url, reply.vector, &mut limit, &mut report, stop, progress)

@@ -81,6 +81,8 @@ BAD = [
     ("sync_resolve", "select sync_resolve(999, '{\"v\":1}')", ["999"]),
     ("sync_resolve", "select sync_resolve('x', 'local')", []),
     ("sync_resolve", "select sync_resolve(1, 'bogus')", []),
+    ("sync_release", "select sync_release('not-a-device')", ["not-a-device", "32 lowercase hex"]),
+    ("sync_release", "select sync_release(7)", ["text"]),
 ]
 
 
@@ -104,7 +106,7 @@ WRONG_COUNT = [
     "select sync_untrack('t', 1)", "select sync_hash()", "select sync_hash(1, 2)", "select sync_seal(1)",
     "select sync_verify(1)", "select sync_vector(1)", "select sync_changes()", "select sync_changes('{}', 1, 2)",
     "select sync_apply()", "select sync_apply('{}', 1)", "select sync_resolve(1)", "select sync_resolve(1, 'local', 2)",
-    "select sync_status(1)", "select sync_version(1)",
+    "select sync_status(1)", "select sync_version(1)", "select sync_release()", "select sync_release('a', 'b')",
 ]
 
 

@@ -38,6 +38,14 @@ pub fn status(db: &Path, json: bool) -> Result<()> {
         s["log"]["entries"], s["log"]["unsynced"], s["log"]["own_version"]
     );
     println!("conflicts: {} pending", s["conflicts_pending"]);
+    for q in s["quarantined"].as_array().into_iter().flatten() {
+        println!(
+            "QUARANTINED: {} since {}: {} (check it, then `peersync release` it or `peersync revoke` it)",
+            q["device_id"].as_str().unwrap_or("?"),
+            q["detected_at"].as_str().unwrap_or("?"),
+            q["reason"].as_str().unwrap_or("?")
+        );
+    }
     for p in s["peers"].as_array().into_iter().flatten() {
         println!(
             "peer:      {} {:<12} {:<8} last sync {}",

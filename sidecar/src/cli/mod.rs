@@ -73,6 +73,12 @@ pub enum Command {
         db: DbArg,
         device_id: String,
     },
+    /// Lift the quarantine of a device that sent a forked chain (after checking it), so sync with it resumes.
+    Release {
+        #[command(flatten)]
+        db: DbArg,
+        device_id: String,
+    },
     /// List the devices this database knows.
     Devices {
         #[command(flatten)]
@@ -153,6 +159,7 @@ pub fn run(cli: Cli) -> crate::error::Result<()> {
             tailscale_ip.as_deref(),
         ),
         Command::Revoke { db, device_id } => setup::revoke(&db.db, &device_id),
+        Command::Release { db, device_id } => setup::release(&db.db, &device_id),
         Command::Devices { db, json } => setup::devices(&db.db, json),
         Command::Track {
             db,

@@ -95,6 +95,17 @@ pub fn revoke(db: &Path, id: &str) -> Result<()> {
     Ok(())
 }
 
+pub fn release(db: &Path, id: &str) -> Result<()> {
+    let conn = db::open(db, false)?;
+    own_row(&conn)?;
+    if peersync_core::quarantine::release(&conn, id)? {
+        println!("released {id}: sync with it resumes (a forked chain it still sends quarantines it again)");
+        Ok(())
+    } else {
+        Err(Error::Cli(format!("device {id} is not quarantined here (see `peersync devices`)")))
+    }
+}
+
 pub fn devices(db: &Path, json: bool) -> Result<()> {
     let conn = db::open(db, false)?;
     own_row(&conn)?;
@@ -110,6 +121,8 @@ pub fn devices(db: &Path, json: bool) -> Result<()> {
     for d in list {
         let state = if d.is_self {
             "this"
+        } else if d.quarantined.is_some() {
+            "quarantined"
         } else if d.is_authorized {
             "trusted"
         } else {

@@ -129,10 +129,14 @@ async fn dispatch(
     let verified =
         auth::verify_headers(&parts, peer, allow_local, &state.nonces, |id| async move {
             db.run(move |c| {
-                Ok(peersync_core::devices::get(c, &id)?.map(|d| KnownDevice {
+                let Some(d) = peersync_core::devices::get(c, &id)? else { return Ok(None) };
+                let quarantined = peersync_core::quarantine::get(c, &id)?
+                    .map(|q| peersync_core::quarantine::refusal(&q).to_string());
+                Ok(Some(KnownDevice {
                     public_key: d.public_key,
                     authorized: d.is_authorized,
                     tailscale_ip: d.tailscale_ip,
+                    quarantined,
                 }))
             })
             .await

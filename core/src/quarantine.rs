@@ -1,0 +1,114 @@
+//! Forked chains and quarantine: a peer that delivered a fork is refused until a person releases it.
+//!
+//! A fork is a change that names an (origin, version) this database already holds but hashes
+//! differently, or that claims to be this device's own but was never made here: someone
+//! altered or forged a chain (or a device was restored from an old backup and wrote again).
+//! The batch is rejected, and its sender is quarantined: every later batch from it is refused
+//! until `sync_release` (`peersync release`) after a person has looked at what happened.
+use crate::error::{Error, Result};
+use rusqlite::{params, Connection, OptionalExtension};
+use serde::Serialize;
+
+const SCHEMA: &str = "CREATE TABLE IF NOT EXISTS sync_quarantine(
+  device_id TEXT PRIMARY KEY,
+  origin TEXT NOT NULL,
+  version INTEGER NOT NULL,
+  reason TEXT NOT NULL,
+  detected_at TEXT NOT NULL DEFAULT (strftime('%Y-%m-%dT%H:%M:%fZ','now'))
+) WITHOUT ROWID";
+
+/// What a forked change looked like: which chain, where, and the message for people.
+#[derive(Debug, Clone)]
+pub struct Fork {
+    pub origin: String,
+    pub version: i64,
+    pub message: String,
+}
+
+/// A quarantined device, as `sync_status` lists it.
+#[derive(Debug, Clone, Serialize)]
+pub struct Quarantined {
+    pub device_id: String,
+    pub origin: String,
+    pub version: i64,
+    pub reason: String,
+    pub detected_at: String,
+}
+
+/// Creates the table (databases made before quarantine existed get it on their next use).
+pub fn ensure_schema(conn: &Connection) -> Result<()> {
+    conn.execute_batch(SCHEMA)?;
+    Ok(())
+}
+
+fn exists(conn: &Connection) -> Result<bool> {
+    Ok(conn.query_row(
+        "SELECT count(*) FROM sqlite_master WHERE type = 'table' AND name = 'sync_quarantine'",
+        [],
+        |r| r.get(0),
+    )?)
+}
+
+/// Quarantines `sender` for delivering `fork` (keeps the first report if it already is).
+pub fn record(conn: &Connection, sender: &str, fork: &Fork) -> Result<()> {
+    crate::tx::write(conn, |conn| {
+        ensure_schema(conn)?;
+        conn.execute(
+            "INSERT OR IGNORE INTO sync_quarantine(device_id, origin, version, reason) VALUES (?1, ?2, ?3, ?4)",
+            params![sender, fork.origin, fork.version, fork.message],
+        )?;
+        Ok(())
+    })
+}
+
+pub fn get(conn: &Connection, device: &str) -> Result<Option<Quarantined>> {
+    if !exists(conn)? {
+        return Ok(None);
+    }
+    Ok(conn
+        .prepare_cached("SELECT device_id, origin, version, reason, detected_at FROM sync_quarantine WHERE device_id = ?1")?
+        .query_row([device], row)
+        .optional()?)
+}
+
+pub fn list(conn: &Connection) -> Result<Vec<Quarantined>> {
+    if !exists(conn)? {
+        return Ok(Vec::new());
+    }
+    let mut stmt = conn.prepare("SELECT device_id, origin, version, reason, detected_at FROM sync_quarantine ORDER BY detected_at")?;
+    let out = stmt.query_map([], row)?.collect::<rusqlite::Result<_>>()?;
+    Ok(out)
+}
+
+fn row(r: &rusqlite::Row<'_>) -> rusqlite::Result<Quarantined> {
+    Ok(Quarantined { device_id: r.get(0)?, origin: r.get(1)?, version: r.get(2)?, reason: r.get(3)?, detected_at: r.get(4)? })
+}
+
+/// Lifts the quarantine of `device`; true if it was quarantined.
+pub fn release(conn: &Connection, device: &str) -> Result<bool> {
+    crate::devices::check_device_id(device)?;
+    if !exists(conn)? {
+        return Ok(false);
+    }
+    crate::tx::write(conn, |conn| {
+        Ok(conn.execute("DELETE FROM sync_quarantine WHERE device_id = ?1", [device])? > 0)
+    })
+}
+
+/// The error for anything coming from a quarantined device.
+pub fn refusal(q: &Quarantined) -> Error {
+    Error::Unauthorized(format!(
+        "device {} is quarantined since {}: it sent a forked chain (origin {} at version {}). \
+         Check that device (a restored backup? a stolen key?), then lift the quarantine with \
+         `peersync release {}` or select sync_release('{}'), or revoke it",
+        q.device_id, q.detected_at, q.origin, q.version, q.device_id, q.device_id
+    ))
+}
+
+/// Refuses a batch whose sender is quarantined.
+pub fn check_sender(conn: &Connection, sender: &str) -> Result<()> {
+    match get(conn, sender)? {
+        Some(q) => Err(refusal(&q)),
+        None => Ok(()),
+    }
+}
