@@ -242,7 +242,8 @@ fn change_claiming_to_be_the_receivers_own_is_refused() {
     e["version"] = json!(b.own_version() + 1);
     e["hash"] = json!(hash_entry(&e, &b.log().last().unwrap().hash.clone().unwrap()));
     let err = b.apply(&batch_of(F, vec![e])).unwrap_err();
-    assert!(err.contains("sync_apply") && err.contains(&b.dev), "{err}");
+    assert!(err.contains("sync_apply") && err.contains(&b.dev) && err.contains("quarantined"), "{err}");
+    assert_eq!(b.int(&format!("SELECT sync_release('{F}')")), 1, "the sender was quarantined");
     assert_unchanged(&fp, &b.fingerprint(), "forged own change");
 }
 
