@@ -1,0 +1,114 @@
+# tests/reliability/test_flips.py: single-byte flips in random positions of a signed 50-change batch, over HTTP (Content-Digest) and at the core (sync_apply): every one rejected, nothing changed.
+import collections
+import json
+import os
+import random
+import time
+
+import pytest
+
+from conftest import LONG
+from hostile_batches import RICH_SCHEMA, dumps, ext_connect, signed_batch, write_changes
+from hostile_flips import field_spans, fingerprint, flip, try_in_savepoint
+from sidecar_helpers import db_hash, free_port, pair, send, signed, signer
+
+SEED = int(os.environ.get("PEERSYNC_SEED", "5150"))
+CORE_FLIPS = 10_000  # fast enough (about a second per 10,000) for the short run too
+HTTP_FLIPS = 1_000 if LONG else 300  # the same digest check every time: a sample
+
+
+@pytest.fixture
+def a_and_b(devices):
+    """A with 50 changes (its signed batch), and B, which trusts A, holding none of them."""
+    a, b = devices("a", schema=RICH_SCHEMA), devices("b", schema=RICH_SCHEMA)
+    pair(a, b)
+    a.track()
+    b.track()
+    assert write_changes(a) == 50
+    batch = signed_batch(a)
+    assert len(batch["changes"]) == 50 and len(batch["signatures"]) == 1
+    return a, b, batch
+
+
+def by_field(tried, rejected):
+    return ", ".join(f"{f} {rejected[f]}/{n}" for f, n in sorted(tried.items()))
+
+
+@pytest.mark.parametrize("values", ["any byte", "printable ASCII"])
+def test_core_rejects_every_flip(a_and_b, reliability, values):
+    """sync_apply (the extension, one connection, each attempt in a rolled-back savepoint) on a
+    receiver that trusts A: each flipped batch must fail with an error naming sync_apply and
+    leave the database as it was."""
+    a, b, batch = a_and_b
+    text, labels = field_spans(batch)
+    before = db_hash(b.db)
+    con = ext_connect(b.db)
+    pristine = fingerprint(con)
+    outcome, out = try_in_savepoint(con, text, pristine)
+    assert outcome == "accepted" and json.loads(out)["accepted"] == 50, (outcome, out)  # the control applies
+    seed = f"{SEED}-{values}"
+    print(f"flip seed: {seed!r} (PEERSYNC_SEED={SEED})")
+    rng = random.Random(seed)
+    tried, rejected, reasons = collections.Counter(), collections.Counter(), collections.Counter()
+    accepted, changed, unnamed = [], [], []
+    started = time.time()
+    for _ in range(CORE_FLIPS):
+        data, pos, old, new = flip(text, rng, printable=values == "printable ASCII")
+        field = labels[pos]
+        tried[field] += 1
+        outcome, detail = try_in_savepoint(con, data, pristine)
+        where = f"byte {pos} ({field}) {old:#04x}->{new:#04x} {text[max(0, pos - 12):pos + 12]!r}"
+        if outcome == "accepted":
+            r = json.loads(detail)
+            accepted.append(f"{where}: accepted {r['accepted']}, deferred {r['deferred']}, refused {r['refused']}")
+            continue
+        if outcome != "rejected":
+            changed.append(f"{where}: {detail}")
+        if "sync_apply" not in detail:
+            unnamed.append(f"{where}: {detail}")
+        rejected[field] += 1
+        reasons[detail.split(":")[1].strip()[:40] if ":" in detail else detail[:40]] += 1
+    seconds = round(time.time() - started, 1)
+    con.close()
+    assert db_hash(b.db) == before, "the flips changed the receiver's database"
+    n_acc = len(accepted)
+    reliability.record(
+        "byte flips",
+        f"sync_apply of a signed 50-change batch ({len(text)} bytes) with one byte flipped ({values}), "
+        "receiver trusts the origin; each attempt in a rolled-back savepoint",
+        seed=seed, positions_tried=CORE_FLIPS, rejected=CORE_FLIPS - n_acc, accepted=n_acc,
+        changed_db_while_rejecting=len(changed), seconds=seconds, by_field=by_field(tried, rejected))
+    assert not changed, "rejected flips that changed the database:\n" + "\n".join(changed[:20])
+    assert not unnamed, "errors that do not name sync_apply:\n" + "\n".join(unnamed[:20])
+    assert not accepted, (f"{n_acc} of {CORE_FLIPS} flips were accepted (by field: {by_field(tried, rejected)}):\n"
+                          + "\n".join(accepted[:60]))
+
+
+def test_http_rejects_every_flip(a_and_b, reliability):
+    """POST /sync/push of a flipped body under a fresh, valid signature of the original body:
+    401 (Content-Digest), nothing changed; the original body is then accepted."""
+    a, b, batch = a_and_b
+    text = dumps(batch).encode()
+    b.serve("127.0.0.2", free_port())
+    url = f"{b.url}/sync/push"
+    before = db_hash(b.db)
+    rng = random.Random(f"{SEED}-http")
+    print(f"flip seed: {SEED}-http")
+    refused, wrong = 0, []
+    started = time.time()
+    for _ in range(HTTP_FLIPS):
+        data, pos, old, new = flip(text, rng)
+        code, body = send(signed("POST", url, signer(a), text), body=data)
+        if code == 401 and isinstance(body, dict) and "Content-Digest" in body.get("error", ""):
+            refused += 1
+        else:
+            wrong.append(f"byte {pos} {old:#04x}->{new:#04x}: {code} {body}")
+    seconds = round(time.time() - started, 1)
+    after = db_hash(b.db)
+    code, body = send(signed("POST", url, signer(a), text))
+    assert code == 200 and body["accepted"] == 50, (code, body)
+    reliability.record(
+        "byte flips", f"POST /sync/push of a flipped 50-change batch ({len(text)} bytes) under a valid signature of the original",
+        seed=f"{SEED}-http", requests=HTTP_FLIPS, rejected_401_digest=refused, seconds=seconds)
+    assert not wrong, f"{len(wrong)} flipped pushes were not refused with 401 Content-Digest:\n" + "\n".join(wrong[:20])
+    assert after == before, "refused pushes changed the database"
