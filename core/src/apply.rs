@@ -40,8 +40,18 @@ fn is_hash(s: &str) -> bool {
 
 /// Parses a batch, with an error that says what is wrong with it.
 pub fn parse_batch(json: &str) -> Result<Batch> {
+    // The plain parser is fast; on failure, parse again, tracking the path for the message.
+    let batch = match serde_json::from_str::<Batch>(json) {
+        Ok(b) => b,
+        Err(_) => return Err(batch_error(json)),
+    };
+    check_batch_header(batch)
+}
+
+/// The error for a batch the parser refused, naming the field at fault.
+fn batch_error(json: &str) -> Error {
     let de = &mut serde_json::Deserializer::from_str(json);
-    let batch: Batch = serde_path_to_error::deserialize(de).map_err(|e| {
+    match serde_path_to_error::deserialize::<_, Batch>(de).map_err(|e| {
         let path = e.path().to_string();
         let inner = e.into_inner();
         if path == "." || path.is_empty() {
@@ -49,7 +59,13 @@ pub fn parse_batch(json: &str) -> Result<Batch> {
         } else {
             Error::invalid(format!("sync_apply: malformed batch: field {path}: {inner}"))
         }
-    })?;
+    }) {
+        Err(e) => e,
+        Ok(_) => Error::invalid("sync_apply: malformed batch"),
+    }
+}
+
+fn check_batch_header(batch: Batch) -> Result<Batch> {
     if !is_device_id(&batch.device_id) {
         return Err(Error::invalid(format!(
             "sync_apply: malformed batch: device_id (the sender) must be 32 lowercase hex characters, not {:?}",
