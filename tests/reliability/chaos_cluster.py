@@ -2,6 +2,7 @@
 import collections
 import json
 import random
+import re
 import signal
 import sqlite3
 import threading
@@ -77,6 +78,19 @@ class Cluster:
                 d.proc.kill()
                 d.proc.wait()
         self.hub.close()
+
+    def alarms(self):
+        """Log lines no fault of the network or a kill should cause: panics, errors, refused
+        changes (422 hash, 409 fork, 403), internal errors."""
+        bad = ("panicked", " ERROR ", "status=422", "status=409", "status=403", "status=500", "quarantine")
+        out = []
+        for d in self.devs:
+            if getattr(d, "log", None) and d.log.exists():
+                for line in d.log.read_text(errors="replace").splitlines():
+                    plain = re.sub(r"\x1b\[[0-9;]*m", "", line)
+                    if any(b in plain for b in bad):
+                        out.append(f"{d.name}: {plain[:300]}")
+        return out
 
     def log_tails(self, lines=25):
         out = []

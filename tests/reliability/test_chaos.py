@@ -57,6 +57,8 @@ def test_five_sidecars_converge_under_chaos(devices, reliability, topology):
         for d in cluster.devs:
             faults_db.assert_intact(d.db, d.name)
             assert d.sql("SELECT count(*) FROM sync_conflicts WHERE status = 'pending'")[0][0] == 0
+        alarms = cluster.alarms()
+        assert not alarms, "\n".join(alarms[:20])
         for i in range(PEERS):
             assert cluster.running(i), f"{cluster.devs[i].name} died:\n{cluster.log_tails()}"
     finally:
