@@ -10,6 +10,8 @@ from sidecar_helpers import load_ext
 # Bookkeeping a sidecar may rewrite without receiving anything (when it last synced, what a peer
 # holds): left out of content_hash, which is about data.
 VOLATILE = {"sync_devices", "sync_peer_vectors"}
+# Columns of the same kind: sync_log.is_synced flips when a peer reports holding a change.
+VOLATILE_COLUMNS = {"is_synced"}
 
 
 def connect(path, ext=False):
@@ -87,20 +89,33 @@ def assert_intact(path, what=""):
     return v
 
 
-def content_hash(path, skip=VOLATILE):
-    """SHA-256 over every table's rows (sorted) but the bookkeeping tables in `skip`."""
+def table_hashes(path, skip=VOLATILE):
+    """{table: SHA-256 over its rows, sorted} for every table but the bookkeeping ones in `skip`
+    (and without VOLATILE_COLUMNS)."""
     con = connect(path)
     try:
-        h = hashlib.sha256()
+        out = {}
         for (t,) in con.execute("SELECT name FROM sqlite_master WHERE type='table' ORDER BY name"):
             if t in skip:
                 continue
-            h.update(t.encode())
-            for row in sorted(repr(r) for r in con.execute(f'SELECT * FROM "{t}"')):
+            cols = ", ".join(f'"{c[1]}"' for c in con.execute(f'PRAGMA table_info("{t}")') if c[1] not in VOLATILE_COLUMNS)
+            h = hashlib.sha256()
+            for row in sorted(repr(r) for r in con.execute(f'SELECT {cols} FROM "{t}"')):
                 h.update(row.encode())
-        return h.hexdigest()
+            out[t] = h.hexdigest()
+        return out
     finally:
         con.close()
+
+
+def content_hash(path, skip=VOLATILE):
+    """One SHA-256 over table_hashes."""
+    return hashlib.sha256(repr(sorted(table_hashes(path, skip).items())).encode()).hexdigest()
+
+
+def changed_tables(before, after):
+    """Names of the tables whose table_hashes differ (or that appeared/disappeared)."""
+    return sorted(t for t in set(before) | set(after) if before.get(t) != after.get(t))
 
 
 def wal_torn_tail(path):
