@@ -79,9 +79,11 @@ def dumps(batch):
 
 
 def sql_apply(con, text):
-    """`select sync_apply(?)` on `con`: (True, result dict) or (False, error message)."""
+    """`select sync_apply(?)` on `con`: (True, result dict) or (False, error message). Bytes
+    are passed as TEXT (even if they are not valid UTF-8)."""
+    query = "SELECT sync_apply(CAST(? AS TEXT))" if isinstance(text, bytes) else "SELECT sync_apply(?)"
     try:
-        return True, json.loads(con.execute("SELECT sync_apply(?)", (text,)).fetchone()[0])
+        return True, json.loads(con.execute(query, (text,)).fetchone()[0])
     except sqlite3.Error as e:
         return False, str(e)
 
@@ -124,3 +126,43 @@ def write_changes(dev, inserts=30, updates=15, deletes=5, prefix=None):
     con.commit()
     con.close()
     return inserts + updates + deletes
+
+
+def held_head(db_path, device_id):
+    """(version, hash) of `device_id`'s chain as the database at `db_path` holds it ((0, "") if none)."""
+    con = sqlite3.connect(db_path, timeout=30)
+    try:
+        row = con.execute("SELECT version, hash FROM sync_vector WHERE device_id = ?", (device_id,)).fetchone()
+        return (row[0], row[1]) if row else (0, "")
+    finally:
+        con.close()
+
+
+def now_us():
+    import time
+    return int(time.time() * 1_000_000)
+
+
+def forge(origin_id, receiver_db, specs, signer=None, sender=None, head=None):
+    """A batch of changes claiming origin `origin_id`, continuing its chain as `receiver_db`
+    holds it (or from `head` = (version, hash)): one change per spec (a dict overriding the
+    fields of an INSERT into notes), versions and hashes chained correctly, and a head
+    signature by `signer` (a Device; it signs as `origin_id`, whatever its own id) if given.
+    The batch's sender is `sender` (default: the origin)."""
+    version, prev = head if head is not None else held_head(receiver_db, origin_id)
+    changes = []
+    for k, spec in enumerate(specs):
+        n = version + 1 + k
+        c = {"table_name": "notes", "record_id": f"'forged{n}'", "operation": "INSERT",
+             "change_data": json.dumps({"id": f"forged{n}", "body": "forged"}, separators=(",", ":")),
+             "device_id": origin_id, "version": n, "timestamp": now_us() + k, "bases": "{}",
+             "resolution": False, "hash": ""}
+        c.update(spec)
+        changes.append(c)
+    rechain(changes, {origin_id: prev})
+    batch = {"format": 1, "device_id": sender or origin_id, "changes": changes, "has_more": False,
+             "vector": {}, "signatures": []}
+    if signer is not None and changes:
+        last = changes[-1]
+        batch["signatures"] = [head_signature(signer, origin_id, last["version"], last["hash"])]
+    return batch

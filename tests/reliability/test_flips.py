@@ -84,6 +84,53 @@ def test_core_rejects_every_flip(a_and_b, reliability, values):
                           + "\n".join(accepted[:60]))
 
 
+def test_core_rejects_flips_outside_the_changes(a_and_b, reliability):
+    """Every byte of what the changes' hash chain does not cover (the batch's format, sender,
+    has_more, vector and signatures) and the first change's version, each replaced by several
+    printable characters (every hex digit and 6 others; all 94 when LONG): all must be rejected,
+    nothing changed."""
+    a, b, batch = a_and_b
+    text, labels = field_spans(batch)
+    first_version = text.index(b'"version":1,') + len(b'"version":')
+    positions = [p for p, f in enumerate(labels) if not f.startswith("changes[]") and f != "json syntax"]
+    positions.append(first_version)
+    labels = list(labels)
+    labels[first_version] = "changes[0].version"
+    rng = random.Random(f"{SEED}-envelope")
+    con = ext_connect(b.db)
+    pristine = fingerprint(con)
+    tried, rejected, accepted, changed = collections.Counter(), collections.Counter(), [], []
+    for pos in positions:
+        values = [c for c in range(0x20, 0x7F) if c != text[pos]]
+        hexdigits = [c for c in b"0123456789abcdef" if c != text[pos]]
+        others = [c for c in values if c not in hexdigits]
+        for new in values if LONG else hexdigits + rng.sample(others, 6):
+            data = text[:pos] + bytes([new]) + text[pos + 1:]
+            tried[labels[pos]] += 1
+            outcome, detail = try_in_savepoint(con, data, pristine)
+            if outcome == "accepted":
+                r = json.loads(detail)
+                accepted.append((labels[pos], f"byte {pos} ({labels[pos]}) {text[pos]:#04x}->{new:#04x} "
+                                 f"{data[max(0, pos - 12):pos + 12]!r}: accepted {r['accepted']}, deferred {r['deferred']}"))
+            else:
+                rejected[labels[pos]] += 1
+                if outcome != "rejected":
+                    changed.append(f"byte {pos}: {detail}")
+    con.close()
+    n = sum(tried.values())
+    reliability.record(
+        "byte flips", "sync_apply with each byte of the batch's envelope (format, sender, has_more, vector, signatures) "
+        "and of the first change's version replaced by printable characters",
+        positions=len(positions), inputs_tried=n, rejected=n - len(accepted), accepted=len(accepted),
+        by_field=by_field(tried, rejected))
+    assert not changed, "rejected flips that changed the database:\n" + "\n".join(changed[:20])
+    samples = collections.defaultdict(list)
+    for field, line in accepted:
+        samples[field].append(line)
+    assert not accepted, (f"{len(accepted)} of {n} flips were accepted (by field: {by_field(tried, rejected)}); samples:\n"
+                          + "\n".join(line for lines in samples.values() for line in lines[:4]))
+
+
 def test_http_rejects_every_flip(a_and_b, reliability):
     """POST /sync/push of a flipped body under a fresh, valid signature of the original body:
     401 (Content-Digest), nothing changed; the original body is then accepted."""
