@@ -7,6 +7,7 @@ import pytest
 import faults_db
 from chaos_cluster import AppWriter, Chaos, Cluster, check_acknowledged, wait_converged
 from conftest import LONG
+from sidecar_helpers import wait_until
 
 PEERS = 5
 RATE = 10            # app writes a second, all devices together
@@ -57,6 +58,10 @@ def test_five_sidecars_converge_under_chaos(devices, reliability, topology):
         for d in cluster.devs:
             faults_db.assert_intact(d.db, d.name)
             assert d.sql("SELECT count(*) FROM sync_conflicts WHERE status = 'pending'")[0][0] == 0
+        # Every sidecar's every link is healthy again in its own eyes (no peer left in backoff).
+        failing = lambda: {f"{d.name} {k}": v for d in cluster.devs for k, v in d.metrics().items()
+                           if k.startswith("peersync_peer_consecutive_failures") and v}
+        wait_until(lambda: not failing(), timeout=15, what="no peer failing", every=0.5)
         alarms = cluster.alarms()
         assert not alarms, "\n".join(alarms[:20])
         for i in range(PEERS):
