@@ -64,3 +64,43 @@ def verify(dev):
         return json.loads(con.execute("SELECT sync_verify()").fetchone()[0])
     finally:
         con.close()
+
+
+def relay_batch(relayer, since):
+    """What `relayer`'s sidecar would push to the holder of vector `since`: its changes (its own
+    and relayed ones) with its own head signature and the stored signatures of the other origins."""
+    from hostile_batches import export, head_signature
+    batch = export(relayer, json.dumps(since))
+    last = {}
+    for ch in batch["changes"]:
+        last[ch["device_id"]] = ch
+    sigs = []
+    for origin, ch in sorted(last.items()):
+        if origin == relayer.id:
+            sigs.append(head_signature(relayer, origin, ch["version"], ch["hash"]))
+        else:
+            row = relayer.sql("SELECT hash, signature FROM sync_signatures WHERE device_id = ? AND version = ?",
+                              (origin, ch["version"]))
+            if row and row[0][0] == ch["hash"]:
+                sigs.append({"device_id": origin, "version": ch["version"], "hash": row[0][0], "signature": row[0][1]})
+    batch["signatures"] = sigs
+    return batch
+
+
+def vector(dev):
+    return status(dev)["vector"]
+
+
+def mesh(make, interval="1"):
+    """A, B and C on 127.0.0.1/2/3, all paired, tracking notes, each sidecar syncing with the
+    other two every `interval` seconds (and soon after local writes)."""
+    from sidecar_helpers import free_port, pair
+    devs = [make(n) for n in ("a", "b", "c")]
+    pair(*devs)
+    for d, host in zip(devs, ("127.0.0.1", "127.0.0.2", "127.0.0.3")):
+        d.track()
+        d.host, d.port = host, free_port()
+        d.url = f"http://{host}:{d.port}"
+    for d in devs:
+        d.serve(d.host, d.port, [p for p in devs if p is not d], interval=interval)
+    return devs
