@@ -3,7 +3,7 @@ import copy
 import json
 from collections import namedtuple
 
-from hostile_batches import dumps, forge, head_signature, rechain, sign_heads
+from hostile_batches import dumps, forge, head_signature
 
 # One hostile input: what to send, and how it must be refused. `sql_words`: the words of the
 # sync_apply error when they differ from the HTTP one; `fork`: refusing it quarantines the sender.

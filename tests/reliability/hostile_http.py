@@ -1,6 +1,4 @@
 # tests/reliability/hostile_http.py: raw-socket HTTP for hostile clients: signed heads for hand-made requests, dribbling (slowloris) senders, huge bodies.
-import base64
-import hashlib
 import socket
 import time
 
@@ -22,10 +20,6 @@ def signed_head(dev, url, method, body: bytes, content_length=None, chunked=Fals
     else:
         lines.append(f"Content-Length: {len(body) if content_length is None else content_length}")
     return ("\r\n".join(lines) + "\r\n\r\n").encode()
-
-
-def digest_header(body: bytes):
-    return "sha-256=:" + base64.b64encode(hashlib.sha256(body).digest()).decode() + ":"
 
 
 def _complete(data: bytes):
