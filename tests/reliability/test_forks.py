@@ -203,3 +203,7 @@ def test_restored_backup(devices, reliability, tmp_path, written):
     assert not ok and "forked chain" in out and any(quarantines.values()), \
         f"the fork of A's chain was not detected: sync {'succeeded' if ok else 'failed'}: {out.strip()[-400:]} {figures}"
     assert note_ids(b) == {"a1", "a2", "a3"} and note_ids(a) == {"a1", *new}, figures
+    if written == 1:  # found in the pull: B's reply forks A's own chain, so A quarantines B
+        assert [q["device_id"] for q in quarantines["A"]] == [b.id] and device_states(a)[b.id] == "quarantined", quarantines
+        ok, out = sync(a, b)
+        assert not ok and "quarantined" in out, out
