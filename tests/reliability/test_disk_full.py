@@ -137,6 +137,7 @@ def test_disk_full_fails_cleanly_and_recovers(devices, reliability, small_disk, 
     assert replies, f"A logged no reply of B's:\n{a.log.read_text()[-3000:]}"
     full = [(s, m) for s, m in replies if "full" in m]
     assert full and all(s == "507" for s, _ in full), f"B's answers on a full disk: {sorted(set(replies))[:10]}"
+    assert all("free some space" in m.lower() for _, m in full), f"the 507 does not say what to do: {full[:3]}"
     assert all(s in ("507", "503") for s, _ in replies), f"unexpected answers of B: {sorted(set(replies))[:10]}"
     assert "disk is full" in b_log or "disk full" in b_log, f"B's log does not say its disk is full:\n{b_log[-3000:]}"
     assert "panicked" not in b_log

@@ -82,7 +82,12 @@ pub fn json(status: StatusCode, v: &serde_json::Value) -> Reply {
 
 pub fn error_reply(e: &Error) -> Reply {
     let status = e.status();
-    let mut r = json(status, &serde_json::json!({ "error": e.to_string() }));
+    let message = if status == StatusCode::INSUFFICIENT_STORAGE {
+        format!("{e}: no space left for this device's database; nothing was applied. Free some space there; the sender retries")
+    } else {
+        e.to_string()
+    };
+    let mut r = json(status, &serde_json::json!({ "error": message }));
     if matches!(
         status,
         StatusCode::PAYLOAD_TOO_LARGE | StatusCode::REQUEST_TIMEOUT
