@@ -30,6 +30,10 @@ pub struct Applied {
     pub vector: crate::changes::Vector,
 }
 
+/// The latest timestamp accepted (the end of the year 9999, in microseconds): far enough for
+/// any clock, and far from the i64 limit, so a hybrid clock that passed it still moves on.
+pub const MAX_TIMESTAMP: i64 = 253_402_300_799_999_999;
+
 fn is_device_id(s: &str) -> bool {
     s.len() == 32 && s.bytes().all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
 }
@@ -66,6 +70,37 @@ fn batch_error(json: &str) -> Error {
 }
 
 fn check_batch_header(batch: Batch) -> Result<Batch> {
+    let bad = |what: String| Err(Error::invalid(format!("sync_apply: malformed batch: {what}")));
+    for (dev, v) in &batch.vector {
+        if !is_device_id(dev) || *v < 0 {
+            return bad(format!("vector entry {:?}: {} (keys are device ids, 32 lowercase hex characters; versions are >= 0)", crate::ident::shown(dev), v));
+        }
+    }
+    for (field, map) in [("heads", &batch.heads), ("prevs", &batch.prevs)] {
+        for (dev, h) in map {
+            if !is_device_id(dev) || !(is_hash(h) || (field == "prevs" && h.is_empty())) {
+                return bad(format!("{field} entry {:?}: keys are device ids and values 64 lowercase hex characters", crate::ident::shown(dev)));
+            }
+        }
+    }
+    // Each origin's changes come in consecutive versions, as `sync_changes` makes them (an
+    // exact repeat of an earlier entry aside).
+    let mut last: HashMap<&str, i64> = HashMap::new();
+    let mut seen: std::collections::HashSet<(&str, i64, &str)> = Default::default();
+    for e in &batch.changes {
+        let repeat = !seen.insert((&e.device_id, e.version, &e.hash));
+        if let Some(&prev) = last.get(e.device_id.as_str()) {
+            if e.version != prev + 1 && !repeat {
+                return bad(format!(
+                    "change {}:{} follows version {prev} of the same device; each device's changes must come in consecutive versions",
+                    crate::ident::shown(&e.device_id), e.version
+                ));
+            }
+        }
+        if !repeat {
+            last.insert(&e.device_id, e.version);
+        }
+    }
     if !is_device_id(&batch.device_id) {
         return Err(Error::invalid(format!(
             "sync_apply: malformed batch: device_id (the sender) must be 32 lowercase hex characters, not {:?}",
@@ -123,6 +158,7 @@ fn apply_once(conn: &Connection, batch: &Batch, defer_fk: bool) -> Result<Applie
         }
         crate::seal::seal(conn)?;
         let tables = Tables::load(conn)?;
+        crate::quarantine::detect(conn, &me, batch)?;
         let verdict = crate::sign::check_batch(conn, &me, batch)?;
         // Origins whose remaining changes in this batch wait for a later one.
         let mut blocked = verdict.deferred.clone();
@@ -146,12 +182,18 @@ fn apply_once(conn: &Connection, batch: &Batch, defer_fk: bool) -> Result<Applie
         let mut advanced: std::collections::BTreeSet<String> = Default::default();
         let (mut accepted, mut duplicates, mut deferred, mut refused) = (0i64, 0i64, 0i64, 0i64);
         for e in &batch.changes {
-            let what = || format!("sync_apply: change {}:{} (table \"{}\", record {})", e.device_id, e.version, e.table_name, e.record_id);
+            let what = || {
+                let (t, r) = (crate::ident::shown(&e.table_name), crate::ident::shown(&e.record_id));
+                format!("sync_apply: change {}:{} (table \"{t}\", record {r})", crate::ident::shown(&e.device_id), e.version)
+            };
             if !is_device_id(&e.device_id) {
                 return Err(Error::invalid(format!("{}: device_id must be 32 lowercase hex characters", what())));
             }
-            if e.version < 1 || e.timestamp < 0 {
-                return Err(Error::invalid(format!("{}: version must be >= 1 and timestamp >= 0", what())));
+            if e.version < 1 || !(0..=MAX_TIMESTAMP).contains(&e.timestamp) {
+                return Err(Error::invalid(format!(
+                    "{}: version must be >= 1 and timestamp between 0 and {MAX_TIMESTAMP} (microseconds; the year 9999)",
+                    what()
+                )));
             }
             if !is_hash(&e.hash) {
                 return Err(Error::invalid(format!("{}: hash must be 64 lowercase hex characters", what())));

@@ -36,6 +36,30 @@ pub struct Batch {
     pub vector: Vector,
     #[serde(default)]
     pub signatures: Vec<HeadSignature>,
+    /// The sender's hash at each version of its `vector`: a receiver holding that version
+    /// with another hash knows the two chains forked.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub heads: BTreeMap<String, String>,
+    /// For each origin with changes in the batch, the hash of the version before its first
+    /// one ("" before version 1): what the sender's chain builds on.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub prevs: BTreeMap<String, String>,
+}
+
+/// This database's vector and, read with it, its head hash for every origin (the `vector`
+/// and `heads` of the batches it sends). Seals first.
+pub fn vector_and_heads(conn: &Connection) -> Result<(Vector, BTreeMap<String, String>)> {
+    crate::schema::device_id(conn)?;
+    crate::seal::seal(conn)?;
+    let (mut vector, mut heads) = (Vector::new(), BTreeMap::new());
+    let mut stmt = conn.prepare_cached("SELECT device_id, version, hash FROM sync_vector")?;
+    let mut rows = stmt.query([])?;
+    while let Some(r) = rows.next()? {
+        let dev: String = r.get(0)?;
+        vector.insert(dev.clone(), r.get(1)?);
+        heads.insert(dev, r.get(2)?);
+    }
+    Ok((vector, heads))
 }
 
 /// Reads a version vector from JSON, with errors that name the function.
@@ -64,8 +88,7 @@ pub fn changes(conn: &Connection, since: &Vector, limit: i64) -> Result<Batch> {
     let device = crate::schema::device_id(conn)?;
     conn.set_prepared_statement_cache_capacity(64);
     let _cache = crate::tx::BiggerCache::new(conn);
-    crate::seal::seal(conn)?;
-    let ours = crate::vector(conn)?;
+    let (ours, heads) = vector_and_heads(conn)?;
     // Fetch a few more than asked: a relayed origin's run must end where that origin signed.
     let mut fetch = limit;
     let (page, has_more) = loop {
@@ -80,15 +103,20 @@ pub fn changes(conn: &Connection, since: &Vector, limit: i64) -> Result<Batch> {
     };
     let mut signatures = Vec::new();
     let mut last: BTreeMap<&str, i64> = BTreeMap::new();
+    let mut prevs = BTreeMap::new();
     for e in &page {
         last.insert(&e.device_id, e.version);
+        if !prevs.contains_key(&e.device_id) {
+            let prev = crate::log::hash_at(conn, &e.device_id, e.version - 1)?.unwrap_or_default();
+            prevs.insert(e.device_id.clone(), prev);
+        }
     }
     for (dev, v) in last {
         if let Some(s) = crate::sign::stored(conn, dev, v)? {
             signatures.push(s);
         }
     }
-    Ok(Batch { format: FORMAT, device_id: device, changes: page, has_more, vector: ours, signatures })
+    Ok(Batch { format: FORMAT, device_id: device, changes: page, has_more, vector: ours, signatures, heads, prevs })
 }
 
 /// Log ids of the changes the holder of `since` lacks, in log order, at most `n`.

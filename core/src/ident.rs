@@ -50,3 +50,12 @@ mod tests {
         assert!(!is_reserved_table("sync_history"));
     }
 }
+
+/// `text` as shown in an error message: a hostile 10,000-character name is cut, not echoed.
+pub fn shown(text: &str) -> std::borrow::Cow<'_, str> {
+    const MAX: usize = 80;
+    match text.char_indices().nth(MAX) {
+        Some((cut, _)) => format!("{}…", &text[..cut]).into(),
+        None => text.into(),
+    }
+}

@@ -178,6 +178,14 @@ pub fn head(conn: &Connection, device: &str) -> Result<(i64, String)> {
         .unwrap_or((0, String::new())))
 }
 
+/// The hash of `device:version` held here, if it is.
+pub fn hash_at(conn: &Connection, device: &str, version: i64) -> Result<Option<String>> {
+    Ok(conn
+        .prepare_cached("SELECT hash FROM sync_log WHERE device_id = ?1 AND version = ?2")?
+        .query_row(params![device, version], |r| r.get(0))
+        .optional()?)
+}
+
 pub fn set_head(conn: &Connection, device: &str, version: i64, hash: &str) -> Result<()> {
     conn.prepare_cached("INSERT OR REPLACE INTO sync_vector(device_id, version, hash) VALUES (?1, ?2, ?3)")?
         .execute(params![device, version, hash])?;

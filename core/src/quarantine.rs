@@ -6,7 +6,9 @@
 //! The batch is rejected, and its sender is quarantined: every later batch from it is refused
 //! until `sync_release` (`peersync release`) after a person has looked at what happened.
 use crate::error::{Error, Result};
+use crate::changes::Batch;
 use rusqlite::{params, Connection, OptionalExtension};
+use std::collections::HashMap;
 use serde::Serialize;
 
 const SCHEMA: &str = "CREATE TABLE IF NOT EXISTS sync_quarantine(
@@ -103,6 +105,64 @@ pub fn refusal(q: &Quarantined) -> Error {
          `peersync release {}` or select sync_release('{}'), or revoke it",
         q.device_id, q.detected_at, q.origin, q.version, q.device_id, q.device_id
     ))
+}
+
+/// Finds a fork in `batch` before anything else is checked: a change, a head hash or a
+/// chain base (`heads`, `prevs`) that disagrees with what this database holds at the same
+/// version, or a change claiming to be this device's that it never made.
+pub fn detect(conn: &Connection, me: &str, batch: &Batch) -> Result<()> {
+    let mut heads: HashMap<String, i64> = HashMap::new();
+    let sender = &batch.device_id;
+    // Compares what the sender says `dev:version` hashes to with what is held here.
+    let mut differs = |dev: &str, version: i64, theirs: &str, what: &str| -> Result<()> {
+        let held = match heads.get(dev) {
+            Some(&v) => v,
+            None => *heads.entry(dev.to_string()).or_insert(crate::log::head(conn, dev)?.0),
+        };
+        if version < 1 || version > held {
+            return Ok(());
+        }
+        let ours = crate::log::hash_at(conn, dev, version)?.unwrap_or_default();
+        if ours == theirs {
+            return Ok(());
+        }
+        Err(Error::Fork(Fork {
+            origin: dev.to_string(),
+            version,
+            message: format!(
+                "sync_apply: {what} of device {dev} at version {version} differs from the change held here \
+                 (a forked chain: altered, forged, or written by a device restored from an old backup); \
+                 nothing was applied and the sender {sender} is quarantined"
+            ),
+        }))
+    };
+    let mine = crate::log::head(conn, me)?.0;
+    for e in &batch.changes {
+        if e.device_id == me && e.version > mine {
+            return Err(Error::Fork(Fork {
+                origin: me.to_string(),
+                version: e.version,
+                message: format!(
+                    "sync_apply: change {me}:{} claims to be this device's, but this device never made it \
+                     (a forked chain: forged, or this device was restored from an old backup); \
+                     nothing was applied and the sender {sender} is quarantined",
+                    e.version
+                ),
+            }));
+        }
+        differs(&e.device_id, e.version, &e.hash, &format!("change {}:{} (table \"{}\", record {})", e.device_id, e.version, crate::ident::shown(&e.table_name), crate::ident::shown(&e.record_id)))?;
+    }
+    for (dev, hash) in &batch.prevs {
+        if let Some(first) = batch.changes.iter().find(|e| &e.device_id == dev) {
+            differs(dev, first.version - 1, hash, "the chain the sender's changes build on")?;
+        }
+    }
+    for (dev, hash) in &batch.heads {
+        if let Some(&v) = batch.vector.get(dev) {
+            differs(dev, v, hash, "the sender's head")?;
+        }
+    }
+    Ok(())
 }
 
 /// Refuses a batch whose sender is quarantined.

@@ -125,12 +125,15 @@ fn attach_signatures(
 
 /// An empty batch: tells a peer our vector (and learns its own in the reply).
 pub fn hello(conn: &Connection) -> Result<Batch> {
+    let (vector, heads) = peersync_core::changes::vector_and_heads(conn)?;
     Ok(Batch {
         format: peersync_core::changes::FORMAT,
         device_id: peersync_core::device_id(conn)?,
         changes: Vec::new(),
         has_more: false,
-        vector: peersync_core::vector(conn)?,
+        vector,
         signatures: Vec::new(),
+        heads,
+        prevs: Default::default(),
     })
 }
