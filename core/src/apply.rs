@@ -1,5 +1,6 @@
 //! `sync_apply`: verifies a batch (format, hashes, chains, signatures) and merges it, atomically.
 use crate::change::{Change, Op};
+use crate::devices::is_device_id;
 use crate::changes::Batch;
 use crate::error::{Error, Result};
 use crate::log::{head, set_head, Writer};
@@ -22,6 +23,8 @@ pub struct Applied {
     pub deferred: i64,
     /// Changes from devices this device has revoked (relayed by others): refused.
     pub refused: i64,
+    /// The devices those refused changes came from.
+    pub refused_devices: Vec<String>,
     /// Conflicts detected while merging (pending ones wait for `sync_resolve`).
     pub conflicts: Vec<crate::conflicts::Summary>,
     /// Resolutions this device wrote (local_wins / remote_wins tables).
@@ -34,12 +37,8 @@ pub struct Applied {
 /// any clock, and far from the i64 limit, so a hybrid clock that passed it still moves on.
 pub const MAX_TIMESTAMP: i64 = 253_402_300_799_999_999;
 
-fn is_device_id(s: &str) -> bool {
-    s.len() == 32 && s.bytes().all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
-}
-
 fn is_hash(s: &str) -> bool {
-    s.len() == 64 && s.bytes().all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
+    crate::devices::is_hex(s, 64)
 }
 
 /// Parses a batch, with an error that says what is wrong with it.
@@ -171,7 +170,8 @@ fn apply_once(conn: &Connection, batch: &Batch, defer_fk: bool) -> Result<Applie
                 Some(t) => paused.push(t.id),
                 None => {
                     return Err(Error::invalid(format!(
-                        "sync_apply: table \"{n}\" is not tracked here (create it and run sync_track('{n}') first)"
+                        "sync_apply: table \"{}\" is not tracked here (create it and run sync_track on it first)",
+                        crate::ident::shown(n)
                     )))
                 }
             }
@@ -294,6 +294,14 @@ fn apply_once(conn: &Connection, batch: &Batch, defer_fk: bool) -> Result<Applie
             duplicates,
             deferred,
             refused,
+            refused_devices: batch
+                .changes
+                .iter()
+                .filter(|e| verdict.revoked.contains(&e.device_id))
+                .map(|e| e.device_id.clone())
+                .collect::<std::collections::BTreeSet<_>>()
+                .into_iter()
+                .collect(),
             conflicts: m.conflicts,
             resolutions: m.resolutions,
             vector: crate::vector(conn)?,

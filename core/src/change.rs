@@ -155,17 +155,24 @@ impl Change {
                 Some(_) => Err(bad(format!("bases.{name} is not a list"))),
             }
         };
+        if let Some(k) = bases.keys().find(|k| !["live", "cols", "seen"].contains(&k.as_str())) {
+            return Err(bad(format!("bases has an unknown field \"{}\"", crate::ident::shown(k))));
+        }
         let live = ref_list(bases.get("live"), "live")?;
         let col_bases = match bases.get("cols") {
             None => None,
             Some(Json::Object(m)) => Some(m),
             Some(_) => return Err(bad("bases.cols is not an object".into())),
         };
+        if let Some(k) = col_bases.and_then(|m| m.keys().find(|k| !data.contains_key(*k))) {
+            return Err(bad(format!("bases.cols names column \"{}\", which the change does not write", crate::ident::shown(k))));
+        }
         let col = |name: &str| {
             t.column_index(name).ok_or_else(|| {
                 bad(format!(
-                    "column \"{name}\" does not exist in table \"{}\" here (add it, then re-run sync_track)",
-                    t.name
+                    "column \"{}\" does not exist in table \"{}\" here (add it, then re-run sync_track)",
+                    crate::ident::shown(name),
+                    crate::ident::shown(&t.name)
                 ))
             })
         };

@@ -71,6 +71,12 @@ pub fn parse_vector(func: &str, json: &str) -> Result<Vector> {
     })?;
     let mut out = Vector::new();
     for (k, v) in obj {
+        if !crate::devices::is_device_id(k) {
+            return Err(Error::invalid(format!(
+                "{func}: vector key {:?} is not a device id (32 lowercase hex characters)",
+                crate::ident::shown(k)
+            )));
+        }
         let n = v.as_i64().filter(|n| *n >= 0).ok_or_else(|| {
             Error::invalid(format!("{func}: version of \"{k}\" must be a non-negative integer"))
         })?;

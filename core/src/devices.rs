@@ -18,8 +18,14 @@ pub struct Device {
     pub quarantined: Option<String>,
 }
 
-fn is_hex(s: &str, n: usize) -> bool {
+/// `s` is `n` lowercase hex characters.
+pub fn is_hex(s: &str, n: usize) -> bool {
     s.len() == n && s.bytes().all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
+}
+
+/// `s` is a device id: 32 lowercase hex characters.
+pub fn is_device_id(s: &str) -> bool {
+    is_hex(s, 32)
 }
 
 pub fn check_device_id(id: &str) -> Result<()> {

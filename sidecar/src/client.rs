@@ -20,6 +20,11 @@ pub struct PushReply {
     pub deferred: i64,
     #[serde(default)]
     pub conflicts: Vec<serde_json::Value>,
+    /// Devices whose changes the receiver refuses (it revoked them).
+    #[serde(default)]
+    pub refused: i64,
+    #[serde(default)]
+    pub refused_devices: Vec<String>,
     /// The receiver's vector after the batch.
     pub vector: Vector,
     /// The receiver's device id.

@@ -62,7 +62,17 @@ impl Syncer {
         };
         let peer = reply.device_id.clone();
         self.db
-            .run(move |c| Ok(peersync_core::quarantine::check_sender(c, &peer)?))
+            .run(move |c| {
+                match peersync_core::devices::get(c, &peer)? {
+                    Some(d) if d.is_authorized => {}
+                    _ => {
+                        return Err(Error::Forbidden(format!(
+                            "peer device {peer} is not trusted here (revoked or never paired); nothing was sent to it. Remove its --peer, or `peersync trust` it"
+                        )))
+                    }
+                }
+                Ok(peersync_core::quarantine::check_sender(c, &peer)?)
+            })
             .await?;
         let mut limit = self.page;
         let theirs = self
@@ -130,7 +140,7 @@ impl Syncer {
             report.conflicts += reply.conflicts.len();
             Metrics::add(&self.metrics.changes_sent, reply.accepted as u64);
             progress.sent(batch.changes.len() as u64);
-            if reply.accepted == 0 && reply.vector == theirs {
+            if reply.accepted == 0 && reply.refused == 0 && reply.vector == theirs {
                 let message = format!(
                     "accepted nothing of a page of {} changes (deferred {})",
                     batch.changes.len(),
@@ -143,6 +153,12 @@ impl Syncer {
                 });
             }
             theirs = reply.vector;
+            // The peer revoked these devices: their changes stay here, not sent to it again.
+            for dev in &reply.refused_devices {
+                if let Some(&v) = batch.vector.get(dev) {
+                    theirs.insert(dev.clone(), v);
+                }
+            }
             if !batch.has_more {
                 return Ok(theirs);
             }

@@ -39,6 +39,7 @@ pub async fn resolve(state: &Arc<AppState>, id: i64, body: Bytes) -> Result<Repl
             "the body must be {{\"choice\": \"local\"|\"remote\"|\"ignore\"|{{row}}}}: {e}"
         ))
     })?;
+    crate::routes::only_fields(&req, &["choice"], "the resolve body")?;
     let choice = match req.get("choice") {
         Some(serde_json::Value::String(s)) => s.clone(),
         Some(v @ serde_json::Value::Object(_)) => v.to_string(),

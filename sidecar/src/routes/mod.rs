@@ -80,6 +80,21 @@ pub fn json(status: StatusCode, v: &serde_json::Value) -> Reply {
         .expect("valid response")
 }
 
+/// A JSON request body must be an object with no fields but `allowed`.
+pub fn only_fields(body: &serde_json::Value, allowed: &[&str], what: &str) -> Result<()> {
+    let obj = body
+        .as_object()
+        .ok_or_else(|| Error::BadRequest(format!("{what} must be a JSON object")))?;
+    match obj.keys().find(|k| !allowed.contains(&k.as_str())) {
+        Some(k) => Err(Error::BadRequest(format!(
+            "{what} has an unknown field {:?} (expected: {})",
+            peersync_core::ident::shown(k),
+            allowed.join(", ")
+        ))),
+        None => Ok(()),
+    }
+}
+
 pub fn error_reply(e: &Error) -> Reply {
     let status = e.status();
     let message = if status == StatusCode::INSUFFICIENT_STORAGE {

@@ -38,6 +38,7 @@ pub async fn pull(state: &Arc<AppState>, caller: String, body: Bytes) -> Result<
             "the pull body must be JSON {{\"since\": vector, \"limit\": n}}: {e}"
         ))
     })?;
+    crate::routes::only_fields(&req, &["since", "limit"], "the pull body")?;
     let since = req.get("since").cloned().unwrap_or(serde_json::json!({}));
     let since = peersync_core::changes::parse_vector("pull", &since.to_string())?;
     let limit = match req.get("limit") {
