@@ -179,7 +179,7 @@ def huge_numbers(env):
     yield "format = 2", _set(good, ["format"], "2"), 400, ["format 2 is not supported"]
     # in range for JSON, out of range for peersync (chained and signed, so only the value is judged)
     for field, value, words in (("version", 0, ["version must be >= 1"]), ("version", -1, ["version must be >= 1"]),
-                                ("timestamp", -1, ["timestamp >= 0"])):
+                                ("timestamp", -1, ["timestamp between 0 and"])):
         yield (f"{field} = {value} (signed)", forge(env.a.id, env.b.db, [{field: value}], signer=env.a), 400, words)
 
 

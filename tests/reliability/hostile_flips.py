@@ -4,6 +4,14 @@ import json
 import sqlite3
 
 
+# The batch's envelope: what the sender says about itself (its id, its vector, its head hashes,
+# what its chains build on). No origin signs these; the sidecar's request signature (RFC 9421
+# with Content-Digest) covers them in transit. Applying a batch with one of them altered may
+# succeed, but must apply exactly what the genuine batch applies.
+ADVISORY_MAPS = ("vector", "heads", "prevs")
+ADVISORY = {"device_id"} | {f"{m} ({part})" for m in ADVISORY_MAPS for part in ("key", "value")}
+
+
 def field_spans(batch):
     """Serializes `batch` as compact JSON (exactly like hostile_batches.dumps) and labels every
     byte with the field it belongs to: 'changes[].version', 'signatures[].signature',
@@ -23,10 +31,10 @@ def field_spans(batch):
                 if k:
                     put(",", "json syntax")
                 sub = f"{path}.{key}" if path else key
-                if path == "vector":
-                    put(json.dumps(key, ensure_ascii=False), "vector (key)")
+                if path in ADVISORY_MAPS:
+                    put(json.dumps(key, ensure_ascii=False), f"{path} (key)")
                     put(":", "json syntax")
-                    put(json.dumps(val, ensure_ascii=False), "vector (value)")
+                    put(json.dumps(val, ensure_ascii=False), f"{path} (value)")
                     continue
                 put(json.dumps(key, ensure_ascii=False), "json syntax")
                 put(":", "json syntax")
@@ -70,10 +78,29 @@ def fingerprint(con):
     return h.hexdigest()
 
 
+# What a batch puts into a database, leaving out the bookkeeping of who holds what
+# (sync_peer_vectors, sync_log.is_synced), which the batch's advisory vector feeds.
+CONTENT = [
+    "SELECT * FROM notes", "SELECT * FROM sync_meta", "SELECT * FROM sync_vector", "SELECT * FROM sync_signatures",
+    "SELECT * FROM sync_conflicts", "SELECT * FROM sync_quarantine",
+    "SELECT id, table_name, record_id, operation, change_data, device_id, version, timestamp, hash, bases, resolution FROM sync_log",
+]
+
+
+def content(con):
+    """SHA-256 of what applying a batch wrote (the notes table and the sync state, not the
+    bookkeeping of peers' vectors)."""
+    h = hashlib.sha256()
+    for q in CONTENT:
+        for row in sorted(repr(r) for r in con.execute(q)):
+            h.update(row.encode())
+    return h.hexdigest()
+
+
 def try_in_savepoint(con, data: bytes, pristine):
     """Applies `data` (passed as TEXT even when it is not valid UTF-8) inside a savepoint that
-    is rolled back. Returns (outcome, detail): ('rejected', error), ('rejected, but changed
-    the database', error), or ('accepted', result JSON)."""
+    is rolled back. Returns (outcome, detail, content): ('rejected', error, None), ('rejected,
+    but changed the database', error, None), or ('accepted', result JSON, content(con))."""
     con.execute("SAVEPOINT flip")
     try:
         try:
@@ -81,9 +108,9 @@ def try_in_savepoint(con, data: bytes, pristine):
         except sqlite3.Error as e:
             msg = str(e)
             if fingerprint(con) != pristine:
-                return "rejected, but changed the database", msg
-            return "rejected", msg
-        return "accepted", out
+                return "rejected, but changed the database", msg, None
+            return "rejected", msg, None
+        return "accepted", out, content(con)
     finally:
         con.execute("ROLLBACK TO flip")
         con.execute("RELEASE flip")
