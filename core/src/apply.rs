@@ -225,12 +225,6 @@ fn apply_once(conn: &Connection, batch: &Batch, defer_fk: bool) -> Result<Applie
                 duplicates += 1;
                 continue;
             }
-            if e.device_id == me {
-                return Err(fork(e, format!(
-                    "{}: claims to be this device's, but this device never made it (a forked chain: forged); nothing was applied and the sender {} is quarantined",
-                    what(), batch.device_id
-                )));
-            }
             if e.version > have + 1 {
                 blocked.insert(e.device_id.clone());
                 deferred += 1;

@@ -114,7 +114,7 @@ pub fn detect(conn: &Connection, me: &str, batch: &Batch) -> Result<()> {
     let mut heads: HashMap<String, i64> = HashMap::new();
     let sender = &batch.device_id;
     // Compares what the sender says `dev:version` hashes to with what is held here.
-    let mut differs = |dev: &str, version: i64, theirs: &str, what: &str| -> Result<()> {
+    let mut differs = |dev: &str, version: i64, theirs: &str, what: &dyn Fn() -> String| -> Result<()> {
         let held = match heads.get(dev) {
             Some(&v) => v,
             None => *heads.entry(dev.to_string()).or_insert(crate::log::head(conn, dev)?.0),
@@ -130,9 +130,10 @@ pub fn detect(conn: &Connection, me: &str, batch: &Batch) -> Result<()> {
             origin: dev.to_string(),
             version,
             message: format!(
-                "sync_apply: {what} of device {dev} at version {version} differs from the change held here \
+                "sync_apply: {} of device {dev} at version {version} differs from the change held here \
                  (a forked chain: altered, forged, or written by a device restored from an old backup); \
-                 nothing was applied and the sender {sender} is quarantined"
+                 nothing was applied and the sender {sender} is quarantined",
+                what()
             ),
         }))
     };
@@ -150,16 +151,20 @@ pub fn detect(conn: &Connection, me: &str, batch: &Batch) -> Result<()> {
                 ),
             }));
         }
-        differs(&e.device_id, e.version, &e.hash, &format!("change {}:{} (table \"{}\", record {})", e.device_id, e.version, crate::ident::shown(&e.table_name), crate::ident::shown(&e.record_id)))?;
+        let what = || {
+            let (t, r) = (crate::ident::shown(&e.table_name), crate::ident::shown(&e.record_id));
+            format!("change {}:{} (table \"{t}\", record {r})", e.device_id, e.version)
+        };
+        differs(&e.device_id, e.version, &e.hash, &what)?;
     }
     for (dev, hash) in &batch.prevs {
         if let Some(first) = batch.changes.iter().find(|e| &e.device_id == dev) {
-            differs(dev, first.version - 1, hash, "the chain the sender's changes build on")?;
+            differs(dev, first.version - 1, hash, &|| "the chain the sender's changes build on".into())?;
         }
     }
     for (dev, hash) in &batch.heads {
         if let Some(&v) = batch.vector.get(dev) {
-            differs(dev, v, hash, "the sender's head")?;
+            differs(dev, v, hash, &|| "the sender's head".into())?;
         }
     }
     Ok(())
