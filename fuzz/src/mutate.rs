@@ -386,6 +386,9 @@ pub fn run(data: &[u8]) {
     let (b, allow) = build(&input);
     // The batch goes through the wire format as a peer would send it.
     let json = wire(&input, &b);
+    if std::env::var_os("PEERSYNC_FUZZ_DEBUG").is_some() {
+        eprintln!("batch: {json}");
+    }
     match peersync_core::parse_batch(&json) {
         Ok(parsed) => batch::run_batch(&parsed, &allow),
         Err(e) => assert!(matches!(e, peersync_core::Error::Invalid(_)), "{e:?}"),
