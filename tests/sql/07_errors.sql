@@ -121,6 +121,7 @@ select sync_apply('{"format":1,"device_id":"x","changes":[{"table_name":"t"}],"h
 select sync_changes('not json');
 select sync_changes('[1]');
 select sync_changes('{"abc":"x"}');
+select sync_changes('{"0123456789abcdef0123456789abcdef":-1}');
 select sync_resolve(999, 'local');
 select sync_resolve(999, 'bogus');
 select 'changes seen:', n from changes_seen;
