@@ -85,6 +85,29 @@ def test_three_peers_in_a_line_converge(devices):
     assert log_count(b) == log_a and log_count(c) == log_a, "a change was lost or duplicated"
 
 
+def test_relay_that_does_not_know_the_origin_forwards_its_signatures(devices):
+    """A-B-C-D in a line; each trusts its neighbours, and A and D also trust each other (keys
+    only, no link). C does not know A's key, yet must pass A's head signatures on, since D
+    checks them."""
+    a, b, c, d = (devices(n) for n in "abcd")
+    for x, y in ((a, b), (b, c), (c, d), (a, d)):
+        pair(x, y)
+    for x in (a, b, c, d):
+        x.track()
+    port = free_port()
+    a.url, b.url, c.url, d.url = (f"http://127.0.0.{i}:{port}" for i in (1, 2, 3, 4))
+    a.serve("127.0.0.1", port, [b.url])
+    b.serve("127.0.0.2", port, [a.url, c.url])
+    c.serve("127.0.0.3", port, [b.url, d.url])
+    d.serve("127.0.0.4", port, [c.url])
+    finish(writers([a, d], count=60))
+    wait_until(lambda: converged([a, b, c, d]), timeout=90, what="A, B, C and D identical")
+    assert c.sql("SELECT count(*) FROM sync_devices WHERE device_id = ?", (a.id,))[0][0] == 0, "C knows A"
+    assert c.sql("SELECT count(*) FROM sync_signatures WHERE device_id = ?", (a.id,))[0][0] > 0
+    for x in (a, b, c, d):
+        verify_ok(x)
+
+
 def fill(dev, n):
     con = sqlite3.connect(dev.db, timeout=30)
     con.executemany("INSERT INTO notes VALUES (?, ?, ?)", ((f"r{i:06}", "x" * 40, i) for i in range(n)))
