@@ -82,6 +82,15 @@ fn check_batch_header(batch: Batch) -> Result<Batch> {
             }
         }
     }
+    // The envelope must not contradict the batch's own changes.
+    for e in &batch.changes {
+        if batch.vector.get(&e.device_id) == Some(&e.version) && batch.heads.get(&e.device_id).is_some_and(|h| *h != e.hash) {
+            return bad(format!(
+                "heads names another hash for {}:{} than the batch's own change",
+                crate::ident::shown(&e.device_id), e.version
+            ));
+        }
+    }
     // Each origin's changes come in consecutive versions, as `sync_changes` makes them (an
     // exact repeat of an earlier entry aside).
     let mut last: HashMap<&str, i64> = HashMap::new();
