@@ -44,6 +44,9 @@ pub struct Verdict {
     pub revoked: BTreeSet<String>,
     /// Origins whose new changes do not start at the next version held here: left for later.
     pub deferred: BTreeSet<String>,
+    /// Origins whose new changes in this batch were verified here, hash by hash, from the
+    /// head held here to a version the origin signed.
+    pub chained: BTreeSet<String>,
 }
 
 /// For every origin whose key this database holds: refuses the batch unless the origin's new
@@ -91,6 +94,7 @@ pub fn check_batch(conn: &Connection, me: &str, batch: &Batch) -> Result<Verdict
                 last.version
             )));
         }
+        verdict.chained.insert(dev.to_string());
     }
     Ok(verdict)
 }
