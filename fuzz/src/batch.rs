@@ -246,12 +246,9 @@ fn check_success(conn: &Connection, batch: &Batch, allow: &Allowances, applied: 
         .unwrap();
     assert_eq!(own_plain, 0, "apply logged changes under the receiver's own id that are not resolutions");
     // Idempotence: the same batch again is fine and takes at most what was deferred.
-    // Known finding 1 (core/tests/fuzz_regressions.rs): a batch whose envelope `heads` names,
-    // for a version the batch itself carries, another hash than that change's is accepted the
-    // first time and quarantines its sender the second time. Skipped here until core decides.
-    if std::env::var_os("PEERSYNC_FUZZ_STRICT").is_none() && envelope_contradicts(batch) {
-        return;
-    }
+    // Finding 1 (core/tests/fuzz_regressions.rs, fixed in core c7a58c3): a batch whose `heads`
+    // contradict its own changes was accepted once and quarantined its sender on repeat.
+    assert!(!envelope_contradicts(batch), "a batch whose heads contradict its own changes was accepted");
     let dump1 = dump_except(conn, &[], true);
     match peersync_core::apply(conn, batch) {
         Ok(again) => {
