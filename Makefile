@@ -5,7 +5,7 @@ VENV := .venv
 PYTHON := $(VENV)/bin/python
 EXT_SO := dist/peersync.so
 
-.PHONY: all build ext sidecar test test-rust test-sql test-python test-node test-sidecar test-reliability reliability demo bench clean
+.PHONY: all build ext sidecar test test-rust test-sql test-python test-node test-sidecar test-reliability reliability fuzz demo bench clean
 
 all: build
 
@@ -49,6 +49,10 @@ test-reliability: build $(VENV)/stamp
 # The long variant, which rewrites RELIABILITY.md (commit it).
 reliability: build $(VENV)/stamp
 	PEERSYNC_LONG=1 PEERSYNC_RELIABILITY_OUT=$(CURDIR)/RELIABILITY.md $(PYTHON) -m pytest -q tests/reliability
+
+# Every fuzz target for FUZZ_SECONDS (default 600) each; writes fuzz/results.json (see fuzz/README.md).
+fuzz:
+	bash fuzz/run.sh $(FUZZ_SECONDS)
 
 test-node: ext
 	bash tests/node/run.sh
