@@ -67,7 +67,7 @@ impl Syncer {
                     Some(d) if d.is_authorized => {}
                     _ => {
                         return Err(Error::Forbidden(format!(
-                            "peer device {peer} is not trusted here (revoked or never paired); nothing was sent to it. Remove its --peer, or `peersync trust` it"
+                            "peer device {peer} is not trusted here (revoked or never paired): none of our changes are sent to it. Remove its --peer, or `peersync trust` it again"
                         )))
                     }
                 }
