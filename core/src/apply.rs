@@ -222,15 +222,7 @@ fn apply_once(conn: &Connection, batch: &Batch, defer_fk: bool) -> Result<Applie
             }
             let (have, prev_hash) = heads.get(&e.device_id).cloned().unwrap();
             if e.version <= have {
-                let held: Option<String> = conn
-                    .prepare_cached("SELECT hash FROM sync_log WHERE device_id = ?1 AND version = ?2")?
-                    .query_row(rusqlite::params![e.device_id, e.version], |r| r.get(0))?;
-                if held.as_deref() != Some(e.hash.as_str()) {
-                    return Err(fork(e, format!(
-                        "{}: this database holds a different change with that version (a forked chain: the change was altered or forged); nothing was applied and the sender {} is quarantined",
-                        what(), batch.device_id
-                    )));
-                }
+                // Held already; `quarantine::detect` made sure with the same hash.
                 duplicates += 1;
                 continue;
             }
@@ -297,23 +289,12 @@ fn apply_once(conn: &Connection, batch: &Batch, defer_fk: bool) -> Result<Applie
             duplicates,
             deferred,
             refused,
-            refused_devices: batch
-                .changes
-                .iter()
-                .filter(|e| verdict.revoked.contains(&e.device_id))
-                .map(|e| e.device_id.clone())
-                .collect::<std::collections::BTreeSet<_>>()
-                .into_iter()
-                .collect(),
+            refused_devices: verdict.revoked.into_iter().collect(),
             conflicts: m.conflicts,
             resolutions: m.resolutions,
             vector: crate::vector(conn)?,
         })
     })
-}
-
-fn fork(e: &crate::log::Entry, message: String) -> Error {
-    Error::Fork(crate::quarantine::Fork { origin: e.device_id.clone(), version: e.version, message })
 }
 
 /// An INSERT's primary key columns must equal the record id's key.
