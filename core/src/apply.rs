@@ -185,6 +185,10 @@ fn apply_once(conn: &Connection, batch: &Batch, defer_fk: bool) -> Result<Applie
                 }
             }
         }
+        // What the sender holds is known now, so changes every authorized peer holds are
+        // logged as synced at once rather than marked afterwards.
+        crate::peers::record(conn, &batch.device_id, &batch.vector)?;
+        let floors = crate::peers::floors(conn)?;
         let restore = crate::track::pause_capture(conn, &paused)?;
         let mut m = Merger::new(conn)?;
         let mut heads: HashMap<String, (i64, String)> = HashMap::new();
@@ -262,7 +266,7 @@ fn apply_once(conn: &Connection, batch: &Batch, defer_fk: bool) -> Result<Applie
                 deferred += 1;
                 continue;
             }
-            let id = e.insert(conn)?;
+            let id = e.insert(conn, floors.get(&e.device_id).is_some_and(|&f| e.version <= f))?;
             m.writers.remember(
                 id,
                 Writer { device_id: e.device_id.clone(), version: e.version, timestamp: e.timestamp, resolution: e.resolution },
@@ -283,7 +287,7 @@ fn apply_once(conn: &Connection, batch: &Batch, defer_fk: bool) -> Result<Applie
         crate::track::resume_capture(conn, restore)?;
         let last: i64 = conn.query_row("SELECT ifnull(max(id), 0) FROM sync_log", [], |r| r.get(0))?;
         crate::schema::set_state(conn, "sealed_upto", &last)?;
-        crate::peers::note_vector(conn, &batch.device_id, &batch.vector)?;
+        crate::peers::mark_synced(conn)?;
         Ok(Applied {
             accepted,
             duplicates,

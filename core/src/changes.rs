@@ -144,11 +144,18 @@ fn lacking_ids(conn: &Connection, ours: &Vector, since: &Vector, n: i64) -> Resu
     Ok(ids)
 }
 
+/// The entries with log ids `ids` (ascending), read a run of consecutive ids at a time.
 fn read_entries(conn: &Connection, ids: &[i64]) -> Result<Vec<Entry>> {
-    let mut get = conn.prepare_cached(&format!("SELECT {} FROM sync_log WHERE id = ?1", Entry::COLUMNS))?;
+    let mut get = conn.prepare_cached(&format!("SELECT {} FROM sync_log WHERE id BETWEEN ?1 AND ?2 ORDER BY id", Entry::COLUMNS))?;
     let mut out = Vec::with_capacity(ids.len());
-    for &id in ids {
-        out.push(get.query_row([id], Entry::from_row)?);
+    let mut rest = ids;
+    while let Some(&first) = rest.first() {
+        let run = rest.iter().enumerate().take_while(|&(k, &id)| id == first + k as i64).count();
+        let last = first + run as i64 - 1;
+        for e in get.query_map(params![first, last], Entry::from_row)? {
+            out.push(e?);
+        }
+        rest = &rest[run..];
     }
     Ok(out)
 }

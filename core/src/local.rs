@@ -57,7 +57,7 @@ impl LocalLog {
                 e.update(conn, id)?;
                 id
             }
-            None => e.insert(conn)?,
+            None => e.insert(conn, false)?,
         };
         writers.remember(
             id,

@@ -62,9 +62,10 @@ impl Entry {
         format!("{}:{}", self.device_id, self.version)
     }
 
-    pub fn insert(&self, conn: &Connection) -> Result<i64> {
+    /// Logs this entry as a new row; `synced` when every authorized peer already holds it.
+    pub fn insert(&self, conn: &Connection, synced: bool) -> Result<i64> {
         conn.prepare_cached(
-            "INSERT INTO sync_log(table_name, record_id, operation, change_data, device_id, version, timestamp, hash, bases, resolution) VALUES (?1,?2,?3,?4,?5,?6,?7,?8,?9,?10)",
+            "INSERT INTO sync_log(table_name, record_id, operation, change_data, device_id, version, timestamp, hash, bases, resolution, is_synced) VALUES (?1,?2,?3,?4,?5,?6,?7,?8,?9,?10,?11)",
         )?
         .execute(params![
             self.table_name,
@@ -76,7 +77,8 @@ impl Entry {
             self.timestamp,
             self.hash,
             self.bases,
-            self.resolution
+            self.resolution,
+            synced
         ])?;
         Ok(conn.last_insert_rowid())
     }

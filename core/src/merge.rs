@@ -91,7 +91,15 @@ impl<'c> Merger<'c> {
         let t = r.t;
         let res = self.writers.get(conn, this)?.resolution;
         let by = self.writers.get(conn, this)?.reference();
-        let before = Slots::load(conn, t, &r.rid)?;
+        let first_insert = ch.op == Op::Insert && ch.live.is_empty() && ch.writes.iter().all(|w| w.base.is_empty());
+        let claimed = match first_insert {
+            true => Slots::claim_new(conn, t, &r.rid, &Slots::inserted(t, this, ch.writes.iter().map(|w| w.col)))?,
+            false => None,
+        };
+        let before = match claimed {
+            Some(s) => s,
+            None => Slots::load(conn, t, &r.rid)?,
+        };
         let mut slots = before.clone();
         let mut cur_vals: Option<Vec<Value>> = None;
         let strat = t.strategy;
@@ -299,6 +307,9 @@ impl<'c> Merger<'c> {
             let e = crate::Error::from(e);
             if !is_constraint(&e) {
                 return Err(e);
+            }
+            if before.is_claimed() {
+                Slots::unclaim(conn, t, &r.rid)?;
             }
             let msg = e.to_string();
             let columns = ch.writes.iter().map(|w| t.columns[w.col].clone()).collect();

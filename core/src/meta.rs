@@ -16,7 +16,12 @@ pub struct Slots {
     pub cols: Vec<Option<i64>>,
     /// Whether the record has a row in `sync_meta` (else it was never logged).
     pub known: bool,
+    /// Set by [`Slots::claim_new`]: the state it already stored for this never-logged record.
+    claimed: Option<Stored>,
 }
+
+/// A `sync_meta` row's (live, alive, cw, cols).
+type Stored = (Option<i64>, bool, Option<i64>, String);
 
 impl Slots {
     pub fn load(conn: &Connection, t: &Table, rid: &str) -> Result<Slots> {
@@ -26,9 +31,9 @@ impl Slots {
             .optional()?;
         let n = t.columns.len();
         let Some((live, alive, cw, cols)) = row else {
-            return Ok(Slots { live: None, alive: false, cols: vec![None; n], known: false });
+            return Ok(Slots::unknown(t));
         };
-        let mut s = Slots { live, alive, cols: vec![cw; n], known: true };
+        let mut s = Slots { live, alive, cols: vec![cw; n], known: true, claimed: None };
         if !cols.is_empty() {
             let m: serde_json::Map<String, serde_json::Value> = serde_json::from_str(&cols)?;
             for (k, v) in m {
@@ -40,8 +45,8 @@ impl Slots {
         Ok(s)
     }
 
-    pub fn save(&mut self, conn: &Connection, t: &Table, rid: &str) -> Result<()> {
-        // The most common column writer goes in `cw`; the others are listed by name.
+    /// `cw` and `cols` as stored: the most common column writer, and the others by name.
+    fn encode(&self, t: &Table) -> (Option<i64>, String) {
         let mut cw = self.cols.first().copied().flatten();
         if self.cols.iter().any(|w| *w != cw) {
             let mut best = (0, cw);
@@ -68,6 +73,17 @@ impl Slots {
         if !cols.is_empty() {
             cols.push('}');
         }
+        (cw, cols)
+    }
+
+    pub fn save(&mut self, conn: &Connection, t: &Table, rid: &str) -> Result<()> {
+        let (cw, cols) = self.encode(t);
+        if let Some(claimed) = self.claimed.take() {
+            self.known = true; // its row exists
+            if claimed == (self.live, self.alive, cw, cols.clone()) {
+                return Ok(());
+            }
+        }
         let sql = if self.known {
             "UPDATE sync_meta SET live = ?3, alive = ?4, cw = ?5, cols = ?6 WHERE tbl = ?1 AND record_id = ?2"
         } else {
@@ -75,6 +91,49 @@ impl Slots {
         };
         conn.prepare_cached(sql)?.execute(params![t.id, rid, self.live, self.alive, cw, cols])?;
         self.known = true;
+        Ok(())
+    }
+
+    /// The fast path for a record seen for the first time (an INSERT with no bases): stores
+    /// `after`, the state the record is expected to have once the change is logged, only if
+    /// the record has no state yet: one b-tree search instead of a load and a save. Returns
+    /// the record's state before (never logged), whose next [`Slots::save`] writes nothing if
+    /// the expectation held (and corrects the row if not); None when the record is known
+    /// (then [`Slots::load`] it).
+    pub fn claim_new(conn: &Connection, t: &Table, rid: &str, after: &Slots) -> Result<Option<Slots>> {
+        let (cw, cols) = after.encode(t);
+        let n = conn
+            .prepare_cached(
+                "INSERT INTO sync_meta(tbl, record_id, live, alive, cw, cols) VALUES (?1, ?2, ?3, ?4, ?5, ?6) ON CONFLICT DO NOTHING",
+            )?
+            .execute(params![t.id, rid, after.live, after.alive, cw, cols])?;
+        Ok((n == 1).then(|| Slots { claimed: Some((after.live, after.alive, cw, cols)), ..Slots::unknown(t) }))
+    }
+
+    /// The state a record has after a first INSERT, logged as `id`, wrote columns `cols`.
+    pub fn inserted(t: &Table, id: i64, cols: impl Iterator<Item = usize>) -> Slots {
+        let mut s = Slots::unknown(t);
+        s.live = Some(id);
+        s.alive = true;
+        for c in cols {
+            s.cols[c] = Some(id);
+        }
+        s
+    }
+
+    /// Whether [`Slots::claim_new`] stored a row for this state that no save has confirmed.
+    pub fn is_claimed(&self) -> bool {
+        self.claimed.is_some()
+    }
+
+    /// The state of a record never logged.
+    pub fn unknown(t: &Table) -> Slots {
+        Slots { live: None, alive: false, cols: vec![None; t.columns.len()], known: false, claimed: None }
+    }
+
+    /// Undoes [`Slots::claim_new`] (its write could not be applied after all).
+    pub fn unclaim(conn: &Connection, t: &Table, rid: &str) -> Result<()> {
+        conn.prepare_cached("DELETE FROM sync_meta WHERE tbl = ?1 AND record_id = ?2")?.execute(params![t.id, rid])?;
         Ok(())
     }
 }

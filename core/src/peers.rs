@@ -2,13 +2,22 @@
 use crate::changes::Vector;
 use crate::error::Result;
 use rusqlite::{params, Connection};
+use std::collections::HashMap;
 
 /// Records that authorized peer `peer` holds `vector`, then marks as synced every change that
 /// all authorized peers hold.
 pub fn note_vector(conn: &Connection, peer: &str, vector: &Vector) -> Result<()> {
+    if record(conn, peer, vector)? {
+        mark_synced(conn)?;
+    }
+    Ok(())
+}
+
+/// Records `vector` as what `peer` holds, if it is another, authorized device; says whether it was.
+pub fn record(conn: &Connection, peer: &str, vector: &Vector) -> Result<bool> {
     let me = crate::schema::device_id(conn)?;
     if peer == me || !matches!(crate::sign::device_key(conn, peer)?, Some((_, true))) {
-        return Ok(());
+        return Ok(false);
     }
     for (origin, v) in vector {
         conn.prepare_cached(
@@ -20,28 +29,45 @@ pub fn note_vector(conn: &Connection, peer: &str, vector: &Vector) -> Result<()>
         "UPDATE sync_devices SET last_sync_at = strftime('%Y-%m-%dT%H:%M:%fZ','now') WHERE device_id = ?1",
     )?
     .execute([peer])?;
-    // For each origin: the least version every authorized peer holds.
+    Ok(true)
+}
+
+/// For each origin any peer reported: the least version every authorized peer holds.
+pub fn floors(conn: &Connection) -> Result<HashMap<String, i64>> {
+    let me = crate::schema::device_id(conn)?;
     let mut stmt = conn.prepare_cached(
-        "SELECT v.device_id, (SELECT min(ifnull((SELECT version FROM sync_peer_vectors p WHERE p.peer = d.device_id AND p.origin = v.device_id), 0)) FROM sync_devices d WHERE d.is_authorized AND d.device_id != ?1) FROM sync_vector v",
+        "SELECT o.origin, (SELECT min(ifnull((SELECT version FROM sync_peer_vectors p WHERE p.peer = d.device_id AND p.origin = o.origin), 0)) FROM sync_devices d WHERE d.is_authorized AND d.device_id != ?1) FROM (SELECT DISTINCT origin FROM sync_peer_vectors WHERE peer != '') o",
     )?;
-    let floors: Vec<(String, Option<i64>)> =
-        stmt.query_map([&me], |r| Ok((r.get(0)?, r.get(1)?)))?.collect::<rusqlite::Result<_>>()?;
+    let rows = stmt.query_map([&me], |r| Ok((r.get::<_, String>(0)?, r.get::<_, Option<i64>>(1)?)))?;
+    let mut out = HashMap::new();
+    for row in rows {
+        if let (origin, Some(floor)) = row? {
+            out.insert(origin, floor);
+        }
+    }
+    Ok(out)
+}
+
+/// Marks as synced every held change that all authorized peers hold.
+pub fn mark_synced(conn: &Connection) -> Result<()> {
     // Peer '' remembers how far is_synced has been set, so each call touches only new rows.
-    let held: std::collections::HashMap<String, i64> = conn
+    let held: HashMap<String, i64> = conn
         .prepare_cached("SELECT device_id, version FROM sync_vector")?
         .query_map([], |r| Ok((r.get(0)?, r.get(1)?)))?
         .collect::<rusqlite::Result<_>>()?;
-    for (origin, floor) in floors {
+    for (origin, floor) in floors(conn)? {
         // Only what this database holds can be marked; a peer may report more.
-        let Some(floor) = floor.map(|f| f.min(held.get(&origin).copied().unwrap_or(0))).filter(|f| *f > 0) else {
+        let floor = floor.min(held.get(&origin).copied().unwrap_or(0));
+        if floor <= 0 {
             continue;
-        };
+        }
         let done: i64 = conn
             .prepare_cached("SELECT ifnull(max(version), 0) FROM sync_peer_vectors WHERE peer = '' AND origin = ?1")?
             .query_row([&origin], |r| r.get(0))?;
         if floor > done {
+            // Changes logged already synced (see `apply`) are left as they are.
             conn.prepare_cached(
-                "UPDATE sync_log SET is_synced = 1 WHERE device_id = ?1 AND version > ?2 AND version <= ?3",
+                "UPDATE sync_log SET is_synced = 1 WHERE device_id = ?1 AND version > ?2 AND version <= ?3 AND NOT is_synced",
             )?
             .execute(params![origin, done, floor])?;
             conn.prepare_cached("INSERT OR REPLACE INTO sync_peer_vectors(peer, origin, version) VALUES ('', ?1, ?2)")?

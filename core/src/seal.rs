@@ -127,7 +127,14 @@ fn seal_row(
                 return Ok(false); // a NULL key identifies no row (see README, Limits)
             }
             let rid = record_id(&key);
-            let slots = Slots::load(conn, t, &rid)?;
+            let claimed = match op {
+                "INSERT" => Slots::claim_new(conn, t, &rid, &Slots::inserted(t, id, 0..t.columns.len()))?,
+                _ => None,
+            };
+            let slots = match claimed {
+                Some(s) => s,
+                None => Slots::load(conn, t, &rid)?,
+            };
             let change = if op == "INSERT" || !slots.alive {
                 // An UPDATE of a row sync has not seen alive is sent as the whole row.
                 insert_change(conn, writers, &slots, new)?

@@ -173,6 +173,7 @@ fn trigger_sql(t: &Table, shape: &Shape, device: &str) -> Vec<String> {
         .collect::<Vec<_>>()
         .join(" AND ");
     let ncols = (0..t.columns.len()).map(|i| format!("n{i}")).collect::<Vec<_>>().join(", ");
+    let when = capture_guard(t.id);
     let log = |op: &str, rid: String| {
         format!(
             "INSERT INTO sync_log(table_name, record_id, operation, device_id, timestamp) VALUES ({tl}, {rid}, '{op}', {dev}, {TRIGGER_WALL_CLOCK});"
@@ -180,13 +181,13 @@ fn trigger_sql(t: &Table, shape: &Shape, device: &str) -> Vec<String> {
     };
     let mut v = vec![
         format!(
-            "CREATE TRIGGER {} AFTER INSERT ON {tq} BEGIN {} INSERT INTO {stage}(log_id, {ncols}) VALUES (last_insert_rowid(), {}); END",
+            "CREATE TRIGGER {} AFTER INSERT ON {tq} WHEN {when} BEGIN {} INSERT INTO {stage}(log_id, {ncols}) VALUES (last_insert_rowid(), {}); END",
             quote_ident(&format!("{pre}ins")),
             log("INSERT", key("NEW")),
             image("NEW")
         ),
         format!(
-            "CREATE TRIGGER {} AFTER UPDATE ON {tq} BEGIN {} INSERT INTO {stage} VALUES (last_insert_rowid(), {}, {}); END",
+            "CREATE TRIGGER {} AFTER UPDATE ON {tq} WHEN {when} BEGIN {} INSERT INTO {stage} VALUES (last_insert_rowid(), {}, {}); END",
             quote_ident(&format!("{pre}upd")),
             log("UPDATE", key("OLD")),
             image("NEW"),
@@ -195,14 +196,14 @@ fn trigger_sql(t: &Table, shape: &Shape, device: &str) -> Vec<String> {
         // An UPDATE that changes the primary key is a DELETE of the old key and an INSERT of the
         // new; the plain UPDATE row logged alongside it is dropped when sealing.
         format!(
-            "CREATE TRIGGER {} AFTER UPDATE ON {tq} WHEN NOT ({same_key}) BEGIN {} {} INSERT INTO {stage}(log_id, {ncols}) VALUES (last_insert_rowid(), {}); END",
+            "CREATE TRIGGER {} AFTER UPDATE ON {tq} WHEN {when} AND NOT ({same_key}) BEGIN {} {} INSERT INTO {stage}(log_id, {ncols}) VALUES (last_insert_rowid(), {}); END",
             quote_ident(&format!("{pre}updk")),
             log("DELETE", key("OLD")),
             log("INSERT", key("NEW")),
             image("NEW")
         ),
         format!(
-            "CREATE TRIGGER {} AFTER DELETE ON {tq} BEGIN {} END",
+            "CREATE TRIGGER {} AFTER DELETE ON {tq} WHEN {when} BEGIN {} END",
             quote_ident(&format!("{pre}del")),
             log("DELETE", key("OLD"))
         ),
@@ -238,12 +239,12 @@ fn trigger_sql(t: &Table, shape: &Shape, device: &str) -> Vec<String> {
                 .join(" ")
         };
         v.push(format!(
-            "CREATE TRIGGER {} BEFORE INSERT ON {tq} BEGIN {} END",
+            "CREATE TRIGGER {} BEFORE INSERT ON {tq} WHEN {when} BEGIN {} END",
             quote_ident(&format!("{pre}bins")),
             candidates("NEW", false)
         ));
         v.push(format!(
-            "CREATE TRIGGER {} BEFORE UPDATE ON {tq} BEGIN {} END",
+            "CREATE TRIGGER {} BEFORE UPDATE ON {tq} WHEN {when} BEGIN {} END",
             quote_ident(&format!("{pre}bupd")),
             candidates("NEW", true)
         ));
@@ -284,23 +285,62 @@ fn log_existing_rows(conn: &Connection, t: &Table, device: &str) -> Result<i64> 
     Ok(count)
 }
 
-/// Drops the capture triggers of tables `ids` for the rest of the current transaction, so
-/// changes applied from peers are not captured again as local ones. Returns what
-/// [`resume_capture`] needs to put them back (a rollback puts them back too).
-pub fn pause_capture(conn: &Connection, ids: &[i64]) -> Result<Vec<String>> {
-    let mut saved = Vec::new();
-    for &id in ids {
-        for (name, sql) in capture_triggers(conn, id)? {
-            conn.execute_batch(&format!("DROP TRIGGER {}", quote_ident(&name)))?;
-            saved.push(sql);
-        }
-    }
-    Ok(saved)
+/// The condition every capture trigger of table `id` fires under: capture of the table is
+/// not paused. A paused table has a `sync_state` row, written and removed inside the one
+/// write transaction that applies peers' changes, so no other connection ever sees it.
+fn capture_guard(id: i64) -> String {
+    format!("NOT EXISTS (SELECT 1 FROM sync_state WHERE key = '{}')", pause_key(id))
 }
 
-pub fn resume_capture(conn: &Connection, saved: Vec<String>) -> Result<()> {
-    for sql in saved {
-        conn.execute_batch(&sql)?;
+fn pause_key(id: i64) -> String {
+    format!("capture_paused:{id}")
+}
+
+/// How [`resume_capture`] puts capture back.
+pub enum Paused {
+    /// Tables whose triggers carry the guard: remove their pause rows.
+    Guarded(Vec<i64>),
+    /// Triggers installed before the guard existed, dropped: create them again.
+    Dropped(Vec<String>),
+}
+
+/// Pauses capture of tables `ids` for the rest of the current write transaction, so changes
+/// applied from peers are not captured again as local ones. Returns what [`resume_capture`]
+/// needs to put it back (a rollback puts it back too). Pauses do not nest.
+pub fn pause_capture(conn: &Connection, ids: &[i64]) -> Result<Vec<Paused>> {
+    // A pause row can only outlive its transaction through a bug; never let one stop capture.
+    conn.prepare_cached("DELETE FROM sync_state WHERE key >= 'capture_paused:' AND key < 'capture_paused;'")?.execute([])?;
+    let (mut guarded, mut dropped) = (Vec::new(), Vec::new());
+    for &id in ids {
+        let triggers = capture_triggers(conn, id)?;
+        let guard = capture_guard(id);
+        if triggers.iter().all(|(_, sql)| sql.contains(&guard)) {
+            crate::schema::set_state(conn, &pause_key(id), &1i64)?;
+            guarded.push(id);
+        } else {
+            for (name, sql) in triggers {
+                conn.execute_batch(&format!("DROP TRIGGER {}", quote_ident(&name)))?;
+                dropped.push(sql);
+            }
+        }
+    }
+    Ok(vec![Paused::Guarded(guarded), Paused::Dropped(dropped)])
+}
+
+pub fn resume_capture(conn: &Connection, paused: Vec<Paused>) -> Result<()> {
+    for p in paused {
+        match p {
+            Paused::Guarded(ids) => {
+                for id in ids {
+                    conn.prepare_cached("DELETE FROM sync_state WHERE key = ?1")?.execute([pause_key(id)])?;
+                }
+            }
+            Paused::Dropped(sqls) => {
+                for sql in sqls {
+                    conn.execute_batch(&sql)?;
+                }
+            }
+        }
     }
     Ok(())
 }
