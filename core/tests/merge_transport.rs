@@ -257,6 +257,68 @@ fn applied_changes_are_not_captured_again_as_local_ones() {
 }
 
 #[test]
+fn apply_leaves_capture_on_and_no_pause_behind() {
+    let a = writer();
+    let b = fresh();
+    let triggers = |p: &Peer| p.int("SELECT count(*) FROM sqlite_master WHERE type = 'trigger'");
+    let before = triggers(&b);
+    sync(&a, &b);
+    assert_eq!(b.int("SELECT count(*) FROM sync_state WHERE key LIKE 'capture_paused:%'"), 0);
+    assert_eq!(triggers(&b), before, "apply must not drop or add triggers");
+    b.exec("INSERT INTO t1 VALUES ('mine', 1, 2, 3)");
+    assert_eq!(b.own_version(), 1, "a write after apply is captured");
+}
+
+#[test]
+fn a_stale_pause_row_is_cleared_by_the_next_apply() {
+    let a = Peer::standard("A", "timestamp_wins", "timestamp_wins");
+    a.exec("INSERT INTO t1 VALUES ('r1', 1, 'one', x'01')");
+    let b = fresh();
+    // Only a bug could commit one; if one ever were, capture must come back by itself, also
+    // for a table (t2) that the next batch does not touch.
+    b.exec("INSERT INTO sync_state(key, value) SELECT 'capture_paused:' || id, 1 FROM sync_tables");
+    sync(&a, &b);
+    assert_eq!(b.int("SELECT count(*) FROM sync_state WHERE key LIKE 'capture_paused:%'"), 0);
+    b.exec("INSERT INTO t2 VALUES ('k', 1, 2, 3)");
+    assert_eq!(b.own_version(), 1);
+}
+
+#[test]
+fn triggers_from_before_the_pause_guard_are_paused_by_dropping_them() {
+    let a = writer();
+    let b = fresh();
+    // Rewrite B's capture triggers as an older peersync made them: without the guard.
+    let old: Vec<(String, String)> = {
+        let mut st = b.conn.prepare("SELECT name, sql FROM sqlite_master WHERE type = 'trigger' AND name LIKE 'sync_%'").unwrap();
+        let v = st.query_map([], |r| Ok((r.get(0).unwrap(), r.get(1).unwrap()))).unwrap().map(|r| r.unwrap()).collect();
+        v
+    };
+    assert!(!old.is_empty());
+    for (name, sql) in &old {
+        let start = sql.find(" WHEN NOT EXISTS (").unwrap();
+        let end = start + sql[start..].find("')").unwrap() + 2;
+        let rest = &sql[end..];
+        let unguarded = match rest.strip_prefix(" AND ") {
+            Some(cond) => format!("{} WHEN {cond}", &sql[..start]),
+            None => format!("{}{rest}", &sql[..start]),
+        };
+        b.exec(&format!("DROP TRIGGER \"{name}\"; {unguarded};"));
+    }
+    sync(&a, &b);
+    b.seal();
+    assert_eq!(b.own_version(), 0, "received changes were captured again");
+    let now: Vec<String> = {
+        let mut st = b.conn.prepare("SELECT sql FROM sqlite_master WHERE type = 'trigger' AND name LIKE 'sync_%' ORDER BY name").unwrap();
+        let v = st.query_map([], |r| r.get(0)).unwrap().map(|r| r.unwrap()).collect();
+        v
+    };
+    assert_eq!(now.len(), old.len(), "the old triggers are back");
+    assert!(now.iter().all(|s| !s.contains("capture_paused")));
+    b.exec("INSERT INTO t1 VALUES ('mine', 1, 2, 3)");
+    assert_eq!(b.own_version(), 1);
+}
+
+#[test]
 fn relay_a_to_b_to_c_converges() {
     let a = writer();
     let b = fresh();

@@ -195,13 +195,12 @@ impl Client {
     }
 
     pub async fn push(&self, base: &str, batch: &Batch) -> Result<PushReply> {
-        self.call(
-            base,
-            Method::POST,
-            "/sync/push",
-            Some(serde_json::to_vec(batch)?),
-        )
-        .await
+        self.push_body(base, serde_json::to_vec(batch)?).await
+    }
+
+    /// [`Client::push`] of a batch already serialized.
+    pub async fn push_body(&self, base: &str, body: Vec<u8>) -> Result<PushReply> {
+        self.call(base, Method::POST, "/sync/push", Some(body)).await
     }
 
     pub async fn pull(&self, base: &str, since: &Vector, limit: i64) -> Result<Batch> {

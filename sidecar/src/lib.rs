@@ -9,6 +9,7 @@ pub mod httpsig;
 pub mod keys;
 pub mod metrics;
 pub mod outbox;
+pub mod pages;
 pub mod routes;
 pub mod scheduler;
 pub mod server;

@@ -4,10 +4,13 @@ use crate::db::Db;
 use crate::error::{Error, Result};
 use crate::metrics::Metrics;
 use crate::outbox;
+use crate::pages::PageSize;
 use crate::shutdown::Shutdown;
 use ed25519_dalek::SigningKey;
-use peersync_core::Vector;
+use peersync_core::{Batch, Vector};
 use std::sync::Arc;
+use std::time::Instant;
+use tokio::task::JoinHandle;
 
 /// Where a sync is, for a progress bar.
 pub trait Progress: Send + Sync {
@@ -30,7 +33,7 @@ pub struct Syncer {
     pub client: Client,
     pub key: Arc<SigningKey>,
     pub metrics: Arc<Metrics>,
-    /// Changes per page (one request, one transaction).
+    /// Most changes per page (one request, one transaction); see [`PageSize`].
     pub page: i64,
 }
 
@@ -74,55 +77,74 @@ impl Syncer {
                 Ok(peersync_core::quarantine::check_sender(c, &peer)?)
             })
             .await?;
-        let mut limit = self.page;
+        let mut pages = PageSize::new(self.page);
         let theirs = self
-            .push_all(url, reply.vector, &mut limit, &mut report, stop, progress)
+            .push_all(url, reply.vector, &mut pages, &mut report, stop, progress)
             .await?;
         let (p, v) = (report.peer_device.clone(), theirs);
         self.db.run(move |c| note_vector(c, &p, &v)).await?;
-        self.pull_all(url, &mut limit, &mut report, stop, progress)
+        self.pull_all(url, &mut pages, &mut report, stop, progress)
             .await?;
         Metrics::add(&self.metrics.syncs, 1);
         Ok(report)
     }
 
+    /// A page of what the holder of `since` lacks and its request body, made on a blocking thread.
+    fn outgoing(&self, since: Vector, limit: i64) -> JoinHandle<Result<(Batch, Vec<u8>)>> {
+        let (db, key) = (self.db.clone(), self.key.clone());
+        tokio::spawn(async move {
+            db.run(move |c| {
+                let batch = outbox::outgoing(c, &key, &since, limit)?;
+                let body = serde_json::to_vec(&batch)?;
+                Ok((batch, body))
+            })
+            .await
+        })
+    }
+
     /// Pushes pages of what the holder of `theirs` lacks; returns the peer's final vector.
+    /// While a page is in flight the next one is made, for the vector the peer will have if
+    /// it takes the whole page; it is used only if the peer's reply says exactly that.
     async fn push_all(
         &self,
         url: &str,
         mut theirs: Vector,
-        limit: &mut i64,
+        pages: &mut PageSize,
         report: &mut Report,
         stop: &Shutdown,
         progress: &dyn Progress,
     ) -> Result<Vector> {
         let mut resent = false;
+        let mut next: Option<(Vector, JoinHandle<Result<(Batch, Vec<u8>)>>)> = None;
+        // Recording what the peer holds (for is_synced) runs beside the next push.
+        let mut noting: Option<JoinHandle<Result<()>>> = None;
         loop {
             if stop.is_triggered() {
                 return Err(Error::ShuttingDown);
             }
-            let (p, since, key, n) = (
-                report.peer_device.clone(),
-                theirs.clone(),
-                self.key.clone(),
-                *limit,
-            );
-            let batch = self
-                .db
-                .run(move |c| {
-                    note_vector(c, &p, &since)?;
-                    outbox::outgoing(c, &key, &since, n)
-                })
-                .await?;
+            let page = match next.take() {
+                Some((predicted, made)) if predicted == theirs => made,
+                _ => self.outgoing(theirs.clone(), pages.get()),
+            };
+            let (batch, body) = finished(page).await?;
             if batch.changes.is_empty() {
-                return Ok(theirs);
+                break;
             }
-            let reply = match self.client.push(url, &batch).await {
-                Err(Error::Peer { status: 413, .. }) if *limit > 1 => {
-                    *limit = (*limit / 2).max(1);
+            if batch.has_more {
+                let mut predicted = theirs.clone();
+                for e in &batch.changes {
+                    let v = predicted.entry(e.device_id.clone()).or_insert(0);
+                    *v = (*v).max(e.version);
+                }
+                next = Some((predicted.clone(), self.outgoing(predicted, pages.get())));
+            }
+            let sent_at = Instant::now();
+            let reply = match self.client.push_body(url, body).await {
+                Err(Error::Peer { status: 413, .. }) if pages.too_large() => {
+                    next = None;
                     tracing::info!(
                         peer = url,
-                        limit = *limit,
+                        limit = pages.get(),
                         "peer refused a page as too large; sending smaller pages"
                     );
                     continue;
@@ -131,11 +153,13 @@ impl Syncer {
                     // The peer found a change that does not hash right: seal again and resend once.
                     tracing::warn!(peer = url, error = %e, "peer refused a change; resealing and pushing again");
                     resent = true;
+                    next = None;
                     self.db.run(|c| Ok(peersync_core::seal(c)?)).await?;
                     continue;
                 }
                 r => r?,
             };
+            pages.took(batch.changes.len(), sent_at.elapsed());
             report.sent += reply.accepted;
             report.conflicts += reply.conflicts.len();
             Metrics::add(&self.metrics.changes_sent, reply.accepted as u64);
@@ -159,17 +183,26 @@ impl Syncer {
                     theirs.insert(dev.clone(), v);
                 }
             }
-            if !batch.has_more {
-                return Ok(theirs);
+            if let Some(h) = noting.take() {
+                finished(h).await?;
             }
+            if !batch.has_more {
+                break; // `sync` records the final vector
+            }
+            let (db, p, held) = (self.db.clone(), report.peer_device.clone(), theirs.clone());
+            noting = Some(tokio::spawn(async move { db.run(move |c| note_vector(c, &p, &held)).await }));
         }
+        if let Some(h) = noting.take() {
+            finished(h).await?;
+        }
+        Ok(theirs)
     }
 
     /// Pulls pages of what we lack, applying each in its own transaction.
     async fn pull_all(
         &self,
         url: &str,
-        limit: &mut i64,
+        pages: &mut PageSize,
         report: &mut Report,
         stop: &Shutdown,
         progress: &dyn Progress,
@@ -179,11 +212,9 @@ impl Syncer {
                 return Err(Error::ShuttingDown);
             }
             let ours = self.db.run(|c| Ok(peersync_core::vector(c)?)).await?;
-            let batch = match self.client.pull(url, &ours, *limit).await {
-                Err(Error::Peer { status: 413, .. }) if *limit > 1 => {
-                    *limit = (*limit / 2).max(1);
-                    continue;
-                }
+            let asked_at = Instant::now();
+            let batch = match self.client.pull(url, &ours, pages.get()).await {
+                Err(Error::Peer { status: 413, .. }) if pages.too_large() => continue,
                 r => r?,
             };
             if batch.device_id != report.peer_device {
@@ -201,6 +232,7 @@ impl Syncer {
                 .db
                 .run(move |c| Ok(peersync_core::apply(c, &batch)?))
                 .await?;
+            pages.took(n as usize, asked_at.elapsed());
             report.received += applied.accepted;
             report.conflicts += applied.conflicts.len();
             Metrics::add(&self.metrics.changes_received, applied.accepted as u64);
@@ -218,6 +250,11 @@ impl Syncer {
             }
         }
     }
+}
+
+/// The outcome of a spawned database task.
+async fn finished<T>(h: JoinHandle<Result<T>>) -> Result<T> {
+    h.await.map_err(|e| Error::Internal(format!("database task failed: {e}")))?
 }
 
 /// Records what `peer` holds (core marks `is_synced` from it), in one short transaction.

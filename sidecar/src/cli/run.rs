@@ -42,8 +42,9 @@ pub struct ServeArgs {
     /// Sync with every peer at least this often, in seconds (also soon after local writes).
     #[arg(long, default_value = "300", value_parser = secs, value_name = "SECS")]
     interval: Duration,
-    /// Changes per page: one request and one short write transaction each.
-    #[arg(long, default_value_t = 500)]
+    /// Most changes per page (one request, one write transaction). Pages start at 500 and
+    /// grow while a page takes under 250 ms, shrink when one takes over 1 s.
+    #[arg(long, default_value_t = 10_000)]
     page: i64,
     /// Largest request (and reply) body accepted, in bytes; larger gets 413.
     #[arg(long, default_value_t = 64 << 20, value_name = "BYTES")]
@@ -80,8 +81,8 @@ pub struct SyncArgs {
     /// The peer to sync with (http://HOST:PORT).
     #[arg(long, value_name = "URL")]
     peer: String,
-    /// Changes per page.
-    #[arg(long, default_value_t = 500)]
+    /// Most changes per page (see `serve --help`).
+    #[arg(long, default_value_t = 10_000)]
     page: i64,
     /// Give up on a peer's reply after this many seconds.
     #[arg(long, default_value = "120", value_parser = secs, value_name = "SECS")]

@@ -1,0 +1,84 @@
+//! How many changes go in one page (one request, one write transaction): pages grow while they are quick and shrink when they are slow or refused as too large.
+use std::time::Duration;
+
+/// Pages start this size (or the maximum, if smaller).
+const START: i64 = 500;
+/// A page answered within this doubles the next one...
+const QUICK: Duration = Duration::from_millis(250);
+/// ...and one slower than this halves it: each write transaction stays short, so the app's
+/// writes wait little, while a long transfer needs few pages.
+const SLOW: Duration = Duration::from_secs(1);
+
+#[derive(Debug, Clone, Copy)]
+pub struct PageSize {
+    now: i64,
+    max: i64,
+}
+
+impl PageSize {
+    /// Pages of at most `max` changes.
+    pub fn new(max: i64) -> PageSize {
+        let max = max.max(1);
+        PageSize { now: START.min(max), max }
+    }
+
+    pub fn get(&self) -> i64 {
+        self.now
+    }
+
+    /// A page of `n` changes took `took` from request to reply (its apply included).
+    pub fn took(&mut self, n: usize, took: Duration) {
+        if took > SLOW {
+            self.now = (self.now / 2).max(1);
+        } else if took < QUICK && n as i64 >= self.now {
+            self.now = (self.now * 2).min(self.max);
+        }
+    }
+
+    /// The peer refused a page as too large: halve, and never grow past that again. False
+    /// when pages are a single change already.
+    pub fn too_large(&mut self) -> bool {
+        if self.now <= 1 {
+            return false;
+        }
+        self.now = (self.now / 2).max(1);
+        self.max = self.now;
+        true
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn grows_while_quick_up_to_the_maximum() {
+        let mut p = PageSize::new(3000);
+        assert_eq!(p.get(), 500);
+        p.took(500, Duration::from_millis(10));
+        assert_eq!(p.get(), 1000);
+        p.took(1000, Duration::from_millis(10));
+        p.took(2000, Duration::from_millis(10));
+        assert_eq!(p.get(), 3000);
+    }
+
+    #[test]
+    fn a_short_last_page_does_not_grow_it() {
+        let mut p = PageSize::new(10_000);
+        p.took(20, Duration::from_millis(1));
+        assert_eq!(p.get(), 500);
+    }
+
+    #[test]
+    fn shrinks_when_slow_and_stays_below_a_refused_size() {
+        let mut p = PageSize::new(10_000);
+        p.took(500, Duration::from_secs(2));
+        assert_eq!(p.get(), 250);
+        assert!(p.too_large());
+        assert_eq!(p.get(), 125);
+        p.took(125, Duration::from_millis(1));
+        assert_eq!(p.get(), 125);
+        let mut one = PageSize::new(1);
+        assert!(!one.too_large());
+    }
+}
