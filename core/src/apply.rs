@@ -189,7 +189,7 @@ fn apply_once(conn: &Connection, batch: &Batch, defer_fk: bool) -> Result<Applie
         // logged as synced at once rather than marked afterwards.
         crate::peers::record(conn, &batch.device_id, &batch.vector)?;
         let floors = crate::peers::floors(conn)?;
-        let restore = crate::track::pause_capture(conn, &paused)?;
+        let restore = crate::track::pause_capture(conn, &paused, batch.changes.len())?;
         let mut m = Merger::new(conn)?;
         let mut heads: HashMap<String, (i64, String)> = HashMap::new();
         let mut advanced: std::collections::BTreeSet<String> = Default::default();

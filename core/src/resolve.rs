@@ -72,7 +72,7 @@ pub fn resolve(conn: &Connection, id: i64, choice: Choice) -> Result<String> {
             })?;
             Value::from_json(v, &|| format!("{F}: column \"{col}\""))
         };
-        let restore = crate::track::pause_capture(conn, &[t.id])?;
+        let restore = crate::track::pause_capture(conn, &[t.id], 1)?;
         let mut m = Merger::new(conn)?;
         let mut custom_row: Option<Vec<Value>> = None;
         let mut items: Vec<(Slot, SlotVal, Vec<Option<i64>>)> = Vec::new();

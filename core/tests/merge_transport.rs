@@ -270,6 +270,25 @@ fn apply_leaves_capture_on_and_no_pause_behind() {
 }
 
 #[test]
+fn a_large_batch_drops_and_restores_the_triggers() {
+    let a = Peer::standard("A", "timestamp_wins", "timestamp_wins");
+    a.exec("WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < 300) INSERT INTO t1 SELECT 'r' || i, i, 'v', NULL FROM n");
+    let b = fresh();
+    let triggers = |p: &Peer| {
+        let mut st = p.conn.prepare("SELECT name, sql FROM sqlite_master WHERE type = 'trigger' ORDER BY name").unwrap();
+        let v: Vec<(String, String)> = st.query_map([], |r| Ok((r.get(0)?, r.get(1)?))).unwrap().map(|r| r.unwrap()).collect();
+        v
+    };
+    let before = triggers(&b);
+    assert_eq!(sync(&a, &b), 300);
+    b.seal();
+    assert_eq!(b.own_version(), 0, "received changes were captured again");
+    assert_eq!(triggers(&b), before, "the triggers are back as they were");
+    b.exec("INSERT INTO t1 VALUES ('mine', 1, 2, 3)");
+    assert_eq!(b.own_version(), 1);
+}
+
+#[test]
 fn a_stale_pause_row_is_cleared_by_the_next_apply() {
     let a = Peer::standard("A", "timestamp_wins", "timestamp_wins");
     a.exec("INSERT INTO t1 VALUES ('r1', 1, 'one', x'01')");
