@@ -296,12 +296,12 @@ fn pause_key(id: i64) -> String {
     format!("capture_paused:{id}")
 }
 
-/// How [`resume_capture`] puts capture back.
-pub enum Paused {
+/// What [`resume_capture`] puts back.
+pub struct Paused {
     /// Tables paused by their guard: remove their pause rows.
-    Guarded(Vec<i64>),
-    /// Tables whose triggers were dropped: create them again.
-    Dropped(Vec<String>),
+    guarded: Vec<i64>,
+    /// The CREATE statements of the triggers dropped instead.
+    dropped: Vec<String>,
 }
 
 /// From this many writes on, dropping the triggers for the transaction (one schema change,
@@ -313,7 +313,7 @@ pub const DROP_TRIGGERS_FROM: usize = 256;
 /// current write transaction, so changes applied from peers are not captured again as local
 /// ones. Returns what [`resume_capture`] needs to put it back (a rollback puts it back too).
 /// Pauses do not nest. Triggers installed before the guard existed are always dropped.
-pub fn pause_capture(conn: &Connection, ids: &[i64], writes: usize) -> Result<Vec<Paused>> {
+pub fn pause_capture(conn: &Connection, ids: &[i64], writes: usize) -> Result<Paused> {
     // A pause row can only outlive its transaction through a bug; never let one stop capture.
     conn.prepare_cached("DELETE FROM sync_state WHERE key >= 'capture_paused:' AND key < 'capture_paused;'")?.execute([])?;
     let (mut guarded, mut dropped) = (Vec::new(), Vec::new());
@@ -330,23 +330,15 @@ pub fn pause_capture(conn: &Connection, ids: &[i64], writes: usize) -> Result<Ve
             }
         }
     }
-    Ok(vec![Paused::Guarded(guarded), Paused::Dropped(dropped)])
+    Ok(Paused { guarded, dropped })
 }
 
-pub fn resume_capture(conn: &Connection, paused: Vec<Paused>) -> Result<()> {
-    for p in paused {
-        match p {
-            Paused::Guarded(ids) => {
-                for id in ids {
-                    conn.prepare_cached("DELETE FROM sync_state WHERE key = ?1")?.execute([pause_key(id)])?;
-                }
-            }
-            Paused::Dropped(sqls) => {
-                for sql in sqls {
-                    conn.execute_batch(&sql)?;
-                }
-            }
-        }
+pub fn resume_capture(conn: &Connection, paused: Paused) -> Result<()> {
+    for id in paused.guarded {
+        conn.prepare_cached("DELETE FROM sync_state WHERE key = ?1")?.execute([pause_key(id)])?;
+    }
+    for sql in paused.dropped {
+        conn.execute_batch(&sql)?;
     }
     Ok(())
 }
