@@ -26,12 +26,13 @@ impl PageSize {
         self.now
     }
 
-    /// A page of `n` changes took `took` from request to reply (its apply included).
-    pub fn took(&mut self, n: usize, took: Duration) {
+    /// A page of `n` changes, asked for with limit `asked`, took `took` from request to reply
+    /// (its apply included). Only a full page (`n` = `asked`) says the next may be larger.
+    pub fn took(&mut self, n: usize, asked: i64, took: Duration) {
         if took > SLOW {
             self.now = (self.now / 2).max(1);
-        } else if took < QUICK && n as i64 >= self.now {
-            self.now = (self.now * 2).min(self.max);
+        } else if took < QUICK && n as i64 >= asked {
+            self.now = (asked * 2).max(self.now).min(self.max);
         }
     }
 
@@ -55,28 +56,31 @@ mod tests {
     fn grows_while_quick_up_to_the_maximum() {
         let mut p = PageSize::new(3000);
         assert_eq!(p.get(), 500);
-        p.took(500, Duration::from_millis(10));
+        p.took(500, 500, Duration::from_millis(10));
         assert_eq!(p.get(), 1000);
-        p.took(1000, Duration::from_millis(10));
-        p.took(2000, Duration::from_millis(10));
+        // A page made before that, with the old size, also counts as full.
+        p.took(500, 500, Duration::from_millis(10));
+        assert_eq!(p.get(), 1000);
+        p.took(1000, 1000, Duration::from_millis(10));
+        p.took(2000, 2000, Duration::from_millis(10));
         assert_eq!(p.get(), 3000);
     }
 
     #[test]
     fn a_short_last_page_does_not_grow_it() {
         let mut p = PageSize::new(10_000);
-        p.took(20, Duration::from_millis(1));
+        p.took(20, 500, Duration::from_millis(1));
         assert_eq!(p.get(), 500);
     }
 
     #[test]
     fn shrinks_when_slow_and_stays_below_a_refused_size() {
         let mut p = PageSize::new(10_000);
-        p.took(500, Duration::from_secs(2));
+        p.took(500, 500, Duration::from_secs(2));
         assert_eq!(p.get(), 250);
         assert!(p.too_large());
         assert_eq!(p.get(), 125);
-        p.took(125, Duration::from_millis(1));
+        p.took(125, 125, Duration::from_millis(1));
         assert_eq!(p.get(), 125);
         let mut one = PageSize::new(1);
         assert!(!one.too_large());

@@ -115,16 +115,17 @@ impl Syncer {
         progress: &dyn Progress,
     ) -> Result<Vector> {
         let mut resent = false;
-        let mut next: Option<(Vector, JoinHandle<Result<(Batch, Vec<u8>)>>)> = None;
+        // The next page: the vector it was made for, the limit it was made with, the task.
+        let mut next: Option<(Vector, i64, JoinHandle<Result<(Batch, Vec<u8>)>>)> = None;
         // Recording what the peer holds (for is_synced) runs beside the next push.
         let mut noting: Option<JoinHandle<Result<()>>> = None;
         loop {
             if stop.is_triggered() {
                 return Err(Error::ShuttingDown);
             }
-            let page = match next.take() {
-                Some((predicted, made)) if predicted == theirs => made,
-                _ => self.outgoing(theirs.clone(), pages.get()),
+            let (asked, page) = match next.take() {
+                Some((predicted, asked, made)) if predicted == theirs => (asked, made),
+                _ => (pages.get(), self.outgoing(theirs.clone(), pages.get())),
             };
             let (batch, body) = finished(page).await?;
             if batch.changes.is_empty() {
@@ -136,7 +137,7 @@ impl Syncer {
                     let v = predicted.entry(e.device_id.clone()).or_insert(0);
                     *v = (*v).max(e.version);
                 }
-                next = Some((predicted.clone(), self.outgoing(predicted, pages.get())));
+                next = Some((predicted.clone(), pages.get(), self.outgoing(predicted, pages.get())));
             }
             let sent_at = Instant::now();
             let reply = match self.client.push_body(url, body).await {
@@ -159,7 +160,7 @@ impl Syncer {
                 }
                 r => r?,
             };
-            pages.took(batch.changes.len(), sent_at.elapsed());
+            pages.took(batch.changes.len(), asked, sent_at.elapsed());
             report.sent += reply.accepted;
             report.conflicts += reply.conflicts.len();
             Metrics::add(&self.metrics.changes_sent, reply.accepted as u64);
@@ -212,8 +213,8 @@ impl Syncer {
                 return Err(Error::ShuttingDown);
             }
             let ours = self.db.run(|c| Ok(peersync_core::vector(c)?)).await?;
-            let asked_at = Instant::now();
-            let batch = match self.client.pull(url, &ours, pages.get()).await {
+            let (asked, asked_at) = (pages.get(), Instant::now());
+            let batch = match self.client.pull(url, &ours, asked).await {
                 Err(Error::Peer { status: 413, .. }) if pages.too_large() => continue,
                 r => r?,
             };
@@ -232,7 +233,7 @@ impl Syncer {
                 .db
                 .run(move |c| Ok(peersync_core::apply(c, &batch)?))
                 .await?;
-            pages.took(n as usize, asked_at.elapsed());
+            pages.took(n as usize, asked, asked_at.elapsed());
             report.received += applied.accepted;
             report.conflicts += applied.conflicts.len();
             Metrics::add(&self.metrics.changes_received, applied.accepted as u64);
