@@ -1,7 +1,7 @@
 //! `sync_apply`: verifies a batch (format, hashes, chains, signatures) and merges it, atomically.
 use crate::change::{Change, Op};
-use crate::devices::is_device_id;
 use crate::changes::Batch;
+use crate::devices::is_device_id;
 use crate::error::{Error, Result};
 use crate::log::{head, set_head, Writer};
 use crate::merge::{Merger, Record};
@@ -187,7 +187,7 @@ fn apply_once(conn: &Connection, batch: &Batch, defer_fk: bool) -> Result<Applie
         }
         // What the sender holds is known now, so changes every authorized peer holds are
         // logged as synced at once rather than marked afterwards.
-        crate::peers::record(conn, &batch.device_id, &batch.vector)?;
+        let noted = crate::peers::record(conn, &batch.device_id, &batch.vector)?;
         let floors = crate::peers::floors(conn)?;
         let restore = crate::track::pause_capture(conn, &paused, batch.changes.len())?;
         let mut m = Merger::new(conn)?;
@@ -287,7 +287,9 @@ fn apply_once(conn: &Connection, batch: &Batch, defer_fk: bool) -> Result<Applie
         crate::track::resume_capture(conn, restore)?;
         let last: i64 = conn.query_row("SELECT ifnull(max(id), 0) FROM sync_log", [], |r| r.get(0))?;
         crate::schema::set_state(conn, "sealed_upto", &last)?;
-        crate::peers::mark_synced(conn)?;
+        if noted {
+            crate::peers::mark_synced(conn, &floors)?;
+        }
         Ok(Applied {
             accepted,
             duplicates,

@@ -29,7 +29,7 @@ pub fn is_device_id(s: &str) -> bool {
 }
 
 pub fn check_device_id(id: &str) -> Result<()> {
-    if is_hex(id, 32) {
+    if is_device_id(id) {
         Ok(())
     } else {
         Err(Error::invalid(format!("device id \"{id}\" must be 32 lowercase hex characters")))

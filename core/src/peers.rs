@@ -8,7 +8,7 @@ use std::collections::HashMap;
 /// all authorized peers hold.
 pub fn note_vector(conn: &Connection, peer: &str, vector: &Vector) -> Result<()> {
     if record(conn, peer, vector)? {
-        mark_synced(conn)?;
+        mark_synced(conn, &floors(conn)?)?;
     }
     Ok(())
 }
@@ -48,16 +48,16 @@ pub fn floors(conn: &Connection) -> Result<HashMap<String, i64>> {
     Ok(out)
 }
 
-/// Marks as synced every held change that all authorized peers hold.
-pub fn mark_synced(conn: &Connection) -> Result<()> {
+/// Marks as synced every held change that all authorized peers hold, given their [`floors`].
+pub fn mark_synced(conn: &Connection, floors: &HashMap<String, i64>) -> Result<()> {
     // Peer '' remembers how far is_synced has been set, so each call touches only new rows.
     let held: HashMap<String, i64> = conn
         .prepare_cached("SELECT device_id, version FROM sync_vector")?
         .query_map([], |r| Ok((r.get(0)?, r.get(1)?)))?
         .collect::<rusqlite::Result<_>>()?;
-    for (origin, floor) in floors(conn)? {
+    for (origin, &floor) in floors {
         // Only what this database holds can be marked; a peer may report more.
-        let floor = floor.min(held.get(&origin).copied().unwrap_or(0));
+        let floor = floor.min(held.get(origin).copied().unwrap_or(0));
         if floor <= 0 {
             continue;
         }

@@ -256,15 +256,21 @@ fn applied_changes_are_not_captured_again_as_local_ones() {
     assert_eq!(a.row("t1", "id='r1'").unwrap()[2], t("from B"));
 }
 
+/// The database's triggers (all of them capture triggers here): (name, CREATE statement), by name.
+fn triggers(p: &Peer) -> Vec<(String, String)> {
+    let mut st = p.conn.prepare("SELECT name, sql FROM sqlite_master WHERE type = 'trigger' ORDER BY name").unwrap();
+    let v = st.query_map([], |r| Ok((r.get(0)?, r.get(1)?))).unwrap().map(|r| r.unwrap()).collect();
+    v
+}
+
 #[test]
 fn apply_leaves_capture_on_and_no_pause_behind() {
     let a = writer();
     let b = fresh();
-    let triggers = |p: &Peer| p.int("SELECT count(*) FROM sqlite_master WHERE type = 'trigger'");
-    let before = triggers(&b);
+    let before = triggers(&b).len();
     sync(&a, &b);
     assert_eq!(b.int("SELECT count(*) FROM sync_state WHERE key LIKE 'capture_paused:%'"), 0);
-    assert_eq!(triggers(&b), before, "apply must not drop or add triggers");
+    assert_eq!(triggers(&b).len(), before, "apply must not drop or add triggers");
     b.exec("INSERT INTO t1 VALUES ('mine', 1, 2, 3)");
     assert_eq!(b.own_version(), 1, "a write after apply is captured");
 }
@@ -274,11 +280,6 @@ fn a_large_batch_drops_and_restores_the_triggers() {
     let a = Peer::standard("A", "timestamp_wins", "timestamp_wins");
     a.exec("WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < 300) INSERT INTO t1 SELECT 'r' || i, i, 'v', NULL FROM n");
     let b = fresh();
-    let triggers = |p: &Peer| {
-        let mut st = p.conn.prepare("SELECT name, sql FROM sqlite_master WHERE type = 'trigger' ORDER BY name").unwrap();
-        let v: Vec<(String, String)> = st.query_map([], |r| Ok((r.get(0)?, r.get(1)?))).unwrap().map(|r| r.unwrap()).collect();
-        v
-    };
     let before = triggers(&b);
     assert_eq!(sync(&a, &b), 300);
     b.seal();
@@ -307,11 +308,7 @@ fn triggers_from_before_the_pause_guard_are_paused_by_dropping_them() {
     let a = writer();
     let b = fresh();
     // Rewrite B's capture triggers as an older peersync made them: without the guard.
-    let old: Vec<(String, String)> = {
-        let mut st = b.conn.prepare("SELECT name, sql FROM sqlite_master WHERE type = 'trigger' AND name LIKE 'sync_%'").unwrap();
-        let v = st.query_map([], |r| Ok((r.get(0).unwrap(), r.get(1).unwrap()))).unwrap().map(|r| r.unwrap()).collect();
-        v
-    };
+    let old = triggers(&b);
     assert!(!old.is_empty());
     for (name, sql) in &old {
         let start = sql.find(" WHEN NOT EXISTS (").unwrap();
@@ -326,13 +323,9 @@ fn triggers_from_before_the_pause_guard_are_paused_by_dropping_them() {
     sync(&a, &b);
     b.seal();
     assert_eq!(b.own_version(), 0, "received changes were captured again");
-    let now: Vec<String> = {
-        let mut st = b.conn.prepare("SELECT sql FROM sqlite_master WHERE type = 'trigger' AND name LIKE 'sync_%' ORDER BY name").unwrap();
-        let v = st.query_map([], |r| r.get(0)).unwrap().map(|r| r.unwrap()).collect();
-        v
-    };
+    let now = triggers(&b);
     assert_eq!(now.len(), old.len(), "the old triggers are back");
-    assert!(now.iter().all(|s| !s.contains("capture_paused")));
+    assert!(now.iter().all(|(_, sql)| !sql.contains("capture_paused")));
     b.exec("INSERT INTO t1 VALUES ('mine', 1, 2, 3)");
     assert_eq!(b.own_version(), 1);
 }

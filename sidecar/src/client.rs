@@ -20,9 +20,10 @@ pub struct PushReply {
     pub deferred: i64,
     #[serde(default)]
     pub conflicts: Vec<serde_json::Value>,
-    /// Devices whose changes the receiver refuses (it revoked them).
+    /// Changes the receiver refused: their origin is revoked there.
     #[serde(default)]
     pub refused: i64,
+    /// The origins of those refused changes.
     #[serde(default)]
     pub refused_devices: Vec<String>,
     /// The receiver's vector after the batch.
