@@ -5,8 +5,8 @@ use crate::devices::is_device_id;
 use crate::error::{Error, Result};
 use crate::log::{head, set_head, Writer};
 use crate::merge::{Merger, Record};
+use crate::prepare::{describe, Preparer};
 use crate::table::Tables;
-use crate::value::{parse_literals, record_id};
 use rusqlite::Connection;
 use serde::Serialize;
 use std::collections::HashMap;
@@ -168,155 +168,152 @@ fn apply_once(conn: &Connection, batch: &Batch, defer_fk: bool) -> Result<Applie
         let tables = Tables::load(conn)?;
         crate::quarantine::detect(conn, &me, batch)?;
         let verdict = crate::sign::check_batch(conn, &me, batch)?;
-        // Origins whose remaining changes in this batch wait for a later one.
-        let mut blocked = verdict.deferred.clone();
-        let mut names: Vec<&str> = batch.changes.iter().map(|c| c.table_name.as_str()).collect();
-        names.sort_unstable();
-        names.dedup();
-        let mut paused = Vec::new();
-        for n in names {
-            match tables.get(n) {
-                Some(t) => paused.push(t.id),
-                None => {
-                    return Err(Error::invalid(format!(
-                        "sync_apply: table \"{}\" is not tracked here (create it and run sync_track on it first)",
-                        crate::ident::shown(n)
-                    )))
-                }
-            }
-        }
-        // What the sender holds is known now, so changes every authorized peer holds are
-        // logged as synced at once rather than marked afterwards.
-        let noted = crate::peers::record(conn, &batch.device_id, &batch.vector)?;
-        let floors = crate::peers::floors(conn)?;
-        let restore = crate::track::pause_capture(conn, &paused, batch.changes.len())?;
-        let mut m = Merger::new(conn)?;
         let mut heads: HashMap<String, (i64, String)> = HashMap::new();
-        let mut advanced: std::collections::BTreeSet<String> = Default::default();
-        let (mut accepted, mut duplicates, mut deferred, mut refused) = (0i64, 0i64, 0i64, 0i64);
         for e in &batch.changes {
-            let what = || {
-                let (t, r) = (crate::ident::shown(&e.table_name), crate::ident::shown(&e.record_id));
-                format!("sync_apply: change {}:{} (table \"{t}\", record {r})", crate::ident::shown(&e.device_id), e.version)
-            };
-            if !is_device_id(&e.device_id) {
-                return Err(Error::invalid(format!("{}: device_id must be 32 lowercase hex characters", what())));
-            }
-            if e.version < 1 || !(0..=MAX_TIMESTAMP).contains(&e.timestamp) {
-                return Err(Error::invalid(format!(
-                    "{}: version must be >= 1 and timestamp between 0 and {MAX_TIMESTAMP} (microseconds; the year 9999)",
-                    what()
-                )));
-            }
-            if !is_hash(&e.hash) {
-                return Err(Error::invalid(format!("{}: hash must be 64 lowercase hex characters", what())));
-            }
-            let op = Op::parse(&e.operation)
-                .ok_or_else(|| Error::invalid(format!("{}: unknown operation \"{}\"", what(), e.operation)))?;
-            if verdict.revoked.contains(&e.device_id) {
-                refused += 1;
-                continue;
-            }
-            if blocked.contains(&e.device_id) {
-                deferred += 1;
-                continue;
-            }
             if !heads.contains_key(&e.device_id) {
                 heads.insert(e.device_id.clone(), head(conn, &e.device_id)?);
             }
-            let (have, prev_hash) = heads.get(&e.device_id).cloned().unwrap();
-            if e.version <= have {
-                // Held already; `quarantine::detect` made sure with the same hash.
-                duplicates += 1;
-                continue;
-            }
-            if e.version > have + 1 {
-                blocked.insert(e.device_id.clone());
-                deferred += 1;
-                continue;
-            }
-            if !verdict.chained.contains(&e.device_id) && e.compute_hash(&prev_hash) != e.hash {
-                return Err(Error::Integrity(format!(
-                    "{}: hash mismatch (the change was altered in transit or its chain is broken); nothing was applied, push again",
-                    what()
-                )));
-            }
-            let t = tables.get(&e.table_name).unwrap();
-            let key = parse_literals(&e.record_id).map_err(|err| Error::invalid(format!("{}: {err}", what())))?;
-            if key.iter().any(|v| v.is_null()) {
-                return Err(Error::invalid(format!(
-                    "{}: record_id holds NULL; a NULL primary key identifies no row",
-                    what()
-                )));
-            }
-            if key.len() != t.pk.len() || record_id(&key) != e.record_id {
-                return Err(Error::invalid(format!(
-                    "{}: record_id does not name a primary key of \"{}\" ({} column(s))",
-                    what(),
-                    t.name,
-                    t.pk.len()
-                )));
-            }
-            let change = Change::parse(t, op, &e.change_data, &e.bases, &what)?;
-            check_key_writes(t, &key, &change, &what)?;
-            // A change can arrive before a change it is based on (a batch made for another
-            // peer's vector, say): leave it, and its origin's later ones, for a later batch.
-            if !bases_held(conn, &mut heads, &change)? {
-                blocked.insert(e.device_id.clone());
-                deferred += 1;
-                continue;
-            }
-            let id = e.insert(conn, floors.get(&e.device_id).is_some_and(|&f| e.version <= f))?;
-            m.writers.remember(
-                id,
-                Writer { device_id: e.device_id.clone(), version: e.version, timestamp: e.timestamp, resolution: e.resolution },
-            );
-            m.local.clock.receive(e.timestamp);
-            let rec = Record { t, rid: e.record_id.clone(), key };
-            m.merge_remote(&rec, &change, id, &e.change_data)?;
-            heads.insert(e.device_id.clone(), (e.version, e.hash.clone()));
-            advanced.insert(e.device_id.clone());
-            accepted += 1;
         }
-        for dev in &advanced {
-            let (version, hash) = &heads[dev];
-            set_head(conn, dev, *version, hash)?;
-        }
-        m.local.finish(conn)?;
+        // Hashing and parsing run beside the merge (on a second thread for a large batch). The
+        // signatures' verdict on the hashes comes first: a batch it refuses is not merged, and
+        // its error is the one reported whatever else the merge found.
+        let (merged, matched) = std::thread::scope(|s| {
+            let mut prep = Preparer::spawn(s, batch, &tables, &heads);
+            let merged = (!verdict.refuses(batch)).then(|| merge_all(conn, batch, &tables, &verdict, heads.clone(), &mut prep));
+            (merged, prep.finish())
+        });
+        verdict.confirm(batch, &matched)?;
+        let applied = merged.unwrap_or_else(|| Err(Error::Integrity("sync_apply: the batch's signatures do not vouch for its changes".into())))?;
         crate::sign::store_batch_signatures(conn, batch)?;
-        crate::track::resume_capture(conn, restore)?;
-        let last: i64 = conn.query_row("SELECT ifnull(max(id), 0) FROM sync_log", [], |r| r.get(0))?;
-        crate::schema::set_state(conn, "sealed_upto", &last)?;
-        if noted {
-            crate::peers::mark_synced(conn, &floors)?;
-        }
-        Ok(Applied {
-            accepted,
-            duplicates,
-            deferred,
-            refused,
-            refused_devices: verdict.revoked.into_iter().collect(),
-            conflicts: m.conflicts,
-            resolutions: m.resolutions,
-            vector: crate::vector(conn)?,
-        })
+        Ok(applied)
     })
 }
 
-/// An INSERT's primary key columns must equal the record id's key.
-fn check_key_writes(t: &crate::table::Table, key: &[crate::value::Value], ch: &Change, what: &dyn Fn() -> String) -> Result<()> {
-    for w in &ch.writes {
-        if let Some(k) = t.pk.iter().position(|&p| p == w.col) {
-            if w.value != key[k] {
+/// Merges the batch's changes one by one, in its order (the body of [`apply_once`]).
+fn merge_all<'b>(
+    conn: &Connection,
+    batch: &'b Batch,
+    tables: &Tables,
+    verdict: &crate::sign::Verdict,
+    mut heads: HashMap<String, (i64, String)>,
+    prep: &mut Preparer<'b>,
+) -> Result<Applied> {
+    // Origins whose remaining changes in this batch wait for a later one.
+    let mut blocked = verdict.deferred.clone();
+    let mut names: Vec<&str> = batch.changes.iter().map(|c| c.table_name.as_str()).collect();
+    names.sort_unstable();
+    names.dedup();
+    let mut paused = Vec::new();
+    for n in names {
+        match tables.get(n) {
+            Some(t) => paused.push(t.id),
+            None => {
                 return Err(Error::invalid(format!(
-                    "{}: column \"{}\" disagrees with the record_id",
-                    what(),
-                    t.columns[w.col]
-                )));
+                    "sync_apply: table \"{}\" is not tracked here (create it and run sync_track on it first)",
+                    crate::ident::shown(n)
+                )))
             }
         }
     }
-    Ok(())
+    // What the sender holds is known now, so changes every authorized peer holds are
+    // logged as synced at once rather than marked afterwards.
+    let noted = crate::peers::record(conn, &batch.device_id, &batch.vector)?;
+    let floors = crate::peers::floors(conn)?;
+    let restore = crate::track::pause_capture(conn, &paused, batch.changes.len())?;
+    let mut m = Merger::new(conn)?;
+    let mut advanced: std::collections::BTreeSet<String> = Default::default();
+    let (mut accepted, mut duplicates, mut deferred, mut refused) = (0i64, 0i64, 0i64, 0i64);
+    for e in &batch.changes {
+        let p = prep.next();
+        let what = || describe(e);
+        if !is_device_id(&e.device_id) {
+            return Err(Error::invalid(format!("{}: device_id must be 32 lowercase hex characters", what())));
+        }
+        if e.version < 1 || !(0..=MAX_TIMESTAMP).contains(&e.timestamp) {
+            return Err(Error::invalid(format!(
+                "{}: version must be >= 1 and timestamp between 0 and {MAX_TIMESTAMP} (microseconds; the year 9999)",
+                what()
+            )));
+        }
+        if !is_hash(&e.hash) {
+            return Err(Error::invalid(format!("{}: hash must be 64 lowercase hex characters", what())));
+        }
+        let op = Op::parse(&e.operation)
+            .ok_or_else(|| Error::invalid(format!("{}: unknown operation \"{}\"", what(), e.operation)))?;
+        if verdict.revoked.contains(&e.device_id) {
+            refused += 1;
+            continue;
+        }
+        if blocked.contains(&e.device_id) {
+            deferred += 1;
+            continue;
+        }
+        let (have, prev_hash) = heads.get(&e.device_id).cloned().unwrap_or_default();
+        if e.version <= have {
+            // Held already; `quarantine::detect` made sure with the same hash.
+            duplicates += 1;
+            continue;
+        }
+        if e.version > have + 1 {
+            blocked.insert(e.device_id.clone());
+            deferred += 1;
+            continue;
+        }
+        let hash_ok = match &p.hash {
+            Some((prev, h)) if *prev == prev_hash => *h == e.hash,
+            _ => e.compute_hash(&prev_hash) == e.hash,
+        };
+        if !hash_ok {
+            return Err(Error::Integrity(format!(
+                "{}: hash mismatch (the change was altered in transit or its chain is broken); nothing was applied, push again",
+                what()
+            )));
+        }
+        let t = tables.get(&e.table_name).unwrap();
+        let (key, change) = match p.parsed {
+            Some(parsed) => parsed?,
+            None => crate::prepare::parse(t, op, e)?,
+        };
+        // A change can arrive before a change it is based on (a batch made for another
+        // peer's vector, say): leave it, and its origin's later ones, for a later batch.
+        if !bases_held(conn, &mut heads, &change)? {
+            blocked.insert(e.device_id.clone());
+            deferred += 1;
+            continue;
+        }
+        let id = e.insert(conn, floors.get(&e.device_id).is_some_and(|&f| e.version <= f))?;
+        m.writers.remember(
+            id,
+            Writer { device_id: e.device_id.clone(), version: e.version, timestamp: e.timestamp, resolution: e.resolution },
+        );
+        m.local.clock.receive(e.timestamp);
+        let rec = Record { t, rid: &e.record_id, key };
+        m.merge_remote(&rec, &change, id, &e.change_data)?;
+        heads.insert(e.device_id.clone(), (e.version, e.hash.clone()));
+        advanced.insert(e.device_id.clone());
+        accepted += 1;
+    }
+    for dev in &advanced {
+        let (version, hash) = &heads[dev];
+        set_head(conn, dev, *version, hash)?;
+    }
+    m.local.finish(conn)?;
+    crate::track::resume_capture(conn, restore)?;
+    let last: i64 = conn.query_row("SELECT ifnull(max(id), 0) FROM sync_log", [], |r| r.get(0))?;
+    crate::schema::set_state(conn, "sealed_upto", &last)?;
+    if noted {
+        crate::peers::mark_synced(conn, &floors)?;
+    }
+    Ok(Applied {
+        accepted,
+        duplicates,
+        deferred,
+        refused,
+        refused_devices: verdict.revoked.iter().cloned().collect(),
+        conflicts: m.conflicts,
+        resolutions: m.resolutions,
+        vector: crate::vector(conn)?,
+    })
 }
 
 /// Whether this database holds every change that `ch`'s bases name.

@@ -11,7 +11,44 @@
 use crate::error::{Error, Result};
 use crate::table::Table;
 use crate::value::{write_json_string, Value};
+use serde::de::{Deserialize, Deserializer, MapAccess, Visitor};
+use serde_json::value::RawValue;
 use serde_json::Value as Json;
+
+/// A JSON object's plain members in order, each value as its JSON text; a repeated name keeps
+/// its first place and takes the last value, as a parse into `serde_json::Map` does.
+struct Members<'a>(Vec<(&'a str, &'a RawValue)>);
+
+impl<'de> Deserialize<'de> for Members<'de> {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> std::result::Result<Self, D::Error> {
+        struct V;
+        impl<'de> Visitor<'de> for V {
+            type Value = Members<'de>;
+            fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+                f.write_str("a JSON object")
+            }
+            fn visit_map<A: MapAccess<'de>>(self, mut m: A) -> std::result::Result<Members<'de>, A::Error> {
+                let mut out: Vec<(&'de str, &'de RawValue)> = Vec::new();
+                // Names are borrowed: one with an escape fails here. So does a value with an
+                // escape or nested more than one level: those take the plain parse, whose
+                // checks (escapes, depth) and errors they need.
+                while let Some(k) = m.next_key::<&'de str>()? {
+                    let v: &'de RawValue = m.next_value()?;
+                    let t = v.get();
+                    if t.contains('\\') || (t.starts_with(['{', '[']) && t[1..].contains(['{', '['])) {
+                        return Err(serde::de::Error::custom("not a plain member"));
+                    }
+                    match out.iter_mut().find(|(n, _)| *n == k) {
+                        Some(slot) => slot.1 = v,
+                        None => out.push((k, v)),
+                    }
+                }
+                Ok(Members(out))
+            }
+        }
+        d.deserialize_map(V)
+    }
+}
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Op {
@@ -138,9 +175,22 @@ impl Change {
     /// Reads a change's `change_data` and `bases` against the local table `t`.
     pub fn parse(t: &Table, op: Op, data: &str, bases: &str, what: &dyn Fn() -> String) -> Result<Change> {
         let bad = |why: String| Error::invalid(format!("{}: {why}", what()));
-        let data: Json = serde_json::from_str(data).map_err(|e| bad(format!("change_data is not JSON ({e})")))?;
-        let data = data.as_object().ok_or_else(|| bad("change_data is not a JSON object".into()))?;
-        let bases: Json = serde_json::from_str(bases).map_err(|e| bad(format!("bases is not JSON ({e})")))?;
+        let fallback: Vec<(String, Box<RawValue>)>;
+        let data: Vec<(&str, &RawValue)> = match serde_json::from_str::<Members<'_>>(data) {
+            Ok(Members(m)) => m,
+            Err(_) => {
+                // The errors, as a plain parse reports them.
+                let data: Json = serde_json::from_str(data).map_err(|e| bad(format!("change_data is not JSON ({e})")))?;
+                let data = data.as_object().ok_or_else(|| bad("change_data is not a JSON object".into()))?;
+                fallback = data.iter().map(|(k, v)| Ok((k.clone(), serde_json::value::to_raw_value(v)?))).collect::<Result<_>>()?;
+                fallback.iter().map(|(k, v)| (k.as_str(), &**v)).collect()
+            }
+        };
+        let no_bases = Json::Object(Default::default());
+        let bases: Json = match bases {
+            "{}" => no_bases,
+            _ => serde_json::from_str(bases).map_err(|e| bad(format!("bases is not JSON ({e})")))?,
+        };
         let bases = bases.as_object().ok_or_else(|| bad("bases is not a JSON object".into()))?;
         let ref_list = |j: Option<&Json>, name: &str| -> Result<Vec<String>> {
             match j {
@@ -164,7 +214,7 @@ impl Change {
             Some(Json::Object(m)) => Some(m),
             Some(_) => return Err(bad("bases.cols is not an object".into())),
         };
-        if let Some(k) = col_bases.and_then(|m| m.keys().find(|k| !data.contains_key(*k))) {
+        if let Some(k) = col_bases.and_then(|m| m.keys().find(|k| !data.iter().any(|(n, _)| n == k))) {
             return Err(bad(format!("bases.cols names column \"{}\", which the change does not write", crate::ident::shown(k))));
         }
         let col = |name: &str| {
@@ -179,7 +229,7 @@ impl Change {
         let mut writes = Vec::with_capacity(data.len());
         for (name, v) in data {
             let c = col(name)?;
-            let value = Value::from_json(v, &|| format!("{}: column \"{name}\"", what()))?;
+            let value = Value::from_json_text(v.get(), &|| format!("{}: column \"{name}\"", what()))?;
             let base = ref_list(col_bases.and_then(|m| m.get(name)), name)?;
             writes.push(ColWrite { col: c, value, base });
         }
@@ -205,5 +255,80 @@ impl Change {
             Some(_) => return Err(bad("bases.seen is not an object".into())),
         };
         Ok(Change { op, writes, live, seen })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::table::{SqlCache, Strategy};
+
+    fn table() -> Table {
+        Table {
+            sql: SqlCache::default(),
+            id: 1,
+            name: "t".into(),
+            columns: vec!["id".into(), "a".into(), "b\"q".into(), "c".into()],
+            pk: vec![0],
+            strategy: Strategy::TimestampWins,
+        }
+    }
+
+    /// The reading before the fast path: every member through `serde_json::Value`.
+    fn plain(t: &Table, data: &str) -> std::result::Result<Vec<(usize, Value)>, String> {
+        let j: Json = serde_json::from_str(data).map_err(|e| format!("change_data is not JSON ({e})"))?;
+        let m = j.as_object().ok_or("change_data is not a JSON object")?;
+        let mut out = Vec::new();
+        for (name, v) in m {
+            let c = t.column_index(name).ok_or(format!("column \"{name}\" does not exist"))?;
+            out.push((c, Value::from_json(v, &|| format!("x: column \"{name}\"")).map_err(|e| e.to_string())?));
+        }
+        Ok(out)
+    }
+
+    fn fast(t: &Table, data: &str) -> std::result::Result<Vec<(usize, Value)>, String> {
+        let ch = Change::parse(t, Op::Insert, data, "{}", &|| "x".into()).map_err(|e| e.to_string())?;
+        Ok(ch.writes.into_iter().map(|w| (w.col, w.value)).collect())
+    }
+
+    #[test]
+    fn reads_change_data_as_a_plain_parse_does() {
+        let t = table();
+        for data in [
+            r#"{"id":"k","a":1,"b\"q":2.5,"c":null}"#,
+            r#"{"id":"k","a":1,"c":null}"#,
+            r#"{ "id" : "k" , "a" : -0 , "c" : -0.0 }"#,
+            r#"{"a":1E5,"c":1e-5,"id":0}"#,
+            r#"{"a":12345678901234567890}"#,
+            r#"{"a":9223372036854775807,"c":-9223372036854775808}"#,
+            r#"{"a":1e400}"#,
+            r#"{"a":"tab\tnew\nline \u00e9 \ud83d\ude00","c":"plain é 😀"}"#,
+            r#"{"a":{"$blob":"0aff"},"c":{"$real":"-inf"}}"#,
+            r#"{"a":{"$blob":"zz"}}"#,
+            r#"{"a":[1],"c":true}"#,
+            r#"{"a":1,"a":2}"#,
+            r#"{"\u0061":5}"#,
+            r#"{"nope":1}"#,
+            r#"{}"#,
+            r#"[1,2]"#,
+            r#""text""#,
+            r#"{"a":1"#,
+            r#"not json"#,
+            r#"{"a":1} trailing"#,
+            r#"{"a":"\ud800"}"#,
+            r#"{"a":"x","nope":{"$blob":"00"}}"#,
+            &format!(r#"{{"a":{}1{}}}"#, "[".repeat(200), "]".repeat(200)),
+            &format!(r#"{{"nope":{}1{}}}"#, "{\"x\":".repeat(200), "}".repeat(200)),
+        ] {
+            let (want, got) = (plain(&t, data), fast(&t, data));
+            match (&want, &got) {
+                (Ok(w), Ok(g)) => assert_eq!(w, g, "{data}"),
+                (Err(w), Err(g)) => {
+                    let w = w.trim_start_matches("x: ");
+                    assert!(g.contains(w) || w.contains("does not exist") && g.contains("does not exist"), "{data}: {w} / {g}")
+                }
+                _ => panic!("{data}: {want:?} vs {got:?}"),
+            }
+        }
     }
 }

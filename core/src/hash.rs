@@ -40,6 +40,28 @@ fn decimal(mut n: u64, buf: &mut [u8; 20]) -> &[u8] {
     }
 }
 
+/// `n` in decimal ASCII (a leading `-` when negative), written into `buf`.
+fn integer(n: i64, buf: &mut [u8; 20]) -> &[u8] {
+    if n >= 0 {
+        return decimal(n as u64, buf);
+    }
+    let len = decimal(n.unsigned_abs(), buf).len();
+    let start = buf.len() - len - 1;
+    buf[start] = b'-';
+    &buf[start..]
+}
+
+/// Lowercase hex of `bytes`.
+pub fn lower_hex(bytes: &[u8]) -> String {
+    const DIGITS: &[u8; 16] = b"0123456789abcdef";
+    let mut s = String::with_capacity(bytes.len() * 2);
+    for &b in bytes {
+        s.push(DIGITS[(b >> 4) as usize] as char);
+        s.push(DIGITS[(b & 15) as usize] as char);
+    }
+    s
+}
+
 impl HashInput<'_> {
     pub fn hash(&self) -> String {
         let mut h = Sha256::new();
@@ -49,12 +71,12 @@ impl HashInput<'_> {
         field(&mut h, self.operation.as_bytes());
         field(&mut h, self.change_data.as_bytes());
         field(&mut h, self.device_id.as_bytes());
-        field(&mut h, self.version.to_string().as_bytes());
-        field(&mut h, self.timestamp.to_string().as_bytes());
+        field(&mut h, integer(self.version, &mut [0u8; 20]));
+        field(&mut h, integer(self.timestamp, &mut [0u8; 20]));
         field(&mut h, self.bases.as_bytes());
         field(&mut h, if self.resolution { b"1" } else { b"0" });
         field(&mut h, self.prev_hash.as_bytes());
-        hex::encode(h.finalize())
+        lower_hex(&h.finalize())
     }
 }
 
@@ -78,5 +100,14 @@ mod tests {
         // The same bytes, spelled out, hashed independently of `field`.
         let enc = "11:peersync-v1,5:loans,4:'L1',6:INSERT,11:{\"id\":\"L1\"},32:00112233445566778899aabbccddeeff,1:1,16:1700000000000000,28:{\"live\":[],\"cols\":{\"id\":[]}},1:0,0:,";
         assert_eq!(h.hash(), hex::encode(Sha256::digest(enc.as_bytes())));
+    }
+
+    #[test]
+    fn integers_and_hex_as_the_standard_library_spells_them() {
+        for n in [0, 1, 9, 10, 1700000000000000, -1, -42, i64::MAX, i64::MIN] {
+            assert_eq!(integer(n, &mut [0u8; 20]), n.to_string().as_bytes());
+        }
+        let bytes: Vec<u8> = (0..=255).collect();
+        assert_eq!(lower_hex(&bytes), hex::encode(&bytes));
     }
 }

@@ -17,6 +17,7 @@ pub mod log;
 pub mod merge;
 pub mod meta;
 pub mod peers;
+pub mod prepare;
 pub mod quarantine;
 pub mod resolve;
 pub mod rows;

@@ -23,7 +23,7 @@ pub struct Merger<'c> {
 /// One record being merged: its key and what the merge has learned of its values.
 pub struct Record<'t> {
     pub t: &'t Table,
-    pub rid: String,
+    pub rid: &'t str,
     pub key: Vec<Value>,
 }
 
@@ -89,8 +89,8 @@ impl<'c> Merger<'c> {
     pub fn merge_remote(&mut self, r: &Record<'_>, ch: &Change, this: i64, data: &str) -> Result<()> {
         let conn = self.conn;
         let t = r.t;
-        let res = self.writers.get(conn, this)?.resolution;
-        let by = self.writers.get(conn, this)?.reference();
+        let me = self.writers.get(conn, this)?;
+        let res = me.resolution;
         let first_insert = ch.op == Op::Insert && ch.live.is_empty() && ch.writes.iter().all(|w| w.base.is_empty());
         let claimed = match first_insert {
             true => Slots::claim_new(conn, t, &r.rid, &Slots::inserted(t, this, ch.writes.iter().map(|w| w.col)))?,
@@ -106,12 +106,12 @@ impl<'c> Merger<'c> {
         let mut found: Vec<Detected> = Vec::new();
         let mut auto: Vec<(Slot, SlotVal, Vec<Option<i64>>)> = Vec::new();
         let mut applied: Vec<(usize, Value)> = Vec::new();
-        let this_order = self.order(Some(this))?;
+        let this_order = (me.timestamp, me.device_id.clone());
 
         if let Some(val) = ch.op.live_write() {
             let base = self.ids(&ch.live)?;
             if base.len() > 1 {
-                conflicts::close_matching(conn, t, &r.rid, Slot::Live, &base, &by)?;
+                conflicts::close_matching(conn, t, &r.rid, Slot::Live, &base, &me.reference())?;
             }
             let cur = slots.live;
             if matches(cur, &base, &ch.live) {
@@ -215,7 +215,7 @@ impl<'c> Merger<'c> {
             let c = w.col;
             let base = self.ids(&w.base)?;
             if base.len() > 1 {
-                conflicts::close_matching(conn, t, &r.rid, Slot::Col(c), &base, &by)?;
+                conflicts::close_matching(conn, t, &r.rid, Slot::Col(c), &base, &me.reference())?;
             }
             let cur = slots.cols[c];
             if t.is_pk(c) {

@@ -44,19 +44,68 @@ pub struct Verdict {
     pub revoked: BTreeSet<String>,
     /// Origins whose new changes do not start at the next version held here: left for later.
     pub deferred: BTreeSet<String>,
-    /// Origins whose new changes in this batch were verified here, hash by hash, from the
-    /// head held here to a version the origin signed.
-    pub chained: BTreeSet<String>,
+    /// Origins whose key this database holds, with their new changes in the batch: each must
+    /// chain, hash by hash, from the head held here to a version the origin signed.
+    chains: Vec<Chain>,
 }
 
-/// For every origin whose key this database holds: refuses the batch unless the origin's new
-/// changes in it form an unbroken chain from the head held here to a version the origin
-/// signed (so every one of them is vouched for, even if only some get applied).
+/// One origin's new changes, which its signature must vouch for.
+struct Chain {
+    device: String,
+    /// The version held here before the batch.
+    have: i64,
+    /// Indexes in the batch of the origin's changes after `have`, in batch order.
+    changes: Vec<usize>,
+    /// Whether the origin's signature on the last of them verified.
+    signed: bool,
+}
+
+impl Verdict {
+    /// Whether [`Verdict::confirm`] is sure to refuse the batch whatever its hashes: a change
+    /// out of sequence, or no valid signature.
+    pub fn refuses(&self, batch: &Batch) -> bool {
+        self.chains.iter().any(|c| !c.signed || (0..c.changes.len()).any(|k| !in_sequence(c, k, batch)))
+    }
+
+    /// Refuses the batch unless every origin's new changes form an unbroken chain to a version
+    /// it signed; `matched[i]` says whether change `i`'s hash, computed on the hash the batch
+    /// claims for the version before it (or the head held here), is the one it claims.
+    pub fn confirm(&self, batch: &Batch, matched: &[bool]) -> Result<()> {
+        for c in &self.chains {
+            for (k, &i) in c.changes.iter().enumerate() {
+                let e = &batch.changes[i];
+                if !in_sequence(c, k, batch) || !matched[i] {
+                    return Err(Error::Integrity(format!(
+                        "sync_apply: change {}:{} (table \"{}\", record {}): hash mismatch (the change was altered in transit or its chain is broken); nothing was applied, push again",
+                        c.device, e.version, e.table_name, e.record_id
+                    )));
+                }
+            }
+            if !c.signed {
+                return Err(Error::Unauthorized(format!(
+                    "sync_apply: changes from device {} up to version {} carry no valid signature of that device; nothing was applied",
+                    c.device,
+                    batch.changes[*c.changes.last().unwrap()].version
+                )));
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Whether the `k`th new change of chain `c` has the version after the one before it.
+fn in_sequence(c: &Chain, k: usize, batch: &Batch) -> bool {
+    batch.changes[c.changes[k]].version == c.have + 1 + k as i64
+}
+
+/// For every origin whose key this database holds: checks the signature on the last of its
+/// new changes in the batch; [`Verdict::confirm`] then checks that they chain to it (so every
+/// one of them is vouched for, even if only some get applied).
 pub fn check_batch(conn: &Connection, me: &str, batch: &Batch) -> Result<Verdict> {
     let mut verdict = Verdict::default();
-    let mut by_origin: BTreeMap<&str, Vec<&crate::log::Entry>> = BTreeMap::new();
-    for e in &batch.changes {
-        by_origin.entry(e.device_id.as_str()).or_default().push(e);
+    let mut by_origin: BTreeMap<&str, Vec<usize>> = BTreeMap::new();
+    for (i, e) in batch.changes.iter().enumerate() {
+        by_origin.entry(e.device_id.as_str()).or_default().push(i);
     }
     for (dev, changes) in by_origin {
         if dev == me {
@@ -67,34 +116,19 @@ pub fn check_batch(conn: &Connection, me: &str, batch: &Batch) -> Result<Verdict
             verdict.revoked.insert(dev.to_string());
             continue;
         }
-        let (have, mut prev) = head(conn, dev)?;
-        let new: Vec<_> = changes.into_iter().filter(|e| e.version > have).collect();
-        let Some(first) = new.first() else { continue };
-        if first.version != have + 1 {
+        let have = head(conn, dev)?.0;
+        let new: Vec<usize> = changes.into_iter().filter(|&i| batch.changes[i].version > have).collect();
+        let Some(&first) = new.first() else { continue };
+        if batch.changes[first].version != have + 1 {
             verdict.deferred.insert(dev.to_string());
             continue;
         }
-        for (k, e) in new.iter().enumerate() {
-            if e.version != have + 1 + k as i64 || e.compute_hash(&prev) != e.hash {
-                return Err(Error::Integrity(format!(
-                    "sync_apply: change {dev}:{} (table \"{}\", record {}): hash mismatch (the change was altered in transit or its chain is broken); nothing was applied, push again",
-                    e.version, e.table_name, e.record_id
-                )));
-            }
-            prev = e.hash.clone();
-        }
-        let last = new.last().unwrap();
-        let ok = batch
+        let last = &batch.changes[*new.last().unwrap()];
+        let signed = batch
             .signatures
             .iter()
             .any(|s| s.device_id == dev && s.version == last.version && s.hash == last.hash && verify(&key, s));
-        if !ok {
-            return Err(Error::Unauthorized(format!(
-                "sync_apply: changes from device {dev} up to version {} carry no valid signature of that device; nothing was applied",
-                last.version
-            )));
-        }
-        verdict.chained.insert(dev.to_string());
+        verdict.chains.push(Chain { device: dev.to_string(), have, changes: new, signed });
     }
     Ok(verdict)
 }

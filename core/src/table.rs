@@ -3,7 +3,7 @@ use crate::error::{Error, Result};
 use crate::ident::is_reserved_table;
 use rusqlite::{Connection, OptionalExtension};
 use std::collections::HashMap;
-use std::rc::Rc;
+use std::sync::Arc;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Strategy {
@@ -52,10 +52,10 @@ pub struct Table {
 /// Statements on a tracked table, built on first use.
 #[derive(Debug, Default)]
 pub struct SqlCache {
-    pub read: std::cell::OnceCell<String>,
-    pub upsert: std::cell::OnceCell<String>,
-    pub delete: std::cell::OnceCell<String>,
-    pub stage: std::cell::OnceCell<String>,
+    pub read: std::sync::OnceLock<String>,
+    pub upsert: std::sync::OnceLock<String>,
+    pub delete: std::sync::OnceLock<String>,
+    pub stage: std::sync::OnceLock<String>,
 }
 
 impl Table {
@@ -148,7 +148,7 @@ pub fn introspect(conn: &Connection, func: &str, name: &str) -> Result<Shape> {
 /// The tracked tables, loaded once per call.
 #[derive(Default)]
 pub struct Tables {
-    by_name: HashMap<String, Rc<Table>>,
+    by_name: HashMap<String, Arc<Table>>,
 }
 
 impl Tables {
@@ -169,12 +169,12 @@ impl Tables {
                 pk: serde_json::from_str(&pk)?,
                 strategy: Strategy::parse(&strategy).unwrap_or(Strategy::TimestampWins),
             };
-            by_name.insert(name, Rc::new(t));
+            by_name.insert(name, Arc::new(t));
         }
         Ok(Tables { by_name })
     }
 
-    pub fn get(&self, name: &str) -> Option<&Rc<Table>> {
+    pub fn get(&self, name: &str) -> Option<&Arc<Table>> {
         self.by_name.get(name)
     }
 

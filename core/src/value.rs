@@ -110,6 +110,24 @@ impl Value {
         }
     }
 
+    /// [`Value::from_json`] of a value's JSON text (valid JSON, as a parser took it), without
+    /// building a `serde_json::Value` for null, plain strings and numbers.
+    pub fn from_json_text(text: &str, what: &dyn Fn() -> String) -> Result<Value> {
+        match text.as_bytes().first() {
+            Some(b'n') if text == "null" => return Ok(Value::Null),
+            Some(b'"') if text.len() >= 2 && !text.contains('\\') => return Ok(Value::Text(text[1..text.len() - 1].to_string())),
+            Some(b'-' | b'0'..=b'9') => {
+                if let Some(v) = parse_number(text) {
+                    return Ok(v);
+                }
+            }
+            _ => {}
+        }
+        // Anything else, and the errors, as [`Value::from_json`] reads and words them.
+        let j: Json = serde_json::from_str(text).map_err(|e| Error::invalid(format!("{}: {e}", what())))?;
+        Value::from_json(&j, what)
+    }
+
     /// The canonical SQL literal of this value, as used in `record_id`.
     pub fn write_literal(&self, out: &mut String) {
         match self {

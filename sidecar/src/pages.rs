@@ -13,22 +13,35 @@ const SLOW: Duration = Duration::from_secs(1);
 pub struct PageSize {
     now: i64,
     max: i64,
+    /// Whether the last page was quick (or none has been sent yet): pages are growing.
+    growing: bool,
 }
 
 impl PageSize {
     /// Pages of at most `max` changes.
     pub fn new(max: i64) -> PageSize {
         let max = max.max(1);
-        PageSize { now: START.min(max), max }
+        PageSize { now: START.min(max), max, growing: true }
     }
 
     pub fn get(&self) -> i64 {
         self.now
     }
 
+    /// The size of the page after the one about to be sent, made before that one is answered:
+    /// twice the size while pages are growing (it is expected to be quick too).
+    pub fn ahead(&self) -> i64 {
+        if self.growing {
+            (self.now * 2).min(self.max)
+        } else {
+            self.now
+        }
+    }
+
     /// A page of `n` changes, asked for with limit `asked`, took `took` from request to reply
     /// (its apply included). Only a full page (`n` = `asked`) says the next may be larger.
     pub fn took(&mut self, n: usize, asked: i64, took: Duration) {
+        self.growing = took < QUICK;
         if took > SLOW {
             self.now = (self.now / 2).max(1);
         } else if took < QUICK && n as i64 >= asked {
@@ -44,6 +57,7 @@ impl PageSize {
         }
         self.now = (self.now / 2).max(1);
         self.max = self.now;
+        self.growing = false;
         true
     }
 }
@@ -64,6 +78,22 @@ mod tests {
         p.took(1000, 1000, Duration::from_millis(10));
         p.took(2000, 2000, Duration::from_millis(10));
         assert_eq!(p.get(), 3000);
+    }
+
+    #[test]
+    fn the_page_made_ahead_is_larger_while_pages_grow() {
+        let mut p = PageSize::new(3000);
+        assert_eq!((p.get(), p.ahead()), (500, 1000));
+        p.took(500, 500, Duration::from_millis(10));
+        assert_eq!((p.get(), p.ahead()), (1000, 2000));
+        p.took(1000, 1000, Duration::from_millis(10));
+        assert_eq!((p.get(), p.ahead()), (2000, 3000));
+        p.took(2000, 2000, Duration::from_millis(400));
+        assert_eq!((p.get(), p.ahead()), (2000, 2000));
+        p.took(2000, 2000, Duration::from_secs(2));
+        assert_eq!((p.get(), p.ahead()), (1000, 1000));
+        assert!(p.too_large());
+        assert_eq!((p.get(), p.ahead()), (500, 500));
     }
 
     #[test]

@@ -1,5 +1,5 @@
 //! One sync with one peer: say hello (vectors), push what it lacks, then pull what we lack, a page per request and per transaction.
-use crate::client::Client;
+use crate::client::{Client, PushReply};
 use crate::db::Db;
 use crate::error::{Error, Result};
 use crate::metrics::Metrics;
@@ -8,6 +8,7 @@ use crate::pages::PageSize;
 use crate::shutdown::Shutdown;
 use ed25519_dalek::SigningKey;
 use peersync_core::{Batch, Vector};
+use std::collections::VecDeque;
 use std::sync::Arc;
 use std::time::Instant;
 use tokio::task::JoinHandle;
@@ -103,8 +104,12 @@ impl Syncer {
     }
 
     /// Pushes pages of what the holder of `theirs` lacks; returns the peer's final vector.
-    /// While a page is in flight the next one is made, for the vector the peer will have if
-    /// it takes the whole page; it is used only if the peer's reply says exactly that.
+    ///
+    /// Two pages are kept in flight: the next page is made, for the vector the peer will
+    /// hold once the pages before it apply, and sent while they are still being applied (the
+    /// peer applies a push after those it builds on). Each reply says what the peer holds;
+    /// when that is not what was expected (it deferred or refused something), the pages still
+    /// in flight are finished and pushing goes on from the peer's word.
     async fn push_all(
         &self,
         url: &str,
@@ -115,79 +120,91 @@ impl Syncer {
         progress: &dyn Progress,
     ) -> Result<Vector> {
         let mut resent = false;
-        // The next page: the vector it was made for, the limit it was made with, the task.
-        let mut next: Option<(Vector, i64, JoinHandle<Result<(Batch, Vec<u8>)>>)> = None;
-        // Recording what the peer holds (for is_synced) runs beside the next push.
+        let mut flight: VecDeque<InFlight> = VecDeque::new();
+        // What the peer will hold once every page in flight applies, and whether there is
+        // more to send beyond them.
+        let mut predicted = theirs.clone();
+        let mut more = true;
+        // The next page being made: the vector it is made for, its limit, the task.
+        let mut making: Option<(Vector, i64, JoinHandle<Result<(Batch, Vec<u8>)>>)> = None;
+        // Recording what the peer holds (for is_synced) runs beside the pushes.
         let mut noting: Option<JoinHandle<Result<()>>> = None;
+        let mut last_reply = Instant::now();
         loop {
             if stop.is_triggered() {
+                self.drain(&mut flight, &mut theirs, report, progress).await;
                 return Err(Error::ShuttingDown);
             }
-            let (asked, page) = match next.take() {
-                Some((predicted, asked, made)) if predicted == theirs => (asked, made),
-                _ => (pages.get(), self.outgoing(theirs.clone(), pages.get())),
-            };
-            let (batch, body) = finished(page).await?;
-            if batch.changes.is_empty() {
-                break;
-            }
-            if batch.has_more {
-                let mut predicted = theirs.clone();
+            while more && flight.len() < IN_FLIGHT {
+                let (made_for, asked, page) = match making.take() {
+                    Some((v, asked, made)) if v == predicted => (v, asked, made),
+                    _ => (predicted.clone(), pages.get(), self.outgoing(predicted.clone(), pages.get())),
+                };
+                let (batch, body) = finished(page).await?;
+                more = batch.has_more && !batch.changes.is_empty();
+                if batch.changes.is_empty() {
+                    break;
+                }
+                let mut after = made_for.clone();
                 for e in &batch.changes {
-                    let v = predicted.entry(e.device_id.clone()).or_insert(0);
+                    let v = after.entry(e.device_id.clone()).or_insert(0);
                     *v = (*v).max(e.version);
                 }
-                next = Some((predicted.clone(), pages.get(), self.outgoing(predicted, pages.get())));
+                let (client, to) = (self.client.clone(), url.to_string());
+                let reply = tokio::spawn(async move { client.push_body(&to, body).await });
+                flight.push_back(InFlight { batch, asked, made_for, after: after.clone(), sent_at: Instant::now(), reply });
+                predicted = after;
+                if more {
+                    let ahead = pages.ahead();
+                    making = Some((predicted.clone(), ahead, self.outgoing(predicted.clone(), ahead)));
+                }
             }
-            let sent_at = Instant::now();
-            let reply = match self.client.push_body(url, body).await {
+            let Some(page) = flight.pop_front() else { break };
+            let reply = match finished(page.reply).await {
                 Err(Error::Peer { status: 413, .. }) if pages.too_large() => {
-                    next = None;
-                    tracing::info!(
-                        peer = url,
-                        limit = pages.get(),
-                        "peer refused a page as too large; sending smaller pages"
-                    );
+                    tracing::info!(peer = url, limit = pages.get(), "peer refused a page as too large; sending smaller pages");
+                    self.drain(&mut flight, &mut theirs, report, progress).await;
+                    (predicted, more, making) = (theirs.clone(), true, None);
                     continue;
                 }
                 Err(e @ Error::Peer { status: 422, .. }) if !resent => {
                     // The peer found a change that does not hash right: seal again and resend once.
                     tracing::warn!(peer = url, error = %e, "peer refused a change; resealing and pushing again");
                     resent = true;
-                    next = None;
+                    self.drain(&mut flight, &mut theirs, report, progress).await;
                     self.db.run(|c| Ok(peersync_core::seal(c)?)).await?;
+                    (predicted, more, making) = (theirs.clone(), true, None);
                     continue;
                 }
-                r => r?,
+                Err(e) => {
+                    self.drain(&mut flight, &mut theirs, report, progress).await;
+                    return Err(e);
+                }
+                Ok(r) => r,
             };
-            pages.took(batch.changes.len(), asked, sent_at.elapsed());
-            report.sent += reply.accepted;
-            report.conflicts += reply.conflicts.len();
-            Metrics::add(&self.metrics.changes_sent, reply.accepted as u64);
-            progress.sent(batch.changes.len() as u64);
-            if reply.accepted == 0 && reply.refused == 0 && reply.vector == theirs {
+            // The time this page took the peer, not counting the wait for the one before it.
+            pages.took(page.batch.changes.len(), page.asked, page.sent_at.max(last_reply).elapsed());
+            last_reply = Instant::now();
+            if reply.accepted == 0 && reply.refused == 0 && reply.vector == theirs && page.made_for == theirs {
                 let message = format!(
                     "accepted nothing of a page of {} changes (deferred {})",
-                    batch.changes.len(),
+                    page.batch.changes.len(),
                     reply.deferred
                 );
-                return Err(Error::Peer {
-                    url: url.to_string(),
-                    status: 200,
-                    message,
-                });
+                self.drain(&mut flight, &mut theirs, report, progress).await;
+                return Err(Error::Peer { url: url.to_string(), status: 200, message });
             }
-            theirs = reply.vector;
-            // The peer revoked these devices: their changes stay here, not sent to it again.
-            for dev in &reply.refused_devices {
-                if let Some(&v) = batch.vector.get(dev) {
-                    theirs.insert(dev.clone(), v);
-                }
+            record(&page.batch, reply, &mut theirs, report, progress, &self.metrics);
+            if page.after.iter().any(|(d, v)| theirs.get(d).copied().unwrap_or(0) < *v) {
+                // The peer did not take all of it (it deferred or refused some), so the pages
+                // after it would not apply: finish them, go on from what the peer holds.
+                self.drain(&mut flight, &mut theirs, report, progress).await;
+                (predicted, more, making) = (theirs.clone(), true, None);
             }
             if let Some(h) = noting.take() {
                 finished(h).await?;
             }
-            if !batch.has_more {
+            if !more && flight.is_empty() {
                 break; // `sync` records the final vector
             }
             let (db, p, held) = (self.db.clone(), report.peer_device.clone(), theirs.clone());
@@ -197,6 +214,15 @@ impl Syncer {
             finished(h).await?;
         }
         Ok(theirs)
+    }
+
+    /// Waits for the pages still in flight, counting what the peer took of them.
+    async fn drain(&self, flight: &mut VecDeque<InFlight>, theirs: &mut Vector, report: &mut Report, progress: &dyn Progress) {
+        while let Some(page) = flight.pop_front() {
+            if let Ok(reply) = finished(page.reply).await {
+                record(&page.batch, reply, theirs, report, progress, &self.metrics);
+            }
+        }
     }
 
     /// Pulls pages of what we lack, applying each in its own transaction.
@@ -254,6 +280,36 @@ impl Syncer {
 }
 
 /// The outcome of a spawned database task.
+/// Pages a push keeps in flight: one being applied by the peer, the next one arriving.
+const IN_FLIGHT: usize = 2;
+
+/// A page pushed and not answered yet.
+struct InFlight {
+    batch: Batch,
+    /// The most changes it was asked to hold.
+    asked: i64,
+    /// The vector it was made for, and the one the peer holds if it takes all of it.
+    made_for: Vector,
+    after: Vector,
+    sent_at: Instant,
+    reply: JoinHandle<Result<PushReply>>,
+}
+
+/// Counts what the peer took of `batch`, by its `reply`, and makes `theirs` what it holds.
+fn record(batch: &Batch, reply: PushReply, theirs: &mut Vector, report: &mut Report, progress: &dyn Progress, metrics: &Metrics) {
+    report.sent += reply.accepted;
+    report.conflicts += reply.conflicts.len();
+    Metrics::add(&metrics.changes_sent, reply.accepted as u64);
+    progress.sent(batch.changes.len() as u64);
+    *theirs = reply.vector;
+    // The peer revoked these devices: their changes stay here, not sent to it again.
+    for dev in &reply.refused_devices {
+        if let Some(&v) = batch.vector.get(dev) {
+            theirs.insert(dev.clone(), v);
+        }
+    }
+}
+
 async fn finished<T>(h: JoinHandle<Result<T>>) -> Result<T> {
     h.await.map_err(|e| Error::Internal(format!("database task failed: {e}")))?
 }

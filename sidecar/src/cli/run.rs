@@ -142,6 +142,7 @@ pub fn serve(a: ServeArgs) -> Result<()> {
                 body_timeout: a.body_timeout,
             },
             listen: a.listen.clone(),
+            pushes: Default::default(),
         });
         let client = Client::new(key.clone(), me.clone(), a.max_body, a.request_timeout);
         let syncer = Arc::new(Syncer {

@@ -1,6 +1,7 @@
 //! The HTTP API: shared state, routing, authentication gate, body reading (size cap, timeout), JSON replies and errors.
 mod conflicts;
 mod info;
+pub mod order;
 mod sync;
 
 use crate::auth::{self, Caller, KnownDevice, NonceCache};
@@ -33,6 +34,7 @@ pub struct AppState {
     pub nonces: Mutex<NonceCache>,
     pub limits: Limits,
     pub listen: String,
+    pub pushes: Arc<order::PushOrder>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -162,6 +164,11 @@ async fn dispatch(
             .await
         })
         .await?;
+    // Counted from now, so that a later push from the same peer waits for this one.
+    let turn = match (&r, &verified.caller) {
+        (Route::Push, Caller::Device(d)) => Some(state.pushes.enter(d)),
+        _ => None,
+    };
     let body = read_body(body, &parts.headers, &state.limits).await?;
     verified.check_body(&body)?;
     let caller = verified.caller;
@@ -169,7 +176,7 @@ async fn dispatch(
         Route::Health => unreachable!(),
         Route::Metrics => info::metrics(state).await,
         Route::Status => info::status(state).await,
-        Route::Push => sync::push(state, device(&caller)?, body).await,
+        Route::Push => sync::push(state, device(&caller)?, body, turn).await,
         Route::Pull => sync::pull(state, device(&caller)?, body).await,
         Route::Conflicts => conflicts::list(state, parts.uri.query()).await,
         Route::Conflict(id) => conflicts::show(state, id).await,

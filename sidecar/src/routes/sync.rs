@@ -1,4 +1,5 @@
 //! POST /sync/push (apply a peer's batch) and POST /sync/pull (serve a page of what a peer lacks).
+use super::order::Turn;
 use super::{json, AppState, Reply};
 use crate::error::{Error, Result};
 use crate::metrics::Metrics;
@@ -7,7 +8,7 @@ use hyper::StatusCode;
 use peersync_core::changes::{DEFAULT_LIMIT, MAX_LIMIT};
 use std::sync::Arc;
 
-pub async fn push(state: &Arc<AppState>, caller: String, body: Bytes) -> Result<Reply> {
+pub async fn push(state: &Arc<AppState>, caller: String, body: Bytes, turn: Option<Turn>) -> Result<Reply> {
     let text = std::str::from_utf8(&body)
         .map_err(|_| Error::BadRequest("the batch is not UTF-8 JSON".into()))?;
     let batch = peersync_core::parse_batch(text)?;
@@ -18,10 +19,16 @@ pub async fn push(state: &Arc<AppState>, caller: String, body: Bytes) -> Result<
         )));
     }
     let n = batch.changes.len();
+    if let Some(turn) = &turn {
+        turn.wait(&batch).await;
+    }
     let applied = state
         .db
         .run(move |c| Ok(peersync_core::apply(c, &batch)?))
         .await?;
+    if let Some(turn) = &turn {
+        turn.applied(&applied.vector);
+    }
     Metrics::add(&state.metrics.changes_received, applied.accepted as u64);
     Metrics::add(&state.metrics.conflicts, applied.conflicts.len() as u64);
     if n > 0 {
