@@ -118,7 +118,7 @@ impl<'b> Preparer<'b> {
         let work = Work { batch, tables };
         let prevs = work.prevs(heads);
         let mut rx = None;
-        if batch.changes.len() >= THREADED_FROM && std::env::var("NOTHREAD").is_err() {
+        if batch.changes.len() >= THREADED_FROM {
             let (tx, r) = mpsc::channel();
             rx = Some(r);
             let prevs = prevs.clone();
