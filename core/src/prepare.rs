@@ -87,8 +87,8 @@ impl<'b> Work<'b> {
         for e in &self.batch.changes {
             let prev = match heads.get(&e.device_id) {
                 Some((v, _)) if e.version <= *v => None,
-                Some((v, h)) if e.version == *v + 1 => Some(h.as_str()),
-                _ => last.get(&(e.device_id.as_str(), e.version - 1)).copied(),
+                Some((v, h)) if Some(e.version) == v.checked_add(1) => Some(h.as_str()),
+                _ => e.version.checked_sub(1).and_then(|v| last.get(&(e.device_id.as_str(), v)).copied()),
             };
             last.insert((&e.device_id, e.version), &e.hash);
             prevs.push(prev);
