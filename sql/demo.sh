@@ -67,8 +67,9 @@ serve laptop 127.0.0.1:$PORT "$PHONE"
 serve phone 127.0.0.2:$PORT "$LAPTOP"
 
 step "6. Write on both with the stock sqlite3 CLI (no extension loaded)"
-run sqlite3 laptop.db "INSERT INTO notes VALUES ('n1', 'groceries', 'milk'), ('n2', 'todo', 'call mum')"
-run sqlite3 phone.db "INSERT INTO notes VALUES ('n3', 'idea', 'peer to peer sync')"
+echo "(.timeout: wait for the sidecar's write transaction, if one is running, instead of failing)"
+run sqlite3 -cmd ".timeout 5000" laptop.db "INSERT INTO notes VALUES ('n1', 'groceries', 'milk'), ('n2', 'todo', 'call mum')"
+run sqlite3 -cmd ".timeout 5000" phone.db "INSERT INTO notes VALUES ('n3', 'idea', 'peer to peer sync')"
 wait_for 20 "the writes to sync" same_notes
 echo "Both devices now hold:"
 run sqlite3 -box phone.db "SELECT * FROM notes ORDER BY id"
@@ -76,9 +77,9 @@ run sqlite3 -box phone.db "SELECT * FROM notes ORDER BY id"
 step "7. The phone goes offline; both edit the same note"
 stop phone
 echo "phone sidecar stopped"
-run sqlite3 laptop.db "UPDATE notes SET body = 'milk, eggs' WHERE id = 'n1'"
+run sqlite3 -cmd ".timeout 5000" laptop.db "UPDATE notes SET body = 'milk, eggs' WHERE id = 'n1'"
 sleep 0.05
-run sqlite3 phone.db "UPDATE notes SET body = 'milk, bread' WHERE id = 'n1'"
+run sqlite3 -cmd ".timeout 5000" phone.db "UPDATE notes SET body = 'milk, bread' WHERE id = 'n1'"
 
 step "8. The phone comes back; the sidecars sync"
 serve phone 127.0.0.2:$PORT "$LAPTOP"
