@@ -264,10 +264,7 @@ fn merge_all<'b>(
             _ => e.compute_hash(&prev_hash) == e.hash,
         };
         if !hash_ok {
-            return Err(Error::Integrity(format!(
-                "{}: hash mismatch (the change was altered in transit or its chain is broken); nothing was applied, push again",
-                what()
-            )));
+            return Err(crate::prepare::hash_mismatch(e));
         }
         let t = tables.get(&e.table_name).unwrap();
         let (key, change) = match p.parsed {

@@ -186,9 +186,8 @@ impl Change {
                 fallback.iter().map(|(k, v)| (k.as_str(), &**v)).collect()
             }
         };
-        let no_bases = Json::Object(Default::default());
         let bases: Json = match bases {
-            "{}" => no_bases,
+            "{}" => Json::Object(Default::default()),
             _ => serde_json::from_str(bases).map_err(|e| bad(format!("bases is not JSON ({e})")))?,
         };
         let bases = bases.as_object().ok_or_else(|| bad("bases is not a JSON object".into()))?;

@@ -33,6 +33,14 @@ pub fn describe(e: &Entry) -> String {
     format!("sync_apply: change {}:{} (table \"{t}\", record {r})", crate::ident::shown(&e.device_id), e.version)
 }
 
+/// The error for change `e` whose hash is not the one computed on the chain before it.
+pub fn hash_mismatch(e: &Entry) -> Error {
+    Error::Integrity(format!(
+        "{}: hash mismatch (the change was altered in transit or its chain is broken); nothing was applied, push again",
+        describe(e)
+    ))
+}
+
 /// Reads change `e`'s key (its `record_id`) and data against its table `t`.
 pub fn parse(t: &Table, op: Op, e: &Entry) -> Result<(Vec<Value>, Change)> {
     let what = || describe(e);

@@ -73,12 +73,8 @@ impl Verdict {
     pub fn confirm(&self, batch: &Batch, matched: &[bool]) -> Result<()> {
         for c in &self.chains {
             for (k, &i) in c.changes.iter().enumerate() {
-                let e = &batch.changes[i];
                 if !in_sequence(c, k, batch) || !matched[i] {
-                    return Err(Error::Integrity(format!(
-                        "sync_apply: change {}:{} (table \"{}\", record {}): hash mismatch (the change was altered in transit or its chain is broken); nothing was applied, push again",
-                        c.device, e.version, e.table_name, e.record_id
-                    )));
+                    return Err(crate::prepare::hash_mismatch(&batch.changes[i]));
                 }
             }
             if !c.signed {

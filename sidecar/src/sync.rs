@@ -279,7 +279,6 @@ impl Syncer {
     }
 }
 
-/// The outcome of a spawned database task.
 /// Pages a push keeps in flight: one being applied by the peer, the next one arriving.
 const IN_FLIGHT: usize = 2;
 
@@ -310,8 +309,9 @@ fn record(batch: &Batch, reply: PushReply, theirs: &mut Vector, report: &mut Rep
     }
 }
 
+/// The outcome of a spawned task (making a page, pushing one, noting a vector).
 async fn finished<T>(h: JoinHandle<Result<T>>) -> Result<T> {
-    h.await.map_err(|e| Error::Internal(format!("database task failed: {e}")))?
+    h.await.map_err(|e| Error::Internal(format!("task failed: {e}")))?
 }
 
 /// Records what `peer` holds (core marks `is_synced` from it), in one short transaction.

@@ -23,15 +23,21 @@ def page(dev, since, limit):
     return batch
 
 
-def test_a_push_waits_for_the_earlier_push_it_builds_on(devices):
+def paired_with_notes(devices, n, body="from a"):
+    """Devices a and b, paired and tracking `notes`; a holds `n` notes."""
     a, b = devices("a"), devices("b")
     pair(a, b)
     a.track()
     b.track()
     con = a.connect()
-    con.executemany("INSERT INTO notes VALUES (?, ?, ?)", [(f"n{i:04}", "from a", i) for i in range(200)])
+    con.executemany("INSERT INTO notes VALUES (?, ?, ?)", [(f"n{i:06}", body, i) for i in range(n)])
     con.commit()
     con.close()
+    return a, b
+
+
+def test_a_push_waits_for_the_earlier_push_it_builds_on(devices):
+    a, b = paired_with_notes(devices, 200)
     first, second = page(a, {}, 100), page(a, {a.id: 100}, 100)
     assert [c["version"] for c in second["changes"]][:1] == [101]
     b.serve("127.0.0.2", free_port(), ())
@@ -72,14 +78,7 @@ def test_a_push_waits_for_the_earlier_push_it_builds_on(devices):
 def test_a_push_that_builds_on_nothing_in_flight_does_not_wait(devices):
     """With no earlier push in flight, a push that does not continue what the receiver holds
     applies at once, deferring what it cannot take (as it always did)."""
-    a, b = devices("a"), devices("b")
-    pair(a, b)
-    a.track()
-    b.track()
-    con = a.connect()
-    con.executemany("INSERT INTO notes VALUES (?, ?, ?)", [(f"n{i:04}", "from a", i) for i in range(20)])
-    con.commit()
-    con.close()
+    a, b = paired_with_notes(devices, 20)
     later = page(a, {a.id: 10}, 10)
     b.serve("127.0.0.2", free_port(), ())
     started = time.time()
@@ -102,14 +101,7 @@ def wal_backfilled(db):
 def test_a_long_push_leaves_the_wal_copied_back(devices):
     """A sync of 20,000 changes writes thousands of pages, far more than SQLite's 1000-page
     checkpoint threshold; the receiver checkpoints (beside its writes) while it keeps running."""
-    a, b = devices("a"), devices("b")
-    pair(a, b)
-    con = a.connect()
-    con.executemany("INSERT INTO notes VALUES (?, ?, ?)", [(f"n{i:06}", "x" * 200, i) for i in range(20000)])
-    con.commit()
-    con.close()
-    a.track()
-    b.track()
+    a, b = paired_with_notes(devices, 20000, body="x" * 200)
     b.serve("127.0.0.2", free_port(), ())
     out = a.cli("sync", "--peer", b.url).stdout
     assert "sent 20000," in out, out
