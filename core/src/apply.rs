@@ -92,21 +92,25 @@ fn check_batch_header(batch: Batch) -> Result<Batch> {
         }
     }
     // Each origin's changes come in consecutive versions, as `sync_changes` makes them (an
-    // exact repeat of an earlier entry aside).
-    let mut last: HashMap<&str, i64> = HashMap::new();
-    let mut seen: std::collections::HashSet<(&str, i64, &str)> = Default::default();
+    // exact repeat of an earlier entry aside): per origin, its first version and the hashes
+    // of that version and the ones after it.
+    let mut runs: HashMap<&str, (i64, Vec<&str>)> = HashMap::new();
     for e in &batch.changes {
-        let repeat = !seen.insert((&e.device_id, e.version, &e.hash));
-        if let Some(&prev) = last.get(e.device_id.as_str()) {
-            if e.version != prev + 1 && !repeat {
+        let Some((first, hashes)) = runs.get_mut(e.device_id.as_str()) else {
+            runs.insert(&e.device_id, (e.version, vec![&e.hash]));
+            continue;
+        };
+        let prev = *first + hashes.len() as i64 - 1;
+        let at = usize::try_from(i128::from(e.version) - i128::from(*first)).ok();
+        match at {
+            Some(k) if k == hashes.len() => hashes.push(&e.hash),
+            Some(k) if k < hashes.len() && hashes[k] == e.hash => {} // a repeat
+            _ => {
                 return bad(format!(
                     "change {}:{} follows version {prev} of the same device; each device's changes must come in consecutive versions",
                     crate::ident::shown(&e.device_id), e.version
-                ));
+                ))
             }
-        }
-        if !repeat {
-            last.insert(&e.device_id, e.version);
         }
     }
     if !is_device_id(&batch.device_id) {

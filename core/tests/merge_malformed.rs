@@ -277,3 +277,25 @@ fn null_key_changes_are_refused() {
     assert!(e.contains("sync_apply") && e.contains("record_id"), "{e}");
     assert_unchanged(&fp, &b.fingerprint(), "NULL-key batch");
 }
+
+/// Each origin's changes must come in consecutive versions; an exact repeat of an earlier
+/// change is a duplicate, but a "repeat" with another hash, a gap or a step back is refused.
+#[test]
+fn versions_out_of_order_within_a_batch() {
+    let mut f = Forger::new(F);
+    let c: Vec<Json> = (1..=3)
+        .map(|i| f.change("t1", &format!("'k{i}'"), "INSERT", &format!(r#"{{"id":"k{i}","a":{i},"b":2,"c":3}}"#), "{}", TS + i, false))
+        .collect();
+    let mut altered = c[0].clone();
+    altered["timestamp"] = json!(TS + 100);
+    altered["hash"] = json!(hash_entry(&altered, ""));
+    let order = "consecutive versions";
+    check_all(vec![
+        ("a gap", batch_of(F, vec![c[0].clone(), c[2].clone()]), &[&[order], &[&format!("{F}:3")], &["version 1"]]),
+        ("a step back", batch_of(F, vec![c[1].clone(), c[0].clone()]), &[&[order], &[&format!("{F}:1")], &["version 2"]]),
+        ("a repeat with another hash", batch_of(F, vec![c[0].clone(), c[1].clone(), altered]), &[&[order], &[&format!("{F}:1")]]),
+    ]);
+    let b = receiver();
+    let r = b.apply(&batch_of(F, vec![c[0].clone(), c[1].clone(), c[0].clone(), c[2].clone(), c[1].clone()])).unwrap();
+    assert_eq!((r["accepted"].as_i64(), r["duplicates"].as_i64()), (Some(3), Some(2)), "{r}");
+}
