@@ -225,7 +225,8 @@ fn merge_all<'b>(
     let floors = crate::peers::floors(conn)?;
     let restore = crate::track::pause_capture(conn, &paused, batch.changes.len())?;
     let mut m = Merger::new(conn)?;
-    let mut advanced: std::collections::BTreeSet<String> = Default::default();
+    let mut advanced: std::collections::BTreeSet<&str> = Default::default();
+    let mut origin: Option<std::rc::Rc<str>> = None; // the last change's origin, shared by its writers
     let (mut accepted, mut duplicates, mut deferred, mut refused) = (0i64, 0i64, 0i64, 0i64);
     for e in &batch.changes {
         let p = prep.next();
@@ -252,7 +253,7 @@ fn merge_all<'b>(
             deferred += 1;
             continue;
         }
-        let (have, prev_hash) = heads.get(&e.device_id).cloned().unwrap_or_default();
+        let (have, prev_hash) = heads.get(&e.device_id).map_or((0, ""), |(v, h)| (*v, h.as_str()));
         if e.version <= have {
             // Held already; `quarantine::detect` made sure with the same hash.
             duplicates += 1;
@@ -263,9 +264,9 @@ fn merge_all<'b>(
             deferred += 1;
             continue;
         }
-        let hash_ok = match &p.hash {
-            Some((prev, h)) if *prev == prev_hash => *h == e.hash,
-            _ => e.compute_hash(&prev_hash) == e.hash,
+        let hash_ok = match p.hash {
+            Some((prev, matched)) if prev == prev_hash => matched,
+            _ => e.compute_hash(prev_hash) == e.hash,
         };
         if !hash_ok {
             return Err(crate::prepare::hash_mismatch(e));
@@ -283,18 +284,27 @@ fn merge_all<'b>(
             continue;
         }
         let id = e.insert(conn, floors.get(&e.device_id).is_some_and(|&f| e.version <= f))?;
-        m.writers.remember(
-            id,
-            Writer { device_id: e.device_id.clone(), version: e.version, timestamp: e.timestamp, resolution: e.resolution },
-        );
+        let device_id = match origin.take() {
+            Some(o) if *o == *e.device_id => o,
+            _ => std::rc::Rc::from(e.device_id.as_str()),
+        };
+        origin = Some(device_id.clone());
+        m.writers.remember(id, Writer { device_id, version: e.version, timestamp: e.timestamp, resolution: e.resolution });
         m.local.clock.receive(e.timestamp);
         let rec = Record { t, rid: &e.record_id, key };
         m.merge_remote(&rec, &change, id, &e.change_data)?;
-        heads.insert(e.device_id.clone(), (e.version, e.hash.clone()));
-        advanced.insert(e.device_id.clone());
+        prep.done((rec.key, change));
+        match heads.get_mut(&e.device_id) {
+            Some(head) => {
+                head.0 = e.version;
+                head.1.clone_from(&e.hash);
+            }
+            None => _ = heads.insert(e.device_id.clone(), (e.version, e.hash.clone())),
+        }
+        advanced.insert(&e.device_id);
         accepted += 1;
     }
-    for dev in &advanced {
+    for dev in advanced {
         let (version, hash) = &heads[dev];
         set_head(conn, dev, *version, hash)?;
     }

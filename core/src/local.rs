@@ -61,7 +61,7 @@ impl LocalLog {
         };
         writers.remember(
             id,
-            Writer { device_id: e.device_id.clone(), version: e.version, timestamp: e.timestamp, resolution },
+            Writer { device_id: e.device_id.as_str().into(), version: e.version, timestamp: e.timestamp, resolution },
         );
         self.head_hash = e.hash;
         match change.op {

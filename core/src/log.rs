@@ -108,7 +108,8 @@ impl Entry {
 /// What the merge needs to know about a slot's writer.
 #[derive(Debug, Clone)]
 pub struct Writer {
-    pub device_id: String,
+    /// Shared: writers are cloned for every slot the merge compares.
+    pub device_id: std::rc::Rc<str>,
     pub version: i64,
     pub timestamp: i64,
     pub resolution: bool,
@@ -138,7 +139,7 @@ impl Writers {
         let w = conn
             .prepare_cached("SELECT device_id, version, timestamp, resolution FROM sync_log WHERE id = ?1")?
             .query_row([id], |r| {
-                Ok(Writer { device_id: r.get(0)?, version: r.get(1)?, timestamp: r.get(2)?, resolution: r.get(3)? })
+                Ok(Writer { device_id: r.get::<_, String>(0)?.into(), version: r.get(1)?, timestamp: r.get(2)?, resolution: r.get(3)? })
             })?;
         self.by_id.insert(id, w.clone());
         Ok(w)

@@ -10,6 +10,7 @@ use crate::rows;
 use crate::table::{Strategy, Table};
 use crate::value::Value;
 use rusqlite::{Connection, ErrorCode};
+use std::borrow::Cow;
 
 /// State shared by everything one write transaction merges.
 pub struct Merger<'c> {
@@ -45,9 +46,9 @@ impl<'c> Merger<'c> {
     }
 
     /// (timestamp, device id) of a writer; no writer sorts first.
-    fn order(&mut self, id: Option<i64>) -> Result<(i64, String)> {
+    fn order(&mut self, id: Option<i64>) -> Result<(i64, std::rc::Rc<str>)> {
         Ok(match id {
-            None => (i64::MIN, String::new()),
+            None => (i64::MIN, "".into()),
             Some(id) => {
                 let w = self.writers.get(self.conn, id)?;
                 (w.timestamp, w.device_id)
@@ -105,7 +106,7 @@ impl<'c> Merger<'c> {
         let strat = t.strategy;
         let mut found: Vec<Detected> = Vec::new();
         let mut auto: Vec<(Slot, SlotVal, Vec<Option<i64>>)> = Vec::new();
-        let mut applied: Vec<(usize, Value)> = Vec::new();
+        let mut applied: Vec<(usize, &Value)> = Vec::new();
         let this_order = (me.timestamp, me.device_id.clone());
 
         if let Some(val) = ch.op.live_write() {
@@ -227,7 +228,7 @@ impl<'c> Merger<'c> {
             }
             if matches(cur, &base, &w.base) {
                 slots.cols[c] = Some(this);
-                applied.push((c, w.value.clone()));
+                applied.push((c, &w.value));
                 continue;
             }
             let curval = self.values_once(&mut cur_vals, r, &before)?[c].clone();
@@ -251,7 +252,7 @@ impl<'c> Merger<'c> {
                 let win = this_order > self.order(cur)?;
                 if win {
                     slots.cols[c] = Some(this);
-                    applied.push((c, w.value.clone()));
+                    applied.push((c, &w.value));
                 }
                 found.push(d(Status::Resolved, "timestamp_wins", Some(if win { "remote" } else { "local" })));
             } else {
@@ -346,22 +347,22 @@ impl<'c> Merger<'c> {
 
     /// Writes the table so it holds what `after` says, given `before`; `applied` are the
     /// column writes that became current.
-    fn write_table(&mut self, r: &Record<'_>, before: &Slots, after: &Slots, applied: &[(usize, Value)]) -> rusqlite::Result<()> {
+    fn write_table(&mut self, r: &Record<'_>, before: &Slots, after: &Slots, applied: &[(usize, &Value)]) -> rusqlite::Result<()> {
         let conn = self.conn;
         match (before.alive, after.alive) {
             (_, true) if !before.alive || rows::read(conn, r.t, &r.key).ok().flatten().is_none() => {
                 let mut vals = Vec::with_capacity(r.t.columns.len());
                 for (c, w) in after.cols.iter().enumerate() {
                     let v = if let Some(k) = r.t.pk.iter().position(|&p| p == c) {
-                        r.key[k].clone()
+                        Cow::Borrowed(&r.key[k])
                     } else if let Some((_, v)) = applied.iter().find(|(ac, _)| *ac == c) {
-                        v.clone()
+                        Cow::Borrowed(*v)
                     } else {
-                        rows::written_value(conn, r.t, c, *w).map_err(to_sql_err)?
+                        Cow::Owned(rows::written_value(conn, r.t, c, *w).map_err(to_sql_err)?)
                     };
                     vals.push(v);
                 }
-                rows::upsert(conn, r.t, &vals)
+                rows::upsert(conn, r.t, vals.iter().map(|v| v.as_ref()))
             }
             (true, true) => rows::update(conn, r.t, &r.key, applied),
             (true, false) => rows::delete(conn, r.t, &r.key),
@@ -434,7 +435,7 @@ impl<'c> Merger<'c> {
         if let Some(alive) = op.live_write() {
             after.alive = alive;
         }
-        let applied: Vec<(usize, Value)> = change.writes.iter().map(|w| (w.col, w.value.clone())).collect();
+        let applied: Vec<(usize, &Value)> = change.writes.iter().map(|w| (w.col, &w.value)).collect();
         self.write_table(r, &before, &after, &applied)?;
         let id = self.local.log(conn, &mut self.writers, t, &r.rid, &mut slots, &change, true, None, None)?;
         self.resolutions += 1;

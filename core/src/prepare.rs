@@ -1,6 +1,7 @@
 //! The part of applying a batch that needs no database: hashing each change and parsing its key
 //! and data. A large batch does it on a second thread while `apply` writes; results come back
-//! in batch order, and `apply` still decides, change by change, what to do with them.
+//! in batch order, and `apply` still decides, change by change, what to do with them. What
+//! `apply` is done with goes back to that thread to be freed, where it was allocated.
 use crate::change::{Change, Op};
 use crate::changes::Batch;
 use crate::error::{Error, Result};
@@ -18,14 +19,18 @@ const CHUNK: usize = 128;
 /// What was prepared for one change of the batch.
 #[derive(Default)]
 pub struct Prepared<'b> {
-    /// The hash computed from the change's fields on `prev`: the hash that the batch claims for
-    /// the same origin's previous version, or the head held here when the batch came. None
-    /// when neither is at hand, or the change is one this database held already.
-    pub hash: Option<(&'b str, String)>,
+    /// `prev`, and whether the hash computed from the change's fields on it is the one the
+    /// change claims. `prev` is the hash that the batch claims for the same origin's previous
+    /// version, or the head held here when the batch came. None when neither is at hand, or
+    /// the change is one this database held already.
+    pub hash: Option<(&'b str, bool)>,
     /// The record's key and the change, read against its table (None: the table is not
     /// tracked, the operation unknown, or the change held already).
-    pub parsed: Option<Result<(Vec<Value>, Change)>>,
+    pub parsed: Option<Result<Parsed>>,
 }
+
+/// A change's record key and its parsed data.
+pub type Parsed = (Vec<Value>, Change);
 
 /// `sync_apply: change <device>:<version> (table "…", record …)`, how errors name a change.
 pub fn describe(e: &Entry) -> String {
@@ -42,7 +47,7 @@ pub fn hash_mismatch(e: &Entry) -> Error {
 }
 
 /// Reads change `e`'s key (its `record_id`) and data against its table `t`.
-pub fn parse(t: &Table, op: Op, e: &Entry) -> Result<(Vec<Value>, Change)> {
+pub fn parse(t: &Table, op: Op, e: &Entry) -> Result<Parsed> {
     let what = || describe(e);
     let key = parse_literals(&e.record_id).map_err(|err| Error::invalid(format!("{}: {err}", what())))?;
     if key.iter().any(|v| v.is_null()) {
@@ -74,6 +79,9 @@ pub struct Preparer<'b> {
     work: Work<'b>,
     prevs: Vec<Option<&'b str>>,
     rx: Option<mpsc::Receiver<Vec<Prepared<'b>>>>,
+    /// Parsed changes done with, sent back a chunk at a time to be freed.
+    done: Vec<Parsed>,
+    done_tx: Option<mpsc::Sender<Vec<Parsed>>>,
     ready: std::vec::IntoIter<Prepared<'b>>,
     /// For each change taken so far: its prepared hash matches the one it claims.
     matched: Vec<bool>,
@@ -90,15 +98,21 @@ impl<'b> Work<'b> {
     /// For each change, the hash its chain builds on, when the batch or `heads` (the head
     /// held here of every origin in the batch) tell it; None for a change held already.
     fn prevs(&self, heads: &'b HashMap<String, (i64, String)>) -> Vec<Option<&'b str>> {
-        let mut last: HashMap<(&str, i64), &'b str> = HashMap::new();
+        // Per origin: its first version in the batch and the hashes of it and the ones after
+        // (a batch's origins come in consecutive versions, repeats aside: `parse_batch`).
+        let mut runs: HashMap<&str, (i64, Vec<&'b str>)> = HashMap::new();
         let mut prevs = Vec::with_capacity(self.batch.changes.len());
         for e in &self.batch.changes {
+            let run = runs.entry(&e.device_id).or_insert_with(|| (e.version, Vec::new()));
+            let at = usize::try_from(i128::from(e.version) - i128::from(run.0)).ok();
             let prev = match heads.get(&e.device_id) {
                 Some((v, _)) if e.version <= *v => None,
                 Some((v, h)) if Some(e.version) == v.checked_add(1) => Some(h.as_str()),
-                _ => e.version.checked_sub(1).and_then(|v| last.get(&(e.device_id.as_str(), v)).copied()),
+                _ => at.and_then(|k| k.checked_sub(1)).and_then(|k| run.1.get(k).copied()),
             };
-            last.insert((&e.device_id, e.version), &e.hash);
+            if at == Some(run.1.len()) {
+                run.1.push(&e.hash);
+            }
             prevs.push(prev);
         }
         prevs
@@ -110,7 +124,7 @@ impl<'b> Work<'b> {
             (Some(t), Some(op)) => Some(parse(t, op, e)),
             _ => None,
         };
-        Prepared { hash: Some((prev, e.compute_hash(prev))), parsed }
+        Prepared { hash: Some((prev, e.compute_hash(prev) == e.hash)), parsed }
     }
 }
 
@@ -125,23 +139,29 @@ impl<'b> Preparer<'b> {
     ) -> Preparer<'b> {
         let work = Work { batch, tables };
         let prevs = work.prevs(heads);
-        let mut rx = None;
+        let (mut rx, mut done_tx) = (None, None);
         if batch.changes.len() >= THREADED_FROM {
             let (tx, r) = mpsc::channel();
-            rx = Some(r);
+            let (dtx, done_rx) = mpsc::channel::<Vec<Parsed>>();
+            (rx, done_tx) = (Some(r), Some(dtx));
             let prevs = prevs.clone();
             scope.spawn(move || {
                 let mut chunk = Vec::with_capacity(CHUNK);
                 for (e, prev) in batch.changes.iter().zip(prevs) {
                     chunk.push(work.prepare(e, prev));
                     if chunk.len() == CHUNK && tx.send(std::mem::replace(&mut chunk, Vec::with_capacity(CHUNK))).is_err() {
-                        return;
+                        break;
                     }
                 }
                 let _ = tx.send(chunk);
+                drop(tx);
+                // Free here what `apply` is done with, until it is done with the batch.
+                for chunk in done_rx {
+                    drop(chunk);
+                }
             });
         }
-        Preparer { work, prevs, rx, ready: Vec::new().into_iter(), matched: Vec::with_capacity(batch.changes.len()) }
+        Preparer { work, prevs, rx, done: Vec::new(), done_tx, ready: Vec::new().into_iter(), matched: Vec::with_capacity(batch.changes.len()) }
     }
 
     /// What was prepared for the next change of the batch (changes are taken in order).
@@ -158,13 +178,27 @@ impl<'b> Preparer<'b> {
                 None => self.work.prepare(e, self.prevs[i]),
             },
         };
-        self.matched.push(p.hash.as_ref().is_some_and(|(_, h)| *h == e.hash));
+        self.matched.push(p.hash.is_some_and(|(_, matched)| matched));
         p
+    }
+
+    /// Hands back a change's parsed key and data once `apply` is done with them: freed on the
+    /// thread that made them (freeing across threads contends for the allocator's locks).
+    pub fn done(&mut self, parsed: Parsed) {
+        if let Some(tx) = &self.done_tx {
+            self.done.push(parsed);
+            if self.done.len() == CHUNK && tx.send(std::mem::take(&mut self.done)).is_err() {
+                self.done_tx = None;
+            }
+        }
     }
 
     /// Takes every change not taken yet (hashing those prepared on demand, not parsing them)
     /// and returns, for each change of the batch, whether its hash matched.
     pub fn finish(mut self) -> Vec<bool> {
+        if let Some(tx) = self.done_tx.take() {
+            let _ = tx.send(std::mem::take(&mut self.done)); // the second thread ends after these
+        }
         let n = self.work.batch.changes.len();
         if self.rx.is_some() {
             while self.matched.len() < n {

@@ -29,7 +29,7 @@ pub fn read(conn: &Connection, t: &Table, key: &[Value]) -> Result<Option<Vec<Va
 }
 
 /// Inserts the whole row, replacing any row with the same key.
-pub fn upsert(conn: &Connection, t: &Table, values: &[Value]) -> rusqlite::Result<()> {
+pub fn upsert<'v>(conn: &Connection, t: &Table, values: impl IntoIterator<Item = &'v Value>) -> rusqlite::Result<()> {
     let sql = t.sql.upsert.get_or_init(|| {
         let cols = t.columns.iter().map(|c| quote_ident(c)).collect::<Vec<_>>().join(", ");
         let marks = (1..=t.columns.len()).map(|i| format!("?{i}")).collect::<Vec<_>>().join(", ");
@@ -44,13 +44,13 @@ pub fn upsert(conn: &Connection, t: &Table, values: &[Value]) -> rusqlite::Resul
         let action = if set.is_empty() { "NOTHING".to_string() } else { format!("UPDATE SET {}", set.join(", ")) };
         format!("INSERT INTO {} ({cols}) VALUES ({marks}) ON CONFLICT ({target}) DO {action}", quote_ident(&t.name))
     });
-    conn.prepare_cached(sql)?.execute(params_from_iter(values.iter()))?;
+    conn.prepare_cached(sql)?.execute(params_from_iter(values))?;
     Ok(())
 }
 
 /// Sets some columns of an existing row.
-pub fn update(conn: &Connection, t: &Table, key: &[Value], cols: &[(usize, Value)]) -> rusqlite::Result<()> {
-    let cols: Vec<&(usize, Value)> = cols.iter().filter(|(c, _)| !t.is_pk(*c)).collect();
+pub fn update(conn: &Connection, t: &Table, key: &[Value], cols: &[(usize, &Value)]) -> rusqlite::Result<()> {
+    let cols: Vec<&(usize, &Value)> = cols.iter().filter(|(c, _)| !t.is_pk(*c)).collect();
     if cols.is_empty() {
         return Ok(());
     }
@@ -61,7 +61,7 @@ pub fn update(conn: &Connection, t: &Table, key: &[Value], cols: &[(usize, Value
         .collect::<Vec<_>>()
         .join(", ");
     let sql = format!("UPDATE {} SET {set} WHERE {}", quote_ident(&t.name), key_cond(t, cols.len() + 1));
-    let params = cols.iter().map(|(_, v)| v).chain(key.iter());
+    let params = cols.iter().map(|(_, v)| *v).chain(key.iter());
     conn.prepare_cached(&sql)?.execute(params_from_iter(params))?;
     Ok(())
 }
