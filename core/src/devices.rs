@@ -20,7 +20,7 @@ pub struct Device {
 
 /// `s` is `n` lowercase hex characters.
 pub fn is_hex(s: &str, n: usize) -> bool {
-    s.len() == n && s.bytes().all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
+    s.len() == n && s.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f'))
 }
 
 /// `s` is a device id: 32 lowercase hex characters.

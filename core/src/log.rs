@@ -125,15 +125,19 @@ impl Writer {
     }
 }
 
-/// Cached lookups of writers by log id and of log ids by reference.
+/// Cached lookups of writers by log id.
 #[derive(Default)]
 pub struct Writers {
+    /// Writers of consecutive log ids from `first`: the rows one batch logs, kept without
+    /// hashing.
+    run: Vec<Writer>,
+    first: i64,
     by_id: HashMap<i64, Writer>,
 }
 
 impl Writers {
     pub fn get(&mut self, conn: &Connection, id: i64) -> Result<Writer> {
-        if let Some(w) = self.by_id.get(&id) {
+        if let Some(w) = self.cached(id) {
             return Ok(w.clone());
         }
         let w = conn
@@ -145,8 +149,21 @@ impl Writers {
         Ok(w)
     }
 
+    fn cached(&self, id: i64) -> Option<&Writer> {
+        let k = id.checked_sub(self.first).and_then(|k| usize::try_from(k).ok());
+        k.and_then(|k| self.run.get(k)).or_else(|| self.by_id.get(&id))
+    }
+
     pub fn remember(&mut self, id: i64, w: Writer) {
-        self.by_id.insert(id, w);
+        if self.run.is_empty() {
+            self.first = id;
+        }
+        let k = id.checked_sub(self.first).and_then(|k| usize::try_from(k).ok());
+        match k {
+            Some(k) if k == self.run.len() => self.run.push(w),
+            Some(k) if k < self.run.len() => self.run[k] = w,
+            _ => _ = self.by_id.insert(id, w),
+        }
     }
 
     pub fn reference(&mut self, conn: &Connection, id: Option<i64>) -> Result<Option<String>> {

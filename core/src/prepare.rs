@@ -161,7 +161,7 @@ impl<'b> Preparer<'b> {
                 }
             });
         }
-        Preparer { work, prevs, rx, done: Vec::new(), done_tx, ready: Vec::new().into_iter(), matched: Vec::with_capacity(batch.changes.len()) }
+        Preparer { work, prevs, rx, done: Vec::with_capacity(CHUNK), done_tx, ready: Vec::new().into_iter(), matched: Vec::with_capacity(batch.changes.len()) }
     }
 
     /// What was prepared for the next change of the batch (changes are taken in order).
@@ -187,7 +187,7 @@ impl<'b> Preparer<'b> {
     pub fn done(&mut self, parsed: Parsed) {
         if let Some(tx) = &self.done_tx {
             self.done.push(parsed);
-            if self.done.len() == CHUNK && tx.send(std::mem::take(&mut self.done)).is_err() {
+            if self.done.len() == CHUNK && tx.send(std::mem::replace(&mut self.done, Vec::with_capacity(CHUNK))).is_err() {
                 self.done_tx = None;
             }
         }
