@@ -283,7 +283,7 @@ fn merge_all<'b>(
             deferred += 1;
             continue;
         }
-        let id = e.insert(conn, floors.get(&e.device_id).is_some_and(|&f| e.version <= f))?;
+        let id = e.insert(m.hot.stmt(crate::log::Entry::INSERT)?, floors.get(&e.device_id).is_some_and(|&f| e.version <= f))?;
         let device_id = match origin.take() {
             Some(o) if *o == *e.device_id => o,
             _ => std::rc::Rc::from(e.device_id.as_str()),

@@ -10,6 +10,7 @@ pub mod conflicts;
 pub mod devices;
 pub mod error;
 pub mod functions;
+pub mod hot;
 pub mod hash;
 pub mod ident;
 pub mod local;

@@ -57,7 +57,7 @@ impl LocalLog {
                 e.update(conn, id)?;
                 id
             }
-            None => e.insert(conn, false)?,
+            None => e.insert(&mut *conn.prepare_cached(Entry::INSERT)?, false)?,
         };
         writers.remember(
             id,

@@ -62,12 +62,13 @@ impl Entry {
         format!("{}:{}", self.device_id, self.version)
     }
 
-    /// Logs this entry as a new row; `synced` when every authorized peer already holds it.
-    pub fn insert(&self, conn: &Connection, synced: bool) -> Result<i64> {
-        conn.prepare_cached(
-            "INSERT INTO sync_log(table_name, record_id, operation, change_data, device_id, version, timestamp, hash, bases, resolution, is_synced) VALUES (?1,?2,?3,?4,?5,?6,?7,?8,?9,?10,?11)",
-        )?
-        .execute(params![
+    /// The statement [`Entry::insert`] runs.
+    pub const INSERT: &'static str = "INSERT INTO sync_log(table_name, record_id, operation, change_data, device_id, version, timestamp, hash, bases, resolution, is_synced) VALUES (?1,?2,?3,?4,?5,?6,?7,?8,?9,?10,?11)";
+
+    /// Logs this entry as a new row with `insert` (prepared from [`Entry::INSERT`]); `synced`
+    /// when every authorized peer already holds it. Returns its log id.
+    pub fn insert(&self, insert: &mut rusqlite::Statement<'_>, synced: bool) -> Result<i64> {
+        Ok(insert.insert(params![
             self.table_name,
             self.record_id,
             self.operation,
@@ -79,8 +80,7 @@ impl Entry {
             self.bases,
             self.resolution,
             synced
-        ])?;
-        Ok(conn.last_insert_rowid())
+        ])?)
     }
 
     /// Seals the unsealed log row `id` in place with this entry's fields.

@@ -15,6 +15,8 @@ use std::borrow::Cow;
 /// State shared by everything one write transaction merges.
 pub struct Merger<'c> {
     pub conn: &'c Connection,
+    /// The statements run for every change.
+    pub hot: crate::hot::Hot<'c>,
     pub writers: Writers,
     pub local: LocalLog,
     pub conflicts: Vec<Summary>,
@@ -30,7 +32,7 @@ pub struct Record<'t> {
 
 impl<'c> Merger<'c> {
     pub fn new(conn: &'c Connection) -> Result<Merger<'c>> {
-        Ok(Merger { conn, writers: Writers::default(), local: LocalLog::open(conn)?, conflicts: Vec::new(), resolutions: 0 })
+        Ok(Merger { conn, hot: crate::hot::Hot::new(conn), writers: Writers::default(), local: LocalLog::open(conn)?, conflicts: Vec::new(), resolutions: 0 })
     }
 
     fn ids(&self, refs: &[String]) -> Result<Vec<i64>> {
@@ -94,7 +96,7 @@ impl<'c> Merger<'c> {
         let res = me.resolution;
         let first_insert = ch.op == Op::Insert && ch.live.is_empty() && ch.writes.iter().all(|w| w.base.is_empty());
         let claimed = match first_insert {
-            true => Slots::claim_new(conn, t, &r.rid, &Slots::inserted(t, this, ch.writes.iter().map(|w| w.col)))?,
+            true => Slots::claim_new(self.hot.stmt(Slots::CLAIM)?, t, r.rid, &Slots::inserted(t, this, ch.writes.iter().map(|w| w.col)))?,
             false => None,
         };
         let before = match claimed {
@@ -362,7 +364,8 @@ impl<'c> Merger<'c> {
                     };
                     vals.push(v);
                 }
-                rows::upsert(conn, r.t, vals.iter().map(|v| v.as_ref()))
+                let upsert = self.hot.stmt(rows::upsert_sql(r.t)).map_err(to_sql_err)?;
+                rows::upsert(upsert, vals.iter().map(|v| v.as_ref()))
             }
             (true, true) => rows::update(conn, r.t, &r.key, applied),
             (true, false) => rows::delete(conn, r.t, &r.key),

@@ -76,6 +76,10 @@ impl Slots {
         (cw, cols)
     }
 
+    /// The statement [`Slots::claim_new`] runs.
+    pub const CLAIM: &'static str =
+        "INSERT INTO sync_meta(tbl, record_id, live, alive, cw, cols) VALUES (?1, ?2, ?3, ?4, ?5, ?6) ON CONFLICT DO NOTHING";
+
     pub fn save(&mut self, conn: &Connection, t: &Table, rid: &str) -> Result<()> {
         let (cw, cols) = self.encode(t);
         if let Some(claimed) = self.claimed.take() {
@@ -100,13 +104,10 @@ impl Slots {
     /// the record's state before (never logged), whose next [`Slots::save`] writes nothing if
     /// the expectation held (and corrects the row if not); None when the record is known
     /// (then [`Slots::load`] it).
-    pub fn claim_new(conn: &Connection, t: &Table, rid: &str, after: &Slots) -> Result<Option<Slots>> {
+    /// `claim` is prepared from [`Slots::CLAIM`].
+    pub fn claim_new(claim: &mut rusqlite::Statement<'_>, t: &Table, rid: &str, after: &Slots) -> Result<Option<Slots>> {
         let (cw, cols) = after.encode(t);
-        let n = conn
-            .prepare_cached(
-                "INSERT INTO sync_meta(tbl, record_id, live, alive, cw, cols) VALUES (?1, ?2, ?3, ?4, ?5, ?6) ON CONFLICT DO NOTHING",
-            )?
-            .execute(params![t.id, rid, after.live, after.alive, cw, cols])?;
+        let n = claim.execute(params![t.id, rid, after.live, after.alive, cw, cols])?;
         Ok((n == 1).then(|| Slots { claimed: Some((after.live, after.alive, cw, cols)), ..Slots::unknown(t) }))
     }
 

@@ -28,9 +28,9 @@ pub fn read(conn: &Connection, t: &Table, key: &[Value]) -> Result<Option<Vec<Va
         .optional()?)
 }
 
-/// Inserts the whole row, replacing any row with the same key.
-pub fn upsert<'v>(conn: &Connection, t: &Table, values: impl IntoIterator<Item = &'v Value>) -> rusqlite::Result<()> {
-    let sql = t.sql.upsert.get_or_init(|| {
+/// The statement [`upsert`] runs for table `t`.
+pub fn upsert_sql(t: &Table) -> &str {
+    t.sql.upsert.get_or_init(|| {
         let cols = t.columns.iter().map(|c| quote_ident(c)).collect::<Vec<_>>().join(", ");
         let marks = (1..=t.columns.len()).map(|i| format!("?{i}")).collect::<Vec<_>>().join(", ");
         let target = t.pk.iter().map(|&i| quote_ident(&t.columns[i])).collect::<Vec<_>>().join(", ");
@@ -43,8 +43,13 @@ pub fn upsert<'v>(conn: &Connection, t: &Table, values: impl IntoIterator<Item =
             .collect();
         let action = if set.is_empty() { "NOTHING".to_string() } else { format!("UPDATE SET {}", set.join(", ")) };
         format!("INSERT INTO {} ({cols}) VALUES ({marks}) ON CONFLICT ({target}) DO {action}", quote_ident(&t.name))
-    });
-    conn.prepare_cached(sql)?.execute(params_from_iter(values))?;
+    })
+}
+
+/// Inserts the whole row with `upsert` (prepared from [`upsert_sql`]), replacing any row with
+/// the same key.
+pub fn upsert<'v>(upsert: &mut rusqlite::Statement<'_>, values: impl IntoIterator<Item = &'v Value>) -> rusqlite::Result<()> {
+    upsert.execute(params_from_iter(values))?;
     Ok(())
 }
 

@@ -128,7 +128,7 @@ fn seal_row(
             }
             let rid = record_id(&key);
             let claimed = match op {
-                "INSERT" => Slots::claim_new(conn, t, &rid, &Slots::inserted(t, id, 0..t.columns.len()))?,
+                "INSERT" => Slots::claim_new(&mut *conn.prepare_cached(Slots::CLAIM)?, t, &rid, &Slots::inserted(t, id, 0..t.columns.len()))?,
                 _ => None,
             };
             let slots = match claimed {
