@@ -5,7 +5,7 @@ use crate::devices::is_device_id;
 use crate::error::{Error, Result};
 use crate::log::{head, set_head, Writer};
 use crate::merge::{Merger, Record};
-use crate::prepare::{describe, Preparer};
+use crate::prepare::{describe, Place, Preparer};
 use crate::table::Tables;
 use rusqlite::Connection;
 use serde::Serialize;
@@ -92,25 +92,14 @@ fn check_batch_header(batch: Batch) -> Result<Batch> {
         }
     }
     // Each origin's changes come in consecutive versions, as `sync_changes` makes them (an
-    // exact repeat of an earlier entry aside): per origin, its first version and the hashes
-    // of that version and the ones after it.
-    let mut runs: HashMap<&str, (i64, Vec<&str>)> = HashMap::new();
+    // exact repeat of an earlier entry aside).
+    let mut runs = crate::prepare::Runs::default();
     for e in &batch.changes {
-        let Some((first, hashes)) = runs.get_mut(e.device_id.as_str()) else {
-            runs.insert(&e.device_id, (e.version, vec![&e.hash]));
-            continue;
-        };
-        let prev = *first + hashes.len() as i64 - 1;
-        let at = usize::try_from(i128::from(e.version) - i128::from(*first)).ok();
-        match at {
-            Some(k) if k == hashes.len() => hashes.push(&e.hash),
-            Some(k) if k < hashes.len() && hashes[k] == e.hash => {} // a repeat
-            _ => {
-                return bad(format!(
-                    "change {}:{} follows version {prev} of the same device; each device's changes must come in consecutive versions",
-                    crate::ident::shown(&e.device_id), e.version
-                ))
-            }
+        if let Place::Out { last } = runs.place(e) {
+            return bad(format!(
+                "change {}:{} follows version {last} of the same device; each device's changes must come in consecutive versions",
+                crate::ident::shown(&e.device_id), e.version
+            ));
         }
     }
     if !is_device_id(&batch.device_id) {

@@ -73,6 +73,40 @@ pub fn parse(t: &Table, op: Op, e: &Entry) -> Result<Parsed> {
     Ok((key, change))
 }
 
+/// Where a change sits in its origin's run of consecutive versions in a batch.
+pub enum Place<'b> {
+    /// The version after the last one of its origin so far (or its origin's first); `before`
+    /// is the batch's hash for the version before it, if the batch has that version.
+    Next { before: Option<&'b str> },
+    /// An exact repeat (same version and hash) of an earlier change.
+    Repeat { before: Option<&'b str> },
+    /// Neither: a gap, a step back, or a repeat with another hash; `last` is the origin's
+    /// last version so far.
+    Out { last: i64 },
+}
+
+/// Per origin of a batch: its first version and the hashes of that version and of each one
+/// after it, as the batch's changes are placed in order.
+#[derive(Default)]
+pub struct Runs<'b>(HashMap<&'b str, (i64, Vec<&'b str>)>);
+
+impl<'b> Runs<'b> {
+    pub fn place(&mut self, e: &'b Entry) -> Place<'b> {
+        let (first, hashes) = self.0.entry(&e.device_id).or_insert_with(|| (e.version, Vec::new()));
+        let at = usize::try_from(i128::from(e.version) - i128::from(*first)).ok();
+        let before = |k: usize| k.checked_sub(1).map(|k| hashes[k]);
+        match at {
+            Some(k) if k == hashes.len() => {
+                let before = before(k);
+                hashes.push(&e.hash);
+                Place::Next { before }
+            }
+            Some(k) if k < hashes.len() && hashes[k] == e.hash => Place::Repeat { before: before(k) },
+            _ => Place::Out { last: *first + hashes.len() as i64 - 1 },
+        }
+    }
+}
+
 /// Prepares the changes of one batch in order, on the thread `spawn` started or on demand, and
 /// keeps, for every change, whether its hash was found to match.
 pub struct Preparer<'b> {
@@ -98,21 +132,18 @@ impl<'b> Work<'b> {
     /// For each change, the hash its chain builds on, when the batch or `heads` (the head
     /// held here of every origin in the batch) tell it; None for a change held already.
     fn prevs(&self, heads: &'b HashMap<String, (i64, String)>) -> Vec<Option<&'b str>> {
-        // Per origin: its first version in the batch and the hashes of it and the ones after
-        // (a batch's origins come in consecutive versions, repeats aside: `parse_batch`).
-        let mut runs: HashMap<&str, (i64, Vec<&'b str>)> = HashMap::new();
+        let mut runs = Runs::default();
         let mut prevs = Vec::with_capacity(self.batch.changes.len());
         for e in &self.batch.changes {
-            let run = runs.entry(&e.device_id).or_insert_with(|| (e.version, Vec::new()));
-            let at = usize::try_from(i128::from(e.version) - i128::from(run.0)).ok();
+            let before = match runs.place(e) {
+                Place::Next { before } | Place::Repeat { before } => before,
+                Place::Out { .. } => None,
+            };
             let prev = match heads.get(&e.device_id) {
                 Some((v, _)) if e.version <= *v => None,
                 Some((v, h)) if Some(e.version) == v.checked_add(1) => Some(h.as_str()),
-                _ => at.and_then(|k| k.checked_sub(1)).and_then(|k| run.1.get(k).copied()),
+                _ => before,
             };
-            if at == Some(run.1.len()) {
-                run.1.push(&e.hash);
-            }
             prevs.push(prev);
         }
         prevs
