@@ -84,7 +84,7 @@ fn check_batch_header(batch: Batch) -> Result<Batch> {
     }
     // The envelope must not contradict the batch's own changes.
     for e in &batch.changes {
-        if batch.vector.get(&e.device_id) == Some(&e.version) && batch.heads.get(&e.device_id).is_some_and(|h| *h != e.hash) {
+        if batch.vector.get(&*e.device_id) == Some(&e.version) && batch.heads.get(&*e.device_id).is_some_and(|h| *h != e.hash) {
             return bad(format!(
                 "heads names another hash for {}:{} than the batch's own change",
                 crate::ident::shown(&e.device_id), e.version
@@ -163,8 +163,8 @@ fn apply_once(conn: &Connection, batch: &Batch, defer_fk: bool) -> Result<Applie
         let verdict = crate::sign::check_batch(conn, &me, batch)?;
         let mut heads: HashMap<String, (i64, String)> = HashMap::new();
         for e in &batch.changes {
-            if !heads.contains_key(&e.device_id) {
-                heads.insert(e.device_id.clone(), head(conn, &e.device_id)?);
+            if !heads.contains_key(&*e.device_id) {
+                heads.insert(e.device_id.to_string(), head(conn, &e.device_id)?);
             }
         }
         // Hashing and parsing run beside the merge (on a second thread for a large batch). The
@@ -193,7 +193,7 @@ fn merge_all<'b>(
 ) -> Result<Applied> {
     // Origins whose remaining changes in this batch wait for a later one.
     let mut blocked = verdict.deferred.clone();
-    let mut names: Vec<&str> = batch.changes.iter().map(|c| c.table_name.as_str()).collect();
+    let mut names: Vec<&str> = batch.changes.iter().map(|c| &*c.table_name).collect();
     names.sort_unstable();
     names.dedup();
     let mut paused = Vec::new();
@@ -215,7 +215,6 @@ fn merge_all<'b>(
     let restore = crate::track::pause_capture(conn, &paused, batch.changes.len())?;
     let mut m = Merger::new(conn)?;
     let mut advanced: std::collections::BTreeSet<&str> = Default::default();
-    let mut origin: Option<std::rc::Rc<str>> = None; // the last change's origin, shared by its writers
     let (mut accepted, mut duplicates, mut deferred, mut refused) = (0i64, 0i64, 0i64, 0i64);
     for e in &batch.changes {
         let p = prep.next();
@@ -234,22 +233,22 @@ fn merge_all<'b>(
         }
         let op = Op::parse(&e.operation)
             .ok_or_else(|| Error::invalid(format!("{}: unknown operation \"{}\"", what(), e.operation)))?;
-        if verdict.revoked.contains(&e.device_id) {
+        if verdict.revoked.contains(&*e.device_id) {
             refused += 1;
             continue;
         }
-        if blocked.contains(&e.device_id) {
+        if blocked.contains(&*e.device_id) {
             deferred += 1;
             continue;
         }
-        let (have, prev_hash) = heads.get(&e.device_id).map_or((0, ""), |(v, h)| (*v, h.as_str()));
+        let (have, prev_hash) = heads.get(&*e.device_id).map_or((0, ""), |(v, h)| (*v, h.as_str()));
         if e.version <= have {
             // Held already; `quarantine::detect` made sure with the same hash.
             duplicates += 1;
             continue;
         }
         if e.version > have + 1 {
-            blocked.insert(e.device_id.clone());
+            blocked.insert(e.device_id.to_string());
             deferred += 1;
             continue;
         }
@@ -268,27 +267,22 @@ fn merge_all<'b>(
         // A change can arrive before a change it is based on (a batch made for another
         // peer's vector, say): leave it, and its origin's later ones, for a later batch.
         if !bases_held(conn, &mut heads, &change)? {
-            blocked.insert(e.device_id.clone());
+            blocked.insert(e.device_id.to_string());
             deferred += 1;
             continue;
         }
-        let id = e.insert(m.hot.stmt(crate::log::Entry::INSERT)?, floors.get(&e.device_id).is_some_and(|&f| e.version <= f))?;
-        let device_id = match origin.take() {
-            Some(o) if *o == *e.device_id => o,
-            _ => std::rc::Rc::from(e.device_id.as_str()),
-        };
-        origin = Some(device_id.clone());
-        m.writers.remember(id, Writer { device_id, version: e.version, timestamp: e.timestamp, resolution: e.resolution });
+        let id = e.insert(m.hot.stmt(crate::log::Entry::INSERT)?, floors.get(&*e.device_id).is_some_and(|&f| e.version <= f))?;
+        m.writers.remember(id, Writer { device_id: e.device_id.clone(), version: e.version, timestamp: e.timestamp, resolution: e.resolution });
         m.local.clock.receive(e.timestamp);
         let rec = Record { t, rid: &e.record_id, key };
         m.merge_remote(&rec, &change, id, &e.change_data)?;
         prep.done((rec.key, change));
-        match heads.get_mut(&e.device_id) {
+        match heads.get_mut(&*e.device_id) {
             Some(head) => {
                 head.0 = e.version;
                 head.1.clone_from(&e.hash);
             }
-            None => _ = heads.insert(e.device_id.clone(), (e.version, e.hash.clone())),
+            None => _ = heads.insert(e.device_id.to_string(), (e.version, e.hash.clone())),
         }
         advanced.insert(&e.device_id);
         accepted += 1;

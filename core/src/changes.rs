@@ -112,9 +112,9 @@ pub fn changes(conn: &Connection, since: &Vector, limit: i64) -> Result<Batch> {
     let mut prevs = BTreeMap::new();
     for e in &page {
         last.insert(&e.device_id, e.version);
-        if !prevs.contains_key(&e.device_id) {
+        if !prevs.contains_key(&*e.device_id) {
             let prev = crate::log::hash_at(conn, &e.device_id, e.version - 1)?.unwrap_or_default();
-            prevs.insert(e.device_id.clone(), prev);
+            prevs.insert(e.device_id.to_string(), prev);
         }
     }
     for (dev, v) in last {
@@ -169,7 +169,7 @@ fn signed_cut(conn: &Connection, me: &str, entries: &[Entry], limit: usize) -> R
     let mut open: BTreeMap<&str, bool> = BTreeMap::new(); // origin -> its last version so far is unsigned
     let mut within = None; // largest valid cut <= limit
     for (k, e) in entries.iter().enumerate() {
-        let dev = e.device_id.as_str();
+        let dev = &*e.device_id;
         if dev != me {
             let keeps = match keeps_sigs.get(dev) {
                 Some(&b) => b,

@@ -40,11 +40,11 @@ impl LocalLog {
     ) -> Result<i64> {
         self.version += 1;
         let mut e = Entry {
-            table_name: t.name.clone(),
+            table_name: crate::log::name(&t.name),
             record_id: rid.to_string(),
-            operation: change.op.as_str().to_string(),
+            operation: crate::log::name(change.op.as_str()),
             change_data: change.data_json(t),
-            device_id: self.device.clone(),
+            device_id: crate::log::name(&self.device),
             version: self.version,
             timestamp: self.clock.stamp_at(wall),
             bases: change.bases_json(t),
@@ -61,7 +61,7 @@ impl LocalLog {
         };
         writers.remember(
             id,
-            Writer { device_id: e.device_id.as_str().into(), version: e.version, timestamp: e.timestamp, resolution },
+            Writer { device_id: e.device_id.clone(), version: e.version, timestamp: e.timestamp, resolution },
         );
         self.head_hash = e.hash;
         match change.op {

@@ -3,16 +3,23 @@ use crate::error::Result;
 use crate::hash::HashInput;
 use rusqlite::{params, Connection, OptionalExtension};
 use std::collections::HashMap;
+use std::sync::Arc;
 
 /// A sealed change, as logged and as sent to peers (the wire form of a change).
+///
+/// Its table name, operation and device id are shared ([`name`]): a batch's thousands of
+/// entries hold a few distinct ones.
 #[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Entry {
-    pub table_name: String,
+    #[serde(deserialize_with = "shared_name")]
+    pub table_name: Arc<str>,
     pub record_id: String,
-    pub operation: String,
+    #[serde(deserialize_with = "shared_name")]
+    pub operation: Arc<str>,
     pub change_data: String,
-    pub device_id: String,
+    #[serde(deserialize_with = "shared_name")]
+    pub device_id: Arc<str>,
     pub version: i64,
     pub timestamp: i64,
     pub bases: String,
@@ -27,12 +34,16 @@ impl Entry {
 
     /// Reads an entry from a row selected with [`Entry::COLUMNS`] first.
     pub fn from_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<Entry> {
+        let shared = |i: usize| -> rusqlite::Result<Arc<str>> {
+            let v = r.get_ref(i)?;
+            v.as_str().map(name).map_err(|e| rusqlite::Error::FromSqlConversionFailure(i, v.data_type(), Box::new(e)))
+        };
         Ok(Entry {
-            table_name: r.get(0)?,
+            table_name: shared(0)?,
             record_id: r.get(1)?,
-            operation: r.get(2)?,
+            operation: shared(2)?,
             change_data: r.get(3)?,
-            device_id: r.get(4)?,
+            device_id: shared(4)?,
             version: r.get(5)?,
             timestamp: r.get(6)?,
             bases: r.get(7)?,
@@ -105,11 +116,50 @@ impl Entry {
     }
 }
 
+thread_local! {
+    /// The names [`name`] handed out last on this thread.
+    static NAMES: std::cell::RefCell<Vec<Arc<str>>> = const { std::cell::RefCell::new(Vec::new()) };
+}
+
+/// `s` as a shared string, the same allocation as for the last equal names on this thread:
+/// table names, operations and device ids repeat across a batch's entries.
+pub fn name(s: &str) -> Arc<str> {
+    const KEEP: usize = 16;
+    NAMES.with(|names| {
+        let mut names = names.borrow_mut();
+        if let Some(n) = names.iter().find(|n| ***n == *s) {
+            return n.clone();
+        }
+        let n: Arc<str> = s.into();
+        if names.len() == KEEP {
+            names.remove(0);
+        }
+        names.push(n.clone());
+        n
+    })
+}
+
+/// Deserializes a string with [`name`] (serde's error for a non-string is the same as for a
+/// `String` field).
+fn shared_name<'de, D: serde::Deserializer<'de>>(d: D) -> std::result::Result<Arc<str>, D::Error> {
+    struct Name;
+    impl serde::de::Visitor<'_> for Name {
+        type Value = Arc<str>;
+        fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+            f.write_str("a string")
+        }
+        fn visit_str<E: serde::de::Error>(self, s: &str) -> std::result::Result<Arc<str>, E> {
+            Ok(name(s))
+        }
+    }
+    d.deserialize_str(Name)
+}
+
 /// What the merge needs to know about a slot's writer.
 #[derive(Debug, Clone)]
 pub struct Writer {
     /// Shared: writers are cloned for every slot the merge compares.
-    pub device_id: std::rc::Rc<str>,
+    pub device_id: Arc<str>,
     pub version: i64,
     pub timestamp: i64,
     pub resolution: bool,

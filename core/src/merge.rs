@@ -48,7 +48,7 @@ impl<'c> Merger<'c> {
     }
 
     /// (timestamp, device id) of a writer; no writer sorts first.
-    fn order(&mut self, id: Option<i64>) -> Result<(i64, std::rc::Rc<str>)> {
+    fn order(&mut self, id: Option<i64>) -> Result<(i64, std::sync::Arc<str>)> {
         Ok(match id {
             None => (i64::MIN, "".into()),
             Some(id) => {

@@ -139,7 +139,7 @@ impl<'b> Work<'b> {
                 Place::Next { before } | Place::Repeat { before } => before,
                 Place::Out { .. } => None,
             };
-            let prev = match heads.get(&e.device_id) {
+            let prev = match heads.get(&*e.device_id) {
                 Some((v, _)) if e.version <= *v => None,
                 Some((v, h)) if Some(e.version) == v.checked_add(1) => Some(h.as_str()),
                 _ => before,

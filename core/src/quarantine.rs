@@ -139,7 +139,7 @@ pub fn detect(conn: &Connection, me: &str, batch: &Batch) -> Result<()> {
     };
     let mine = crate::log::head(conn, me)?.0;
     for e in &batch.changes {
-        if e.device_id == me && e.version > mine {
+        if *e.device_id == *me && e.version > mine {
             return Err(Error::Fork(Fork {
                 origin: me.to_string(),
                 version: e.version,
@@ -158,7 +158,7 @@ pub fn detect(conn: &Connection, me: &str, batch: &Batch) -> Result<()> {
         differs(&e.device_id, e.version, &e.hash, &what)?;
     }
     for (dev, hash) in &batch.prevs {
-        if let Some(first) = batch.changes.iter().find(|e| &e.device_id == dev) {
+        if let Some(first) = batch.changes.iter().find(|e| *e.device_id == **dev) {
             differs(dev, first.version - 1, hash, &|| "the chain the sender's changes build on".into())?;
         }
     }

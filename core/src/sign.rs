@@ -101,7 +101,7 @@ pub fn check_batch(conn: &Connection, me: &str, batch: &Batch) -> Result<Verdict
     let mut verdict = Verdict::default();
     let mut by_origin: BTreeMap<&str, Vec<usize>> = BTreeMap::new();
     for (i, e) in batch.changes.iter().enumerate() {
-        by_origin.entry(e.device_id.as_str()).or_default().push(i);
+        by_origin.entry(&*e.device_id).or_default().push(i);
     }
     for (dev, changes) in by_origin {
         if dev == me {

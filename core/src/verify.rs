@@ -52,7 +52,7 @@ pub fn verify(conn: &Connection) -> Result<serde_json::Value> {
         let id: i64 = r.get(10)?;
         checked += 1;
         let (expect_version, prev_hash) = match &prev {
-            Some((d, v, h)) if *d == e.device_id => (v + 1, h.clone()),
+            Some((d, v, h)) if **d == *e.device_id => (v + 1, h.clone()),
             _ => (1, String::new()),
         };
         if e.version != expect_version {
@@ -67,7 +67,7 @@ pub fn verify(conn: &Connection) -> Result<serde_json::Value> {
             failed.push(id);
             problems.push(format!("row {id}: {}:{} does not match its hash", e.device_id, e.version));
         }
-        prev = Some((e.device_id.clone(), e.version, e.hash.clone()));
+        prev = Some((e.device_id.to_string(), e.version, e.hash.clone()));
     }
     Ok(json!({ "ok": failed.is_empty(), "checked": checked, "failed": failed, "problems": problems }))
 }

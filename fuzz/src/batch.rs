@@ -52,7 +52,7 @@ pub fn fixtures() -> &'static Fixtures {
         let genuine = sender
             .changes
             .iter()
-            .map(|e| (e.device_id.clone(), e.version, e.hash.clone()))
+            .map(|e| (e.device_id.to_string(), e.version, e.hash.clone()))
             .collect();
         let conn = open(&receiver);
         let dump = dump(&conn);
@@ -273,7 +273,7 @@ fn check_success(conn: &Connection, batch: &Batch, allow: &Allowances, applied: 
 pub fn envelope_contradicts(batch: &Batch) -> bool {
     batch.heads.iter().any(|(dev, hash)| {
         batch.vector.get(dev).is_some_and(|&v| {
-            batch.changes.iter().any(|e| &e.device_id == dev && e.version == v && &e.hash != hash)
+            batch.changes.iter().any(|e| *e.device_id == **dev && e.version == v && &e.hash != hash)
         })
     })
 }

@@ -189,14 +189,14 @@ fn reference(r: &Ref, heads: &BTreeMap<String, i64>) -> String {
 fn set(e: &mut Entry, f: &Field, heads: &BTreeMap<String, i64>) {
     let q = |s: &str| serde_json::to_string(s).unwrap();
     match f {
-        Field::Table(i) => e.table_name = pick(&COLUMNS, *i).unwrap().0.to_string(),
-        Field::TableRaw(s) => e.table_name = s.clone(),
+        Field::Table(i) => e.table_name = pick(&COLUMNS, *i).unwrap().0.into(),
+        Field::TableRaw(s) => e.table_name = s.as_str().into(),
         Field::RecordId(vals) => {
             e.record_id = vals.iter().map(Val::literal).collect::<Vec<_>>().join(",");
         }
         Field::RecordIdRaw(s) => e.record_id = s.clone(),
         Field::Operation(i) => e.operation = pick(&["INSERT", "UPDATE", "DELETE", "REPLACE", "insert", ""], *i).unwrap().into(),
-        Field::OperationRaw(s) => e.operation = s.clone(),
+        Field::OperationRaw(s) => e.operation = s.as_str().into(),
         Field::Data(kv) => {
             let body: Vec<String> =
                 kv.iter().map(|(c, v)| format!("{}:{}", q(&col_name(&e.table_name, c)), v.json())).collect();
@@ -227,8 +227,8 @@ fn set(e: &mut Entry, f: &Field, heads: &BTreeMap<String, i64>) {
             e.bases = format!("{{{}}}", parts.join(","));
         }
         Field::BasesRaw(s) => e.bases = s.clone(),
-        Field::Device(i) => e.device_id = dev(*i).id.to_string(),
-        Field::DeviceRaw(s) => e.device_id = s.clone(),
+        Field::Device(i) => e.device_id = dev(*i).id.into(),
+        Field::DeviceRaw(s) => e.device_id = s.as_str().into(),
         Field::Version(v) => e.version = *v,
         Field::VersionDelta(d) => e.version = e.version.saturating_add(*d as i64),
         Field::Timestamp(t) => e.timestamp = *t,
@@ -236,20 +236,22 @@ fn set(e: &mut Entry, f: &Field, heads: &BTreeMap<String, i64>) {
         Field::Resolution(r) => e.resolution = *r,
         Field::HashRaw(s) => e.hash = s.clone(),
         Field::Flip(which, pos, x) => {
-            let s = match which % 6 {
-                0 => &mut e.table_name,
-                1 => &mut e.record_id,
-                2 => &mut e.operation,
-                3 => &mut e.change_data,
-                4 => &mut e.bases,
-                _ => &mut e.hash,
+            let flip = |s: &str| {
+                let mut bytes = s.as_bytes().to_vec();
+                if !bytes.is_empty() {
+                    let k = *pos as usize % bytes.len();
+                    bytes[k] ^= x.max(&1);
+                }
+                String::from_utf8_lossy(&bytes).into_owned()
             };
-            let mut bytes = std::mem::take(s).into_bytes();
-            if !bytes.is_empty() {
-                let k = *pos as usize % bytes.len();
-                bytes[k] ^= x.max(&1);
+            match which % 6 {
+                0 => e.table_name = flip(&e.table_name).into(),
+                1 => e.record_id = flip(&e.record_id),
+                2 => e.operation = flip(&e.operation).into(),
+                3 => e.change_data = flip(&e.change_data),
+                4 => e.bases = flip(&e.bases),
+                _ => e.hash = flip(&e.hash),
             }
-            *s = String::from_utf8_lossy(&bytes).into_owned();
         }
     }
 }
@@ -258,10 +260,10 @@ fn set(e: &mut Entry, f: &Field, heads: &BTreeMap<String, i64>) {
 pub fn rehash(b: &mut Batch) {
     let mut heads = batch::receiver_heads();
     for e in &mut b.changes {
-        let prev = heads.get(&e.device_id).cloned().unwrap_or_default();
+        let prev = heads.get(&*e.device_id).cloned().unwrap_or_default();
         // The chain links to the previous version: only when versions follow on does the head apply.
         e.hash = e.compute_hash(&prev);
-        heads.insert(e.device_id.clone(), e.hash.clone());
+        heads.insert(e.device_id.to_string(), e.hash.clone());
     }
 }
 
@@ -269,7 +271,7 @@ fn renumber(b: &mut Batch) {
     let f = batch::fixtures();
     let mut next: BTreeMap<String, i64> = BTreeMap::new();
     for e in &mut b.changes {
-        let n = next.entry(e.device_id.clone()).or_insert_with(|| f.heads.get(&e.device_id).map_or(0, |h| h.0));
+        let n = next.entry(e.device_id.to_string()).or_insert_with(|| f.heads.get(&*e.device_id).map_or(0, |h| h.0));
         *n += 1;
         e.version = *n;
     }

@@ -106,7 +106,7 @@ pub fn export(conn: &Connection, sender: Dev, since: &peersync_core::Vector, lim
 
 /// Replaces `origin`'s signature in `b` by a genuine one on its last change in the batch.
 pub fn sign_origin(b: &mut Batch, origin: Dev) {
-    let Some(last) = b.changes.iter().rev().find(|e| e.device_id == origin.id) else { return };
+    let Some(last) = b.changes.iter().rev().find(|e| *e.device_id == *origin.id) else { return };
     let msg = peersync_core::sign::message(origin.id, last.version, &last.hash);
     let s = HeadSignature {
         device_id: origin.id.to_string(),

@@ -53,7 +53,7 @@ fn signable_ends(
     let mut unsigned = 0usize;
     let (mut best, mut first) = (None, None);
     for (i, e) in batch.changes.iter().enumerate() {
-        let origin = e.device_id.as_str();
+        let origin = &*e.device_id;
         if origin != me {
             let v = match vouchable.get(origin) {
                 Some(v) => *v,
@@ -100,7 +100,7 @@ fn attach_signatures(
 ) -> Result<()> {
     let mut last: HashMap<&str, (i64, &str)> = HashMap::new();
     for e in &batch.changes {
-        last.insert(e.device_id.as_str(), (e.version, e.hash.as_str()));
+        last.insert(&*e.device_id, (e.version, e.hash.as_str()));
     }
     let mut sigs = Vec::new();
     for (origin, (version, hash)) in last {

@@ -147,7 +147,7 @@ impl Syncer {
                 }
                 let mut after = made_for.clone();
                 for e in &batch.changes {
-                    let v = after.entry(e.device_id.clone()).or_insert(0);
+                    let v = after.entry(e.device_id.to_string()).or_insert(0);
                     *v = (*v).max(e.version);
                 }
                 let (client, to) = (self.client.clone(), url.to_string());

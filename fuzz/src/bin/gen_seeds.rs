@@ -141,7 +141,7 @@ fn main() {
     let first = export(&a, A, &since, 5);
     let mut v2 = since.clone();
     for e in &first.changes {
-        let h = v2.entry(e.device_id.clone()).or_insert(0);
+        let h = v2.entry(e.device_id.to_string()).or_insert(0);
         *h = (*h).max(e.version);
     }
     batches.push(("a_page_two".into(), to_json(&export(&a, A, &v2, 5))));

@@ -59,11 +59,11 @@ impl PushOrder {
         let Some(held) = &p.held else { return false };
         let mut seen: Vec<&str> = Vec::new();
         for e in &batch.changes {
-            if seen.contains(&e.device_id.as_str()) {
+            if seen.contains(&&*e.device_id) {
                 continue;
             }
             seen.push(&e.device_id);
-            if e.version > held.get(&e.device_id).copied().unwrap_or(0) + 1 {
+            if e.version > held.get(&*e.device_id).copied().unwrap_or(0) + 1 {
                 return false;
             }
         }
