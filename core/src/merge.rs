@@ -11,6 +11,7 @@ use crate::table::{Strategy, Table};
 use crate::value::Value;
 use rusqlite::{Connection, ErrorCode};
 use std::borrow::Cow;
+use std::sync::Arc;
 
 /// State shared by everything one write transaction merges.
 pub struct Merger<'c> {
@@ -48,7 +49,7 @@ impl<'c> Merger<'c> {
     }
 
     /// (timestamp, device id) of a writer; no writer sorts first.
-    fn order(&mut self, id: Option<i64>) -> Result<(i64, std::sync::Arc<str>)> {
+    fn order(&mut self, id: Option<i64>) -> Result<(i64, Arc<str>)> {
         Ok(match id {
             None => (i64::MIN, "".into()),
             Some(id) => {
