@@ -133,8 +133,9 @@ struct Run {
 /// batches of `page` changes. The plain insert commits as often as apply does (every `page`
 /// rows), so both pay for the same number of transactions. Returns the batches' JSON too.
 fn exchange_once(d: &Path, n: usize, page: usize) -> (Run, Vec<String>) {
+    let page = page.max(1);
+    let c = setup(&d.join("plain.db"), false);
     let plain = secs(|| {
-        let c = setup(&d.join("plain.db"), false);
         for start in (0..n).step_by(page) {
             fill(&c, page.min(n - start), start);
         }
