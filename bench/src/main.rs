@@ -174,8 +174,7 @@ fn exchange_once(d: &Path, n: usize, page: usize) -> (Run, Vec<String>) {
 
 /// Seal + export on A, apply on B, of `n` inserted rows in batches of `page`, against a plain
 /// bulk insert of the same rows in as many transactions; each time the best of 3 runs.
-/// Returns the ratio of export + apply to the plain insert.
-fn exchange(d: &Path, n: usize, page: usize) -> f64 {
+fn exchange(d: &Path, n: usize, page: usize) {
     let mut best = Run { plain: f64::MAX, seal: f64::MAX, export: f64::MAX, apply: f64::MAX };
     let mut pages = Vec::new();
     for _ in 0..3 {
@@ -190,7 +189,6 @@ fn exchange(d: &Path, n: usize, page: usize) -> f64 {
     }
     let Run { plain, seal, export, apply } = best;
     let batches = format!("{} x {}", pages.len(), page.min(n));
-    let ratio = (export + apply) / plain;
     println!(
         "{:>9} {:>14} {:>8.3} {:>8.3} {:>8.3} {:>8.3} {:>12.2}x {:>10.2}x {:>10.0}",
         n,
@@ -199,7 +197,7 @@ fn exchange(d: &Path, n: usize, page: usize) -> f64 {
         seal,
         export,
         apply,
-        ratio,
+        (export + apply) / plain,
         (seal + export + apply) / plain,
         n as f64 / (export + apply)
     );
@@ -208,7 +206,6 @@ fn exchange(d: &Path, n: usize, page: usize) -> f64 {
         "{:>24} storage floor of apply: {floor:.3} s = {:.2}x the plain insert (export + floor: {:.2}x)",
         "", floor / plain, (export + floor) / plain
     );
-    ratio
 }
 
 /// What apply writes, and nothing else: for each change of `pages`, its log row (and origin
