@@ -1,8 +1,8 @@
-//! Statements that a bulk operation (apply, seal) runs for every change, prepared once for it.
+//! Statements that apply runs for every change, prepared once for the batch.
 //!
 //! The connection's statement cache costs a hash of the SQL text, an LRU update and a
 //! `clear_bindings` on every use; over 100,000 changes and three statements each, that was
-//! about 5% of `sync_apply`. These stay prepared for as long as the operation runs.
+//! about 6% of `sync_apply`. These stay prepared for as long as the operation runs.
 use crate::error::Result;
 use rusqlite::{Connection, Statement};
 
