@@ -271,7 +271,7 @@ fn merge_all<'b>(
             deferred += 1;
             continue;
         }
-        let id = e.insert(m.hot.stmt(crate::log::Entry::INSERT)?, floors.get(&*e.device_id).is_some_and(|&f| e.version <= f))?;
+        let id = e.insert(&mut m.hot, floors.get(&*e.device_id).is_some_and(|&f| e.version <= f))?;
         m.writers.remember(id, Writer { device_id: e.device_id.clone(), version: e.version, timestamp: e.timestamp, resolution: e.resolution });
         m.local.clock.receive(e.timestamp);
         let rec = Record { t, rid: &e.record_id, key };

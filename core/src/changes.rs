@@ -85,36 +85,56 @@ pub fn parse_vector(func: &str, json: &str) -> Result<Vector> {
     Ok(out)
 }
 
-/// The changes the holder of `since` lacks, in this log's order (which is causal), at most
-/// `limit` of them.
-pub fn changes(conn: &Connection, since: &Vector, limit: i64) -> Result<Batch> {
+/// What a page of `sync_changes` holds, short of the entries themselves: their log ids, in
+/// this log's order (which is causal), and the envelope around them.
+struct Page {
+    device: String,
+    ids: Vec<i64>,
+    has_more: bool,
+    vector: Vector,
+    heads: BTreeMap<String, String>,
+    signatures: Vec<HeadSignature>,
+    prevs: BTreeMap<String, String>,
+}
+
+/// A change a page may hold: its log id, origin (an index into the page's origins) and version.
+#[derive(Clone, Copy)]
+struct Pos {
+    id: i64,
+    origin: usize,
+    version: i64,
+}
+
+/// The changes the holder of `since` lacks, at most `limit` of them.
+fn page(conn: &Connection, since: &Vector, limit: i64) -> Result<Page> {
     if !(1..=MAX_LIMIT).contains(&limit) {
         return Err(Error::invalid(format!("sync_changes: limit must be between 1 and {MAX_LIMIT}")));
     }
     let device = crate::schema::device_id(conn)?;
     conn.set_prepared_statement_cache_capacity(64);
-    let _cache = crate::tx::BiggerCache::new(conn);
-    let (ours, heads) = vector_and_heads(conn)?;
+    let (vector, heads) = vector_and_heads(conn)?;
+    let origins: Vec<&str> = vector.keys().map(String::as_str).collect();
     // Fetch a few more than asked: a relayed origin's run must end where that origin signed.
     let mut fetch = limit;
     let (page, has_more) = loop {
-        let ids = lacking_ids(conn, &ours, since, fetch + 1)?;
-        let more = ids.len() as i64 > fetch;
-        let entries = read_entries(conn, &ids[..ids.len().min(fetch as usize)])?;
-        match signed_cut(conn, &device, &entries, limit as usize)? {
-            Some(cut) => break (entries.into_iter().take(cut).collect::<Vec<_>>(), more || cut < ids.len()),
-            None if !more || fetch >= MAX_LIMIT => break (entries, more),
+        let mut found = lacking(conn, &vector, since, fetch + 1)?;
+        let more = found.len() as i64 > fetch;
+        found.truncate(fetch as usize);
+        match signed_cut(conn, &device, &origins, &found, limit as usize)? {
+            Some(cut) => break (found[..cut].to_vec(), more || cut < found.len()),
+            None if !more || fetch >= MAX_LIMIT => break (found, more),
             None => fetch = (fetch * 2).min(MAX_LIMIT),
         }
     };
     let mut signatures = Vec::new();
     let mut last: BTreeMap<&str, i64> = BTreeMap::new();
     let mut prevs = BTreeMap::new();
-    for e in &page {
-        last.insert(&e.device_id, e.version);
-        if !prevs.contains_key(&*e.device_id) {
-            let prev = crate::log::hash_at(conn, &e.device_id, e.version - 1)?.unwrap_or_default();
-            prevs.insert(e.device_id.to_string(), prev);
+    for p in &page {
+        let dev = origins[p.origin];
+        last.insert(dev, p.version);
+        if !prevs.contains_key(dev) {
+            let prev = crate::log::hash_at(conn, dev, p.version - 1)?.unwrap_or_default();
+            prevs.insert(dev.to_string(), prev);
         }
     }
     for (dev, v) in last {
@@ -122,54 +142,146 @@ pub fn changes(conn: &Connection, since: &Vector, limit: i64) -> Result<Batch> {
             signatures.push(s);
         }
     }
-    Ok(Batch { format: FORMAT, device_id: device, changes: page, has_more, vector: ours, signatures, heads, prevs })
+    let ids = page.iter().map(|p| p.id).collect();
+    Ok(Page { device, ids, has_more, vector, heads, signatures, prevs })
 }
 
-/// Log ids of the changes the holder of `since` lacks, in log order, at most `n`.
-fn lacking_ids(conn: &Connection, ours: &Vector, since: &Vector, n: i64) -> Result<Vec<i64>> {
-    let mut ids: Vec<i64> = Vec::new();
+/// The changes the holder of `since` lacks, in this log's order (which is causal), at most
+/// `limit` of them.
+pub fn changes(conn: &Connection, since: &Vector, limit: i64) -> Result<Batch> {
+    let _cache = crate::tx::BiggerCache::new(conn);
+    let p = page(conn, since, limit)?;
+    let changes = read_entries(conn, &p.ids)?;
+    Ok(Batch {
+        format: FORMAT,
+        device_id: p.device,
+        changes,
+        has_more: p.has_more,
+        vector: p.vector,
+        signatures: p.signatures,
+        heads: p.heads,
+        prevs: p.prevs,
+    })
+}
+
+/// [`changes`] as the JSON text of its batch (what `sync_changes` returns), written straight
+/// from the log rows: no [`Entry`] is made, so nothing is allocated per change.
+pub fn changes_json(conn: &Connection, since: &Vector, limit: i64) -> Result<String> {
+    let _cache = crate::tx::BiggerCache::new(conn);
+    let p = page(conn, since, limit)?;
+    let out = BatchJson {
+        format: FORMAT,
+        device_id: &p.device,
+        changes: EntriesJson { conn, ids: &p.ids, error: Default::default() },
+        has_more: p.has_more,
+        vector: &p.vector,
+        signatures: &p.signatures,
+        heads: &p.heads,
+        prevs: &p.prevs,
+    };
+    serde_json::to_string(&out).map_err(|e| out.changes.error.take().unwrap_or_else(|| e.into()))
+}
+
+/// Log ids, origins and versions of the changes the holder of `since` lacks, in log order,
+/// at most `n`. Origins are indexes into `ours`' keys.
+fn lacking(conn: &Connection, ours: &Vector, since: &Vector, n: i64) -> Result<Vec<Pos>> {
+    let mut found: Vec<Pos> = Vec::new();
     let mut stmt = conn.prepare_cached(
-        "SELECT id FROM sync_log WHERE device_id = ?1 AND version > ?2 ORDER BY version LIMIT ?3",
+        "SELECT id, version FROM sync_log WHERE device_id = ?1 AND version > ?2 ORDER BY version LIMIT ?3",
     )?;
-    for (dev, &have) in ours {
+    for (origin, (dev, &have)) in ours.iter().enumerate() {
         let theirs = since.get(dev).copied().unwrap_or(0);
         if have > theirs {
-            for id in stmt.query_map(params![dev, theirs, n], |r| r.get::<_, i64>(0))? {
-                ids.push(id?);
+            let mut rows = stmt.query(params![dev, theirs, n])?;
+            while let Some(r) = rows.next()? {
+                found.push(Pos { id: r.get(0)?, origin, version: r.get(1)? });
             }
         }
     }
-    ids.sort_unstable();
-    ids.truncate(n as usize);
-    Ok(ids)
+    found.sort_unstable_by_key(|p| p.id);
+    found.truncate(n as usize);
+    Ok(found)
 }
 
-/// The entries with log ids `ids` (ascending), read a run of consecutive ids at a time.
-fn read_entries(conn: &Connection, ids: &[i64]) -> Result<Vec<Entry>> {
+/// Runs `each` on the rows of the log entries with ids `ids` (ascending), selected with
+/// [`Entry::COLUMNS`], reading a run of consecutive ids at a time.
+fn for_entries(conn: &Connection, ids: &[i64], mut each: impl FnMut(&rusqlite::Row<'_>) -> Result<()>) -> Result<()> {
     let mut get = conn.prepare_cached(&format!("SELECT {} FROM sync_log WHERE id BETWEEN ?1 AND ?2 ORDER BY id", Entry::COLUMNS))?;
-    let mut out = Vec::with_capacity(ids.len());
     let mut rest = ids;
     while let Some(&first) = rest.first() {
         let run = rest.iter().enumerate().take_while(|&(k, &id)| id == first + k as i64).count();
-        let last = first + run as i64 - 1;
-        for e in get.query_map(params![first, last], Entry::from_row)? {
-            out.push(e?);
+        let mut rows = get.query(params![first, first + run as i64 - 1])?;
+        while let Some(r) = rows.next()? {
+            each(r)?;
         }
         rest = &rest[run..];
     }
+    Ok(())
+}
+
+/// The entries with log ids `ids` (ascending).
+fn read_entries(conn: &Connection, ids: &[i64]) -> Result<Vec<Entry>> {
+    let mut out = Vec::with_capacity(ids.len());
+    for_entries(conn, ids, |r| {
+        out.push(Entry::from_row(r)?);
+        Ok(())
+    })?;
     Ok(out)
 }
 
-/// Where to end a page of `entries` so that every relayed origin whose signatures this
+/// A [`Batch`] to serialize, its changes read from the log as they are written.
+/// Its fields are [`Batch`]'s, in the same order, so the JSON is the same.
+#[derive(Serialize)]
+struct BatchJson<'a> {
+    format: u32,
+    device_id: &'a str,
+    changes: EntriesJson<'a>,
+    has_more: bool,
+    vector: &'a Vector,
+    signatures: &'a [HeadSignature],
+    #[serde(skip_serializing_if = "BTreeMap::is_empty")]
+    heads: &'a BTreeMap<String, String>,
+    #[serde(skip_serializing_if = "BTreeMap::is_empty")]
+    prevs: &'a BTreeMap<String, String>,
+}
+
+/// The entries with log ids `ids`, serialized as a sequence of [`Entry`]s straight from
+/// their rows.
+struct EntriesJson<'a> {
+    conn: &'a Connection,
+    ids: &'a [i64],
+    /// What stopped the serialization, if reading the log did (serde's error can only carry
+    /// a message).
+    error: std::cell::RefCell<Option<Error>>,
+}
+
+impl Serialize for EntriesJson<'_> {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> std::result::Result<S::Ok, S::Error> {
+        use serde::ser::{Error as _, SerializeSeq};
+        let mut seq = s.serialize_seq(Some(self.ids.len()))?;
+        let read = for_entries(self.conn, self.ids, |r| {
+            let entry = crate::log::EntryRef::from_row(r)?;
+            seq.serialize_element(&entry).map_err(|e| Error::invalid(format!("sync_changes: {e}")))
+        });
+        if let Err(e) = read {
+            let message = e.to_string();
+            *self.error.borrow_mut() = Some(e);
+            return Err(S::Error::custom(message));
+        }
+        seq.end()
+    }
+}
+
+/// Where to end a page of `entries` (origins index `origins`) so that every relayed origin whose signatures this
 /// database keeps ends on a signed version (the receiver checks that signature). The
 /// largest such prefix up to `limit`, else the smallest beyond it; None if there is none.
 /// This device's own changes are signed when sent, so they can end anywhere.
-fn signed_cut(conn: &Connection, me: &str, entries: &[Entry], limit: usize) -> Result<Option<usize>> {
+fn signed_cut(conn: &Connection, me: &str, origins: &[&str], entries: &[Pos], limit: usize) -> Result<Option<usize>> {
     let mut keeps_sigs: BTreeMap<&str, bool> = BTreeMap::new();
     let mut open: BTreeMap<&str, bool> = BTreeMap::new(); // origin -> its last version so far is unsigned
     let mut within = None; // largest valid cut <= limit
     for (k, e) in entries.iter().enumerate() {
-        let dev = &*e.device_id;
+        let dev = origins[e.origin];
         if dev != me {
             let keeps = match keeps_sigs.get(dev) {
                 Some(&b) => b,

@@ -141,6 +141,5 @@ fn changes_fn(ctx: &Context<'_>, limit: Option<i64>) -> crate::Result<Out> {
     let since = arg_text(ctx, "sync_changes", 0, "the vector")?;
     let since = crate::changes::parse_vector("sync_changes", &since)?;
     let c = unsafe { ctx.get_connection()? };
-    let batch = crate::changes(&c, &since, limit.unwrap_or(crate::changes::DEFAULT_LIMIT))?;
-    Ok(text(serde_json::to_string(&batch)?))
+    Ok(text(crate::changes::changes_json(&c, &since, limit.unwrap_or(crate::changes::DEFAULT_LIMIT))?))
 }

@@ -33,7 +33,7 @@ pub mod value;
 pub mod verify;
 
 pub use apply::{apply, parse_batch, Applied};
-pub use changes::{changes, Batch, HeadSignature, Vector};
+pub use changes::{changes, changes_json, Batch, HeadSignature, Vector};
 pub use error::{Error, Result};
 pub use resolve::{resolve, Choice};
 pub use status::status;

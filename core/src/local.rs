@@ -29,6 +29,7 @@ impl LocalLog {
     pub fn log(
         &mut self,
         conn: &Connection,
+        hot: &mut crate::hot::Hot<'_>,
         writers: &mut Writers,
         t: &Table,
         rid: &str,
@@ -54,10 +55,10 @@ impl LocalLog {
         e.hash = e.compute_hash(&self.head_hash);
         let id = match in_place {
             Some(id) => {
-                e.update(conn, id)?;
+                e.update(hot, id)?;
                 id
             }
-            None => e.insert(&mut *conn.prepare_cached(Entry::INSERT)?, false)?,
+            None => e.insert(hot, false)?,
         };
         writers.remember(
             id,

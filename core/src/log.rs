@@ -5,6 +5,49 @@ use rusqlite::{params, Connection, OptionalExtension};
 use std::collections::HashMap;
 use std::sync::Arc;
 
+/// An [`Entry`] borrowed from its `sync_log` row: it serializes as the entry does, without
+/// copying the row's text.
+#[derive(serde::Serialize)]
+pub struct EntryRef<'r> {
+    pub table_name: &'r str,
+    pub record_id: &'r str,
+    pub operation: &'r str,
+    pub change_data: &'r str,
+    pub device_id: &'r str,
+    pub version: i64,
+    pub timestamp: i64,
+    pub bases: &'r str,
+    pub resolution: bool,
+    pub hash: &'r str,
+}
+
+impl<'r> EntryRef<'r> {
+    /// Reads an entry from a row selected with [`Entry::COLUMNS`] first.
+    pub fn from_row(r: &'r rusqlite::Row<'_>) -> rusqlite::Result<EntryRef<'r>> {
+        let text = |i: usize| -> rusqlite::Result<&'r str> {
+            use rusqlite::types::{Type, ValueRef};
+            match r.get_ref(i)? {
+                ValueRef::Text(t) => {
+                    std::str::from_utf8(t).map_err(|e| rusqlite::Error::FromSqlConversionFailure(i, Type::Text, Box::new(e)))
+                }
+                other => Err(rusqlite::Error::InvalidColumnType(i, r.as_ref().column_name(i)?.to_string(), other.data_type())),
+            }
+        };
+        Ok(EntryRef {
+            table_name: text(0)?,
+            record_id: text(1)?,
+            operation: text(2)?,
+            change_data: text(3)?,
+            device_id: text(4)?,
+            version: r.get(5)?,
+            timestamp: r.get(6)?,
+            bases: text(7)?,
+            resolution: r.get(8)?,
+            hash: text(9)?,
+        })
+    }
+}
+
 /// A sealed change, as logged and as sent to peers (the wire form of a change).
 ///
 /// Its table name, operation and device id are shared ([`name`]): a batch's thousands of
@@ -34,21 +77,18 @@ impl Entry {
 
     /// Reads an entry from a row selected with [`Entry::COLUMNS`] first.
     pub fn from_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<Entry> {
-        let shared = |i: usize| -> rusqlite::Result<Arc<str>> {
-            let v = r.get_ref(i)?;
-            v.as_str().map(name).map_err(|e| rusqlite::Error::FromSqlConversionFailure(i, v.data_type(), Box::new(e)))
-        };
+        let e = EntryRef::from_row(r)?;
         Ok(Entry {
-            table_name: shared(0)?,
-            record_id: r.get(1)?,
-            operation: shared(2)?,
-            change_data: r.get(3)?,
-            device_id: shared(4)?,
-            version: r.get(5)?,
-            timestamp: r.get(6)?,
-            bases: r.get(7)?,
-            resolution: r.get(8)?,
-            hash: r.get(9)?,
+            table_name: name(e.table_name),
+            record_id: e.record_id.to_string(),
+            operation: name(e.operation),
+            change_data: e.change_data.to_string(),
+            device_id: name(e.device_id),
+            version: e.version,
+            timestamp: e.timestamp,
+            bases: e.bases.to_string(),
+            resolution: e.resolution,
+            hash: e.hash.to_string(),
         })
     }
 
@@ -74,44 +114,48 @@ impl Entry {
     }
 
     /// The statement [`Entry::insert`] runs.
+    /// The statement [`Entry::update`] runs.
+    const UPDATE: &'static str = "UPDATE sync_log SET table_name=?1, record_id=?2, operation=?3, change_data=?4, device_id=?5, version=?6, timestamp=?7, hash=?8, bases=?9, resolution=?10 WHERE id=?11";
+
     pub const INSERT: &'static str = "INSERT INTO sync_log(table_name, record_id, operation, change_data, device_id, version, timestamp, hash, bases, resolution, is_synced) VALUES (?1,?2,?3,?4,?5,?6,?7,?8,?9,?10,?11)";
 
-    /// Logs this entry as a new row with `insert` (prepared from [`Entry::INSERT`]); `synced`
-    /// when every authorized peer already holds it. Returns its log id.
-    pub fn insert(&self, insert: &mut rusqlite::Statement<'_>, synced: bool) -> Result<i64> {
-        Ok(insert.insert(params![
-            self.table_name,
-            self.record_id,
-            self.operation,
-            self.change_data,
-            self.device_id,
-            self.version,
-            self.timestamp,
-            self.hash,
-            self.bases,
-            self.resolution,
-            synced
-        ])?)
+    /// Logs this entry as a new row ([`Entry::INSERT`]); `synced` when every authorized peer
+    /// already holds it. Returns its log id.
+    pub fn insert(&self, hot: &mut crate::hot::Hot<'_>, synced: bool) -> Result<i64> {
+        use crate::hot::Arg;
+        let args = [
+            Arg::Text(&self.table_name),
+            Arg::Text(&self.record_id),
+            Arg::Text(&self.operation),
+            Arg::Text(&self.change_data),
+            Arg::Text(&self.device_id),
+            Arg::Int(self.version),
+            Arg::Int(self.timestamp),
+            Arg::Text(&self.hash),
+            Arg::Text(&self.bases),
+            Arg::from(self.resolution),
+            Arg::from(synced),
+        ];
+        Ok(hot.execute(Self::INSERT, args)?.1)
     }
 
     /// Seals the unsealed log row `id` in place with this entry's fields.
-    pub fn update(&self, conn: &Connection, id: i64) -> Result<()> {
-        conn.prepare_cached(
-            "UPDATE sync_log SET table_name=?1, record_id=?2, operation=?3, change_data=?4, device_id=?5, version=?6, timestamp=?7, hash=?8, bases=?9, resolution=?10 WHERE id=?11",
-        )?
-        .execute(params![
-            self.table_name,
-            self.record_id,
-            self.operation,
-            self.change_data,
-            self.device_id,
-            self.version,
-            self.timestamp,
-            self.hash,
-            self.bases,
-            self.resolution,
-            id
-        ])?;
+    pub fn update(&self, hot: &mut crate::hot::Hot<'_>, id: i64) -> Result<()> {
+        use crate::hot::Arg;
+        let args = [
+            Arg::Text(&self.table_name),
+            Arg::Text(&self.record_id),
+            Arg::Text(&self.operation),
+            Arg::Text(&self.change_data),
+            Arg::Text(&self.device_id),
+            Arg::Int(self.version),
+            Arg::Int(self.timestamp),
+            Arg::Text(&self.hash),
+            Arg::Text(&self.bases),
+            Arg::from(self.resolution),
+            Arg::Int(id),
+        ];
+        hot.execute(Self::UPDATE, args)?;
         Ok(())
     }
 }

@@ -97,7 +97,7 @@ impl<'c> Merger<'c> {
         let res = me.resolution;
         let first_insert = ch.op == Op::Insert && ch.live.is_empty() && ch.writes.iter().all(|w| w.base.is_empty());
         let claimed = match first_insert {
-            true => Slots::claim_new(self.hot.stmt(Slots::CLAIM)?, t, r.rid, &Slots::inserted(t, this, ch.writes.iter().map(|w| w.col)))?,
+            true => Slots::claim_new(&mut self.hot, t, r.rid, &Slots::inserted(t, this, ch.writes.iter().map(|w| w.col)))?,
             false => None,
         };
         let before = match claimed {
@@ -365,8 +365,7 @@ impl<'c> Merger<'c> {
                     };
                     vals.push(v);
                 }
-                let upsert = self.hot.stmt(rows::upsert_sql(r.t)).map_err(to_sql_err)?;
-                rows::upsert(upsert, vals.iter().map(|v| v.as_ref()))
+                rows::upsert(&mut self.hot, r.t, vals.iter().map(|v| v.as_ref()))
             }
             (true, true) => rows::update(conn, r.t, &r.key, applied),
             (true, false) => rows::delete(conn, r.t, &r.key),
@@ -441,7 +440,7 @@ impl<'c> Merger<'c> {
         }
         let applied: Vec<(usize, &Value)> = change.writes.iter().map(|w| (w.col, &w.value)).collect();
         self.write_table(r, &before, &after, &applied)?;
-        let id = self.local.log(conn, &mut self.writers, t, &r.rid, &mut slots, &change, true, None, None)?;
+        let id = self.local.log(conn, &mut self.hot, &mut self.writers, t, &r.rid, &mut slots, &change, true, None, None)?;
         self.resolutions += 1;
         Ok(id)
     }

@@ -104,10 +104,11 @@ impl Slots {
     /// the record's state before (never logged), whose next [`Slots::save`] writes nothing if
     /// the expectation held (and corrects the row if not); None when the record is known
     /// (then [`Slots::load`] it).
-    /// `claim` is prepared from [`Slots::CLAIM`].
-    pub fn claim_new(claim: &mut rusqlite::Statement<'_>, t: &Table, rid: &str, after: &Slots) -> Result<Option<Slots>> {
+    pub fn claim_new(hot: &mut crate::hot::Hot<'_>, t: &Table, rid: &str, after: &Slots) -> Result<Option<Slots>> {
+        use crate::hot::Arg;
         let (cw, cols) = after.encode(t);
-        let n = claim.execute(params![t.id, rid, after.live, after.alive, cw, cols])?;
+        let args = [Arg::Int(t.id), Arg::Text(rid), Arg::from(after.live), Arg::from(after.alive), Arg::from(cw), Arg::Text(&cols)];
+        let (n, _) = hot.execute(Self::CLAIM, args)?;
         Ok((n == 1).then(|| Slots { claimed: Some((after.live, after.alive, cw, cols)), ..Slots::unknown(t) }))
     }
 

@@ -29,7 +29,7 @@ pub fn read(conn: &Connection, t: &Table, key: &[Value]) -> Result<Option<Vec<Va
 }
 
 /// The statement [`upsert`] runs for table `t`.
-pub fn upsert_sql(t: &Table) -> &str {
+fn upsert_sql(t: &Table) -> &str {
     t.sql.upsert.get_or_init(|| {
         let cols = t.columns.iter().map(|c| quote_ident(c)).collect::<Vec<_>>().join(", ");
         let marks = (1..=t.columns.len()).map(|i| format!("?{i}")).collect::<Vec<_>>().join(", ");
@@ -46,10 +46,9 @@ pub fn upsert_sql(t: &Table) -> &str {
     })
 }
 
-/// Inserts the whole row with `upsert` (prepared from [`upsert_sql`]), replacing any row with
-/// the same key.
-pub fn upsert<'v>(upsert: &mut rusqlite::Statement<'_>, values: impl IntoIterator<Item = &'v Value>) -> rusqlite::Result<()> {
-    upsert.execute(params_from_iter(values))?;
+/// Inserts the whole row (`values`, in column order), replacing any row with the same key.
+pub fn upsert<'v>(hot: &mut crate::hot::Hot<'_>, t: &Table, values: impl IntoIterator<Item = &'v Value>) -> rusqlite::Result<()> {
+    hot.execute(upsert_sql(t), values.into_iter().map(crate::hot::Arg::from))?;
     Ok(())
 }
 

@@ -9,6 +9,7 @@
 use crate::change::{Change, ColWrite, Op};
 use crate::error::Result;
 use crate::ident::quote_ident;
+use crate::hot::Hot;
 use crate::local::LocalLog;
 use crate::log::Writers;
 use crate::meta::Slots;
@@ -39,6 +40,7 @@ pub fn seal(conn: &Connection) -> Result<i64> {
         }
         let tables = Tables::load(conn)?;
         let mut local = LocalLog::open(conn)?;
+        let mut hot = Hot::new(conn);
         let mut writers = Writers::default();
         let mut sealed = 0;
         let mut from = upto;
@@ -63,7 +65,7 @@ pub fn seal(conn: &Connection) -> Result<i64> {
                 let done = match tables.get(&table) {
                     Some(t) => {
                         let stage = staged.remove(&id);
-                        seal_row(conn, &mut local, &mut writers, t, id, rid.as_deref(), &op, wall, stage)?
+                        seal_row(conn, &mut hot, &mut local, &mut writers, t, id, rid.as_deref(), &op, wall, stage)?
                     }
                     None => false,
                 };
@@ -106,6 +108,7 @@ fn load_stage(conn: &Connection, t: &Table, from: i64, end: i64, out: &mut HashM
 #[allow(clippy::too_many_arguments)]
 fn seal_row(
     conn: &Connection,
+    hot: &mut Hot<'_>,
     local: &mut LocalLog,
     writers: &mut Writers,
     t: &Table,
@@ -128,7 +131,7 @@ fn seal_row(
             }
             let rid = record_id(&key);
             let claimed = match op {
-                "INSERT" => Slots::claim_new(&mut *conn.prepare_cached(Slots::CLAIM)?, t, &rid, &Slots::inserted(t, id, 0..t.columns.len()))?,
+                "INSERT" => Slots::claim_new(hot, t, &rid, &Slots::inserted(t, id, 0..t.columns.len()))?,
                 _ => None,
             };
             let slots = match claimed {
@@ -167,7 +170,7 @@ fn seal_row(
         }
         _ => return Ok(false),
     };
-    local.log(conn, writers, t, &rid, &mut slots, &change, false, wall, Some(id))?;
+    local.log(conn, hot, writers, t, &rid, &mut slots, &change, false, wall, Some(id))?;
     Ok(true)
 }
 

@@ -203,11 +203,17 @@ impl Peer {
         serde_json::from_str(&self.vector()).unwrap()
     }
 
-    /// `sync_changes(since, limit)` as text.
+    /// `sync_changes(since, limit)` as text. It writes the batch straight from the log
+    /// (`changes_json`): checked to be exactly the serialized `changes` batch every time.
     pub fn changes(&self, since: &str, limit: i64) -> String {
-        self.conn
+        let text: String = self
+            .conn
             .query_row("SELECT sync_changes(?1, ?2)", params![since, limit], |r| r.get(0))
-            .unwrap_or_else(|e| panic!("sync_changes on {}: {e}", self.name))
+            .unwrap_or_else(|e| panic!("sync_changes on {}: {e}", self.name));
+        let since = peersync_core::changes::parse_vector("test", since).unwrap();
+        let batch = peersync_core::changes(&self.conn, &since, limit).unwrap();
+        assert_eq!(text, serde_json::to_string(&batch).unwrap(), "sync_changes on {} differs from its batch", self.name);
+        text
     }
 
     /// `sync_apply(batch)`: the parsed result, or the SQL error's message.
