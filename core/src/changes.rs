@@ -272,10 +272,10 @@ impl Serialize for EntriesJson<'_> {
     }
 }
 
-/// Where to end a page of `entries` (origins index `origins`) so that every relayed origin whose signatures this
-/// database keeps ends on a signed version (the receiver checks that signature). The
-/// largest such prefix up to `limit`, else the smallest beyond it; None if there is none.
-/// This device's own changes are signed when sent, so they can end anywhere.
+/// Where to end a page of `entries` (whose origins index `origins`) so that every relayed
+/// origin whose signatures this database keeps ends on a signed version (the receiver checks
+/// that signature). The largest such prefix up to `limit`, else the smallest beyond it; None
+/// if there is none. This device's own changes are signed when sent, so they can end anywhere.
 fn signed_cut(conn: &Connection, me: &str, origins: &[&str], entries: &[Pos], limit: usize) -> Result<Option<usize>> {
     let mut keeps_sigs: BTreeMap<&str, bool> = BTreeMap::new();
     let mut open: BTreeMap<&str, bool> = BTreeMap::new(); // origin -> its last version so far is unsigned

@@ -113,17 +113,22 @@ impl Entry {
         format!("{}:{}", self.device_id, self.version)
     }
 
-    /// The statement [`Entry::insert`] runs.
     /// The statement [`Entry::update`] runs.
     const UPDATE: &'static str = "UPDATE sync_log SET table_name=?1, record_id=?2, operation=?3, change_data=?4, device_id=?5, version=?6, timestamp=?7, hash=?8, bases=?9, resolution=?10 WHERE id=?11";
 
-    pub const INSERT: &'static str = "INSERT INTO sync_log(table_name, record_id, operation, change_data, device_id, version, timestamp, hash, bases, resolution, is_synced) VALUES (?1,?2,?3,?4,?5,?6,?7,?8,?9,?10,?11)";
+    /// The statement [`Entry::insert`] runs.
+    const INSERT: &'static str = "INSERT INTO sync_log(table_name, record_id, operation, change_data, device_id, version, timestamp, hash, bases, resolution, is_synced) VALUES (?1,?2,?3,?4,?5,?6,?7,?8,?9,?10,?11)";
 
     /// Logs this entry as a new row ([`Entry::INSERT`]); `synced` when every authorized peer
     /// already holds it. Returns its log id.
     pub fn insert(&self, hot: &mut crate::hot::Hot<'_>, synced: bool) -> Result<i64> {
+        Ok(hot.execute(Self::INSERT, self.args(synced.into()))?.1)
+    }
+
+    /// The entry's fields in [`Entry::INSERT`]'s and [`Entry::UPDATE`]'s order, then `last`.
+    fn args<'a>(&'a self, last: crate::hot::Arg<'a>) -> [crate::hot::Arg<'a>; 11] {
         use crate::hot::Arg;
-        let args = [
+        [
             Arg::Text(&self.table_name),
             Arg::Text(&self.record_id),
             Arg::Text(&self.operation),
@@ -134,28 +139,13 @@ impl Entry {
             Arg::Text(&self.hash),
             Arg::Text(&self.bases),
             Arg::from(self.resolution),
-            Arg::from(synced),
-        ];
-        Ok(hot.execute(Self::INSERT, args)?.1)
+            last,
+        ]
     }
 
     /// Seals the unsealed log row `id` in place with this entry's fields.
     pub fn update(&self, hot: &mut crate::hot::Hot<'_>, id: i64) -> Result<()> {
-        use crate::hot::Arg;
-        let args = [
-            Arg::Text(&self.table_name),
-            Arg::Text(&self.record_id),
-            Arg::Text(&self.operation),
-            Arg::Text(&self.change_data),
-            Arg::Text(&self.device_id),
-            Arg::Int(self.version),
-            Arg::Int(self.timestamp),
-            Arg::Text(&self.hash),
-            Arg::Text(&self.bases),
-            Arg::from(self.resolution),
-            Arg::Int(id),
-        ];
-        hot.execute(Self::UPDATE, args)?;
+        hot.execute(Self::UPDATE, self.args(id.into()))?;
         Ok(())
     }
 }
