@@ -77,7 +77,7 @@ impl Slots {
     }
 
     /// The statement [`Slots::claim_new`] runs.
-    pub const CLAIM: &'static str =
+    const CLAIM: &'static str =
         "INSERT INTO sync_meta(tbl, record_id, live, alive, cw, cols) VALUES (?1, ?2, ?3, ?4, ?5, ?6) ON CONFLICT DO NOTHING";
 
     pub fn save(&mut self, conn: &Connection, t: &Table, rid: &str) -> Result<()> {
