@@ -272,7 +272,7 @@ fn merge_all<'b>(
             continue;
         }
         let id = e.insert(&mut m.hot, floors.get(&*e.device_id).is_some_and(|&f| e.version <= f))?;
-        m.writers.remember(id, Writer { device_id: e.device_id.clone(), version: e.version, timestamp: e.timestamp, resolution: e.resolution });
+        m.writers.logged(id, Writer { device_id: e.device_id.clone(), version: e.version, timestamp: e.timestamp, resolution: e.resolution });
         m.local.clock.receive(e.timestamp);
         let rec = Record { t, rid: &e.record_id, key };
         m.merge_remote(&rec, &change, id, &e.change_data)?;
@@ -291,7 +291,7 @@ fn merge_all<'b>(
         let (version, hash) = &heads[dev];
         set_head(conn, dev, *version, hash)?;
     }
-    m.local.finish(conn)?;
+    m.local.finish(conn, &mut m.writers)?;
     crate::track::resume_capture(conn, restore)?;
     let last: i64 = conn.query_row("SELECT ifnull(max(id), 0) FROM sync_log", [], |r| r.get(0))?;
     crate::schema::set_state(conn, "sealed_upto", &last)?;

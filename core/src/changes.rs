@@ -1,4 +1,4 @@
-//! `sync_changes`: the batch of changes a peer lacks, found through the (device, version) index.
+//! `sync_changes`: the batch of changes a peer lacks, found through each origin's runs (`runs.rs`).
 use crate::error::{Error, Result};
 use crate::log::Entry;
 use rusqlite::{params, Connection};
@@ -85,11 +85,12 @@ pub fn parse_vector(func: &str, json: &str) -> Result<Vector> {
     Ok(out)
 }
 
-/// What a page of `sync_changes` holds, short of the entries themselves: their log ids, in
+/// What a page of `sync_changes` holds, short of the entries themselves: where they are, in
 /// this log's order (which is causal), and the envelope around them.
 struct Page {
     device: String,
-    ids: Vec<i64>,
+    /// Origins index the keys of `vector`.
+    entries: Vec<Pos>,
     has_more: bool,
     vector: Vector,
     heads: BTreeMap<String, String>,
@@ -133,7 +134,7 @@ fn page(conn: &Connection, since: &Vector, limit: i64) -> Result<Page> {
         let dev = origins[p.origin];
         last.insert(dev, p.version);
         if !prevs.contains_key(dev) {
-            let prev = crate::log::hash_at(conn, dev, p.version - 1)?.unwrap_or_default();
+            let prev = crate::runs::hash_at(conn, dev, p.version - 1)?.unwrap_or_default();
             prevs.insert(dev.to_string(), prev);
         }
     }
@@ -142,8 +143,7 @@ fn page(conn: &Connection, since: &Vector, limit: i64) -> Result<Page> {
             signatures.push(s);
         }
     }
-    let ids = page.iter().map(|p| p.id).collect();
-    Ok(Page { device, ids, has_more, vector, heads, signatures, prevs })
+    Ok(Page { device, entries: page, has_more, vector, heads, signatures, prevs })
 }
 
 /// The changes the holder of `since` lacks, in this log's order (which is causal), at most
@@ -151,7 +151,7 @@ fn page(conn: &Connection, since: &Vector, limit: i64) -> Result<Page> {
 pub fn changes(conn: &Connection, since: &Vector, limit: i64) -> Result<Batch> {
     let _cache = crate::tx::BiggerCache::new(conn);
     let p = page(conn, since, limit)?;
-    let changes = read_entries(conn, &p.ids)?;
+    let changes = read_entries(conn, &p)?;
     Ok(Batch {
         format: FORMAT,
         device_id: p.device,
@@ -172,7 +172,7 @@ pub fn changes_json(conn: &Connection, since: &Vector, limit: i64) -> Result<Str
     let out = BatchJson {
         format: FORMAT,
         device_id: &p.device,
-        changes: EntriesJson { conn, ids: &p.ids, error: Default::default() },
+        changes: EntriesJson { conn, page: &p, error: Default::default() },
         has_more: p.has_more,
         vector: &p.vector,
         signatures: &p.signatures,
@@ -186,15 +186,11 @@ pub fn changes_json(conn: &Connection, since: &Vector, limit: i64) -> Result<Str
 /// at most `n`. Origins are indexes into `ours`' keys.
 fn lacking(conn: &Connection, ours: &Vector, since: &Vector, n: i64) -> Result<Vec<Pos>> {
     let mut found: Vec<Pos> = Vec::new();
-    let mut stmt = conn.prepare_cached(
-        "SELECT id, version FROM sync_log WHERE device_id = ?1 AND version > ?2 ORDER BY version LIMIT ?3",
-    )?;
     for (origin, (dev, &have)) in ours.iter().enumerate() {
         let theirs = since.get(dev).copied().unwrap_or(0);
         if have > theirs {
-            let mut rows = stmt.query(params![dev, theirs, n])?;
-            while let Some(r) = rows.next()? {
-                found.push(Pos { id: r.get(0)?, origin, version: r.get(1)? });
+            for (id, version) in crate::runs::after(conn, dev, theirs, n as usize)? {
+                found.push(Pos { id, origin, version });
             }
         }
     }
@@ -203,26 +199,48 @@ fn lacking(conn: &Connection, ours: &Vector, since: &Vector, n: i64) -> Result<V
     Ok(found)
 }
 
-/// Runs `each` on the rows of the log entries with ids `ids` (ascending), selected with
-/// [`Entry::COLUMNS`], reading a run of consecutive ids at a time.
-fn for_entries(conn: &Connection, ids: &[i64], mut each: impl FnMut(&rusqlite::Row<'_>) -> Result<()>) -> Result<()> {
-    let mut get = conn.prepare_cached(&format!("SELECT {} FROM sync_log WHERE id BETWEEN ?1 AND ?2 ORDER BY id", Entry::COLUMNS))?;
-    let mut rest = ids;
-    while let Some(&first) = rest.first() {
-        let run = rest.iter().enumerate().take_while(|&(k, &id)| id == first + k as i64).count();
+/// Runs `each` on the log rows of the page's entries, selected with [`Entry::COLUMNS`],
+/// reading a run of consecutive ids at a time. Each row must be the change the page expects
+/// there.
+fn for_entries(conn: &Connection, page: &Page, mut each: impl FnMut(&rusqlite::Row<'_>) -> Result<()>) -> Result<()> {
+    let origins: Vec<&str> = page.vector.keys().map(String::as_str).collect();
+    let mut get = conn.prepare_cached(&format!("SELECT {}, id FROM sync_log WHERE id BETWEEN ?1 AND ?2 ORDER BY id", Entry::COLUMNS))?;
+    let mut rest = &page.entries[..];
+    while let Some(first) = rest.first().map(|p| p.id) {
+        let run = rest.iter().enumerate().take_while(|&(k, p)| p.id == first + k as i64).count();
         let mut rows = get.query(params![first, first + run as i64 - 1])?;
+        let mut want = rest[..run].iter();
         while let Some(r) = rows.next()? {
+            let expected = |p: &Pos| -> Option<bool> {
+                Some(
+                    r.get_ref(10).ok()?.as_i64().ok()? == p.id
+                        && r.get_ref(4).ok()?.as_str().ok()? == origins[p.origin]
+                        && r.get_ref(5).ok()?.as_i64().ok()? == p.version,
+                )
+            };
+            if !want.next().and_then(expected).unwrap_or(false) {
+                return Err(misplaced());
+            }
             each(r)?;
+        }
+        if want.next().is_some() {
+            return Err(misplaced());
         }
         rest = &rest[run..];
     }
     Ok(())
 }
 
-/// The entries with log ids `ids` (ascending).
-fn read_entries(conn: &Connection, ids: &[i64]) -> Result<Vec<Entry>> {
-    let mut out = Vec::with_capacity(ids.len());
-    for_entries(conn, ids, |r| {
+fn misplaced() -> Error {
+    Error::Integrity(
+        "sync_changes: the log does not hold a change where sync_runs places it (the log was changed outside peersync); `select sync_verify()` lists what differs".into(),
+    )
+}
+
+/// The page's entries.
+fn read_entries(conn: &Connection, page: &Page) -> Result<Vec<Entry>> {
+    let mut out = Vec::with_capacity(page.entries.len());
+    for_entries(conn, page, |r| {
         out.push(Entry::from_row(r)?);
         Ok(())
     })?;
@@ -245,11 +263,10 @@ struct BatchJson<'a> {
     prevs: &'a BTreeMap<String, String>,
 }
 
-/// The entries with log ids `ids`, serialized as a sequence of [`Entry`]s straight from
-/// their rows.
+/// The page's entries, serialized as a sequence of [`Entry`]s straight from their rows.
 struct EntriesJson<'a> {
     conn: &'a Connection,
-    ids: &'a [i64],
+    page: &'a Page,
     /// What stopped the serialization, if reading the log did (serde's error can only carry
     /// a message).
     error: std::cell::RefCell<Option<Error>>,
@@ -258,8 +275,8 @@ struct EntriesJson<'a> {
 impl Serialize for EntriesJson<'_> {
     fn serialize<S: serde::Serializer>(&self, s: S) -> std::result::Result<S::Ok, S::Error> {
         use serde::ser::{Error as _, SerializeSeq};
-        let mut seq = s.serialize_seq(Some(self.ids.len()))?;
-        let read = for_entries(self.conn, self.ids, |r| {
+        let mut seq = s.serialize_seq(Some(self.page.entries.len()))?;
+        let read = for_entries(self.conn, self.page, |r| {
             let entry = crate::log::EntryRef::from_row(r)?;
             seq.serialize_element(&entry).map_err(|e| Error::invalid(format!("sync_changes: {e}")))
         });

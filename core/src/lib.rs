@@ -22,6 +22,7 @@ pub mod prepare;
 pub mod quarantine;
 pub mod resolve;
 pub mod rows;
+pub mod runs;
 pub mod schema;
 pub mod seal;
 pub mod sign;

@@ -60,7 +60,7 @@ impl LocalLog {
             }
             None => e.insert(hot, false)?,
         };
-        writers.remember(
+        writers.logged(
             id,
             Writer { device_id: e.device_id.clone(), version: e.version, timestamp: e.timestamp, resolution },
         );
@@ -83,7 +83,10 @@ impl LocalLog {
         Ok(id)
     }
 
-    pub fn finish(&self, conn: &Connection) -> Result<()> {
+    /// Ends the transaction's logging: saves this device's head and clock, and where every
+    /// change `writers` saw logged sits ([`Writers::flush`]).
+    pub fn finish(&self, conn: &Connection, writers: &mut Writers) -> Result<()> {
+        writers.flush(conn)?;
         if self.version > 0 {
             set_head(conn, &self.device, self.version, &self.head_hash)?;
         }

@@ -209,7 +209,8 @@ impl Writer {
     }
 }
 
-/// Cached lookups of writers by log id.
+/// What one write transaction knows of the log: writers by log id (cached), and where the
+/// changes it logs sit ([`crate::runs::Pending`], written by [`Writers::flush`]).
 #[derive(Default)]
 pub struct Writers {
     /// Writers of consecutive log ids from `first`: the rows one batch logs, kept without
@@ -217,6 +218,7 @@ pub struct Writers {
     run: Vec<Writer>,
     first: i64,
     by_id: HashMap<i64, Writer>,
+    logged: crate::runs::Pending,
 }
 
 impl Writers {
@@ -238,7 +240,9 @@ impl Writers {
         k.and_then(|k| self.run.get(k)).or_else(|| self.by_id.get(&id))
     }
 
-    pub fn remember(&mut self, id: i64, w: Writer) {
+    /// Notes the change just logged at `id`.
+    pub fn logged(&mut self, id: i64, w: Writer) {
+        self.logged.note(&w.device_id, w.version, id);
         if self.run.is_empty() {
             self.first = id;
         }
@@ -250,20 +254,25 @@ impl Writers {
         }
     }
 
+    /// The log id of change `device:version`, if this database holds it.
+    pub fn id_of(&self, conn: &Connection, device: &str, version: i64) -> Result<Option<i64>> {
+        match self.logged.id_of(device, version) {
+            Some(id) => Ok(Some(id)),
+            None => crate::runs::id_of(conn, device, version),
+        }
+    }
+
+    /// Stores where the changes logged in this transaction sit (before it commits).
+    pub fn flush(&mut self, conn: &Connection) -> Result<()> {
+        self.logged.flush(conn)
+    }
+
     pub fn reference(&mut self, conn: &Connection, id: Option<i64>) -> Result<Option<String>> {
         Ok(match id {
             None => None,
             Some(id) => Some(self.get(conn, id)?.reference()),
         })
     }
-}
-
-/// The log id of change `device:version`, if this database holds it.
-pub fn id_of(conn: &Connection, device: &str, version: i64) -> Result<Option<i64>> {
-    Ok(conn
-        .prepare_cached("SELECT id FROM sync_log WHERE device_id = ?1 AND version = ?2")?
-        .query_row(params![device, version], |r| r.get(0))
-        .optional()?)
 }
 
 /// Splits `device:version`.
@@ -280,14 +289,6 @@ pub fn head(conn: &Connection, device: &str) -> Result<(i64, String)> {
         .query_row([device], |r| Ok((r.get(0)?, r.get(1)?)))
         .optional()?
         .unwrap_or((0, String::new())))
-}
-
-/// The hash of `device:version` held here, if it is.
-pub fn hash_at(conn: &Connection, device: &str, version: i64) -> Result<Option<String>> {
-    Ok(conn
-        .prepare_cached("SELECT hash FROM sync_log WHERE device_id = ?1 AND version = ?2")?
-        .query_row(params![device, version], |r| r.get(0))
-        .optional()?)
 }
 
 pub fn set_head(conn: &Connection, device: &str, version: i64, hash: &str) -> Result<()> {

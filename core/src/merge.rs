@@ -4,7 +4,7 @@ use crate::change::{Change, ColWrite, Op};
 use crate::conflicts::{self, Detected, Slot, SlotVal, Status, Summary};
 use crate::error::Result;
 use crate::local::LocalLog;
-use crate::log::{id_of, parse_reference, Writers};
+use crate::log::{parse_reference, Writers};
 use crate::meta::Slots;
 use crate::rows;
 use crate::table::{Strategy, Table};
@@ -40,7 +40,7 @@ impl<'c> Merger<'c> {
         let mut v = Vec::with_capacity(refs.len());
         for r in refs {
             if let Some((d, ver)) = parse_reference(r) {
-                if let Some(id) = id_of(self.conn, d, ver)? {
+                if let Some(id) = self.writers.id_of(self.conn, d, ver)? {
                     v.push(id);
                 }
             }

@@ -66,10 +66,10 @@ pub fn mark_synced(conn: &Connection, floors: &HashMap<String, i64>) -> Result<(
             .query_row([&origin], |r| r.get(0))?;
         if floor > done {
             // Changes logged already synced (see `apply`) are left as they are.
-            conn.prepare_cached(
-                "UPDATE sync_log SET is_synced = 1 WHERE device_id = ?1 AND version > ?2 AND version <= ?3 AND NOT is_synced",
-            )?
-            .execute(params![origin, done, floor])?;
+            for (first, last) in crate::runs::id_ranges(conn, origin, done, floor)? {
+                conn.prepare_cached("UPDATE sync_log SET is_synced = 1 WHERE id BETWEEN ?1 AND ?2 AND NOT is_synced")?
+                    .execute(params![first, last])?;
+            }
             conn.prepare_cached("INSERT OR REPLACE INTO sync_peer_vectors(peer, origin, version) VALUES ('', ?1, ?2)")?
                 .execute(params![origin, floor])?;
         }

@@ -122,7 +122,7 @@ pub fn detect(conn: &Connection, me: &str, batch: &Batch) -> Result<()> {
         if version < 1 || version > held {
             return Ok(());
         }
-        let ours = crate::log::hash_at(conn, dev, version)?.unwrap_or_default();
+        let ours = crate::runs::hash_at(conn, dev, version)?.unwrap_or_default();
         if ours == theirs {
             return Ok(());
         }

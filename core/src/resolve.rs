@@ -131,7 +131,7 @@ pub fn resolve(conn: &Connection, id: i64, choice: Choice) -> Result<String> {
                 e
             }
         })?;
-        m.local.finish(conn)?;
+        m.local.finish(conn, &mut m.writers)?;
         crate::track::resume_capture(conn, restore)?;
         let last: i64 = conn.query_row("SELECT ifnull(max(id), 0) FROM sync_log", [], |r| r.get(0))?;
         crate::schema::set_state(conn, "sealed_upto", &last)?;

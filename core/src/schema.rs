@@ -14,7 +14,13 @@ pub const SYNC_TABLES: &[&str] = &[
     "sync_signatures",
     "sync_peer_vectors",
     "sync_quarantine",
+    "sync_runs",
 ];
+
+/// The layout of the sync tables this engine writes (`format` in `sync_state`). Format 1
+/// found changes through an index on `sync_log(device_id, version)`; format 2 through
+/// `sync_runs`.
+const FORMAT: i64 = 2;
 
 const SCHEMA: &str = r#"
 CREATE TABLE IF NOT EXISTS sync_log(
@@ -31,8 +37,6 @@ CREATE TABLE IF NOT EXISTS sync_log(
   bases TEXT,
   resolution INTEGER NOT NULL DEFAULT 0
 );
-CREATE UNIQUE INDEX IF NOT EXISTS sync_log_origin ON sync_log(device_id, version)
-  WHERE version IS NOT NULL;
 CREATE TABLE IF NOT EXISTS sync_devices(
   id INTEGER PRIMARY KEY,
   device_id TEXT NOT NULL UNIQUE,
@@ -110,13 +114,14 @@ pub fn init(conn: &Connection) -> Result<String> {
     }
     crate::tx::write(conn, |conn| {
         conn.execute_batch(SCHEMA)?;
+        conn.execute_batch(crate::runs::SCHEMA)?;
         crate::quarantine::ensure_schema(conn)?;
         if let Some(id) = device_id_opt(conn)? {
             return Ok(id);
         }
         let id: String = conn.query_row("SELECT lower(hex(randomblob(16)))", [], |r| r.get(0))?;
         set_state(conn, "device_id", &id)?;
-        set_state(conn, "format", &1i64)?;
+        set_state(conn, "format", &FORMAT)?;
         conn.execute(
             "INSERT OR IGNORE INTO sync_devices(device_id, device_name, is_authorized) VALUES (?1, 'this device', 1)",
             [&id],
@@ -134,7 +139,26 @@ fn device_id_opt(conn: &Connection) -> Result<Option<String>> {
     if !exists {
         return Ok(None);
     }
-    get_state::<String>(conn, "device_id")
+    let id = get_state::<String>(conn, "device_id")?;
+    if id.is_some() && get_state::<i64>(conn, "format")? != Some(FORMAT) {
+        upgrade(conn)?;
+    }
+    Ok(id)
+}
+
+/// Brings a database made by an earlier peersync to [`FORMAT`], once.
+fn upgrade(conn: &Connection) -> Result<()> {
+    crate::tx::write(conn, |conn| match get_state::<i64>(conn, "format")? {
+        Some(FORMAT) => Ok(()),
+        Some(newer) if newer > FORMAT => Err(Error::invalid(format!(
+            "this database's sync tables are in format {newer}, made by a newer peersync (this one, {}, reads format {FORMAT}); use a peersync as new as the one that last wrote it",
+            crate::VERSION
+        ))),
+        _ => {
+            crate::runs::rebuild(conn)?;
+            set_state(conn, "format", &FORMAT)
+        }
+    })
 }
 
 /// This database's device id, or [`Error::NotInitialised`].

@@ -81,7 +81,7 @@ pub fn seal(conn: &Connection) -> Result<i64> {
             let t = tables.get(t).unwrap();
             conn.prepare_cached(&format!("DELETE FROM {} WHERE log_id <= ?1", stage_table(t.id)))?.execute([last])?;
         }
-        local.finish(conn)?;
+        local.finish(conn, &mut writers)?;
         // Rows dropped at the tail give their ids back to SQLite (a new rowid is max + 1), so
         // record the highest id that remains, not `last`.
         let kept: i64 = conn.query_row("SELECT ifnull(max(id), 0) FROM sync_log", [], |r| r.get(0))?;

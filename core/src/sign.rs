@@ -134,7 +134,7 @@ pub fn check_batch(conn: &Connection, me: &str, batch: &Batch) -> Result<Verdict
 /// check them, but a receiver that knows the key can, and needs them).
 pub fn store_batch_signatures(conn: &Connection, batch: &Batch) -> Result<()> {
     for s in &batch.signatures {
-        if crate::log::hash_at(conn, &s.device_id, s.version)?.as_deref() != Some(s.hash.as_str()) {
+        if crate::runs::hash_at(conn, &s.device_id, s.version)?.as_deref() != Some(s.hash.as_str()) {
             continue;
         }
         let ok = match device_key(conn, &s.device_id)? {

@@ -27,12 +27,7 @@ fn prev_hash(conn: &Connection, device: &str, version: i64) -> Result<String> {
     if version <= 1 {
         return Ok(String::new());
     }
-    Ok(conn
-        .prepare_cached("SELECT hash FROM sync_log WHERE device_id = ?1 AND version = ?2")?
-        .query_row(rusqlite::params![device, version - 1], |r| r.get::<_, Option<String>>(0))
-        .optional()?
-        .flatten()
-        .unwrap_or_default())
+    Ok(crate::runs::hash_at(conn, device, version - 1)?.unwrap_or_default())
 }
 
 /// `sync_verify()`: seals, then recomputes every sealed row's hash along its origin's chain.
@@ -47,10 +42,14 @@ pub fn verify(conn: &Connection) -> Result<serde_json::Value> {
     let mut failed: Vec<i64> = Vec::new();
     let mut problems: Vec<String> = Vec::new();
     let mut prev: Option<(String, i64, String)> = None;
+    let mut runs: Vec<crate::runs::Run> = Vec::new();
     while let Some(r) = rows.next()? {
         let e = Entry::from_row(r)?;
         let id: i64 = r.get(10)?;
         checked += 1;
+        if prev.as_ref().is_none_or(|(d, _, _)| **d != *e.device_id) {
+            runs = crate::runs::of_device(conn, &e.device_id)?;
+        }
         let (expect_version, prev_hash) = match &prev {
             Some((d, v, h)) if **d == *e.device_id => (v + 1, h.clone()),
             _ => (1, String::new()),
@@ -66,6 +65,12 @@ pub fn verify(conn: &Connection) -> Result<serde_json::Value> {
         } else if e.compute_hash(&prev_hash) != e.hash {
             failed.push(id);
             problems.push(format!("row {id}: {}:{} does not match its hash", e.device_id, e.version));
+        } else if crate::runs::find(&runs, e.version) != Some(id) {
+            failed.push(id);
+            problems.push(format!(
+                "row {id}: {}:{} is not where sync_runs says it is (the log was changed outside peersync)",
+                e.device_id, e.version
+            ));
         }
         prev = Some((e.device_id.to_string(), e.version, e.hash.clone()));
     }
