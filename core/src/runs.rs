@@ -186,6 +186,39 @@ pub fn of_device(conn: &Connection, device: &str) -> Result<Vec<Run>> {
     Ok(runs)
 }
 
+/// Rebuilds `sync_runs` from the log if it has fallen behind: if some origin's runs do not
+/// end at its head in `sync_vector`, an earlier build of peersync (which knows no runs) has
+/// logged changes here. A log that still disagrees after a rebuild (rows deleted by hand) is
+/// left as it is until it grows again: `sync_verify` reports it.
+pub fn catch_up(conn: &Connection) -> Result<()> {
+    let behind = |conn: &Connection| -> Result<bool> {
+        let heads: Vec<(String, i64)> = conn
+            .prepare_cached("SELECT device_id, version FROM sync_vector")?
+            .query_map([], |r| Ok((r.get(0)?, r.get(1)?)))?
+            .collect::<rusqlite::Result<_>>()?;
+        for (device, head) in heads {
+            let end = stored_at(conn, &device, i64::MAX)?.map_or(0, |r| r.end() - 1);
+            if end != head {
+                return Ok(true);
+            }
+        }
+        Ok(false)
+    };
+    if !behind(conn)? {
+        return Ok(());
+    }
+    let last: i64 = conn.query_row("SELECT ifnull(max(id), 0) FROM sync_log", [], |r| r.get(0))?;
+    if crate::schema::get_state::<i64>(conn, "runs_rebuilt_at")? == Some(last) {
+        return Ok(());
+    }
+    crate::tx::write(conn, |conn| {
+        if behind(conn)? {
+            rebuild(conn)?;
+        }
+        crate::schema::set_state(conn, "runs_rebuilt_at", &last)
+    })
+}
+
 /// Builds `sync_runs` from the log (for a database made before it existed, whose log had an
 /// index on `(device_id, version)` instead, which this drops).
 pub fn rebuild(conn: &Connection) -> Result<()> {

@@ -24,6 +24,7 @@ const CHUNK: i64 = 2000;
 
 /// Seals every unsealed row; returns how many changes it sealed.
 pub fn seal(conn: &Connection) -> Result<i64> {
+    crate::runs::catch_up(conn)?;
     let upto: i64 = get_state(conn, "sealed_upto")?.unwrap_or(0);
     let last: i64 = conn.query_row("SELECT ifnull(max(id), 0) FROM sync_log", [], |r| r.get(0))?;
     if last <= upto {

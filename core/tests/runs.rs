@@ -151,3 +151,21 @@ fn logging_a_version_twice_is_refused_before_commit() {
     assert_eq!(a.int("SELECT count(*) FROM sync_log WHERE version IS NOT NULL"), log);
     assert_eq!(stored_runs(&a).len(), 1);
 }
+
+#[test]
+fn runs_missing_changes_an_earlier_build_logged_are_rebuilt_before_use() {
+    let (a, b, _c, d) = interleaved();
+    a.exec("INSERT INTO t1 VALUES ('late', 1, 2, 3)");
+    sync(&a, &b);
+    // An earlier build of peersync logged A's last changes here without knowing sync_runs.
+    let a_runs = b.int(&format!("SELECT count(*) FROM sync_runs WHERE device_id = '{}'", a.dev));
+    b.exec(&format!(
+        "DELETE FROM sync_runs WHERE device_id = '{}' AND version = (SELECT max(version) FROM sync_runs WHERE device_id = '{}')",
+        a.dev, a.dev
+    ));
+    assert_eq!(b.int(&format!("SELECT count(*) FROM sync_runs WHERE device_id = '{}'", a.dev)), a_runs - 1);
+    // B relays them all the same, and its runs match its log again.
+    assert_eq!(sync(&b, &d), 1);
+    assert_eq!(d.snapshot(&["t1", "t2"]), a.snapshot(&["t1", "t2"]));
+    assert_runs_match(&b);
+}
