@@ -218,7 +218,7 @@ pub struct Writers {
     run: Vec<Writer>,
     first: i64,
     by_id: HashMap<i64, Writer>,
-    logged: crate::runs::Pending,
+    pending: crate::runs::Pending,
 }
 
 impl Writers {
@@ -242,7 +242,7 @@ impl Writers {
 
     /// Notes the change just logged at `id`.
     pub fn logged(&mut self, id: i64, w: Writer) {
-        self.logged.note(&w.device_id, w.version, id);
+        self.pending.note(&w.device_id, w.version, id);
         if self.run.is_empty() {
             self.first = id;
         }
@@ -256,7 +256,7 @@ impl Writers {
 
     /// The log id of change `device:version`, if this database holds it.
     pub fn id_of(&self, conn: &Connection, device: &str, version: i64) -> Result<Option<i64>> {
-        match self.logged.id_of(device, version) {
+        match self.pending.id_of(device, version) {
             Some(id) => Ok(Some(id)),
             None => crate::runs::id_of(conn, device, version),
         }
@@ -264,7 +264,7 @@ impl Writers {
 
     /// Stores where the changes logged in this transaction sit (before it commits).
     pub fn flush(&mut self, conn: &Connection) -> Result<()> {
-        self.logged.flush(conn)
+        self.pending.flush(conn)
     }
 
     pub fn reference(&mut self, conn: &Connection, id: Option<i64>) -> Result<Option<String>> {

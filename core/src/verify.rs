@@ -6,6 +6,7 @@ use serde_json::json;
 
 /// `sync_hash(log_id)`: the hash of that row's canonical encoding, computed now.
 pub fn hash_of(conn: &Connection, log_id: i64) -> Result<String> {
+    crate::schema::device_id(conn)?;
     let row: Option<Option<i64>> = conn
         .query_row("SELECT version FROM sync_log WHERE id = ?1", [log_id], |r| r.get(0))
         .optional()?;
@@ -32,6 +33,7 @@ fn prev_hash(conn: &Connection, device: &str, version: i64) -> Result<String> {
 
 /// `sync_verify()`: seals, then recomputes every sealed row's hash along its origin's chain.
 pub fn verify(conn: &Connection) -> Result<serde_json::Value> {
+    crate::schema::device_id(conn)?;
     crate::seal::seal(conn)?;
     let mut stmt = conn.prepare(&format!(
         "SELECT {}, id FROM sync_log WHERE version IS NOT NULL ORDER BY device_id, version",
