@@ -208,8 +208,8 @@ fn exchange(d: &Path, n: usize, page: usize) {
     );
 }
 
-/// What apply writes, and nothing else: for each change of `pages`, its log row (and origin
-/// index entry), its record's slot state and the table row, one statement each, a transaction
+/// What apply writes, and nothing else: for each change of `pages`, its log row, its
+/// record's slot state and the table row, one statement each, a transaction
 /// per page, as apply does; no parsing, hashing, checks or merge. The least apply can cost in
 /// this storage layout.
 fn storage_floor(d: &Path, pages: &[String]) -> f64 {
