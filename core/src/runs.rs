@@ -28,6 +28,10 @@ pub struct Run {
 }
 
 impl Run {
+    /// Reads a run from a row selected as `version, id, count`.
+    fn from_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<Run> {
+        Ok(Run { version: r.get(0)?, id: r.get(1)?, count: r.get(2)? })
+    }
     fn end(&self) -> i64 {
         self.version + self.count
     }
@@ -116,7 +120,7 @@ fn stored_at(conn: &Connection, device: &str, version: i64) -> Result<Option<Run
         .prepare_cached(
             "SELECT version, id, count FROM sync_runs WHERE device_id = ?1 AND version <= ?2 ORDER BY version DESC LIMIT 1",
         )?
-        .query_row(params![device, version], |r| Ok(Run { version: r.get(0)?, id: r.get(1)?, count: r.get(2)? }))
+        .query_row(params![device, version], Run::from_row)
         .optional()?)
 }
 
@@ -141,48 +145,56 @@ fn lookup<T: rusqlite::types::FromSql>(conn: &Connection, device: &str, version:
         .map(|v| (id, v)))
 }
 
-/// `(log id, version)` of `device`'s changes after version `since`, in version order, at most `n`.
-pub fn after(conn: &Connection, device: &str, since: i64, n: usize) -> Result<Vec<(i64, i64)>> {
-    let mut out = Vec::new();
+/// Calls `each` on the stored runs of `device` in version order, from the one that holds
+/// `version` (or the first after it), until it returns false.
+fn walk(conn: &Connection, device: &str, version: i64, mut each: impl FnMut(Run) -> bool) -> Result<()> {
     let mut stmt = conn.prepare_cached(
         "SELECT version, id, count FROM sync_runs WHERE device_id = ?1 AND version >= ifnull((SELECT max(version) FROM sync_runs WHERE device_id = ?1 AND version <= ?2), 0) ORDER BY version",
     )?;
-    let mut rows = stmt.query(params![device, since + 1])?;
+    let mut rows = stmt.query(params![device, version])?;
     while let Some(r) = rows.next()? {
-        let run = Run { version: r.get(0)?, id: r.get(1)?, count: r.get(2)? };
+        if !each(Run::from_row(r)?) {
+            break;
+        }
+    }
+    Ok(())
+}
+
+/// `(log id, version)` of `device`'s changes after version `since`, in version order, at most `n`.
+pub fn after(conn: &Connection, device: &str, since: i64, n: usize) -> Result<Vec<(i64, i64)>> {
+    let mut out = Vec::new();
+    walk(conn, device, since + 1, |run| {
         for v in run.version.max(since + 1)..run.end() {
             if out.len() == n {
-                return Ok(out);
+                return false;
             }
             out.push((run.id + (v - run.version), v));
         }
-    }
+        true
+    })?;
     Ok(out)
 }
 
 /// The log id ranges (inclusive) that hold `device`'s versions in `(from, to]`.
 pub fn id_ranges(conn: &Connection, device: &str, from: i64, to: i64) -> Result<Vec<(i64, i64)>> {
     let mut out = Vec::new();
-    let mut stmt = conn.prepare_cached(
-        "SELECT version, id, count FROM sync_runs WHERE device_id = ?1 AND version <= ?3 AND version >= ifnull((SELECT max(version) FROM sync_runs WHERE device_id = ?1 AND version <= ?2), 0) ORDER BY version",
-    )?;
-    let mut rows = stmt.query(params![device, from + 1, to])?;
-    while let Some(r) = rows.next()? {
-        let run = Run { version: r.get(0)?, id: r.get(1)?, count: r.get(2)? };
+    walk(conn, device, from + 1, |run| {
         let (lo, hi) = (run.version.max(from + 1), (run.end() - 1).min(to));
         if lo <= hi {
             out.push((run.id + (lo - run.version), run.id + (hi - run.version)));
         }
-    }
+        run.end() <= to
+    })?;
     Ok(out)
 }
 
 /// Every stored run of `device`, in version order.
 pub fn of_device(conn: &Connection, device: &str) -> Result<Vec<Run>> {
-    let mut stmt = conn.prepare_cached("SELECT version, id, count FROM sync_runs WHERE device_id = ?1 ORDER BY version")?;
-    let runs = stmt
-        .query_map([device], |r| Ok(Run { version: r.get(0)?, id: r.get(1)?, count: r.get(2)? }))?
-        .collect::<rusqlite::Result<_>>()?;
+    let mut runs = Vec::new();
+    walk(conn, device, 1, |run| {
+        runs.push(run);
+        true
+    })?;
     Ok(runs)
 }
 

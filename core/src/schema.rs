@@ -139,8 +139,11 @@ fn device_id_opt(conn: &Connection) -> Result<Option<String>> {
     if !exists {
         return Ok(None);
     }
-    let id = get_state::<String>(conn, "device_id")?;
-    if id.is_some() && get_state::<i64>(conn, "format")? != Some(FORMAT) {
+    // One read for both: this runs at the start of every call.
+    let (id, format): (Option<String>, Option<i64>) = conn
+        .prepare_cached("SELECT (SELECT value FROM sync_state WHERE key = 'device_id'), (SELECT value FROM sync_state WHERE key = 'format')")?
+        .query_row([], |r| Ok((r.get(0)?, r.get(1)?)))?;
+    if id.is_some() && format != Some(FORMAT) {
         upgrade(conn)?;
     }
     Ok(id)
