@@ -11,7 +11,7 @@
 //!
 //! `cargo test --release -p peersync-core --test convergence` runs 256 cases per configuration
 //! (ten configurations: each strategy and mixed, each in a default and a contention profile);
-//! `PEERSYNC_LONG=1` runs 10,000; `PEERSYNC_STATS=1` prints what each configuration exercised.
+//! `PEERSYNC_LONG=1` runs 10,000 (`PEERSYNC_CASES=n` runs n); `PEERSYNC_STATS=1` prints what each configuration exercised.
 //! The parts: convergence/scenario.rs (what a case is), convergence/world.rs (running it),
 //! convergence/check.rs (the final checks).
 mod common;
@@ -28,7 +28,9 @@ use world::*;
 
 fn config() -> Config {
     let long = std::env::var("PEERSYNC_LONG").map(|v| v == "1").unwrap_or(false);
-    Config { cases: if long { 10_000 } else { 256 }, max_shrink_iters: 2_000, failure_persistence: None, ..Config::default() }
+    // PEERSYNC_CASES overrides the count (`make mutants` runs a few cases per mutant).
+    let cases = std::env::var("PEERSYNC_CASES").ok().and_then(|v| v.parse().ok()).unwrap_or(if long { 10_000 } else { 256 });
+    Config { cases, max_shrink_iters: 2_000, failure_persistence: None, ..Config::default() }
 }
 
 fn property(mode: Mode, profile: Profile) {
