@@ -53,13 +53,28 @@ fn secs(f: impl FnOnce()) -> f64 {
 
 /// INSERT, UPDATE, DELETE of `n` single rows, in one transaction or in autocommit mode.
 fn workload(c: &Connection, n: usize, one_tx: bool) -> [f64; 3] {
-    let begin = |c: &Connection| if one_tx { c.execute_batch("BEGIN").unwrap() };
-    let commit = |c: &Connection| if one_tx { c.execute_batch("COMMIT").unwrap() };
+    let begin = |c: &Connection| {
+        if one_tx {
+            c.execute_batch("BEGIN").unwrap()
+        }
+    };
+    let commit = |c: &Connection| {
+        if one_tx {
+            c.execute_batch("COMMIT").unwrap()
+        }
+    };
     let ins = secs(|| {
         begin(c);
         let mut s = c.prepare("INSERT INTO loans VALUES (?1, ?2, ?3, ?4, ?5)").unwrap();
         for i in 0..n {
-            s.execute(params![key(i), format!("borrower {i}"), i as i64 * 100, 3.5 + i as f64 / 1000.0, &[1u8, 2, 3, 4][..]]).unwrap();
+            s.execute(params![
+                key(i),
+                format!("borrower {i}"),
+                i as i64 * 100,
+                3.5 + i as f64 / 1000.0,
+                &[1u8, 2, 3, 4][..]
+            ])
+            .unwrap();
         }
         commit(c);
     });
@@ -115,7 +130,14 @@ fn fill(c: &Connection, n: usize, offset: usize) {
     c.execute_batch("BEGIN").unwrap();
     let mut s = c.prepare("INSERT INTO loans VALUES (?1, ?2, ?3, ?4, ?5)").unwrap();
     for i in offset..offset + n {
-        s.execute(params![key(i), format!("borrower {i}"), i as i64 * 100, 3.5 + i as f64 / 1000.0, &[1u8, 2, 3, 4][..]]).unwrap();
+        s.execute(params![
+            key(i),
+            format!("borrower {i}"),
+            i as i64 * 100,
+            3.5 + i as f64 / 1000.0,
+            &[1u8, 2, 3, 4][..]
+        ])
+        .unwrap();
     }
     c.execute_batch("COMMIT").unwrap();
 }
@@ -204,7 +226,9 @@ fn exchange(d: &Path, n: usize, page: usize) {
     let floor = storage_floor(d, &pages);
     println!(
         "{:>24} storage floor of apply: {floor:.3} s = {:.2}x the plain insert (export + floor: {:.2}x)",
-        "", floor / plain, (export + floor) / plain
+        "",
+        floor / plain,
+        (export + floor) / plain
     );
 }
 
@@ -252,8 +276,19 @@ fn storage_floor(d: &Path, pages: &[String]) -> f64 {
                 .prepare_cached("INSERT INTO loans VALUES (?1, ?2, ?3, ?4, ?5) ON CONFLICT(id) DO UPDATE SET borrower = excluded.borrower, amount = excluded.amount, rate = excluded.rate, doc = excluded.doc")
                 .unwrap();
             for (e, (id, borrower, amount, rate)) in b.changes.iter().zip(rows) {
-                log.execute(params![e.table_name, e.record_id, e.operation, e.change_data, e.device_id, e.version, e.timestamp, e.hash, e.bases, e.resolution])
-                    .unwrap();
+                log.execute(params![
+                    e.table_name,
+                    e.record_id,
+                    e.operation,
+                    e.change_data,
+                    e.device_id,
+                    e.version,
+                    e.timestamp,
+                    e.hash,
+                    e.bases,
+                    e.resolution
+                ])
+                .unwrap();
                 let logged = c.last_insert_rowid();
                 meta.execute(params![e.record_id, logged]).unwrap();
                 row.execute(params![id, borrower, amount, rate, &[1u8, 2, 3, 4][..]]).unwrap();

@@ -72,22 +72,32 @@ fn check_batch_header(batch: Batch) -> Result<Batch> {
     let bad = |what: String| Err(Error::invalid(format!("sync_apply: malformed batch: {what}")));
     for (dev, v) in &batch.vector {
         if !is_device_id(dev) || *v < 0 {
-            return bad(format!("vector entry {:?}: {} (keys are device ids, 32 lowercase hex characters; versions are >= 0)", crate::ident::shown(dev), v));
+            return bad(format!(
+                "vector entry {:?}: {} (keys are device ids, 32 lowercase hex characters; versions are >= 0)",
+                crate::ident::shown(dev),
+                v
+            ));
         }
     }
     for (field, map) in [("heads", &batch.heads), ("prevs", &batch.prevs)] {
         for (dev, h) in map {
             if !is_device_id(dev) || !(is_hash(h) || (field == "prevs" && h.is_empty())) {
-                return bad(format!("{field} entry {:?}: keys are device ids and values 64 lowercase hex characters", crate::ident::shown(dev)));
+                return bad(format!(
+                    "{field} entry {:?}: keys are device ids and values 64 lowercase hex characters",
+                    crate::ident::shown(dev)
+                ));
             }
         }
     }
     // The envelope must not contradict the batch's own changes.
     for e in &batch.changes {
-        if batch.vector.get(&*e.device_id) == Some(&e.version) && batch.heads.get(&*e.device_id).is_some_and(|h| *h != e.hash) {
+        if batch.vector.get(&*e.device_id) == Some(&e.version)
+            && batch.heads.get(&*e.device_id).is_some_and(|h| *h != e.hash)
+        {
             return bad(format!(
                 "heads names another hash for {}:{} than the batch's own change",
-                crate::ident::shown(&e.device_id), e.version
+                crate::ident::shown(&e.device_id),
+                e.version
             ));
         }
     }
@@ -172,11 +182,14 @@ fn apply_once(conn: &Connection, batch: &Batch, defer_fk: bool) -> Result<Applie
         // its error is the one reported whatever else the merge found.
         let (merged, matched) = std::thread::scope(|s| {
             let mut prep = Preparer::spawn(s, batch, &tables, &heads);
-            let merged = (!verdict.refuses(batch)).then(|| merge_all(conn, batch, &tables, &verdict, heads.clone(), &mut prep));
+            let merged =
+                (!verdict.refuses(batch)).then(|| merge_all(conn, batch, &tables, &verdict, heads.clone(), &mut prep));
             (merged, prep.finish())
         });
         verdict.confirm(batch, &matched)?;
-        let applied = merged.unwrap_or_else(|| Err(Error::Integrity("sync_apply: the batch's signatures do not vouch for its changes".into())))?;
+        let applied = merged.unwrap_or_else(|| {
+            Err(Error::Integrity("sync_apply: the batch's signatures do not vouch for its changes".into()))
+        })?;
         crate::sign::store_batch_signatures(conn, batch)?;
         Ok(applied)
     })
@@ -272,7 +285,15 @@ fn merge_all<'b>(
             continue;
         }
         let id = e.insert(&mut m.hot, floors.get(&*e.device_id).is_some_and(|&f| e.version <= f))?;
-        m.writers.logged(id, Writer { device_id: e.device_id.clone(), version: e.version, timestamp: e.timestamp, resolution: e.resolution });
+        m.writers.logged(
+            id,
+            Writer {
+                device_id: e.device_id.clone(),
+                version: e.version,
+                timestamp: e.timestamp,
+                resolution: e.resolution,
+            },
+        );
         m.local.clock.receive(e.timestamp);
         let rec = Record { t, rid: &e.record_id, key };
         m.merge_remote(&rec, &change, id, &e.change_data)?;
@@ -328,4 +349,3 @@ fn bases_held(conn: &Connection, heads: &mut HashMap<String, (i64, String)>, ch:
     }
     Ok(true)
 }
-

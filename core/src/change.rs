@@ -180,9 +180,13 @@ impl Change {
             Ok(Members(m)) => m,
             Err(_) => {
                 // The errors, as a plain parse reports them.
-                let data: Json = serde_json::from_str(data).map_err(|e| bad(format!("change_data is not JSON ({e})")))?;
+                let data: Json =
+                    serde_json::from_str(data).map_err(|e| bad(format!("change_data is not JSON ({e})")))?;
                 let data = data.as_object().ok_or_else(|| bad("change_data is not a JSON object".into()))?;
-                fallback = data.iter().map(|(k, v)| Ok((k.clone(), serde_json::value::to_raw_value(v)?))).collect::<Result<_>>()?;
+                fallback = data
+                    .iter()
+                    .map(|(k, v)| Ok((k.clone(), serde_json::value::to_raw_value(v)?)))
+                    .collect::<Result<_>>()?;
                 fallback.iter().map(|(k, v)| (k.as_str(), &**v)).collect()
             }
         };
@@ -214,7 +218,10 @@ impl Change {
             Some(_) => return Err(bad("bases.cols is not an object".into())),
         };
         if let Some(k) = col_bases.and_then(|m| m.keys().find(|k| !data.iter().any(|(n, _)| n == k))) {
-            return Err(bad(format!("bases.cols names column \"{}\", which the change does not write", crate::ident::shown(k))));
+            return Err(bad(format!(
+                "bases.cols names column \"{}\", which the change does not write",
+                crate::ident::shown(k)
+            )));
         }
         let col = |name: &str| {
             t.column_index(name).ok_or_else(|| {
@@ -324,7 +331,10 @@ mod tests {
                 (Ok(w), Ok(g)) => assert_eq!(w, g, "{data}"),
                 (Err(w), Err(g)) => {
                     let w = w.trim_start_matches("x: ");
-                    assert!(g.contains(w) || w.contains("does not exist") && g.contains("does not exist"), "{data}: {w} / {g}")
+                    assert!(
+                        g.contains(w) || w.contains("does not exist") && g.contains("does not exist"),
+                        "{data}: {w} / {g}"
+                    )
                 }
                 _ => panic!("{data}: {want:?} vs {got:?}"),
             }

@@ -64,8 +64,8 @@ pub fn vector_and_heads(conn: &Connection) -> Result<(Vector, BTreeMap<String, S
 
 /// Reads a version vector from JSON, with errors that name the function.
 pub fn parse_vector(func: &str, json: &str) -> Result<Vector> {
-    let v: serde_json::Value = serde_json::from_str(json)
-        .map_err(|e| Error::invalid(format!("{func}: the vector is not JSON ({e})")))?;
+    let v: serde_json::Value =
+        serde_json::from_str(json).map_err(|e| Error::invalid(format!("{func}: the vector is not JSON ({e})")))?;
     let obj = v.as_object().ok_or_else(|| {
         Error::invalid(format!("{func}: the vector must be a JSON object {{\"device_id\": version}}"))
     })?;
@@ -77,9 +77,10 @@ pub fn parse_vector(func: &str, json: &str) -> Result<Vector> {
                 crate::ident::shown(k)
             )));
         }
-        let n = v.as_i64().filter(|n| *n >= 0).ok_or_else(|| {
-            Error::invalid(format!("{func}: version of \"{k}\" must be a non-negative integer"))
-        })?;
+        let n = v
+            .as_i64()
+            .filter(|n| *n >= 0)
+            .ok_or_else(|| Error::invalid(format!("{func}: version of \"{k}\" must be a non-negative integer")))?;
         out.insert(k.clone(), n);
     }
     Ok(out)
@@ -204,7 +205,10 @@ fn lacking(conn: &Connection, ours: &Vector, since: &Vector, n: i64) -> Result<V
 /// there.
 fn for_entries(conn: &Connection, page: &Page, mut each: impl FnMut(&rusqlite::Row<'_>) -> Result<()>) -> Result<()> {
     let origins: Vec<&str> = page.vector.keys().map(String::as_str).collect();
-    let mut get = conn.prepare_cached(&format!("SELECT {}, id FROM sync_log WHERE id BETWEEN ?1 AND ?2 ORDER BY id", Entry::COLUMNS))?;
+    let mut get = conn.prepare_cached(&format!(
+        "SELECT {}, id FROM sync_log WHERE id BETWEEN ?1 AND ?2 ORDER BY id",
+        Entry::COLUMNS
+    ))?;
     let mut rest = &page.entries[..];
     while let Some(first) = rest.first().map(|p| p.id) {
         let run = rest.iter().enumerate().take_while(|&(k, p)| p.id == first + k as i64).count();

@@ -46,13 +46,9 @@ impl Clock {
 }
 
 pub fn now_us() -> i64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|d| d.as_micros() as i64)
-        .unwrap_or(0)
+    SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_micros() as i64).unwrap_or(0)
 }
 
 /// The SQL expression triggers use to read the wall clock (microseconds; plain SQL, allowed
 /// with `trusted_schema=OFF`).
-pub const TRIGGER_WALL_CLOCK: &str =
-    "CAST((julianday('now') - 2440587.5) * 86400000.0 AS INTEGER) * 1000";
+pub const TRIGGER_WALL_CLOCK: &str = "CAST((julianday('now') - 2440587.5) * 86400000.0 AS INTEGER) * 1000";

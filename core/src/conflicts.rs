@@ -76,8 +76,7 @@ pub fn record(
                 && a.remote == b.remote
                 && a.status == b.status
         };
-        let group: Vec<usize> =
-            (i..found.len()).filter(|&j| j == i || (!done[j] && same(d, &found[j]))).collect();
+        let group: Vec<usize> = (i..found.len()).filter(|&j| j == i || (!done[j] && same(d, &found[j]))).collect();
         for &j in &group {
             done[j] = true;
         }
@@ -212,14 +211,7 @@ fn slot_json(v: &SlotVal) -> serde_json::Value {
 /// Closes, on pending conflicts of the record whose both sides are in `base`, the slot
 /// `slot`: a resolution made elsewhere has arrived. A conflict over several columns closes
 /// when each of them has been. Returns how many conflicts it closed.
-pub fn close_matching(
-    conn: &Connection,
-    t: &Table,
-    rid: &str,
-    slot: Slot,
-    base: &[i64],
-    by: &str,
-) -> Result<usize> {
+pub fn close_matching(conn: &Connection, t: &Table, rid: &str, slot: Slot, base: &[i64], by: &str) -> Result<usize> {
     let mut stmt = conn.prepare_cached(
         "SELECT id, kind, open_columns, local_change, remote_change FROM sync_conflicts WHERE status = 'pending' AND table_name = ?1 AND record_id = ?2",
     )?;

@@ -45,9 +45,7 @@ pub fn check_public_key(key: &str) -> Result<()> {
     if ok {
         Ok(())
     } else {
-        Err(Error::invalid(format!(
-            "public key \"{key}\" must be an ed25519 public key: 64 lowercase hex characters"
-        )))
+        Err(Error::invalid(format!("public key \"{key}\" must be an ed25519 public key: 64 lowercase hex characters")))
     }
 }
 
@@ -63,7 +61,13 @@ pub fn set_identity(conn: &Connection, name: Option<&str>, public_key: &str) -> 
 }
 
 /// Authorizes another device (pairing). Re-trusting updates its key, name and address.
-pub fn trust(conn: &Connection, device_id: &str, public_key: &str, name: Option<&str>, tailscale_ip: Option<&str>) -> Result<()> {
+pub fn trust(
+    conn: &Connection,
+    device_id: &str,
+    public_key: &str,
+    name: Option<&str>,
+    tailscale_ip: Option<&str>,
+) -> Result<()> {
     check_device_id(device_id)?;
     check_public_key(public_key)?;
     if let Some(ip) = tailscale_ip {

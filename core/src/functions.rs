@@ -69,7 +69,10 @@ fn register(
         let msg = if msg.starts_with(name) { msg } else { format!("{name}: {msg}") };
         // An error message is a C string: show control characters (a NUL in a peer's column
         // name, say) instead of letting them cut or garble it.
-        let msg: String = msg.chars().flat_map(|c| if c.is_control() { c.escape_default().collect::<Vec<_>>() } else { vec![c] }).collect();
+        let msg: String = msg
+            .chars()
+            .flat_map(|c| if c.is_control() { c.escape_default().collect::<Vec<_>>() } else { vec![c] })
+            .collect();
         Err(rusqlite::Error::UserFunctionError(msg.into()))
     })
 }
@@ -131,9 +134,7 @@ pub fn register_functions(conn: &Connection) -> rusqlite::Result<()> {
         Ok(int(crate::quarantine::release(&*unsafe { ctx.get_connection()? }, &dev)? as i64))
     })?;
     register(conn, "sync_status", 0, |ctx| Ok(text(crate::status(&*unsafe { ctx.get_connection()? })?.to_string())))?;
-    register(conn, "sync_debug_panic", 0, |_| -> crate::Result<Out> {
-        panic!("sync_debug_panic was called")
-    })?;
+    register(conn, "sync_debug_panic", 0, |_| -> crate::Result<Out> { panic!("sync_debug_panic was called") })?;
     Ok(())
 }
 

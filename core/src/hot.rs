@@ -82,7 +82,11 @@ impl<'c> Hot<'c> {
 
     /// Runs `sql` (prepared on first use) with `args` bound to its parameters in order, to
     /// completion. Returns the number of rows it changed and the last inserted rowid.
-    pub fn execute<'a>(&mut self, sql: &str, args: impl IntoIterator<Item = Arg<'a>>) -> rusqlite::Result<(usize, i64)> {
+    pub fn execute<'a>(
+        &mut self,
+        sql: &str,
+        args: impl IntoIterator<Item = Arg<'a>>,
+    ) -> rusqlite::Result<(usize, i64)> {
         let db = unsafe { self.conn.handle() };
         let stmt = self.stmt(db, sql)?.as_ptr();
         let mut n: c_int = 0;
@@ -106,7 +110,9 @@ impl<'c> Hot<'c> {
                         ffi::SQLITE_UTF8 as _,
                     ),
                     Arg::Blob([]) => ffi::sqlite3_bind_zeroblob(stmt, n, 0),
-                    Arg::Blob(b) => ffi::sqlite3_bind_blob64(stmt, n, b.as_ptr().cast(), b.len() as u64, ffi::SQLITE_STATIC()),
+                    Arg::Blob(b) => {
+                        ffi::sqlite3_bind_blob64(stmt, n, b.as_ptr().cast(), b.len() as u64, ffi::SQLITE_STATIC())
+                    }
                 };
                 if rc != ffi::SQLITE_OK {
                     break;
@@ -132,7 +138,9 @@ impl<'c> Hot<'c> {
 
     /// The statement for `sql`, prepared on first use.
     fn stmt(&mut self, db: *mut ffi::sqlite3, sql: &str) -> rusqlite::Result<NonNull<ffi::sqlite3_stmt>> {
-        if let Some((_, _, raw)) = self.stmts.iter().find(|(at, s, _)| (*at == sql.as_ptr() && s.len() == sql.len()) || s == sql) {
+        if let Some((_, _, raw)) =
+            self.stmts.iter().find(|(at, s, _)| (*at == sql.as_ptr() && s.len() == sql.len()) || s == sql)
+        {
             return Ok(raw.0);
         }
         let len = c_int::try_from(sql.len()).map_err(|_| rusqlite::Error::InvalidQuery)?;
@@ -140,7 +148,14 @@ impl<'c> Hot<'c> {
         // SAFETY: `db` is the open connection this Hot borrows; the SQL text is read within
         // the call (its length is given, so no terminator is needed).
         let rc = unsafe {
-            ffi::sqlite3_prepare_v3(db, sql.as_ptr().cast(), len, ffi::SQLITE_PREPARE_PERSISTENT, &mut stmt, std::ptr::null_mut())
+            ffi::sqlite3_prepare_v3(
+                db,
+                sql.as_ptr().cast(),
+                len,
+                ffi::SQLITE_PREPARE_PERSISTENT,
+                &mut stmt,
+                std::ptr::null_mut(),
+            )
         };
         if rc != ffi::SQLITE_OK {
             return Err(unsafe { error(db, rc) });

@@ -10,8 +10,8 @@ pub mod conflicts;
 pub mod devices;
 pub mod error;
 pub mod functions;
-pub mod hot;
 pub mod hash;
+pub mod hot;
 pub mod ident;
 pub mod local;
 pub mod log;
@@ -36,11 +36,11 @@ pub mod verify;
 pub use apply::{apply, parse_batch, Applied};
 pub use changes::{changes, changes_json, Batch, HeadSignature, Vector};
 pub use error::{Error, Result};
-pub use resolve::{resolve, Choice};
-pub use status::status;
 pub use functions::register_functions;
+pub use resolve::{resolve, Choice};
 pub use schema::{device_id, init};
 pub use seal::seal;
+pub use status::status;
 pub use track::{track, untrack};
 pub use verify::{hash_of, verify};
 
@@ -52,8 +52,6 @@ pub fn vector(conn: &rusqlite::Connection) -> Result<Vector> {
     schema::device_id(conn)?;
     seal(conn)?;
     let mut stmt = conn.prepare_cached("SELECT device_id, version FROM sync_vector")?;
-    let v = stmt
-        .query_map([], |r| Ok((r.get(0)?, r.get(1)?)))?
-        .collect::<rusqlite::Result<_>>()?;
+    let v = stmt.query_map([], |r| Ok((r.get(0)?, r.get(1)?)))?.collect::<rusqlite::Result<_>>()?;
     Ok(v)
 }

@@ -27,10 +27,13 @@ impl<'r> EntryRef<'r> {
         let text = |i: usize| -> rusqlite::Result<&'r str> {
             use rusqlite::types::{Type, ValueRef};
             match r.get_ref(i)? {
-                ValueRef::Text(t) => {
-                    std::str::from_utf8(t).map_err(|e| rusqlite::Error::FromSqlConversionFailure(i, Type::Text, Box::new(e)))
-                }
-                other => Err(rusqlite::Error::InvalidColumnType(i, r.as_ref().column_name(i)?.to_string(), other.data_type())),
+                ValueRef::Text(t) => std::str::from_utf8(t)
+                    .map_err(|e| rusqlite::Error::FromSqlConversionFailure(i, Type::Text, Box::new(e))),
+                other => Err(rusqlite::Error::InvalidColumnType(
+                    i,
+                    r.as_ref().column_name(i)?.to_string(),
+                    other.data_type(),
+                )),
             }
         };
         Ok(EntryRef {
@@ -229,7 +232,12 @@ impl Writers {
         let w = conn
             .prepare_cached("SELECT device_id, version, timestamp, resolution FROM sync_log WHERE id = ?1")?
             .query_row([id], |r| {
-                Ok(Writer { device_id: r.get::<_, String>(0)?.into(), version: r.get(1)?, timestamp: r.get(2)?, resolution: r.get(3)? })
+                Ok(Writer {
+                    device_id: r.get::<_, String>(0)?.into(),
+                    version: r.get(1)?,
+                    timestamp: r.get(2)?,
+                    resolution: r.get(3)?,
+                })
             })?;
         self.by_id.insert(id, w.clone());
         Ok(w)

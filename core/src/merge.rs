@@ -33,7 +33,14 @@ pub struct Record<'t> {
 
 impl<'c> Merger<'c> {
     pub fn new(conn: &'c Connection) -> Result<Merger<'c>> {
-        Ok(Merger { conn, hot: crate::hot::Hot::new(conn), writers: Writers::default(), local: LocalLog::open(conn)?, conflicts: Vec::new(), resolutions: 0 })
+        Ok(Merger {
+            conn,
+            hot: crate::hot::Hot::new(conn),
+            writers: Writers::default(),
+            local: LocalLog::open(conn)?,
+            conflicts: Vec::new(),
+            resolutions: 0,
+        })
     }
 
     fn ids(&self, refs: &[String]) -> Result<Vec<i64>> {
@@ -76,15 +83,25 @@ impl<'c> Merger<'c> {
         }
         let mut v = Vec::with_capacity(r.t.columns.len());
         for (c, w) in slots.cols.iter().enumerate() {
-            v.push(if r.t.is_pk(c) { r.key[r.t.pk.iter().position(|&p| p == c).unwrap()].clone() } else { rows::written_value(self.conn, r.t, c, *w)? });
+            v.push(if r.t.is_pk(c) {
+                r.key[r.t.pk.iter().position(|&p| p == c).unwrap()].clone()
+            } else {
+                rows::written_value(self.conn, r.t, c, *w)?
+            });
         }
         Ok(v)
     }
 
     /// [`Self::current_values`], computed once per merge and only when needed.
-    fn values_once<'v>(&mut self, cache: &'v mut Option<Vec<Value>>, r: &Record<'_>, slots: &Slots) -> Result<&'v Vec<Value>> {
+    fn values_once<'v>(
+        &mut self,
+        cache: &'v mut Option<Vec<Value>>,
+        r: &Record<'_>,
+        slots: &Slots,
+    ) -> Result<&'v Vec<Value>> {
         if cache.is_none() {
-            *cache = Some(if slots.known { self.current_values(r, slots)? } else { vec![Value::Null; r.t.columns.len()] });
+            *cache =
+                Some(if slots.known { self.current_values(r, slots)? } else { vec![Value::Null; r.t.columns.len()] });
         }
         Ok(cache.as_ref().unwrap())
     }
@@ -97,7 +114,9 @@ impl<'c> Merger<'c> {
         let res = me.resolution;
         let first_insert = ch.op == Op::Insert && ch.live.is_empty() && ch.writes.iter().all(|w| w.base.is_empty());
         let claimed = match first_insert {
-            true => Slots::claim_new(&mut self.hot, t, r.rid, &Slots::inserted(t, this, ch.writes.iter().map(|w| w.col)))?,
+            true => {
+                Slots::claim_new(&mut self.hot, t, r.rid, &Slots::inserted(t, this, ch.writes.iter().map(|w| w.col)))?
+            }
             false => None,
         };
         let before = match claimed {
@@ -322,7 +341,18 @@ impl<'c> Merger<'c> {
             } else {
                 serde_json::Value::Null
             };
-            let s = conflicts::record_constraint(conn, &mut self.writers, t, &r.rid, before.live, image, this, data, columns, &msg)?;
+            let s = conflicts::record_constraint(
+                conn,
+                &mut self.writers,
+                t,
+                &r.rid,
+                before.live,
+                image,
+                this,
+                data,
+                columns,
+                &msg,
+            )?;
             self.conflicts.push(s);
             return Ok(());
         }
@@ -350,7 +380,13 @@ impl<'c> Merger<'c> {
 
     /// Writes the table so it holds what `after` says, given `before`; `applied` are the
     /// column writes that became current.
-    fn write_table(&mut self, r: &Record<'_>, before: &Slots, after: &Slots, applied: &[(usize, &Value)]) -> rusqlite::Result<()> {
+    fn write_table(
+        &mut self,
+        r: &Record<'_>,
+        before: &Slots,
+        after: &Slots,
+        applied: &[(usize, &Value)],
+    ) -> rusqlite::Result<()> {
         let conn = self.conn;
         match (before.alive, after.alive) {
             (_, true) if !before.alive || rows::read(conn, r.t, &r.key).ok().flatten().is_none() => {
@@ -440,7 +476,8 @@ impl<'c> Merger<'c> {
         }
         let applied: Vec<(usize, &Value)> = change.writes.iter().map(|w| (w.col, &w.value)).collect();
         self.write_table(r, &before, &after, &applied)?;
-        let id = self.local.log(conn, &mut self.hot, &mut self.writers, t, &r.rid, &mut slots, &change, true, None, None)?;
+        let id =
+            self.local.log(conn, &mut self.hot, &mut self.writers, t, &r.rid, &mut slots, &change, true, None, None)?;
         self.resolutions += 1;
         Ok(id)
     }

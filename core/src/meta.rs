@@ -107,7 +107,14 @@ impl Slots {
     pub fn claim_new(hot: &mut crate::hot::Hot<'_>, t: &Table, rid: &str, after: &Slots) -> Result<Option<Slots>> {
         use crate::hot::Arg;
         let (cw, cols) = after.encode(t);
-        let args = [Arg::Int(t.id), Arg::Text(rid), Arg::from(after.live), Arg::from(after.alive), Arg::from(cw), Arg::Text(&cols)];
+        let args = [
+            Arg::Int(t.id),
+            Arg::Text(rid),
+            Arg::from(after.live),
+            Arg::from(after.alive),
+            Arg::from(cw),
+            Arg::Text(&cols),
+        ];
         let (n, _) = hot.execute(Self::CLAIM, args)?;
         Ok((n == 1).then(|| Slots { claimed: Some((after.live, after.alive, cw, cols)), ..Slots::unknown(t) }))
     }

@@ -66,7 +66,11 @@ pub fn parse(t: &Table, op: Op, e: &Entry) -> Result<Parsed> {
     for w in &change.writes {
         if let Some(k) = t.pk.iter().position(|&p| p == w.col) {
             if w.value != key[k] {
-                return Err(Error::invalid(format!("{}: column \"{}\" disagrees with the record_id", what(), t.columns[w.col])));
+                return Err(Error::invalid(format!(
+                    "{}: column \"{}\" disagrees with the record_id",
+                    what(),
+                    t.columns[w.col]
+                )));
             }
         }
     }
@@ -180,7 +184,9 @@ impl<'b> Preparer<'b> {
                 let mut chunk = Vec::with_capacity(CHUNK);
                 for (e, prev) in batch.changes.iter().zip(prevs) {
                     chunk.push(work.prepare(e, prev));
-                    if chunk.len() == CHUNK && tx.send(std::mem::replace(&mut chunk, Vec::with_capacity(CHUNK))).is_err() {
+                    if chunk.len() == CHUNK
+                        && tx.send(std::mem::replace(&mut chunk, Vec::with_capacity(CHUNK))).is_err()
+                    {
                         break;
                     }
                 }
@@ -192,7 +198,15 @@ impl<'b> Preparer<'b> {
                 }
             });
         }
-        Preparer { work, prevs, rx, done: Vec::with_capacity(CHUNK), done_tx, ready: Vec::new().into_iter(), matched: Vec::with_capacity(batch.changes.len()) }
+        Preparer {
+            work,
+            prevs,
+            rx,
+            done: Vec::with_capacity(CHUNK),
+            done_tx,
+            ready: Vec::new().into_iter(),
+            matched: Vec::with_capacity(batch.changes.len()),
+        }
     }
 
     /// What was prepared for the next change of the batch (changes are taken in order).
@@ -218,7 +232,9 @@ impl<'b> Preparer<'b> {
     pub fn done(&mut self, parsed: Parsed) {
         if let Some(tx) = &self.done_tx {
             self.done.push(parsed);
-            if self.done.len() == CHUNK && tx.send(std::mem::replace(&mut self.done, Vec::with_capacity(CHUNK))).is_err() {
+            if self.done.len() == CHUNK
+                && tx.send(std::mem::replace(&mut self.done, Vec::with_capacity(CHUNK))).is_err()
+            {
                 self.done_tx = None;
             }
         }

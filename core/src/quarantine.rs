@@ -5,11 +5,11 @@
 //! altered or forged a chain (or a device was restored from an old backup and wrote again).
 //! The batch is rejected, and its sender is quarantined: every later batch from it is refused
 //! until `sync_release` (`peersync release`) after a person has looked at what happened.
-use crate::error::{Error, Result};
 use crate::changes::Batch;
+use crate::error::{Error, Result};
 use rusqlite::{params, Connection, OptionalExtension};
-use std::collections::HashMap;
 use serde::Serialize;
+use std::collections::HashMap;
 
 const SCHEMA: &str = "CREATE TABLE IF NOT EXISTS sync_quarantine(
   device_id TEXT PRIMARY KEY,
@@ -68,7 +68,9 @@ pub fn get(conn: &Connection, device: &str) -> Result<Option<Quarantined>> {
         return Ok(None);
     }
     Ok(conn
-        .prepare_cached("SELECT device_id, origin, version, reason, detected_at FROM sync_quarantine WHERE device_id = ?1")?
+        .prepare_cached(
+            "SELECT device_id, origin, version, reason, detected_at FROM sync_quarantine WHERE device_id = ?1",
+        )?
         .query_row([device], row)
         .optional()?)
 }
@@ -77,13 +79,20 @@ pub fn list(conn: &Connection) -> Result<Vec<Quarantined>> {
     if !exists(conn)? {
         return Ok(Vec::new());
     }
-    let mut stmt = conn.prepare("SELECT device_id, origin, version, reason, detected_at FROM sync_quarantine ORDER BY detected_at")?;
+    let mut stmt = conn
+        .prepare("SELECT device_id, origin, version, reason, detected_at FROM sync_quarantine ORDER BY detected_at")?;
     let out = stmt.query_map([], row)?.collect::<rusqlite::Result<_>>()?;
     Ok(out)
 }
 
 fn row(r: &rusqlite::Row<'_>) -> rusqlite::Result<Quarantined> {
-    Ok(Quarantined { device_id: r.get(0)?, origin: r.get(1)?, version: r.get(2)?, reason: r.get(3)?, detected_at: r.get(4)? })
+    Ok(Quarantined {
+        device_id: r.get(0)?,
+        origin: r.get(1)?,
+        version: r.get(2)?,
+        reason: r.get(3)?,
+        detected_at: r.get(4)?,
+    })
 }
 
 /// Lifts the quarantine of `device`; true if it was quarantined.
@@ -92,9 +101,7 @@ pub fn release(conn: &Connection, device: &str) -> Result<bool> {
     if !exists(conn)? {
         return Ok(false);
     }
-    crate::tx::write(conn, |conn| {
-        Ok(conn.execute("DELETE FROM sync_quarantine WHERE device_id = ?1", [device])? > 0)
-    })
+    crate::tx::write(conn, |conn| Ok(conn.execute("DELETE FROM sync_quarantine WHERE device_id = ?1", [device])? > 0))
 }
 
 /// The error for anything coming from a quarantined device.

@@ -21,14 +21,14 @@ impl Choice {
             "local" => Choice::Local,
             "remote" => Choice::Remote,
             "ignore" => Choice::Ignore,
-            _ => match serde_json::from_str::<serde_json::Value>(s) {
-                Ok(serde_json::Value::Object(m)) => Choice::Row(m),
-                _ => {
-                    return Err(Error::invalid(
+            _ => {
+                match serde_json::from_str::<serde_json::Value>(s) {
+                    Ok(serde_json::Value::Object(m)) => Choice::Row(m),
+                    _ => return Err(Error::invalid(
                         "sync_resolve: choice must be 'local', 'remote', 'ignore' or a JSON object of column values",
-                    ))
+                    )),
                 }
-            },
+            }
         })
     }
 }
@@ -51,7 +51,10 @@ pub fn resolve(conn: &Connection, id: i64, choice: Choice) -> Result<String> {
         if let Choice::Row(row) = &choice {
             for (name, v) in row {
                 let ci = t.column_index(name).ok_or_else(|| {
-                    Error::invalid(format!("{F}: the JSON row names column \"{name}\", which table \"{}\" does not have", t.name))
+                    Error::invalid(format!(
+                        "{F}: the JSON row names column \"{name}\", which table \"{}\" does not have",
+                        t.name
+                    ))
                 })?;
                 let v = Value::from_json(v, &|| format!("{F}: column \"{name}\""))?;
                 if let Some(k) = t.pk.iter().position(|&p| p == ci) {
@@ -67,9 +70,9 @@ pub fn resolve(conn: &Connection, id: i64, choice: Choice) -> Result<String> {
         let slots = Slots::load(conn, t, &rec.rid)?;
         let sides = vec![c.local_change, c.remote_change];
         let custom_val = |m: &serde_json::Map<String, serde_json::Value>, col: &str| -> Result<Value> {
-            let v = m.get(col).ok_or_else(|| {
-                Error::invalid(format!("{F}: the JSON row must give a value for column \"{col}\""))
-            })?;
+            let v = m
+                .get(col)
+                .ok_or_else(|| Error::invalid(format!("{F}: the JSON row must give a value for column \"{col}\"")))?;
             Value::from_json(v, &|| format!("{F}: column \"{col}\""))
         };
         let restore = crate::track::pause_capture(conn, &[t.id], 1)?;
@@ -91,7 +94,11 @@ pub fn resolve(conn: &Connection, id: i64, choice: Choice) -> Result<String> {
                         let cur = current()?;
                         let mut vals = Vec::new();
                         for (i, name) in t.columns.iter().enumerate() {
-                            vals.push(if row.contains_key(name) && !t.is_pk(i) { custom_val(row, name)? } else { cur[i].clone() });
+                            vals.push(if row.contains_key(name) && !t.is_pk(i) {
+                                custom_val(row, name)?
+                            } else {
+                                cur[i].clone()
+                            });
                         }
                         custom_row = Some(vals);
                         true

@@ -47,7 +47,11 @@ fn upsert_sql(t: &Table) -> &str {
 }
 
 /// Inserts the whole row (`values`, in column order), replacing any row with the same key.
-pub fn upsert<'v>(hot: &mut crate::hot::Hot<'_>, t: &Table, values: impl IntoIterator<Item = &'v Value>) -> rusqlite::Result<()> {
+pub fn upsert<'v>(
+    hot: &mut crate::hot::Hot<'_>,
+    t: &Table,
+    values: impl IntoIterator<Item = &'v Value>,
+) -> rusqlite::Result<()> {
     hot.execute(upsert_sql(t), values.into_iter().map(crate::hot::Arg::from))?;
     Ok(())
 }

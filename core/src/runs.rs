@@ -91,7 +91,9 @@ pub fn find(runs: &[Run], version: i64) -> Option<i64> {
 fn store(conn: &Connection, device: &str, run: Run) -> Result<()> {
     let before = stored_at(conn, device, run.version)?;
     let after: Option<i64> = conn
-        .prepare_cached("SELECT version FROM sync_runs WHERE device_id = ?1 AND version >= ?2 ORDER BY version LIMIT 1")?
+        .prepare_cached(
+            "SELECT version FROM sync_runs WHERE device_id = ?1 AND version >= ?2 ORDER BY version LIMIT 1",
+        )?
         .query_row(params![device, run.version], |r| r.get(0))
         .optional()?;
     if before.is_some_and(|b| b.end() > run.version) || after.is_some_and(|a| a < run.end()) {
@@ -136,7 +138,12 @@ pub fn hash_at(conn: &Connection, device: &str, version: i64) -> Result<Option<S
 
 /// Finds `device:version`'s row through the stored runs and reads `column` from it; None when
 /// no run holds it, or the row found is not that change (the log was changed by hand).
-fn lookup<T: rusqlite::types::FromSql>(conn: &Connection, device: &str, version: i64, column: &str) -> Result<Option<(i64, T)>> {
+fn lookup<T: rusqlite::types::FromSql>(
+    conn: &Connection,
+    device: &str,
+    version: i64,
+    column: &str,
+) -> Result<Option<(i64, T)>> {
     let Some(id) = stored_at(conn, device, version)?.and_then(|r| r.id_of(version)) else { return Ok(None) };
     Ok(conn
         .prepare_cached(&format!("SELECT {column} FROM sync_log WHERE id = ?1 AND device_id = ?2 AND version = ?3"))?
@@ -238,8 +245,9 @@ pub fn rebuild(conn: &Connection) -> Result<()> {
     conn.execute("DELETE FROM sync_runs", [])?;
     let mut pending = Pending::default();
     {
-        let mut stmt =
-            conn.prepare("SELECT device_id, version, id FROM sync_log WHERE version IS NOT NULL ORDER BY device_id, version")?;
+        let mut stmt = conn.prepare(
+            "SELECT device_id, version, id FROM sync_log WHERE version IS NOT NULL ORDER BY device_id, version",
+        )?;
         let mut rows = stmt.query([])?;
         let mut device: Arc<str> = "".into();
         while let Some(r) = rows.next()? {

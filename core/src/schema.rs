@@ -131,11 +131,10 @@ pub fn init(conn: &Connection) -> Result<String> {
 }
 
 fn device_id_opt(conn: &Connection) -> Result<Option<String>> {
-    let exists: bool = conn.query_row(
-        "SELECT count(*) FROM sqlite_master WHERE type='table' AND name='sync_state'",
-        [],
-        |r| r.get(0),
-    )?;
+    let exists: bool =
+        conn.query_row("SELECT count(*) FROM sqlite_master WHERE type='table' AND name='sync_state'", [], |r| {
+            r.get(0)
+        })?;
     if !exists {
         return Ok(None);
     }
@@ -151,7 +150,8 @@ fn device_id_opt(conn: &Connection) -> Result<Option<String>> {
 
 /// Brings a database made by an earlier peersync to [`FORMAT`], once.
 fn upgrade(conn: &Connection) -> Result<()> {
-    crate::tx::write(conn, |conn| match get_state::<i64>(conn, "format")? {
+    crate::tx::write(conn, |conn| {
+        match get_state::<i64>(conn, "format")? {
         Some(FORMAT) => Ok(()),
         Some(newer) if newer > FORMAT => Err(Error::invalid(format!(
             "this database's sync tables are in format {newer}, made by a newer peersync (this one, {}, reads format {FORMAT}); use a peersync as new as the one that last wrote it",
@@ -161,6 +161,7 @@ fn upgrade(conn: &Connection) -> Result<()> {
             crate::runs::rebuild(conn)?;
             set_state(conn, "format", &FORMAT)
         }
+    }
     })
 }
 
@@ -170,10 +171,7 @@ pub fn device_id(conn: &Connection) -> Result<String> {
 }
 
 pub fn get_state<T: rusqlite::types::FromSql>(conn: &Connection, key: &str) -> Result<Option<T>> {
-    Ok(conn
-        .prepare_cached("SELECT value FROM sync_state WHERE key = ?1")?
-        .query_row([key], |r| r.get(0))
-        .optional()?)
+    Ok(conn.prepare_cached("SELECT value FROM sync_state WHERE key = ?1")?.query_row([key], |r| r.get(0)).optional()?)
 }
 
 pub fn set_state(conn: &Connection, key: &str, value: &dyn rusqlite::ToSql) -> Result<()> {

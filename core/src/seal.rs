@@ -8,8 +8,8 @@
 //! record already deleted, a possible REPLACE removal whose row still exists.
 use crate::change::{Change, ColWrite, Op};
 use crate::error::Result;
-use crate::ident::quote_ident;
 use crate::hot::Hot;
+use crate::ident::quote_ident;
 use crate::local::LocalLog;
 use crate::log::Writers;
 use crate::meta::Slots;
@@ -92,9 +92,16 @@ pub fn seal(conn: &Connection) -> Result<i64> {
 }
 
 /// Loads the stage rows of `t` for log ids in (from, end].
-fn load_stage(conn: &Connection, t: &Table, from: i64, end: i64, out: &mut HashMap<i64, (Vec<Value>, Vec<Value>)>) -> Result<()> {
+fn load_stage(
+    conn: &Connection,
+    t: &Table,
+    from: i64,
+    end: i64,
+    out: &mut HashMap<i64, (Vec<Value>, Vec<Value>)>,
+) -> Result<()> {
     let n = t.columns.len();
-    let sql = t.sql.stage.get_or_init(|| format!("SELECT * FROM {} WHERE log_id > ?1 AND log_id <= ?2", stage_table(t.id)));
+    let sql =
+        t.sql.stage.get_or_init(|| format!("SELECT * FROM {} WHERE log_id > ?1 AND log_id <= ?2", stage_table(t.id)));
     let mut stmt = conn.prepare_cached(sql)?;
     let mut rows = stmt.query(params![from, end])?;
     while let Some(r) = rows.next()? {
@@ -179,7 +186,12 @@ fn base(conn: &Connection, writers: &mut Writers, w: Option<i64>) -> Result<Vec<
     Ok(writers.reference(conn, w)?.into_iter().collect())
 }
 
-pub(crate) fn insert_change(conn: &Connection, writers: &mut Writers, slots: &Slots, values: Vec<Value>) -> Result<Change> {
+pub(crate) fn insert_change(
+    conn: &Connection,
+    writers: &mut Writers,
+    slots: &Slots,
+    values: Vec<Value>,
+) -> Result<Change> {
     let mut writes = Vec::with_capacity(values.len());
     for (i, v) in values.into_iter().enumerate() {
         writes.push(ColWrite { col: i, value: v, base: base(conn, writers, slots.cols[i])? });
@@ -197,13 +209,12 @@ pub(crate) fn delete_change(conn: &Connection, writers: &mut Writers, t: &Table,
 
 /// Whether the row with primary key `key` exists in `t` now.
 pub(crate) fn row_exists(conn: &Connection, t: &Table, key: &[Value]) -> Result<bool> {
-    let cond = t
-        .pk
-        .iter()
-        .enumerate()
-        .map(|(k, &i)| format!("{} = ?{}", quote_ident(&t.columns[i]), k + 1))
-        .collect::<Vec<_>>()
-        .join(" AND ");
+    let cond =
+        t.pk.iter()
+            .enumerate()
+            .map(|(k, &i)| format!("{} = ?{}", quote_ident(&t.columns[i]), k + 1))
+            .collect::<Vec<_>>()
+            .join(" AND ");
     let mut stmt = conn.prepare_cached(&format!("SELECT 1 FROM {} WHERE {cond}", quote_ident(&t.name)))?;
     let exists = stmt.exists(rusqlite::params_from_iter(key.iter()))?;
     Ok(exists)

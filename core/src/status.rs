@@ -17,11 +17,10 @@ pub fn status(conn: &Connection) -> Result<Value> {
             "columns": serde_json::from_str::<Value>(&cols)?,
         }));
     }
-    let (entries, unsynced): (i64, i64) = conn.query_row(
-        "SELECT count(*), ifnull(sum(is_synced = 0), 0) FROM sync_log",
-        [],
-        |r| Ok((r.get(0)?, r.get(1)?)),
-    )?;
+    let (entries, unsynced): (i64, i64) =
+        conn.query_row("SELECT count(*), ifnull(sum(is_synced = 0), 0) FROM sync_log", [], |r| {
+            Ok((r.get(0)?, r.get(1)?))
+        })?;
     let pending: i64 =
         conn.query_row("SELECT count(*) FROM sync_conflicts WHERE status = 'pending'", [], |r| r.get(0))?;
     let mut peers = Vec::new();

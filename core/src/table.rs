@@ -130,10 +130,13 @@ pub fn introspect(conn: &Connection, func: &str, name: &str) -> Result<Shape> {
     let mut unique = Vec::new();
     let mut idx = conn.prepare("SELECT name FROM pragma_index_list(?1, 'main') WHERE \"unique\" AND origin != 'pk'")?;
     let names: Vec<String> = idx.query_map([name], |r| r.get(0))?.collect::<rusqlite::Result<_>>()?;
-    let mut info = conn.prepare("SELECT cid, name, coll FROM pragma_index_xinfo(?1, 'main') WHERE key ORDER BY seqno")?;
+    let mut info =
+        conn.prepare("SELECT cid, name, coll FROM pragma_index_xinfo(?1, 'main') WHERE key ORDER BY seqno")?;
     'index: for ix in names {
         let mut cols = Vec::new();
-        for r in info.query_map([&ix], |r| Ok((r.get::<_, i64>(0)?, r.get::<_, Option<String>>(1)?, r.get::<_, Option<String>>(2)?)))? {
+        for r in info.query_map([&ix], |r| {
+            Ok((r.get::<_, i64>(0)?, r.get::<_, Option<String>>(1)?, r.get::<_, Option<String>>(2)?))
+        })? {
             let (cid, col, coll) = r?;
             match col {
                 Some(c) if cid >= 0 => cols.push((c, coll.unwrap_or_else(|| "BINARY".into()))),

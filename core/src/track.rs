@@ -28,10 +28,7 @@ pub fn track(conn: &Connection, name: &str, strategy: Option<&str>) -> Result<i6
     let strategy = match strategy {
         None => None,
         Some(s) => Some(Strategy::parse(s).ok_or_else(|| {
-            Error::invalid(format!(
-                "{F}: unknown strategy '{s}' (use one of: {})",
-                Strategy::NAMES.join(", ")
-            ))
+            Error::invalid(format!("{F}: unknown strategy '{s}' (use one of: {})", Strategy::NAMES.join(", ")))
         })?),
     };
     let device = device_id(conn).map_err(|_| {
@@ -41,18 +38,15 @@ pub fn track(conn: &Connection, name: &str, strategy: Option<&str>) -> Result<i6
     crate::tx::write(conn, |conn| {
         crate::seal::seal(conn)?;
         let existing: Option<(i64, String, String)> = conn
-            .query_row(
-                "SELECT id, strategy, columns FROM sync_tables WHERE name = ?1",
-                [&shape.name],
-                |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
-            )
+            .query_row("SELECT id, strategy, columns FROM sync_tables WHERE name = ?1", [&shape.name], |r| {
+                Ok((r.get(0)?, r.get(1)?, r.get(2)?))
+            })
             .optional()?;
         // Keep the captured order of columns that still exist; new ones go last.
         let mut columns: Vec<String> = match &existing {
-            Some((_, _, cols)) => serde_json::from_str::<Vec<String>>(cols)?
-                .into_iter()
-                .filter(|c| shape.columns.contains(c))
-                .collect(),
+            Some((_, _, cols)) => {
+                serde_json::from_str::<Vec<String>>(cols)?.into_iter().filter(|c| shape.columns.contains(c)).collect()
+            }
             None => Vec::new(),
         };
         for c in &shape.columns {
@@ -60,11 +54,8 @@ pub fn track(conn: &Connection, name: &str, strategy: Option<&str>) -> Result<i6
                 columns.push(c.clone());
             }
         }
-        let pk: Vec<usize> = shape
-            .pk
-            .iter()
-            .map(|&i| columns.iter().position(|c| *c == shape.columns[i]).unwrap())
-            .collect();
+        let pk: Vec<usize> =
+            shape.pk.iter().map(|&i| columns.iter().position(|c| *c == shape.columns[i]).unwrap()).collect();
         let strategy = strategy
             .or_else(|| existing.as_ref().and_then(|e| Strategy::parse(&e.1)))
             .unwrap_or(Strategy::TimestampWins);
@@ -129,9 +120,7 @@ pub fn capture_triggers(conn: &Connection, id: i64) -> Result<Vec<(String, Strin
     let mut stmt = conn.prepare_cached(
         "SELECT name, sql FROM sqlite_master WHERE type = 'trigger' AND substr(name, 1, length(?1)) = ?1",
     )?;
-    let v = stmt
-        .query_map([&prefix], |r| Ok((r.get(0)?, r.get(1)?)))?
-        .collect::<rusqlite::Result<Vec<_>>>()?;
+    let v = stmt.query_map([&prefix], |r| Ok((r.get(0)?, r.get(1)?)))?.collect::<rusqlite::Result<Vec<_>>>()?;
     Ok(v)
 }
 
@@ -155,23 +144,18 @@ fn trigger_sql(t: &Table, shape: &Shape, device: &str) -> Vec<String> {
     let stage = stage_table(t.id);
     let pre = trigger_prefix(t.id);
     let key = |row: &str| {
+        t.pk.iter().map(|&i| format!("quote({row}.{})", quote_ident(&t.columns[i]))).collect::<Vec<_>>().join("||','||")
+    };
+    let image =
+        |row: &str| t.columns.iter().map(|c| format!("{row}.{}", quote_ident(c))).collect::<Vec<_>>().join(", ");
+    let same_key =
         t.pk.iter()
-            .map(|&i| format!("quote({row}.{})", quote_ident(&t.columns[i])))
+            .map(|&i| {
+                let c = quote_ident(&t.columns[i]);
+                format!("OLD.{c} IS NEW.{c} COLLATE BINARY")
+            })
             .collect::<Vec<_>>()
-            .join("||','||")
-    };
-    let image = |row: &str| {
-        t.columns.iter().map(|c| format!("{row}.{}", quote_ident(c))).collect::<Vec<_>>().join(", ")
-    };
-    let same_key = t
-        .pk
-        .iter()
-        .map(|&i| {
-            let c = quote_ident(&t.columns[i]);
-            format!("OLD.{c} IS NEW.{c} COLLATE BINARY")
-        })
-        .collect::<Vec<_>>()
-        .join(" AND ");
+            .join(" AND ");
     let ncols = (0..t.columns.len()).map(|i| format!("n{i}")).collect::<Vec<_>>().join(", ");
     let when = capture_guard(t.id);
     let log = |op: &str, rid: String| {
@@ -214,7 +198,8 @@ fn trigger_sql(t: &Table, shape: &Shape, device: &str) -> Vec<String> {
     // that row is really gone.
     if !shape.unique.is_empty() {
         let pkcols: Vec<String> = t.pk.iter().map(|&i| quote_ident(&t.columns[i])).collect();
-        let rid = t.pk.iter().map(|&i| format!("quote({})", quote_ident(&t.columns[i]))).collect::<Vec<_>>().join("||','||");
+        let rid =
+            t.pk.iter().map(|&i| format!("quote({})", quote_ident(&t.columns[i]))).collect::<Vec<_>>().join("||','||");
         let candidates = |row: &str, exclude_self: bool| {
             shape
                 .unique
@@ -315,7 +300,8 @@ pub const DROP_TRIGGERS_FROM: usize = 256;
 /// Pauses do not nest. Triggers installed before the guard existed are always dropped.
 pub fn pause_capture(conn: &Connection, ids: &[i64], writes: usize) -> Result<Paused> {
     // A pause row can only outlive its transaction through a bug; never let one stop capture.
-    conn.prepare_cached("DELETE FROM sync_state WHERE key >= 'capture_paused:' AND key < 'capture_paused;'")?.execute([])?;
+    conn.prepare_cached("DELETE FROM sync_state WHERE key >= 'capture_paused:' AND key < 'capture_paused;'")?
+        .execute([])?;
     let (mut guarded, mut dropped) = (Vec::new(), Vec::new());
     for &id in ids {
         let triggers = capture_triggers(conn, id)?;

@@ -54,7 +54,9 @@ impl<'c> BiggerCache<'c> {
         let before: Option<i64> = conn.query_row("PRAGMA cache_size", [], |r| r.get(0)).ok();
         // negative = KiB, positive = pages (assume 4 KiB pages to compare)
         let kib = before.map(|b| if b < 0 { -b } else { b * 4 });
-        if kib.is_some_and(|k| k < Self::KIB) && conn.execute_batch(&format!("PRAGMA cache_size = -{}", Self::KIB)).is_ok() {
+        if kib.is_some_and(|k| k < Self::KIB)
+            && conn.execute_batch(&format!("PRAGMA cache_size = -{}", Self::KIB)).is_ok()
+        {
             return BiggerCache { conn, before };
         }
         BiggerCache { conn, before: None }

@@ -88,16 +88,11 @@ impl Value {
             Json::Bool(_) => Err(Error::invalid(format!("{}: booleans are not SQLite values", what()))),
             Json::String(s) => Ok(Value::Text(s.clone())),
             Json::Number(n) => parse_number(&n.to_string()).ok_or_else(|| {
-                Error::invalid(format!(
-                    "{}: number {} does not fit a 64-bit integer or a finite real",
-                    what(),
-                    n
-                ))
+                Error::invalid(format!("{}: number {} does not fit a 64-bit integer or a finite real", what(), n))
             }),
             Json::Object(m) if m.len() == 1 => {
                 if let Some(Json::String(h)) = m.get("$blob") {
-                    let b = hex::decode(h)
-                        .map_err(|_| Error::invalid(format!("{}: $blob is not hex", what())))?;
+                    let b = hex::decode(h).map_err(|_| Error::invalid(format!("{}: $blob is not hex", what())))?;
                     return Ok(Value::Blob(b));
                 }
                 match m.get("$real").and_then(|v| v.as_str()) {
@@ -115,7 +110,9 @@ impl Value {
     pub fn from_json_text(text: &str, what: &dyn Fn() -> String) -> Result<Value> {
         match text.as_bytes().first() {
             Some(b'n') if text == "null" => return Ok(Value::Null),
-            Some(b'"') if text.len() >= 2 && !text.contains('\\') => return Ok(Value::Text(text[1..text.len() - 1].to_string())),
+            Some(b'"') if text.len() >= 2 && !text.contains('\\') => {
+                return Ok(Value::Text(text[1..text.len() - 1].to_string()))
+            }
             Some(b'-' | b'0'..=b'9') => {
                 if let Some(v) = parse_number(text) {
                     return Ok(v);

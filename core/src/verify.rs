@@ -7,9 +7,8 @@ use serde_json::json;
 /// `sync_hash(log_id)`: the hash of that row's canonical encoding, computed now.
 pub fn hash_of(conn: &Connection, log_id: i64) -> Result<String> {
     crate::schema::device_id(conn)?;
-    let row: Option<Option<i64>> = conn
-        .query_row("SELECT version FROM sync_log WHERE id = ?1", [log_id], |r| r.get(0))
-        .optional()?;
+    let row: Option<Option<i64>> =
+        conn.query_row("SELECT version FROM sync_log WHERE id = ?1", [log_id], |r| r.get(0)).optional()?;
     match row {
         None => return Err(Error::invalid(format!("sync_hash: no sync_log row with id {log_id}"))),
         Some(None) => {
@@ -19,7 +18,8 @@ pub fn hash_of(conn: &Connection, log_id: i64) -> Result<String> {
         }
         Some(Some(_)) => {}
     }
-    let e = conn.query_row(&format!("SELECT {} FROM sync_log WHERE id = ?1", Entry::COLUMNS), [log_id], Entry::from_row)?;
+    let e =
+        conn.query_row(&format!("SELECT {} FROM sync_log WHERE id = ?1", Entry::COLUMNS), [log_id], Entry::from_row)?;
     let prev = prev_hash(conn, &e.device_id, e.version)?;
     Ok(e.compute_hash(&prev))
 }

@@ -14,9 +14,9 @@
 //! `PEERSYNC_LONG=1` runs 10,000 (`PEERSYNC_CASES=n` runs n); `PEERSYNC_STATS=1` prints what each configuration exercised.
 //! The parts: convergence/scenario.rs (what a case is), convergence/world.rs (running it),
 //! convergence/check.rs (the final checks).
-mod common;
 #[path = "convergence/check.rs"]
 mod check;
+mod common;
 #[path = "convergence/scenario.rs"]
 mod scenario;
 #[path = "convergence/world.rs"]
@@ -29,7 +29,8 @@ use world::*;
 fn config() -> Config {
     let long = std::env::var("PEERSYNC_LONG").map(|v| v == "1").unwrap_or(false);
     // PEERSYNC_CASES overrides the count (`make mutants` runs a few cases per mutant).
-    let cases = std::env::var("PEERSYNC_CASES").ok().and_then(|v| v.parse().ok()).unwrap_or(if long { 10_000 } else { 256 });
+    let cases =
+        std::env::var("PEERSYNC_CASES").ok().and_then(|v| v.parse().ok()).unwrap_or(if long { 10_000 } else { 256 });
     Config { cases, max_shrink_iters: 2_000, failure_persistence: None, ..Config::default() }
 }
 

@@ -58,7 +58,10 @@ fn same_column_greater_timestamp_wins_and_both_sides_are_recorded() {
 
     // The losing value is not lost: it stays in both logs.
     for p in [&a, &b] {
-        assert!(p.log().iter().any(|r| r.change_data.as_deref() == Some(r#"{"a":"A"}"#)), "{p:?} lost the losing write");
+        assert!(
+            p.log().iter().any(|r| r.change_data.as_deref() == Some(r#"{"a":"A"}"#)),
+            "{p:?} lost the losing write"
+        );
     }
 }
 
@@ -116,8 +119,16 @@ fn delete_vs_update_delete_wins_whichever_is_later() {
             let c = &c[0];
             assert_eq!(c.status, "resolved", "{c:?}");
             assert_eq!(c.record_id, "'r'");
-            assert_eq!((c.local_device_id.as_deref(), c.local_version), (local.device_id.as_deref(), local.version), "{c:?}");
-            assert_eq!((c.remote_device_id.as_deref(), c.remote_version), (remote.device_id.as_deref(), remote.version), "{c:?}");
+            assert_eq!(
+                (c.local_device_id.as_deref(), c.local_version),
+                (local.device_id.as_deref(), local.version),
+                "{c:?}"
+            );
+            assert_eq!(
+                (c.remote_device_id.as_deref(), c.remote_version),
+                (remote.device_id.as_deref(), remote.version),
+                "{c:?}"
+            );
         }
         // The update's value is not lost: B's update stays in A's log.
         assert!(a.log().iter().any(|r| r.change_data.as_deref() == Some(r#"{"a":"B"}"#)));

@@ -40,11 +40,7 @@ fn unique_violation_becomes_a_pending_constraint_conflict() {
     assert_eq!(cc.len(), 1, "{res}");
     assert_eq!((cc[0]["record_id"].as_str(), cc[0]["status"].as_str()), (Some("'1'"), Some("pending")), "{res}");
     // Nothing of the refused change applied; the other change of the batch applied.
-    assert_eq!(
-        b.rows("u"),
-        vec![vec![t("2"), t("x@"), t("B2")], vec![t("3"), t("y@"), t("A3")]],
-        "B after the batch"
-    );
+    assert_eq!(b.rows("u"), vec![vec![t("2"), t("x@"), t("B2")], vec![t("3"), t("y@"), t("A3")]], "B after the batch");
     // The refused change is logged (held, relayable) and the conflict names both sides.
     assert_eq!(b.vector_json()[&a.dev], 2);
     assert_eq!(b.verify()["ok"], true);
@@ -84,11 +80,8 @@ fn unique_violation_resolved_local_keeps_the_table() {
 
 #[test]
 fn not_null_violation_becomes_a_constraint_conflict() {
-    let (a, b) = peers(
-        "CREATE TABLE n(id TEXT PRIMARY KEY, v)",
-        "CREATE TABLE n(id TEXT PRIMARY KEY, v NOT NULL)",
-        &["n"],
-    );
+    let (a, b) =
+        peers("CREATE TABLE n(id TEXT PRIMARY KEY, v)", "CREATE TABLE n(id TEXT PRIMARY KEY, v NOT NULL)", &["n"]);
     a.exec("INSERT INTO n VALUES ('1', NULL); INSERT INTO n VALUES ('2', 'ok')");
     let res = push(&a, &b);
     assert_eq!(res["accepted"], 2, "{res}");

@@ -69,7 +69,13 @@ fn check_all(cases: Vec<(&str, String, &[&[&str]])>) {
     for (what, batch, words) in &cases {
         problems.extend(refused(what, batch, words));
     }
-    assert!(problems.is_empty(), "{} of {} malformed batches handled badly:\n{}", problems.len(), cases.len(), problems.join("\n"));
+    assert!(
+        problems.is_empty(),
+        "{} of {} malformed batches handled badly:\n{}",
+        problems.len(),
+        cases.len(),
+        problems.join("\n")
+    );
 }
 
 /// Sanity: the crafted change the others alter is accepted as it is.
@@ -89,7 +95,11 @@ fn not_json_or_wrong_shape() {
         ("truncated", batch_of(F, vec![good()])[..40].to_string(), &[&["json", "malformed"]]),
         ("a JSON array", "[]".into(), &[&["object", "malformed"]]),
         ("a JSON string", "\"batch\"".into(), &[&["object", "malformed"]]),
-        ("format 2", json!({"format": 2, "device_id": F, "changes": [], "has_more": false}).to_string(), &[&["format"]]),
+        (
+            "format 2",
+            json!({"format": 2, "device_id": F, "changes": [], "has_more": false}).to_string(),
+            &[&["format"]],
+        ),
     ]);
 }
 
@@ -101,10 +111,25 @@ fn missing_fields() {
         b.as_object_mut().unwrap().remove(field);
         cases.push((format!("batch without {field}"), b.to_string(), &[]));
     }
-    for field in ["table_name", "record_id", "operation", "change_data", "device_id", "version", "timestamp", "bases", "resolution", "hash"] {
-        cases.push((format!("change without {field}"), raw(|e| {
-            e.as_object_mut().unwrap().remove(field);
-        }), &[]));
+    for field in [
+        "table_name",
+        "record_id",
+        "operation",
+        "change_data",
+        "device_id",
+        "version",
+        "timestamp",
+        "bases",
+        "resolution",
+        "hash",
+    ] {
+        cases.push((
+            format!("change without {field}"),
+            raw(|e| {
+                e.as_object_mut().unwrap().remove(field);
+            }),
+            &[],
+        ));
     }
     // Each message must name the missing field.
     let mut problems = Vec::new();
@@ -118,10 +143,26 @@ fn missing_fields() {
 #[test]
 fn wrong_types() {
     check_all(vec![
-        ("changes is a string", json!({"format": 1, "device_id": F, "changes": "x", "has_more": false}).to_string(), &[&["changes"]]),
-        ("format is a string", json!({"format": "1", "device_id": F, "changes": [], "has_more": false}).to_string(), &[&["format"]]),
-        ("has_more is a string", json!({"format": 1, "device_id": F, "changes": [], "has_more": "no"}).to_string(), &[&["has_more"]]),
-        ("vector is a list", json!({"format": 1, "device_id": F, "changes": [], "has_more": false, "vector": [1]}).to_string(), &[&["vector"]]),
+        (
+            "changes is a string",
+            json!({"format": 1, "device_id": F, "changes": "x", "has_more": false}).to_string(),
+            &[&["changes"]],
+        ),
+        (
+            "format is a string",
+            json!({"format": "1", "device_id": F, "changes": [], "has_more": false}).to_string(),
+            &[&["format"]],
+        ),
+        (
+            "has_more is a string",
+            json!({"format": 1, "device_id": F, "changes": [], "has_more": "no"}).to_string(),
+            &[&["has_more"]],
+        ),
+        (
+            "vector is a list",
+            json!({"format": 1, "device_id": F, "changes": [], "has_more": false, "vector": [1]}).to_string(),
+            &[&["vector"]],
+        ),
         ("version is a string", raw(|e| e["version"] = json!("1")), &[&["version"]]),
         ("timestamp is a real", raw(|e| e["timestamp"] = json!(1.5)), &[&["timestamp"]]),
         ("change_data is an object", raw(|e| e["change_data"] = json!({"id": "k"})), &[&["change_data"]]),
@@ -133,10 +174,22 @@ fn wrong_types() {
         ("bases is not JSON", hashed(|e| e["bases"] = json!("{")), &[&["bases"]]),
         ("bases.live is not a list", hashed(|e| e["bases"] = json!(r#"{"live":"x"}"#)), &[&["bases"]]),
         ("bases holds a bad reference", hashed(|e| e["bases"] = json!(r#"{"cols":{"a":["nocolon"]}}"#)), &[&["bases"]]),
-        ("value is a boolean", hashed(|e| e["change_data"] = json!(r#"{"id":"k","a":true,"b":2,"c":3}"#)), &[&["boolean"]]),
+        (
+            "value is a boolean",
+            hashed(|e| e["change_data"] = json!(r#"{"id":"k","a":true,"b":2,"c":3}"#)),
+            &[&["boolean"]],
+        ),
         ("value is a list", hashed(|e| e["change_data"] = json!(r#"{"id":"k","a":[1],"b":2,"c":3}"#)), &[&["\"a\""]]),
-        ("value is an unknown object", hashed(|e| e["change_data"] = json!(r#"{"id":"k","a":{"$date":"x"},"b":2,"c":3}"#)), &[&["\"a\""]]),
-        ("blob is not hex", hashed(|e| e["change_data"] = json!(r#"{"id":"k","a":{"$blob":"zz"},"b":2,"c":3}"#)), &[&["blob"]]),
+        (
+            "value is an unknown object",
+            hashed(|e| e["change_data"] = json!(r#"{"id":"k","a":{"$date":"x"},"b":2,"c":3}"#)),
+            &[&["\"a\""]],
+        ),
+        (
+            "blob is not hex",
+            hashed(|e| e["change_data"] = json!(r#"{"id":"k","a":{"$blob":"zz"},"b":2,"c":3}"#)),
+            &[&["blob"]],
+        ),
         ("hash is not hex", raw(|e| e["hash"] = json!("z".repeat(64))), &[&["hash"]]),
         ("unknown operation", hashed(|e| e["operation"] = json!("MERGE")), &[&["operation", "MERGE"]]),
     ]);
@@ -146,17 +199,33 @@ fn wrong_types() {
 fn unknown_untracked_and_nonexistent_names() {
     check_all(vec![
         ("unknown table", hashed(|e| e["table_name"] = json!("nosuch")), &[&["nosuch"], &["not tracked"]]),
-        ("untracked table", hashed(|e| {
-            e["table_name"] = json!("plain");
-            e["change_data"] = json!(r#"{"id":"k","v":1}"#);
-        }), &[&["plain"], &["not tracked"]]),
-        ("peersync's own table", hashed(|e| {
-            e["table_name"] = json!("sync_log");
-            e["record_id"] = json!("1");
-            e["change_data"] = json!(r#"{"id":1}"#);
-        }), &[&["sync_log"]]),
-        ("column that does not exist", hashed(|e| e["change_data"] = json!(r#"{"id":"k","a":1,"b":2,"c":3,"zzz":4}"#)), &[&["zzz"], &["does not exist"]]),
-        ("column name differing in case", hashed(|e| e["change_data"] = json!(r#"{"id":"k","A":1,"b":2,"c":3}"#)), &[&["\"A\""]]),
+        (
+            "untracked table",
+            hashed(|e| {
+                e["table_name"] = json!("plain");
+                e["change_data"] = json!(r#"{"id":"k","v":1}"#);
+            }),
+            &[&["plain"], &["not tracked"]],
+        ),
+        (
+            "peersync's own table",
+            hashed(|e| {
+                e["table_name"] = json!("sync_log");
+                e["record_id"] = json!("1");
+                e["change_data"] = json!(r#"{"id":1}"#);
+            }),
+            &[&["sync_log"]],
+        ),
+        (
+            "column that does not exist",
+            hashed(|e| e["change_data"] = json!(r#"{"id":"k","a":1,"b":2,"c":3,"zzz":4}"#)),
+            &[&["zzz"], &["does not exist"]],
+        ),
+        (
+            "column name differing in case",
+            hashed(|e| e["change_data"] = json!(r#"{"id":"k","A":1,"b":2,"c":3}"#)),
+            &[&["\"A\""]],
+        ),
     ]);
 }
 
@@ -164,15 +233,31 @@ fn unknown_untracked_and_nonexistent_names() {
 fn hostile_identifiers() {
     check_all(vec![
         ("table name with SQL", hashed(|e| e["table_name"] = json!("t1\"; DROP TABLE t1; --")), &[&["not tracked"]]),
-        ("table name with quote", hashed(|e| e["table_name"] = json!("t1'); DELETE FROM sync_log; --")), &[&["not tracked"]]),
-        ("column name with SQL", hashed(|e| e["change_data"] = json!(r#"{"id":"k","a\" = 1; DROP TABLE t1; --":1}"#)), &[&["does not exist"]]),
-        ("column name with NUL", hashed(|e| e["change_data"] = json!("{\"id\":\"k\",\"a\\u0000\":1}")), &[&["does not exist"]]),
+        (
+            "table name with quote",
+            hashed(|e| e["table_name"] = json!("t1'); DELETE FROM sync_log; --")),
+            &[&["not tracked"]],
+        ),
+        (
+            "column name with SQL",
+            hashed(|e| e["change_data"] = json!(r#"{"id":"k","a\" = 1; DROP TABLE t1; --":1}"#)),
+            &[&["does not exist"]],
+        ),
+        (
+            "column name with NUL",
+            hashed(|e| e["change_data"] = json!("{\"id\":\"k\",\"a\\u0000\":1}")),
+            &[&["does not exist"]],
+        ),
         ("record_id with SQL", hashed(|e| e["record_id"] = json!("'k'); DROP TABLE t1; --")), &[&["record_id"]]),
-        ("bases column with SQL", hashed(|e| {
-            e["operation"] = json!("DELETE");
-            e["change_data"] = json!("{}");
-            e["bases"] = json!(r#"{"seen":{"x\"; DROP TABLE t1; --":null}}"#);
-        }), &[&["does not exist", "bases"]]),
+        (
+            "bases column with SQL",
+            hashed(|e| {
+                e["operation"] = json!("DELETE");
+                e["change_data"] = json!("{}");
+                e["bases"] = json!(r#"{"seen":{"x\"; DROP TABLE t1; --":null}}"#);
+            }),
+            &[&["does not exist", "bases"]],
+        ),
     ]);
 }
 
@@ -197,15 +282,23 @@ fn bad_record_ids() {
         ("two values for a one-column key", hashed(|e| e["record_id"] = json!("'k','x'")), &[&["record_id"]]),
         ("trailing space", hashed(|e| e["record_id"] = json!("'k' ")), &[&["record_id"]]),
         ("disagrees with the key column", hashed(|e| e["record_id"] = json!("'j'")), &[&["record_id", "disagree"]]),
-        ("NULL key", hashed(|e| {
-            e["record_id"] = json!("NULL");
-            e["change_data"] = json!(r#"{"id":null,"a":1,"b":2,"c":3}"#);
-        }), &[&["record_id", "null"]]),
-        ("one value for a two-column key", hashed(|e| {
-            e["table_name"] = json!("t2");
-            e["record_id"] = json!("'k'");
-            e["change_data"] = json!(r#"{"k":"k","n":1,"x":1,"y":2}"#);
-        }), &[&["record_id"]]),
+        (
+            "NULL key",
+            hashed(|e| {
+                e["record_id"] = json!("NULL");
+                e["change_data"] = json!(r#"{"id":null,"a":1,"b":2,"c":3}"#);
+            }),
+            &[&["record_id", "null"]],
+        ),
+        (
+            "one value for a two-column key",
+            hashed(|e| {
+                e["table_name"] = json!("t2");
+                e["record_id"] = json!("'k'");
+                e["change_data"] = json!(r#"{"k":"k","n":1,"x":1,"y":2}"#);
+            }),
+            &[&["record_id"]],
+        ),
     ]);
 }
 
@@ -224,11 +317,15 @@ fn bad_device_ids_versions_timestamps() {
         ("negative version", hashed(|e| e["version"] = json!(-1)), &[&["version"]]),
         ("version 0", hashed(|e| e["version"] = json!(0)), &[&["version"]]),
         ("negative timestamp", hashed(|e| e["timestamp"] = json!(-5)), &[&["timestamp"]]),
-        ("batch sender not a device id", {
-            let mut b: Json = serde_json::from_str(&batch_of(F, vec![good()])).unwrap();
-            b["device_id"] = json!("<script>");
-            b.to_string()
-        }, &[&["device_id"]]),
+        (
+            "batch sender not a device id",
+            {
+                let mut b: Json = serde_json::from_str(&batch_of(F, vec![good()])).unwrap();
+                b["device_id"] = json!("<script>");
+                b.to_string()
+            },
+            &[&["device_id"]],
+        ),
     ]);
 }
 
@@ -254,7 +351,8 @@ fn malformed_change_after_valid_ones_applies_nothing() {
     let c1 = f.change("t1", "'k1'", "INSERT", r#"{"id":"k1","a":1,"b":2,"c":3}"#, "{}", TS, false);
     let c2 = f.change("t2", "'k',1", "INSERT", r#"{"k":"k","n":1,"x":1,"y":2}"#, "{}", TS + 1, false);
     let c3 = f.change("t1", "'k3'", "INSERT", r#"{"id":"k3","a":1,"zzz":2}"#, "{}", TS + 2, false);
-    let problems = refused("unknown column in the last change", &batch_of(F, vec![c1, c2, c3]), &[&["zzz"], &[&format!("{F}:3")]]);
+    let problems =
+        refused("unknown column in the last change", &batch_of(F, vec![c1, c2, c3]), &[&["zzz"], &[&format!("{F}:3")]]);
     assert!(problems.is_empty(), "{problems:#?}");
 }
 
@@ -268,8 +366,24 @@ fn null_key_changes_are_refused() {
     let mut f = Forger::new(F);
     let r1 = format!("{F}:1");
     let c1 = f.change("t1", "NULL", "INSERT", r#"{"id":null,"a":1,"b":2,"c":3}"#, "{}", TS, false);
-    let c2 = f.change("t1", "NULL", "UPDATE", r#"{"a":5}"#, &json!({"live": [r1], "cols": {"a": [r1]}}).to_string(), TS + 1, false);
-    let c3 = f.change("t1", "NULL", "INSERT", r#"{"id":null,"a":7,"b":7,"c":7}"#, &json!({"live": [r1]}).to_string(), TS + 2, false);
+    let c2 = f.change(
+        "t1",
+        "NULL",
+        "UPDATE",
+        r#"{"a":5}"#,
+        &json!({"live": [r1], "cols": {"a": [r1]}}).to_string(),
+        TS + 1,
+        false,
+    );
+    let c3 = f.change(
+        "t1",
+        "NULL",
+        "INSERT",
+        r#"{"id":null,"a":7,"b":7,"c":7}"#,
+        &json!({"live": [r1]}).to_string(),
+        TS + 2,
+        false,
+    );
     let res = b.apply(&batch_of(F, vec![c1, c2, c3]));
     let rows: Vec<Vec<V>> = b.rows("t1").into_iter().filter(|r| r[0] == V::Null).collect();
     assert!(res.is_err(), "accepted: {res:?}; t1 now holds NULL-key rows {rows:?}");
@@ -284,7 +398,17 @@ fn null_key_changes_are_refused() {
 fn versions_out_of_order_within_a_batch() {
     let mut f = Forger::new(F);
     let c: Vec<Json> = (1..=3)
-        .map(|i| f.change("t1", &format!("'k{i}'"), "INSERT", &format!(r#"{{"id":"k{i}","a":{i},"b":2,"c":3}}"#), "{}", TS + i, false))
+        .map(|i| {
+            f.change(
+                "t1",
+                &format!("'k{i}'"),
+                "INSERT",
+                &format!(r#"{{"id":"k{i}","a":{i},"b":2,"c":3}}"#),
+                "{}",
+                TS + i,
+                false,
+            )
+        })
         .collect();
     let mut altered = c[0].clone();
     altered["timestamp"] = json!(TS + 100);
@@ -292,8 +416,16 @@ fn versions_out_of_order_within_a_batch() {
     let order = "consecutive versions";
     check_all(vec![
         ("a gap", batch_of(F, vec![c[0].clone(), c[2].clone()]), &[&[order], &[&format!("{F}:3")], &["version 1"]]),
-        ("a step back", batch_of(F, vec![c[1].clone(), c[0].clone()]), &[&[order], &[&format!("{F}:1")], &["version 2"]]),
-        ("a repeat with another hash", batch_of(F, vec![c[0].clone(), c[1].clone(), altered]), &[&[order], &[&format!("{F}:1")]]),
+        (
+            "a step back",
+            batch_of(F, vec![c[1].clone(), c[0].clone()]),
+            &[&[order], &[&format!("{F}:1")], &["version 2"]],
+        ),
+        (
+            "a repeat with another hash",
+            batch_of(F, vec![c[0].clone(), c[1].clone(), altered]),
+            &[&[order], &[&format!("{F}:1")]],
+        ),
     ]);
     let b = receiver();
     let r = b.apply(&batch_of(F, vec![c[0].clone(), c[1].clone(), c[0].clone(), c[2].clone(), c[1].clone()])).unwrap();

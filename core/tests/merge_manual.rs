@@ -194,7 +194,10 @@ fn json_row_with_a_different_primary_key_value() {
         }
         for (from, to) in [(&a, &b), (&b, &a)] {
             let (_, res) = sync_once(from, to, 1000);
-            assert!(res.is_ok(), "{kind}: after sync_resolve(.., row with id 'other') = {r:?}, {from:?} -> {to:?} fails: {res:?}");
+            assert!(
+                res.is_ok(),
+                "{kind}: after sync_resolve(.., row with id 'other') = {r:?}, {from:?} -> {to:?} fails: {res:?}"
+            );
         }
         quiet(&[&a, &b]);
         assert_same(&a, &b);

@@ -145,7 +145,12 @@ fn tampered_fields_are_rejected_by_name() {
     let a = writer();
     let base = batch_json(&a, "{}", 1000);
     let tampers: Vec<(&str, Box<dyn Fn(&mut Json)>)> = vec![
-        ("change_data", Box::new(|e: &mut Json| e["change_data"] = json!(e["change_data"].as_str().unwrap().replace("1e308", "1e307")))),
+        (
+            "change_data",
+            Box::new(|e: &mut Json| {
+                e["change_data"] = json!(e["change_data"].as_str().unwrap().replace("1e308", "1e307"))
+            }),
+        ),
         ("bases", Box::new(|e: &mut Json| e["bases"] = json!(r#"{"live":[]}"#))),
         ("timestamp", Box::new(|e: &mut Json| e["timestamp"] = json!(e["timestamp"].as_i64().unwrap() + 1))),
         ("resolution", Box::new(|e: &mut Json| e["resolution"] = json!(true))),
@@ -186,7 +191,10 @@ fn altered_change_with_recomputed_hash_is_a_fork_when_the_original_is_held() {
     // The sender is quarantined: reported, and everything it sends is refused until released.
     let q = &b.json("SELECT sync_status()")["quarantined"];
     assert_eq!(q.as_array().map(|v| v.len()), Some(1), "{q}");
-    assert_eq!((q[0]["device_id"].as_str(), q[0]["origin"].as_str(), q[0]["version"].as_i64()), (Some(a.dev.as_str()), Some(a.dev.as_str()), Some(1)));
+    assert_eq!(
+        (q[0]["device_id"].as_str(), q[0]["origin"].as_str(), q[0]["version"].as_i64()),
+        (Some(a.dev.as_str()), Some(a.dev.as_str()), Some(1))
+    );
     let e = b.apply(&a.changes("{}", 1000)).unwrap_err();
     assert!(e.contains("quarantined") && e.contains(&format!("sync_release('{}')", a.dev)), "{e}");
     assert_eq!(b.int(&format!("SELECT sync_release('{}')", a.dev)), 1);
@@ -405,7 +413,13 @@ fn paging_across_origins_keeps_causal_order() {
 #[test]
 fn sync_changes_rejects_bad_arguments() {
     let a = writer();
-    for (since, limit, needle) in [("{}", 0i64, "limit"), ("{}", -5, "limit"), ("[1]", 10, "vector"), ("not json", 10, "vector"), (r#"{"x": -1}"#, 10, "\"x\"")] {
+    for (since, limit, needle) in [
+        ("{}", 0i64, "limit"),
+        ("{}", -5, "limit"),
+        ("[1]", 10, "vector"),
+        ("not json", 10, "vector"),
+        (r#"{"x": -1}"#, 10, "\"x\""),
+    ] {
         let e = a
             .conn
             .query_row("SELECT sync_changes(?1, ?2)", rusqlite::params![since, limit], |r| r.get::<_, String>(0))
@@ -477,7 +491,9 @@ fn change_arriving_before_its_base_from_another_origin() {
         };
         let spurious: Vec<_> = c.conflicts().into_iter().filter(|x| x.local_version.is_none()).collect();
         if !spurious.is_empty() {
-            failures.push(format!("{strat}: C recorded conflicts against a record it never held: {spurious:?} (apply: {r})"));
+            failures.push(format!(
+                "{strat}: C recorded conflicts against a record it never held: {spurious:?} (apply: {r})"
+            ));
         }
         let peers = [&a, &b, &c];
         let mut stuck = None;

@@ -23,7 +23,8 @@ fn runs_of_log(p: &Peer) -> Vec<(String, i64, i64, i64)> {
 }
 
 fn stored_runs(p: &Peer) -> Vec<(String, i64, i64, i64)> {
-    let mut stmt = p.conn.prepare("SELECT device_id, version, id, count FROM sync_runs ORDER BY device_id, version").unwrap();
+    let mut stmt =
+        p.conn.prepare("SELECT device_id, version, id, count FROM sync_runs ORDER BY device_id, version").unwrap();
     stmt.query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?))).unwrap().map(Result::unwrap).collect()
 }
 

@@ -37,8 +37,7 @@ pub unsafe extern "C" fn sqlite3_peersync_init(
         );
         return ffi::SQLITE_ERROR;
     }
-    std::panic::catch_unwind(|| Connection::extension_init2(db, pz_err_msg, p_api, init))
-        .unwrap_or(ffi::SQLITE_ERROR)
+    std::panic::catch_unwind(|| Connection::extension_init2(db, pz_err_msg, p_api, init)).unwrap_or(ffi::SQLITE_ERROR)
 }
 
 fn init(conn: Connection) -> rusqlite::Result<bool> {

@@ -36,8 +36,8 @@ pub struct Fixtures {
 pub fn fixtures() -> &'static Fixtures {
     static F: OnceLock<Fixtures> = OnceLock::new();
     F.get_or_init(|| {
-        let receiver = std::fs::read(world::fixture("receiver.sqlite3"))
-            .expect("fuzz/fixtures/receiver.sqlite3 (run gen_seeds)");
+        let receiver =
+            std::fs::read(world::fixture("receiver.sqlite3")).expect("fuzz/fixtures/receiver.sqlite3 (run gen_seeds)");
         let sender: Batch =
             serde_json::from_str(&std::fs::read_to_string(world::fixture("sender.json")).unwrap()).unwrap();
         let mut names: Vec<_> = std::fs::read_dir(world::fuzz_dir().join("seeds").join("batch_apply"))
@@ -45,15 +45,9 @@ pub fn fixtures() -> &'static Fixtures {
             .map(|e| e.unwrap().path())
             .collect();
         names.sort();
-        let batches = names
-            .iter()
-            .map(|p| serde_json::from_str(&std::fs::read_to_string(p).unwrap()).unwrap())
-            .collect();
-        let genuine = sender
-            .changes
-            .iter()
-            .map(|e| (e.device_id.to_string(), e.version, e.hash.clone()))
-            .collect();
+        let batches =
+            names.iter().map(|p| serde_json::from_str(&std::fs::read_to_string(p).unwrap()).unwrap()).collect();
+        let genuine = sender.changes.iter().map(|e| (e.device_id.to_string(), e.version, e.hash.clone())).collect();
         // The committed fixture may be in an earlier format of the sync tables: upgrade it once
         // (any use does), so that every input starts from the current one.
         let conn = open(&receiver);
@@ -214,14 +208,9 @@ fn check_success(conn: &Connection, batch: &Batch, allow: &Allowances, applied: 
     let vector = peersync_core::vector(conn).unwrap();
     assert_eq!(applied.vector, vector, "the reported vector is not the database's");
     // New log rows, by origin.
-    let mut st = conn
-        .prepare("SELECT device_id, version, hash FROM sync_log WHERE version IS NOT NULL")
-        .unwrap();
-    let rows: Vec<(String, i64, String)> = st
-        .query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))
-        .unwrap()
-        .map(Result::unwrap)
-        .collect();
+    let mut st = conn.prepare("SELECT device_id, version, hash FROM sync_log WHERE version IS NOT NULL").unwrap();
+    let rows: Vec<(String, i64, String)> =
+        st.query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?))).unwrap().map(Result::unwrap).collect();
     for (dev, version, hash) in &rows {
         let held_before = f.heads.get(dev).map_or(0, |h| h.0);
         if *version <= held_before {
@@ -276,9 +265,10 @@ fn check_success(conn: &Connection, batch: &Batch, allow: &Allowances, applied: 
 /// Whether the batch's `heads` contradict its own changes (same origin and version, other hash).
 pub fn envelope_contradicts(batch: &Batch) -> bool {
     batch.heads.iter().any(|(dev, hash)| {
-        batch.vector.get(dev).is_some_and(|&v| {
-            batch.changes.iter().any(|e| *e.device_id == **dev && e.version == v && &e.hash != hash)
-        })
+        batch
+            .vector
+            .get(dev)
+            .is_some_and(|&v| batch.changes.iter().any(|e| *e.device_id == **dev && e.version == v && &e.hash != hash))
     })
 }
 

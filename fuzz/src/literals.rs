@@ -7,7 +7,8 @@ pub fn run(data: &[u8]) {
     // record_id: whatever parses has a canonical form that parses back to the same values.
     if let Ok(vals) = parse_literals(s) {
         let canon = record_id(&vals);
-        let back = parse_literals(&canon).unwrap_or_else(|e| panic!("canonical record id {canon:?} of {s:?} does not parse: {e}"));
+        let back = parse_literals(&canon)
+            .unwrap_or_else(|e| panic!("canonical record id {canon:?} of {s:?} does not parse: {e}"));
         assert_eq!(back, vals, "record id {s:?} -> {canon:?} does not round-trip");
         assert_eq!(record_id(&back), canon, "the canonical form of {canon:?} is not stable");
     }
@@ -17,7 +18,8 @@ pub fn run(data: &[u8]) {
             let text = v.to_json_string();
             let j2: serde_json::Value =
                 serde_json::from_str(&text).unwrap_or_else(|e| panic!("{v:?} encodes as invalid JSON {text:?}: {e}"));
-            let v2 = Value::from_json(&j2, &|| "fuzz".into()).unwrap_or_else(|e| panic!("{text:?} does not read back: {e}"));
+            let v2 =
+                Value::from_json(&j2, &|| "fuzz".into()).unwrap_or_else(|e| panic!("{text:?} does not read back: {e}"));
             assert_eq!(v2, v, "{s:?} -> {text:?} does not round-trip");
             if !v.is_null() {
                 let lit = record_id(std::slice::from_ref(&v));

@@ -45,11 +45,23 @@ impl Val {
             Val::Null => "NULL".into(),
             Val::Int(i) => i.to_string(),
             Val::SmallInt(i) => i.to_string(),
-            Val::Real(f) if f.is_infinite() => if *f > 0.0 { "Inf".into() } else { "-Inf".into() },
+            Val::Real(f) if f.is_infinite() => {
+                if *f > 0.0 {
+                    "Inf".into()
+                } else {
+                    "-Inf".into()
+                }
+            }
             Val::Real(f) => format!("{f:?}"),
             Val::Text(t) => format!("'{}'", t.replace('\'', "''")),
             Val::Blob(b) => format!("X'{}'", hex::encode_upper(b)),
-            Val::Inf(neg) => if *neg { "-Inf".into() } else { "Inf".into() },
+            Val::Inf(neg) => {
+                if *neg {
+                    "-Inf".into()
+                } else {
+                    "Inf".into()
+                }
+            }
             Val::Raw(s) => s.clone(),
             Val::Bool(b) => b.to_string(),
             Val::Nested(n) => "'".repeat(*n as usize),
@@ -195,7 +207,9 @@ fn set(e: &mut Entry, f: &Field, heads: &BTreeMap<String, i64>) {
             e.record_id = vals.iter().map(Val::literal).collect::<Vec<_>>().join(",");
         }
         Field::RecordIdRaw(s) => e.record_id = s.clone(),
-        Field::Operation(i) => e.operation = pick(&["INSERT", "UPDATE", "DELETE", "REPLACE", "insert", ""], *i).unwrap().into(),
+        Field::Operation(i) => {
+            e.operation = pick(&["INSERT", "UPDATE", "DELETE", "REPLACE", "insert", ""], *i).unwrap().into()
+        }
         Field::OperationRaw(s) => e.operation = s.as_str().into(),
         Field::Data(kv) => {
             let body: Vec<String> =
@@ -204,7 +218,8 @@ fn set(e: &mut Entry, f: &Field, heads: &BTreeMap<String, i64>) {
         }
         Field::DataRaw(s) => e.change_data = s.clone(),
         Field::Bases(live, cols, seen) => {
-            let list = |rs: &[Ref]| format!("[{}]", rs.iter().map(|r| q(&reference(r, heads))).collect::<Vec<_>>().join(","));
+            let list =
+                |rs: &[Ref]| format!("[{}]", rs.iter().map(|r| q(&reference(r, heads))).collect::<Vec<_>>().join(","));
             let cols: Vec<String> =
                 cols.iter().map(|(c, rs)| format!("{}:{}", q(&col_name(&e.table_name, c)), list(rs))).collect();
             let seen: Vec<String> = seen

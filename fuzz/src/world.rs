@@ -49,13 +49,8 @@ CREATE TABLE t4(kb BLOB NOT NULL, kr REAL NOT NULL, kv NOT NULL, w, PRIMARY KEY(
 CREATE TABLE t5(id TEXT PRIMARY KEY, parent TEXT REFERENCES t1(id) ON DELETE CASCADE, note TEXT);
 ";
 
-pub const TABLES: [(&str, &str); 5] = [
-    ("t1", "timestamp_wins"),
-    ("t2", "local_wins"),
-    ("t3", "manual"),
-    ("t4", "remote_wins"),
-    ("t5", "timestamp_wins"),
-];
+pub const TABLES: [(&str, &str); 5] =
+    [("t1", "timestamp_wins"), ("t2", "local_wins"), ("t3", "manual"), ("t4", "remote_wins"), ("t5", "timestamp_wins")];
 
 /// Column names per table (for structure-aware mutations).
 pub const COLUMNS: [(&str, &[&str]); 5] = [

@@ -14,10 +14,7 @@ pub const WINDOW_SECS: i64 = 300;
 const MAX_NONCES: usize = 1_000_000;
 
 pub fn now_secs() -> i64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|d| d.as_secs() as i64)
-        .unwrap_or(0)
+    SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_secs() as i64).unwrap_or(0)
 }
 
 /// Nonces seen within the window, per device: a replayed request is refused. Entries leave
@@ -43,9 +40,7 @@ impl NonceCache {
             return Ok(false);
         }
         if self.seen.len() >= MAX_NONCES {
-            return Err(Error::Timeout(
-                "too many signed requests in the last minutes; try again later".into(),
-            ));
+            return Err(Error::Timeout("too many signed requests in the last minutes; try again later".into()));
         }
         // A request created at now+WINDOW stays acceptable until now+2*WINDOW.
         self.order.push_back((now + 2 * WINDOW_SECS, k.clone()));
@@ -97,16 +92,12 @@ fn host_is_loopback(host: &str) -> bool {
             .filter(|(n, p)| !n.contains(':') && p.bytes().all(|b| b.is_ascii_digit()))
             .map_or(h, |(n, _)| n)
     };
-    name.eq_ignore_ascii_case("localhost")
-        || name.parse::<IpAddr>().is_ok_and(|ip| ip.is_loopback())
+    name.eq_ignore_ascii_case("localhost") || name.parse::<IpAddr>().is_ok_and(|ip| ip.is_loopback())
 }
 
 fn canonical(ip: IpAddr) -> IpAddr {
     match ip {
-        IpAddr::V6(v6) => v6
-            .to_ipv4_mapped()
-            .map(IpAddr::V4)
-            .unwrap_or(IpAddr::V6(v6)),
+        IpAddr::V6(v6) => v6.to_ipv4_mapped().map(IpAddr::V4).unwrap_or(IpAddr::V6(v6)),
         v4 => v4,
     }
 }
@@ -134,48 +125,30 @@ where
     F: FnOnce(String) -> Fut,
     Fut: std::future::Future<Output = Result<Option<KnownDevice>>>,
 {
-    let host = parts
-        .headers
-        .get(hyper::header::HOST)
-        .and_then(|h| h.to_str().ok());
-    let signed =
-        parts.headers.contains_key("signature-input") || parts.headers.contains_key("signature");
+    let host = parts.headers.get(hyper::header::HOST).and_then(|h| h.to_str().ok());
+    let signed = parts.headers.contains_key("signature-input") || parts.headers.contains_key("signature");
     if !signed {
         if allow_local && peer.ip().is_loopback() && host.is_some_and(host_is_loopback) {
-            return Ok(Verified {
-                caller: Caller::LocalMonitor,
-                digest: None,
-                needs_digest: false,
-            });
+            return Ok(Verified { caller: Caller::LocalMonitor, digest: None, needs_digest: false });
         }
         return Err(Error::Unauthenticated(
             "this endpoint needs an RFC 9421 signed request (Signature-Input, Signature) from a paired device".into(),
         ));
     }
-    let host = host.ok_or_else(|| {
-        Error::Unauthenticated("a signed request must carry a Host header".into())
-    })?;
+    let host = host.ok_or_else(|| Error::Unauthenticated("a signed request must carry a Host header".into()))?;
     let sigs = httpsig::parse(&parts.headers).map_err(Error::Unauthenticated)?;
     // peersync uses the first signature that names a key; others (e.g. a proxy's) are ignored.
     let sig = sigs
         .into_iter()
         .find(|s| s.keyid.is_some())
-        .ok_or_else(|| {
-            Error::Unauthenticated("the signature has no keyid parameter (the device id)".into())
-        })?;
+        .ok_or_else(|| Error::Unauthenticated("the signature has no keyid parameter (the device id)".into()))?;
     let keyid = sig.keyid.clone().unwrap_or_default();
     match sig.alg.as_deref() {
         Some("ed25519") => {}
         Some(other) => {
-            return Err(Error::Unauthenticated(format!(
-                "signature alg \"{other}\" is not accepted; use ed25519"
-            )))
+            return Err(Error::Unauthenticated(format!("signature alg \"{other}\" is not accepted; use ed25519")))
         }
-        None => {
-            return Err(Error::Unauthenticated(
-                "the signature must name alg=\"ed25519\"".into(),
-            ))
-        }
+        None => return Err(Error::Unauthenticated("the signature must name alg=\"ed25519\"".into())),
     }
     let comps = &sig.components;
     let has = |c: &str| comps.iter().any(|x| x == c);
@@ -184,20 +157,16 @@ where
             "the signature must cover \"@method\" and \"@target-uri\" (or \"@path\")".into(),
         ));
     }
-    let created = sig
-        .created
-        .ok_or_else(|| Error::Unauthenticated("the signature has no created parameter".into()))?;
-    let nonce = sig
-        .nonce
-        .clone()
-        .ok_or_else(|| Error::Unauthenticated("the signature has no nonce parameter".into()))?;
+    let created = sig.created.ok_or_else(|| Error::Unauthenticated("the signature has no created parameter".into()))?;
+    let nonce =
+        sig.nonce.clone().ok_or_else(|| Error::Unauthenticated("the signature has no nonce parameter".into()))?;
     let dev = lookup(keyid.clone()).await?.ok_or_else(|| {
-        Error::Unauthenticated(format!("unknown key id {keyid}: this device is not paired here (run `peersync trust` on this side)"))
+        Error::Unauthenticated(format!(
+            "unknown key id {keyid}: this device is not paired here (run `peersync trust` on this side)"
+        ))
     })?;
     if !dev.authorized {
-        return Err(Error::Forbidden(format!(
-            "device {keyid} has been revoked here"
-        )));
+        return Err(Error::Forbidden(format!("device {keyid} has been revoked here")));
     }
     if let Some(why) = dev.quarantined {
         return Err(Error::Forbidden(why));
@@ -209,9 +178,7 @@ where
         .and_then(|b| <[u8; 32]>::try_from(b.as_slice()).ok())
         .and_then(|b| VerifyingKey::from_bytes(&b).ok())
         .ok_or_else(|| {
-            Error::Forbidden(format!(
-                "device {keyid} has no valid public key here; trust it again with its key"
-            ))
+            Error::Forbidden(format!("device {keyid} has no valid public key here; trust it again with its key"))
         })?;
     if let Some(ip) = dev.tailscale_ip.as_deref() {
         let want: Option<IpAddr> = ip.parse().ok().map(canonical);
@@ -235,25 +202,15 @@ where
         method: parts.method.as_str(),
         scheme: "http",
         authority: host,
-        path_and_query: parts
-            .uri
-            .path_and_query()
-            .map(|p| p.as_str())
-            .unwrap_or("/"),
+        path_and_query: parts.uri.path_and_query().map(|p| p.as_str()).unwrap_or("/"),
         headers: &parts.headers,
     };
     httpsig::verify(&view, &sig, &pk).map_err(Error::Unauthenticated)?;
     if !nonces.lock().unwrap().insert(&keyid, &nonce, now)? {
-        return Err(Error::Unauthenticated(
-            "nonce already used: a replayed request is refused".into(),
-        ));
+        return Err(Error::Unauthenticated("nonce already used: a replayed request is refused".into()));
     }
     let digest = if has("content-digest") {
-        parts
-            .headers
-            .get("content-digest")
-            .and_then(|v| v.to_str().ok())
-            .map(str::to_string)
+        parts.headers.get("content-digest").and_then(|v| v.to_str().ok()).map(str::to_string)
     } else {
         None
     };
@@ -263,11 +220,7 @@ where
             .get(hyper::header::CONTENT_LENGTH)
             .and_then(|v| v.to_str().ok())
             .is_some_and(|v| v.trim() != "0");
-    Ok(Verified {
-        caller: Caller::Device(keyid),
-        digest,
-        needs_digest: has_body,
-    })
+    Ok(Verified { caller: Caller::Device(keyid), digest, needs_digest: has_body })
 }
 
 #[cfg(test)]
@@ -286,13 +239,7 @@ mod tests {
 
     #[test]
     fn loopback_hosts() {
-        for h in [
-            "127.0.0.1:8080",
-            "localhost",
-            "LOCALHOST:1",
-            "[::1]:80",
-            "127.0.0.2",
-        ] {
+        for h in ["127.0.0.1:8080", "localhost", "LOCALHOST:1", "[::1]:80", "127.0.0.2"] {
             assert!(host_is_loopback(h), "{h}");
         }
         for h in ["evil.example:8080", "10.0.0.1", "127.0.0.1.nip.io", ""] {

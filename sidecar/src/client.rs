@@ -50,9 +50,7 @@ pub struct Client {
 /// Normalizes a peer URL: `http://host:port` (a path prefix is kept, no trailing slash).
 pub fn normalize_url(url: &str) -> Result<String> {
     let url = url.trim().trim_end_matches('/');
-    let uri: Uri = url
-        .parse()
-        .map_err(|e| Error::BadRequest(format!("peer URL \"{url}\" is not a URL ({e})")))?;
+    let uri: Uri = url.parse().map_err(|e| Error::BadRequest(format!("peer URL \"{url}\" is not a URL ({e})")))?;
     match (uri.scheme_str(), uri.authority()) {
         (Some("http"), Some(_)) => Ok(url.to_string()),
         (Some(s), _) if s != "http" => Err(Error::BadRequest(format!(
@@ -63,53 +61,24 @@ pub fn normalize_url(url: &str) -> Result<String> {
 }
 
 impl Client {
-    pub fn new(
-        key: Arc<SigningKey>,
-        device_id: String,
-        max_body: usize,
-        timeout: Duration,
-    ) -> Client {
+    pub fn new(key: Arc<SigningKey>, device_id: String, max_body: usize, timeout: Duration) -> Client {
         let mut conn = HttpConnector::new();
         conn.set_connect_timeout(Some(Duration::from_secs(5)));
         conn.set_nodelay(true);
-        let http = HttpClient::builder(TokioExecutor::new())
-            .pool_idle_timeout(Duration::from_secs(30))
-            .build(conn);
-        Client {
-            http,
-            key,
-            device_id,
-            max_body,
-            timeout,
-        }
+        let http = HttpClient::builder(TokioExecutor::new()).pool_idle_timeout(Duration::from_secs(30)).build(conn);
+        Client { http, key, device_id, max_body, timeout }
     }
 
     /// Sends one signed request; returns the reply body of a 2xx answer.
-    pub async fn request(
-        &self,
-        base: &str,
-        method: Method,
-        path: &str,
-        body: Option<Vec<u8>>,
-    ) -> Result<Bytes> {
+    pub async fn request(&self, base: &str, method: Method, path: &str, body: Option<Vec<u8>>) -> Result<Bytes> {
         let url = format!("{base}{path}");
-        let uri: Uri = url
-            .parse()
-            .map_err(|e| Error::BadRequest(format!("bad URL {url}: {e}")))?;
-        let authority = uri
-            .authority()
-            .map(|a| a.as_str().to_string())
-            .unwrap_or_default();
-        let pq = uri
-            .path_and_query()
-            .map(|p| p.as_str().to_string())
-            .unwrap_or_else(|| "/".into());
+        let uri: Uri = url.parse().map_err(|e| Error::BadRequest(format!("bad URL {url}: {e}")))?;
+        let authority = uri.authority().map(|a| a.as_str().to_string()).unwrap_or_default();
+        let pq = uri.path_and_query().map(|p| p.as_str().to_string()).unwrap_or_else(|| "/".into());
         let mut headers = HeaderMap::new();
         headers.insert(
             hyper::header::HOST,
-            authority
-                .parse()
-                .map_err(|_| Error::BadRequest(format!("bad host in {url}")))?,
+            authority.parse().map_err(|_| Error::BadRequest(format!("bad host in {url}")))?,
         );
         let view = RequestView {
             method: method.as_str(),
@@ -127,10 +96,7 @@ impl Client {
             &httpsig::new_nonce(),
         )
         .map_err(Error::Internal)?;
-        let mut req = Request::builder()
-            .method(method)
-            .uri(uri)
-            .header(hyper::header::HOST, &authority);
+        let mut req = Request::builder().method(method).uri(uri).header(hyper::header::HOST, &authority);
         for (k, v) in signed {
             req = req.header(k, v);
         }
@@ -140,16 +106,9 @@ impl Client {
         let req = req
             .body(Full::new(Bytes::from(body.unwrap_or_default())))
             .map_err(|e| Error::Internal(format!("cannot build request: {e}")))?;
-        let unreachable = |m: String| Error::Unreachable {
-            url: base.to_string(),
-            message: m,
-        };
+        let unreachable = |m: String| Error::Unreachable { url: base.to_string(), message: m };
         let work = async {
-            let resp = self
-                .http
-                .request(req)
-                .await
-                .map_err(|e| unreachable(describe(&e)))?;
+            let resp = self.http.request(req).await.map_err(|e| unreachable(describe(&e)))?;
             let status = resp.status();
             let body = Limited::new(resp.into_body(), self.max_body)
                 .collect()
@@ -160,12 +119,7 @@ impl Client {
         };
         let (status, body) = tokio::time::timeout(self.timeout, work)
             .await
-            .map_err(|_| {
-                unreachable(format!(
-                    "no complete reply within {} s",
-                    self.timeout.as_secs()
-                ))
-            })??;
+            .map_err(|_| unreachable(format!("no complete reply within {} s", self.timeout.as_secs())))??;
         if status.is_success() {
             return Ok(body);
         }
@@ -173,11 +127,7 @@ impl Client {
             .ok()
             .and_then(|v| v.get("error").and_then(|e| e.as_str()).map(str::to_string))
             .unwrap_or_else(|| String::from_utf8_lossy(&body).chars().take(300).collect());
-        Err(Error::Peer {
-            url: base.to_string(),
-            status: status.as_u16(),
-            message,
-        })
+        Err(Error::Peer { url: base.to_string(), status: status.as_u16(), message })
     }
 
     pub async fn call<T: DeserializeOwned>(
@@ -205,22 +155,12 @@ impl Client {
     }
 
     pub async fn pull(&self, base: &str, since: &Vector, limit: i64) -> Result<Batch> {
-        let body = serde_json::to_vec(&PullRequest {
-            since: since.clone(),
-            limit,
-        })?;
-        let bytes = self
-            .request(base, Method::POST, "/sync/pull", Some(body))
-            .await?;
+        let body = serde_json::to_vec(&PullRequest { since: since.clone(), limit })?;
+        let bytes = self.request(base, Method::POST, "/sync/pull", Some(body)).await?;
         peersync_core::parse_batch(
-            std::str::from_utf8(&bytes)
-                .map_err(|_| Error::BadRequest("reply is not UTF-8".into()))?,
+            std::str::from_utf8(&bytes).map_err(|_| Error::BadRequest("reply is not UTF-8".into()))?,
         )
-        .map_err(|e| Error::Peer {
-            url: base.to_string(),
-            status: 200,
-            message: e.to_string(),
-        })
+        .map_err(|e| Error::Peer { url: base.to_string(), status: 200, message: e.to_string() })
     }
 }
 

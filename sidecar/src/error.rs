@@ -30,11 +30,7 @@ pub enum Error {
     Key(String),
     /// A peer answered with an error status.
     #[error("peer {url} answered {status}: {message}")]
-    Peer {
-        url: String,
-        status: u16,
-        message: String,
-    },
+    Peer { url: String, status: u16, message: String },
     /// A peer could not be reached (connection refused, reset, timed out).
     #[error("peer {url} is unreachable: {message}")]
     Unreachable { url: String, message: String },
@@ -60,12 +56,8 @@ impl Error {
             Error::Core(CoreError::Fork(_)) => StatusCode::CONFLICT,
             Error::Core(CoreError::Unauthorized(_)) => StatusCode::FORBIDDEN,
             Error::Core(CoreError::NotInitialised) => StatusCode::SERVICE_UNAVAILABLE,
-            Error::Core(CoreError::Sqlite(e)) | Error::Sqlite(e) if is_busy(e) => {
-                StatusCode::SERVICE_UNAVAILABLE
-            }
-            Error::Core(CoreError::Sqlite(e)) | Error::Sqlite(e) if is_full(e) => {
-                StatusCode::INSUFFICIENT_STORAGE
-            }
+            Error::Core(CoreError::Sqlite(e)) | Error::Sqlite(e) if is_busy(e) => StatusCode::SERVICE_UNAVAILABLE,
+            Error::Core(CoreError::Sqlite(e)) | Error::Sqlite(e) if is_full(e) => StatusCode::INSUFFICIENT_STORAGE,
             Error::Unauthenticated(_) => StatusCode::UNAUTHORIZED,
             Error::Forbidden(_) => StatusCode::FORBIDDEN,
             Error::BadRequest(_) | Error::Json(_) => StatusCode::BAD_REQUEST,
@@ -90,9 +82,9 @@ impl Error {
             Error::Unreachable { .. } => "unreachable",
             Error::TooLarge(_) => "too_large",
             Error::Timeout(_) => "timeout",
-            Error::Core(CoreError::Invalid(_) | CoreError::Json(_))
-            | Error::BadRequest(_)
-            | Error::Json(_) => "bad_request",
+            Error::Core(CoreError::Invalid(_) | CoreError::Json(_)) | Error::BadRequest(_) | Error::Json(_) => {
+                "bad_request"
+            }
             Error::NotFound(_) | Error::MethodNotAllowed(_) => "not_found",
             _ => "internal",
         }
@@ -100,10 +92,7 @@ impl Error {
 }
 
 fn is_busy(e: &rusqlite::Error) -> bool {
-    matches!(
-        e.sqlite_error_code(),
-        Some(rusqlite::ErrorCode::DatabaseBusy | rusqlite::ErrorCode::DatabaseLocked)
-    )
+    matches!(e.sqlite_error_code(), Some(rusqlite::ErrorCode::DatabaseBusy | rusqlite::ErrorCode::DatabaseLocked))
 }
 
 fn is_full(e: &rusqlite::Error) -> bool {

@@ -17,9 +17,7 @@ pub fn default_path(device_id: &str) -> Result<PathBuf> {
     } else if let Some(h) = std::env::var_os("HOME").filter(|d| !d.is_empty()) {
         PathBuf::from(h).join(".config").join("peersync")
     } else {
-        return Err(Error::Key(
-            "cannot find a place for the key file: HOME is not set; pass --key FILE".into(),
-        ));
+        return Err(Error::Key("cannot find a place for the key file: HOME is not set; pass --key FILE".into()));
     };
     Ok(dir.join(format!("{device_id}.pem")))
 }
@@ -40,8 +38,7 @@ pub fn public_hex(key: &SigningKey) -> String {
 /// Makes a new key from 32 bytes of the operating system's randomness.
 pub fn generate() -> Result<SigningKey> {
     let mut seed = [0u8; 32];
-    getrandom::fill(&mut seed)
-        .map_err(|e| Error::Key(format!("no randomness from the operating system: {e}")))?;
+    getrandom::fill(&mut seed).map_err(|e| Error::Key(format!("no randomness from the operating system: {e}")))?;
     Ok(SigningKey::from_bytes(&seed))
 }
 
@@ -49,17 +46,13 @@ pub fn generate() -> Result<SigningKey> {
 pub fn write_new(path: &Path, key: &SigningKey) -> Result<()> {
     if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
         if !dir.exists() {
-            fs::create_dir_all(dir)
-                .map_err(|e| Error::Key(format!("cannot create {}: {e}", dir.display())))?;
+            fs::create_dir_all(dir).map_err(|e| Error::Key(format!("cannot create {}: {e}", dir.display())))?;
             fs::set_permissions(dir, fs::Permissions::from_mode(0o700))?;
         }
     }
     // PKCS#8 v1 (RFC 8410 without the optional public key): what OpenSSL 3.0 and Python's
     // cryptography read; v2 with the public key is refused by OpenSSL 3.0.
-    let bytes = ed25519_dalek::pkcs8::KeypairBytes {
-        secret_key: key.to_bytes(),
-        public_key: None,
-    };
+    let bytes = ed25519_dalek::pkcs8::KeypairBytes { secret_key: key.to_bytes(), public_key: None };
     let pem = bytes
         .to_pkcs8_pem(ed25519_dalek::pkcs8::spki::der::pem::LineEnding::LF)
         .map_err(|e| Error::Key(format!("cannot encode the key: {e}")))?;
@@ -90,14 +83,10 @@ pub fn load(path: &Path) -> Result<SigningKey> {
             path.display()
         )));
     }
-    let pem = fs::read_to_string(path)
-        .map_err(|e| Error::Key(format!("cannot read key file {}: {e}", path.display())))?;
-    SigningKey::from_pkcs8_pem(&pem).map_err(|e| {
-        Error::Key(format!(
-            "key file {} is not an ed25519 PKCS#8 PEM private key: {e}",
-            path.display()
-        ))
-    })
+    let pem =
+        fs::read_to_string(path).map_err(|e| Error::Key(format!("cannot read key file {}: {e}", path.display())))?;
+    SigningKey::from_pkcs8_pem(&pem)
+        .map_err(|e| Error::Key(format!("key file {} is not an ed25519 PKCS#8 PEM private key: {e}", path.display())))
 }
 
 /// Loads the key of this database's device and checks it matches the public key on record.
@@ -127,10 +116,7 @@ mod tests {
         let path = dir.join("k.pem");
         let key = generate().unwrap();
         write_new(&path, &key).unwrap();
-        assert_eq!(
-            fs::metadata(&path).unwrap().permissions().mode() & 0o777,
-            0o600
-        );
+        assert_eq!(fs::metadata(&path).unwrap().permissions().mode() & 0o777, 0o600);
         assert_eq!(load(&path).unwrap().to_bytes(), key.to_bytes());
         assert!(write_new(&path, &key).is_err(), "never overwrites a key");
         fs::set_permissions(&path, fs::Permissions::from_mode(0o644)).unwrap();

@@ -25,9 +25,7 @@ pub struct Metrics {
 }
 
 fn esc(s: &str) -> String {
-    s.replace('\\', "\\\\")
-        .replace('"', "\\\"")
-        .replace('\n', "\\n")
+    s.replace('\\', "\\\\").replace('"', "\\\"").replace('\n', "\\n")
 }
 
 impl Metrics {
@@ -77,25 +75,10 @@ impl Metrics {
             "Changes this device accepted from peers.",
             self.changes_received.load(Relaxed),
         );
-        counter(
-            "peersync_conflicts_total",
-            "Conflicts detected while applying changes.",
-            self.conflicts.load(Relaxed),
-        );
-        counter(
-            "peersync_syncs_total",
-            "Completed syncs with peers.",
-            self.syncs.load(Relaxed),
-        );
-        counter(
-            "peersync_http_requests_total",
-            "HTTP requests served.",
-            self.requests.load(Relaxed),
-        );
-        let _ = writeln!(
-            o,
-            "# HELP peersync_errors_total Errors, by kind.\n# TYPE peersync_errors_total counter"
-        );
+        counter("peersync_conflicts_total", "Conflicts detected while applying changes.", self.conflicts.load(Relaxed));
+        counter("peersync_syncs_total", "Completed syncs with peers.", self.syncs.load(Relaxed));
+        counter("peersync_http_requests_total", "HTTP requests served.", self.requests.load(Relaxed));
+        let _ = writeln!(o, "# HELP peersync_errors_total Errors, by kind.\n# TYPE peersync_errors_total counter");
         let errors = self.errors.lock().unwrap();
         if errors.is_empty() {
             let _ = writeln!(o, "peersync_errors_total{{kind=\"none\"}} 0");
@@ -109,21 +92,12 @@ impl Metrics {
         let _ = writeln!(o, "# HELP peersync_last_sync_timestamp_seconds When the last successful sync with a peer ended.\n# TYPE peersync_last_sync_timestamp_seconds gauge");
         for (url, p) in peers.iter() {
             if let Some(t) = p.last_success {
-                let _ = writeln!(
-                    o,
-                    "peersync_last_sync_timestamp_seconds{{peer=\"{}\"}} {t}",
-                    esc(url)
-                );
+                let _ = writeln!(o, "peersync_last_sync_timestamp_seconds{{peer=\"{}\"}} {t}", esc(url));
             }
         }
         let _ = writeln!(o, "# HELP peersync_peer_consecutive_failures Failed sync attempts with a peer since its last success.\n# TYPE peersync_peer_consecutive_failures gauge");
         for (url, p) in peers.iter() {
-            let _ = writeln!(
-                o,
-                "peersync_peer_consecutive_failures{{peer=\"{}\"}} {}",
-                esc(url),
-                p.failures
-            );
+            let _ = writeln!(o, "peersync_peer_consecutive_failures{{peer=\"{}\"}} {}", esc(url), p.failures);
         }
         o
     }

@@ -42,12 +42,7 @@ pub fn outgoing(conn: &Connection, key: &SigningKey, since: &Vector, limit: i64)
 
 /// Prefix lengths at which every origin we can vouch for (we hold its key) ends on a version
 /// whose signature we hold: the longest one within `limit`, and the shortest one.
-fn signable_ends(
-    conn: &Connection,
-    me: &str,
-    batch: &Batch,
-    limit: usize,
-) -> Result<(Option<usize>, Option<usize>)> {
+fn signable_ends(conn: &Connection, me: &str, batch: &Batch, limit: usize) -> Result<(Option<usize>, Option<usize>)> {
     let mut vouchable: HashMap<&str, bool> = HashMap::new();
     let mut open: HashMap<&str, bool> = HashMap::new(); // origin -> its last change so far is unsigned
     let mut unsigned = 0usize;
@@ -58,17 +53,13 @@ fn signable_ends(
             let v = match vouchable.get(origin) {
                 Some(v) => *v,
                 None => {
-                    let v = matches!(
-                        peersync_core::sign::device_key(conn, origin)?,
-                        Some((Some(_), true))
-                    );
+                    let v = matches!(peersync_core::sign::device_key(conn, origin)?, Some((Some(_), true)));
                     vouchable.insert(origin, v);
                     v
                 }
             };
             if v {
-                let signed = peersync_core::sign::stored(conn, origin, e.version)?
-                    .is_some_and(|s| s.hash == e.hash);
+                let signed = peersync_core::sign::stored(conn, origin, e.version)?.is_some_and(|s| s.hash == e.hash);
                 let was_open = open.insert(origin, !signed).unwrap_or(false);
                 match (was_open, signed) {
                     (false, false) => unsigned += 1,
@@ -92,12 +83,7 @@ fn signable_ends(
 
 /// Adds our signature on our last change in the batch, and the stored signatures of other
 /// origins' last changes in it.
-fn attach_signatures(
-    conn: &Connection,
-    key: &SigningKey,
-    me: &str,
-    batch: &mut Batch,
-) -> Result<()> {
+fn attach_signatures(conn: &Connection, key: &SigningKey, me: &str, batch: &mut Batch) -> Result<()> {
     let mut last: HashMap<&str, (i64, &str)> = HashMap::new();
     for e in &batch.changes {
         last.insert(&*e.device_id, (e.version, e.hash.as_str()));

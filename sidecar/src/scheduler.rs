@@ -22,37 +22,18 @@ pub struct Schedule {
 }
 
 /// Starts the write watcher and one sync loop per peer.
-pub fn start(
-    syncer: Arc<Syncer>,
-    peers: Vec<String>,
-    s: Schedule,
-    shutdown: Shutdown,
-) -> Vec<JoinHandle<()>> {
+pub fn start(syncer: Arc<Syncer>, peers: Vec<String>, s: Schedule, shutdown: Shutdown) -> Vec<JoinHandle<()>> {
     let (tx, rx) = watch::channel(0u64);
     let mut tasks = Vec::new();
     let (path, sd, poll) = (syncer.db.path().to_path_buf(), shutdown.clone(), s.poll);
-    tasks.push(tokio::task::spawn_blocking(move || {
-        watch_writes(path, poll, tx, sd)
-    }));
+    tasks.push(tokio::task::spawn_blocking(move || watch_writes(path, poll, tx, sd)));
     for url in peers {
-        tasks.push(tokio::spawn(peer_loop(
-            syncer.clone(),
-            url,
-            s.clone(),
-            rx.clone(),
-            shutdown.clone(),
-        )));
+        tasks.push(tokio::spawn(peer_loop(syncer.clone(), url, s.clone(), rx.clone(), shutdown.clone())));
     }
     tasks
 }
 
-async fn peer_loop(
-    syncer: Arc<Syncer>,
-    url: String,
-    s: Schedule,
-    mut writes: watch::Receiver<u64>,
-    stop: Shutdown,
-) {
+async fn peer_loop(syncer: Arc<Syncer>, url: String, s: Schedule, mut writes: watch::Receiver<u64>, stop: Shutdown) {
     let mut backoff = Backoff::new(s.backoff_base, s.backoff_max);
     let mut wait = Duration::ZERO;
     loop {
@@ -74,9 +55,7 @@ async fn peer_loop(
             Ok(r) => {
                 backoff.reset();
                 wait = s.interval;
-                syncer
-                    .metrics
-                    .peer_ok(&url, &r.peer_device, crate::auth::now_secs());
+                syncer.metrics.peer_ok(&url, &r.peer_device, crate::auth::now_secs());
                 if r.sent + r.received > 0 || r.conflicts > 0 {
                     tracing::info!(peer = %url, device = %r.peer_device, sent = r.sent, received = r.received, conflicts = r.conflicts, "synced");
                 } else {
@@ -110,18 +89,10 @@ fn watch_writes(path: PathBuf, poll: Duration, tx: watch::Sender<u64>, stop: Shu
     let probe = |c: &rusqlite::Connection| -> rusqlite::Result<(i64, (i64, bool))> {
         let dv: i64 = c.query_row("PRAGMA data_version", [], |r| r.get(0))?;
         let tail: (i64, bool) = c
-            .query_row(
-                "SELECT id, version IS NULL FROM sync_log ORDER BY id DESC LIMIT 1",
-                [],
-                |r| Ok((r.get(0)?, r.get(1)?)),
-            )
-            .or_else(|e| {
-                if matches!(e, rusqlite::Error::QueryReturnedNoRows) {
-                    Ok((0, false))
-                } else {
-                    Err(e)
-                }
-            })?;
+            .query_row("SELECT id, version IS NULL FROM sync_log ORDER BY id DESC LIMIT 1", [], |r| {
+                Ok((r.get(0)?, r.get(1)?))
+            })
+            .or_else(|e| if matches!(e, rusqlite::Error::QueryReturnedNoRows) { Ok((0, false)) } else { Err(e) })?;
         Ok((dv, tail))
     };
     let Ok((mut version, mut tail)) = probe(&conn) else {
@@ -138,11 +109,7 @@ fn watch_writes(path: PathBuf, poll: Duration, tx: watch::Sender<u64>, stop: Shu
         version = dv;
         let Ok((_, now)) = probe(&conn) else { continue };
         if now != tail && (now.0 != tail.0 || now.1) {
-            tracing::debug!(
-                log_tail = now.0,
-                unsealed = now.1,
-                "database changed; syncing soon"
-            );
+            tracing::debug!(log_tail = now.0, unsealed = now.1, "database changed; syncing soon");
             tx.send_modify(|n| *n += 1);
         }
         tail = now;

@@ -21,12 +21,7 @@ pub struct ServerLimits {
 }
 
 /// Serves until `shutdown` triggers, then finishes the requests in flight (up to `grace`).
-pub async fn serve(
-    listener: TcpListener,
-    state: Arc<AppState>,
-    limits: ServerLimits,
-    shutdown: Shutdown,
-) {
+pub async fn serve(listener: TcpListener, state: Arc<AppState>, limits: ServerLimits, shutdown: Shutdown) {
     let graceful = GracefulShutdown::new();
     let slots = Arc::new(Semaphore::new(limits.max_connections));
     loop {

@@ -8,9 +8,7 @@ pub struct Shutdown {
 
 impl Default for Shutdown {
     fn default() -> Self {
-        Shutdown {
-            tx: std::sync::Arc::new(watch::channel(false).0),
-        }
+        Shutdown { tx: std::sync::Arc::new(watch::channel(false).0) }
     }
 }
 
@@ -40,10 +38,7 @@ impl Shutdown {
                 _ = term.recv() => "SIGTERM",
                 _ = int.recv() => "SIGINT",
             };
-            tracing::info!(
-                signal = name,
-                "shutting down: finishing the requests and the batch in flight"
-            );
+            tracing::info!(signal = name, "shutting down: finishing the requests and the batch in flight");
             me.trigger();
         });
         Ok(())

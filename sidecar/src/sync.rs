@@ -40,30 +40,17 @@ pub struct Syncer {
 
 /// How many changes the holder of `b` lacks from the holder of `a`.
 fn missing(a: &Vector, b: &Vector) -> u64 {
-    a.iter()
-        .map(|(d, v)| (v - b.get(d).copied().unwrap_or(0)).max(0) as u64)
-        .sum()
+    a.iter().map(|(d, v)| (v - b.get(d).copied().unwrap_or(0)).max(0) as u64).sum()
 }
 
 impl Syncer {
     /// Hello (exchange vectors), push what the peer lacks, pull what we lack. Stops between
     /// pages when `stop` triggers: the page in flight is finished, never cut.
-    pub async fn sync(
-        &self,
-        url: &str,
-        stop: &Shutdown,
-        progress: &dyn Progress,
-    ) -> Result<Report> {
+    pub async fn sync(&self, url: &str, stop: &Shutdown, progress: &dyn Progress) -> Result<Report> {
         let hello = self.db.run(outbox::hello).await?;
         let reply = self.client.push(url, &hello).await?;
-        progress.start(
-            missing(&hello.vector, &reply.vector),
-            missing(&reply.vector, &hello.vector),
-        );
-        let mut report = Report {
-            peer_device: reply.device_id.clone(),
-            ..Report::default()
-        };
+        progress.start(missing(&hello.vector, &reply.vector), missing(&reply.vector, &hello.vector));
+        let mut report = Report { peer_device: reply.device_id.clone(), ..Report::default() };
         let peer = reply.device_id.clone();
         self.db
             .run(move |c| {
@@ -79,13 +66,10 @@ impl Syncer {
             })
             .await?;
         let mut pages = PageSize::new(self.page);
-        let theirs = self
-            .push_all(url, reply.vector, &mut pages, &mut report, stop, progress)
-            .await?;
+        let theirs = self.push_all(url, reply.vector, &mut pages, &mut report, stop, progress).await?;
         let (p, v) = (report.peer_device.clone(), theirs);
         self.db.run(move |c| note_vector(c, &p, &v)).await?;
-        self.pull_all(url, &mut pages, &mut report, stop, progress)
-            .await?;
+        self.pull_all(url, &mut pages, &mut report, stop, progress).await?;
         Metrics::add(&self.metrics.syncs, 1);
         Ok(report)
     }
@@ -152,7 +136,14 @@ impl Syncer {
                 }
                 let (client, to) = (self.client.clone(), url.to_string());
                 let reply = tokio::spawn(async move { client.push_body(&to, body).await });
-                flight.push_back(InFlight { batch, asked, made_for, after: after.clone(), sent_at: Instant::now(), reply });
+                flight.push_back(InFlight {
+                    batch,
+                    asked,
+                    made_for,
+                    after: after.clone(),
+                    sent_at: Instant::now(),
+                    reply,
+                });
                 predicted = after;
                 if more {
                     let ahead = pages.ahead();
@@ -162,7 +153,11 @@ impl Syncer {
             let Some(page) = flight.pop_front() else { break };
             let reply = match finished(page.reply).await {
                 Err(Error::Peer { status: 413, .. }) if pages.too_large() => {
-                    tracing::info!(peer = url, limit = pages.get(), "peer refused a page as too large; sending smaller pages");
+                    tracing::info!(
+                        peer = url,
+                        limit = pages.get(),
+                        "peer refused a page as too large; sending smaller pages"
+                    );
                     self.drain(&mut flight, &mut theirs, report, progress).await;
                     (predicted, more, making) = (theirs.clone(), true, None);
                     continue;
@@ -217,7 +212,13 @@ impl Syncer {
     }
 
     /// Waits for the pages still in flight, counting what the peer took of them.
-    async fn drain(&self, flight: &mut VecDeque<InFlight>, theirs: &mut Vector, report: &mut Report, progress: &dyn Progress) {
+    async fn drain(
+        &self,
+        flight: &mut VecDeque<InFlight>,
+        theirs: &mut Vector,
+        report: &mut Report,
+        progress: &dyn Progress,
+    ) {
         while let Some(page) = flight.pop_front() {
             if let Ok(reply) = finished(page.reply).await {
                 record(&page.batch, reply, theirs, report, progress, &self.metrics);
@@ -255,10 +256,7 @@ impl Syncer {
             if n == 0 {
                 return Ok(());
             }
-            let applied = self
-                .db
-                .run(move |c| Ok(peersync_core::apply(c, &batch)?))
-                .await?;
+            let applied = self.db.run(move |c| Ok(peersync_core::apply(c, &batch)?)).await?;
             pages.took(n as usize, asked, asked_at.elapsed());
             report.received += applied.accepted;
             report.conflicts += applied.conflicts.len();
@@ -295,7 +293,14 @@ struct InFlight {
 }
 
 /// Counts what the peer took of `batch`, by its `reply`, and makes `theirs` what it holds.
-fn record(batch: &Batch, reply: PushReply, theirs: &mut Vector, report: &mut Report, progress: &dyn Progress, metrics: &Metrics) {
+fn record(
+    batch: &Batch,
+    reply: PushReply,
+    theirs: &mut Vector,
+    report: &mut Report,
+    progress: &dyn Progress,
+    metrics: &Metrics,
+) {
     report.sent += reply.accepted;
     report.conflicts += reply.conflicts.len();
     Metrics::add(&metrics.changes_sent, reply.accepted as u64);
@@ -316,7 +321,5 @@ async fn finished<T>(h: JoinHandle<Result<T>>) -> Result<T> {
 
 /// Records what `peer` holds (core marks `is_synced` from it), in one short transaction.
 pub fn note_vector(c: &rusqlite::Connection, peer: &str, v: &Vector) -> Result<()> {
-    Ok(peersync_core::tx::write(c, |c| {
-        peersync_core::peers::note_vector(c, peer, v)
-    })?)
+    Ok(peersync_core::tx::write(c, |c| peersync_core::peers::note_vector(c, peer, v))?)
 }

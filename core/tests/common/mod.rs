@@ -212,7 +212,12 @@ impl Peer {
             .unwrap_or_else(|e| panic!("sync_changes on {}: {e}", self.name));
         let since = peersync_core::changes::parse_vector("test", since).unwrap();
         let batch = peersync_core::changes(&self.conn, &since, limit).unwrap();
-        assert_eq!(text, serde_json::to_string(&batch).unwrap(), "sync_changes on {} differs from its batch", self.name);
+        assert_eq!(
+            text,
+            serde_json::to_string(&batch).unwrap(),
+            "sync_changes on {} differs from its batch",
+            self.name
+        );
         text
     }
 
@@ -225,15 +230,11 @@ impl Peer {
     }
 
     pub fn resolve(&self, id: i64, choice: &str) -> Result<String, String> {
-        self.conn
-            .query_row("SELECT sync_resolve(?1, ?2)", params![id, choice], |r| r.get(0))
-            .map_err(|e| e.to_string())
+        self.conn.query_row("SELECT sync_resolve(?1, ?2)", params![id, choice], |r| r.get(0)).map_err(|e| e.to_string())
     }
 
     pub fn set_clock_offset(&self, us: i64) {
-        self.conn
-            .execute("INSERT OR REPLACE INTO sync_state(key,value) VALUES('clock_offset_us', ?1)", [us])
-            .unwrap();
+        self.conn.execute("INSERT OR REPLACE INTO sync_state(key,value) VALUES('clock_offset_us', ?1)", [us]).unwrap();
     }
 
     pub fn seal(&self) -> i64 {
@@ -256,7 +257,11 @@ impl Peer {
         // engine's addition; without it every column of a pending conflict is open.
         let has_open: bool = self
             .conn
-            .query_row("SELECT count(*) FROM pragma_table_info('sync_conflicts') WHERE name = 'open_columns'", [], |r| r.get(0))
+            .query_row(
+                "SELECT count(*) FROM pragma_table_info('sync_conflicts') WHERE name = 'open_columns'",
+                [],
+                |r| r.get(0),
+            )
             .unwrap();
         let mut st = self
             .conn
@@ -266,7 +271,8 @@ impl Peer {
                 if has_open { "open_columns" } else { "columns" }
             ))
             .unwrap();
-        let j = |s: Option<String>| s.map(|s| serde_json::from_str(&s).unwrap_or(Json::String(s))).unwrap_or(Json::Null);
+        let j =
+            |s: Option<String>| s.map(|s| serde_json::from_str(&s).unwrap_or(Json::String(s))).unwrap_or(Json::Null);
         let v = st
             .query_map([], |r| {
                 Ok(ConflictRow {

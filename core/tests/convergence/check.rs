@@ -40,9 +40,14 @@ impl World {
         }
         for (p, l) in logs.iter().enumerate() {
             if l.len() != union.len() {
-                let have: BTreeSet<(String, i64)> = l.iter().map(|r| (r.device_id.clone().unwrap(), r.version.unwrap())).collect();
+                let have: BTreeSet<(String, i64)> =
+                    l.iter().map(|r| (r.device_id.clone().unwrap(), r.version.unwrap())).collect();
                 let lacks: Vec<_> = union.keys().filter(|k| !have.contains(k)).collect();
-                return self.fail(format!("P{p}'s log has {} rows, the union {}; lacks {lacks:?}", l.len(), union.len()));
+                return self.fail(format!(
+                    "P{p}'s log has {} rows, the union {}; lacks {lacks:?}",
+                    l.len(),
+                    union.len()
+                ));
             }
         }
         // Identical vectors.
@@ -62,7 +67,8 @@ impl World {
             }
         }
         // No resolution has a resolution as one of its sides (resolutions never cascade).
-        let is_res: BTreeMap<String, bool> = union.iter().map(|((d, v), r)| (format!("{d}:{v}"), r.resolution)).collect();
+        let is_res: BTreeMap<String, bool> =
+            union.iter().map(|((d, v), r)| (format!("{d}:{v}"), r.resolution)).collect();
         for r in union.values().filter(|r| r.resolution) {
             let bases: Json = serde_json::from_str(r.bases.as_deref().unwrap_or("{}")).unwrap();
             let mut lists: Vec<&Json> = vec![&bases["live"]];
@@ -72,7 +78,11 @@ impl World {
             for l in lists.into_iter().filter_map(|l| l.as_array()).filter(|l| l.len() >= 2) {
                 for b in l {
                     if is_res.get(b.as_str().unwrap_or("")) == Some(&true) {
-                        return self.fail(format!("CASCADE: resolution {} has resolution {b} as a side ({})", reference(r), r.bases.as_deref().unwrap_or("")));
+                        return self.fail(format!(
+                            "CASCADE: resolution {} has resolution {b} as a side ({})",
+                            reference(r),
+                            r.bases.as_deref().unwrap_or("")
+                        ));
                     }
                 }
             }
@@ -131,7 +141,10 @@ pub fn winners<'a>(log: impl Iterator<Item = &'a LogRow>) -> BTreeMap<String, Ve
         }
         let names: Vec<&str> = if k.0 == "t1" { vec!["id", "a", "b", "c"] } else { vec!["k", "n", "x", "y"] };
         let slots = &cols[&k];
-        let row: Vec<V> = names.iter().map(|c| slots.get(*c).map(|(_, v)| v.clone()).unwrap_or(V::Text(format!("<no write of {c}>")))).collect();
+        let row: Vec<V> = names
+            .iter()
+            .map(|c| slots.get(*c).map(|(_, v)| v.clone()).unwrap_or(V::Text(format!("<no write of {c}>"))))
+            .collect();
         out.get_mut(&k.0).unwrap().push(row);
     }
     for rows in out.values_mut() {

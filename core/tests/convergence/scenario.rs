@@ -70,22 +70,57 @@ impl fmt::Debug for Choice {
 #[derive(Clone)]
 pub enum Step {
     /// `INSERT OR REPLACE` of the whole row.
-    Insert { p: usize, t: Tbl, key: usize, vals: Vec<V> },
-    Update { p: usize, t: Tbl, key: usize, set: Vec<(usize, V)> },
-    Delete { p: usize, t: Tbl, key: usize },
+    Insert {
+        p: usize,
+        t: Tbl,
+        key: usize,
+        vals: Vec<V>,
+    },
+    Update {
+        p: usize,
+        t: Tbl,
+        key: usize,
+        set: Vec<(usize, V)>,
+    },
+    Delete {
+        p: usize,
+        t: Tbl,
+        key: usize,
+    },
     /// `UPDATE ... SET <key> = <other key>`: a DELETE of the old key and an INSERT of the new.
-    Rekey { p: usize, t: Tbl, key: usize, to: usize },
+    Rekey {
+        p: usize,
+        t: Tbl,
+        key: usize,
+        to: usize,
+    },
     /// `to` applies `sync_changes(to's vector, limit)` of `from`; `dup` appends copies of the
     /// first and last entries; `twice` applies the same batch again.
-    Sync { from: usize, to: usize, limit: i64, dup: bool, twice: bool },
+    Sync {
+        from: usize,
+        to: usize,
+        limit: i64,
+        dup: bool,
+        twice: bool,
+    },
     /// The `back`-th latest batch delivered again, out of order, to its receiver (as model.py
     /// does) or to peer `to`, which may lack the changes it is based on (DESIGN.md: "in any
     /// order"; the receiver must defer what it cannot apply yet).
-    Redeliver { back: usize, to: Option<usize> },
+    Redeliver {
+        back: usize,
+        to: Option<usize>,
+    },
     /// The device's wall clock is set again (jumps back or forward by hours, or a little).
-    Clock { p: usize, offset_us: i64 },
+    Clock {
+        p: usize,
+        offset_us: i64,
+    },
     /// A user resolves a pending conflict (the `pick`-th) mid-run.
-    Resolve { p: usize, pick: usize, choice: Choice },
+    Resolve {
+        p: usize,
+        pick: usize,
+        choice: Choice,
+    },
 }
 
 pub struct Shown<'a>(pub &'a Step, pub usize);
@@ -114,15 +149,29 @@ impl fmt::Debug for Shown<'_> {
             }
             Step::Delete { p, t, key } => write!(f, "P{}: DELETE {} ({})", p % n, t.name(), t.key_text(*key)),
             Step::Rekey { p, t, key, to } => {
-                write!(f, "P{}: UPDATE {} SET key=({}) WHERE key=({})", p % n, t.name(), t.key_text(*to), t.key_text(*key))
+                write!(
+                    f,
+                    "P{}: UPDATE {} SET key=({}) WHERE key=({})",
+                    p % n,
+                    t.name(),
+                    t.key_text(*to),
+                    t.key_text(*key)
+                )
             }
             Step::Sync { from, to, limit, dup, twice } => {
                 let (s, r) = pair(*from, *to, n);
-                write!(f, "sync P{s} -> P{r} limit {limit}{}{}", if *dup { " +dup entries" } else { "" }, if *twice { " applied twice" } else { "" })
+                write!(
+                    f,
+                    "sync P{s} -> P{r} limit {limit}{}{}",
+                    if *dup { " +dup entries" } else { "" },
+                    if *twice { " applied twice" } else { "" }
+                )
             }
             Step::Redeliver { back, to: None } => write!(f, "redeliver batch #-{back} to its receiver"),
             Step::Redeliver { back, to: Some(to) } => write!(f, "redeliver batch #-{back} to P{}", to % n),
-            Step::Clock { p, offset_us } => write!(f, "P{}: wall clock offset now {} s", p % n, *offset_us as f64 / 1e6),
+            Step::Clock { p, offset_us } => {
+                write!(f, "P{}: wall clock offset now {} s", p % n, *offset_us as f64 / 1e6)
+            }
             Step::Resolve { p, pick, choice } => write!(f, "P{}: sync_resolve(pending #{pick}, {choice:?})", p % n),
         }
     }
@@ -166,7 +215,13 @@ impl fmt::Debug for Case {
         for (i, p) in self.peers.iter().enumerate() {
             writeln!(f, "  P{i}: t1 {}, t2 {}, clock offset {} s", p.s1, p.s2, p.offset_us as f64 / 1e6)?;
             for (t, k, vals) in &p.pre {
-                writeln!(f, "      already holds {} ({}) = {:?} when tracked", t.name(), t.key_text(*k), &vals[..t.cols().len()])?;
+                writeln!(
+                    f,
+                    "      already holds {} ({}) = {:?} when tracked",
+                    t.name(),
+                    t.key_text(*k),
+                    &vals[..t.cols().len()]
+                )?;
             }
         }
         for s in &self.steps {
@@ -275,8 +330,12 @@ pub fn case(mode: Mode, profile: Profile) -> impl Strategy<Value = Case> {
         4 => Just(Vec::new()),
         1 => proptest::collection::vec((table(), key(profile), proptest::collection::vec(small, 3)), 1..=3),
     ];
-    let peer = (strategy_for(mode), strategy_for(mode), offset(), pre)
-        .prop_map(|(s1, s2, offset_us, pre)| PeerCfg { s1, s2, offset_us, pre });
+    let peer = (strategy_for(mode), strategy_for(mode), offset(), pre).prop_map(|(s1, s2, offset_us, pre)| PeerCfg {
+        s1,
+        s2,
+        offset_us,
+        pre,
+    });
     let steps = match profile {
         Profile::Default => 1..40,
         Profile::Contention => 20..80,

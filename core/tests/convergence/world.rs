@@ -78,7 +78,17 @@ impl World {
                     .as_array()
                     .unwrap()
                     .iter()
-                    .map(|c| format!("{}#{} {} {} {} {}", c["kind"].as_str().unwrap_or("?"), c["id"], c["table_name"].as_str().unwrap_or("?"), c["record_id"].as_str().unwrap_or("?"), c["columns"], c["status"].as_str().unwrap_or("?")))
+                    .map(|c| {
+                        format!(
+                            "{}#{} {} {} {} {}",
+                            c["kind"].as_str().unwrap_or("?"),
+                            c["id"],
+                            c["table_name"].as_str().unwrap_or("?"),
+                            c["record_id"].as_str().unwrap_or("?"),
+                            c["columns"],
+                            c["status"].as_str().unwrap_or("?")
+                        )
+                    })
                     .collect();
                 self.trace.push(format!(
                     "{what}: accepted {} dup {} deferred {} resolutions {} conflicts {:?}",
@@ -120,7 +130,8 @@ impl World {
     pub fn quiet(&mut self, rng: &mut crate::common::Rng) -> Res<()> {
         let n = self.n();
         for _ in 0..30 {
-            let mut pairs: Vec<(usize, usize)> = (0..n).flat_map(|s| (0..n).filter(move |&r| r != s).map(move |r| (s, r))).collect();
+            let mut pairs: Vec<(usize, usize)> =
+                (0..n).flat_map(|s| (0..n).filter(move |&r| r != s).map(move |r| (s, r))).collect();
             for i in (1..pairs.len()).rev() {
                 pairs.swap(i, rng.below(i + 1));
             }
@@ -144,14 +155,18 @@ impl World {
     }
 
     pub fn resolve(&mut self, p: usize, id: i64, choice: &Choice) -> Res<()> {
-        let table: String = self.peers[p].conn.query_row("SELECT table_name FROM sync_conflicts WHERE id=?1", [id], |r| r.get(0)).unwrap();
+        let table: String = self.peers[p]
+            .conn
+            .query_row("SELECT table_name FROM sync_conflicts WHERE id=?1", [id], |r| r.get(0))
+            .unwrap();
         let arg = match choice {
             Choice::Local => "local".to_string(),
             Choice::Remote => "remote".to_string(),
             Choice::Ignore => "ignore".to_string(),
             Choice::Row(vals) => {
                 let cols: &[&str] = if table == "t1" { &T1_COLS } else { &T2_COLS };
-                let m: serde_json::Map<String, Json> = cols.iter().zip(vals).map(|(c, v)| (c.to_string(), v.to_json())).collect();
+                let m: serde_json::Map<String, Json> =
+                    cols.iter().zip(vals).map(|(c, v)| (c.to_string(), v.to_json())).collect();
                 Json::Object(m).to_string()
             }
         };
@@ -188,9 +203,21 @@ impl World {
                 let p = p % n;
                 let k = t.key(*key);
                 let set = dedup(*t, set);
-                let assign = set.iter().enumerate().map(|(i, (c, _))| format!("{c} = ?{}", i + 1)).collect::<Vec<_>>().join(", ");
-                let cond = t.key_cols().iter().enumerate().map(|(i, c)| format!("{c} = ?{}", set.len() + 1 + i)).collect::<Vec<_>>().join(" AND ");
-                let mut params: Vec<&dyn rusqlite::ToSql> = set.iter().map(|(_, v)| *v as &dyn rusqlite::ToSql).collect();
+                let assign = set
+                    .iter()
+                    .enumerate()
+                    .map(|(i, (c, _))| format!("{c} = ?{}", i + 1))
+                    .collect::<Vec<_>>()
+                    .join(", ");
+                let cond = t
+                    .key_cols()
+                    .iter()
+                    .enumerate()
+                    .map(|(i, c)| format!("{c} = ?{}", set.len() + 1 + i))
+                    .collect::<Vec<_>>()
+                    .join(" AND ");
+                let mut params: Vec<&dyn rusqlite::ToSql> =
+                    set.iter().map(|(_, v)| *v as &dyn rusqlite::ToSql).collect();
                 params.extend(k.iter().map(|v| v as &dyn rusqlite::ToSql));
                 let sql = format!("UPDATE {} SET {assign} WHERE {cond}", t.name());
                 self.local(p, &sql, &params, format!("{:?}", Shown(s, n)));
@@ -198,7 +225,13 @@ impl World {
             Step::Delete { p, t, key } => {
                 let p = p % n;
                 let k = t.key(*key);
-                let cond = t.key_cols().iter().enumerate().map(|(i, c)| format!("{c} = ?{}", i + 1)).collect::<Vec<_>>().join(" AND ");
+                let cond = t
+                    .key_cols()
+                    .iter()
+                    .enumerate()
+                    .map(|(i, c)| format!("{c} = ?{}", i + 1))
+                    .collect::<Vec<_>>()
+                    .join(" AND ");
                 let params: Vec<&dyn rusqlite::ToSql> = k.iter().map(|v| v as &dyn rusqlite::ToSql).collect();
                 self.local(p, &format!("DELETE FROM {} WHERE {cond}", t.name()), &params, format!("{:?}", Shown(s, n)));
             }
@@ -209,11 +242,22 @@ impl World {
                 }
                 let (k, nk) = (t.key(*key), t.key(*to));
                 let kc = t.key_cols();
-                let assign = kc.iter().enumerate().map(|(i, c)| format!("{c} = ?{}", i + 1)).collect::<Vec<_>>().join(", ");
-                let cond = kc.iter().enumerate().map(|(i, c)| format!("{c} = ?{}", kc.len() + 1 + i)).collect::<Vec<_>>().join(" AND ");
+                let assign =
+                    kc.iter().enumerate().map(|(i, c)| format!("{c} = ?{}", i + 1)).collect::<Vec<_>>().join(", ");
+                let cond = kc
+                    .iter()
+                    .enumerate()
+                    .map(|(i, c)| format!("{c} = ?{}", kc.len() + 1 + i))
+                    .collect::<Vec<_>>()
+                    .join(" AND ");
                 let mut params: Vec<&dyn rusqlite::ToSql> = nk.iter().map(|v| v as &dyn rusqlite::ToSql).collect();
                 params.extend(k.iter().map(|v| v as &dyn rusqlite::ToSql));
-                self.local(p, &format!("UPDATE {} SET {assign} WHERE {cond}", t.name()), &params, format!("{:?}", Shown(s, n)));
+                self.local(
+                    p,
+                    &format!("UPDATE {} SET {assign} WHERE {cond}", t.name()),
+                    &params,
+                    format!("{:?}", Shown(s, n)),
+                );
             }
             Step::Sync { from, to, limit, dup, twice } => {
                 let (s_, r) = pair(*from, *to, n);
@@ -235,10 +279,14 @@ impl World {
                     let before = self.peers[r].fingerprint();
                     let res = self.deliver(r, &batch, "  same batch again")?;
                     if res["accepted"] != 0 {
-                        return self.fail(format!("idempotence: the same batch applied twice accepted {} the second time", res["accepted"]));
+                        return self.fail(format!(
+                            "idempotence: the same batch applied twice accepted {} the second time",
+                            res["accepted"]
+                        ));
                     }
                     if self.peers[r].fingerprint() != before {
-                        return self.fail("idempotence: applying the same batch a second time changed the database".into());
+                        return self
+                            .fail("idempotence: applying the same batch a second time changed the database".into());
                     }
                 }
                 self.batches.push((r, batch));
@@ -341,7 +389,10 @@ impl World {
             // every copy of what it resolved must be closed everywhere after the exchange.
             let one = mode == 1;
             let chosen: Vec<usize> = if one { vec![with[rng.below(with.len())]] } else { with.clone() };
-            self.trace.push(format!("--- end round {round}: {} resolve everything pending", chosen.iter().map(|p| format!("P{p}")).collect::<Vec<_>>().join(",")));
+            self.trace.push(format!(
+                "--- end round {round}: {} resolve everything pending",
+                chosen.iter().map(|p| format!("P{p}")).collect::<Vec<_>>().join(",")
+            ));
             let mut resolved = BTreeSet::new();
             for &p in &chosen {
                 resolved.extend(self.open_parts(p, true));
@@ -371,7 +422,6 @@ impl World {
         }
         self.fail("CASCADE: pending conflicts keep appearing while users resolve them".into())
     }
-
 }
 
 /// A user's choice in the end phase: 'local', 'remote', 'ignore' or a JSON row.
@@ -416,7 +466,13 @@ pub fn run_case(c: &Case) -> Res<Stats> {
             p
         })
         .collect();
-    let mut w = World { peers, batches: Vec::new(), trace: Vec::new(), end_phase: false, stats: Stats { cases: 1, ..Stats::default() } };
+    let mut w = World {
+        peers,
+        batches: Vec::new(),
+        trace: Vec::new(),
+        end_phase: false,
+        stats: Stats { cases: 1, ..Stats::default() },
+    };
     for (i, p) in w.peers.iter().enumerate() {
         let dev = p.dev.clone();
         w.trace.push(format!("P{i} is device {dev}"));

@@ -45,19 +45,30 @@ fn main() {
     trust(&c, A);
 
     // Round 1: C, D and R write; A relays them.
-    exec(&c, "INSERT INTO t1 VALUES ('c1', 'from c', 1.5, x'c0ffee');
+    exec(
+        &c,
+        "INSERT INTO t1 VALUES ('c1', 'from c', 1.5, x'c0ffee');
               INSERT INTO t3 VALUES (30, 'cu', 3);
               INSERT INTO t4 VALUES (x'00', 0.5, 'c', 'w-c');
-              UPDATE t1 SET a = 'from c, edited' WHERE id = 'c1';");
-    exec(&d, "INSERT INTO t2 VALUES ('d', 1, 1e-300, x'', 'dz');
-              INSERT INTO t1 VALUES ('d1', NULL, -0.0, 'it''s d');");
-    exec(&r, "INSERT INTO t1 VALUES ('r1', 'from r', 7, NULL);
-              INSERT INTO t2 VALUES ('r', -1, 2.5, x'ff', NULL);");
+              UPDATE t1 SET a = 'from c, edited' WHERE id = 'c1';",
+    );
+    exec(
+        &d,
+        "INSERT INTO t2 VALUES ('d', 1, 1e-300, x'', 'dz');
+              INSERT INTO t1 VALUES ('d1', NULL, -0.0, 'it''s d');",
+    );
+    exec(
+        &r,
+        "INSERT INTO t1 VALUES ('r1', 'from r', 7, NULL);
+              INSERT INTO t2 VALUES ('r', -1, 2.5, x'ff', NULL);",
+    );
     for (conn, dev) in [(&c, C), (&d, D), (&r, R)] {
         deliver(&a, &export(conn, dev, &vector(&a), 1000));
     }
     // A's own first round.
-    exec(&a, "INSERT INTO t1 VALUES ('L1', 'Ada', 250000, 3.5);
+    exec(
+        &a,
+        "INSERT INTO t1 VALUES ('L1', 'Ada', 250000, 3.5);
               INSERT INTO t1 VALUES ('L2', 'Bob', 0.30000000000000004, x'00ff');
               INSERT INTO t1 VALUES ('漢🎉', '', 9223372036854775807, -9223372036854775808);
               INSERT INTO t2 VALUES ('k', 1, 1e308, x'0102', 'z1');
@@ -71,14 +82,17 @@ fn main() {
               INSERT INTO t5 VALUES ('p1', 'L1', 'child of L1');
               UPDATE t1 SET a = 'Ada L.', c = NULL WHERE id = 'L1';
               DELETE FROM t3 WHERE id = 2;
-              INSERT INTO t3 VALUES (2, 'two again', 22);");
+              INSERT INTO t3 VALUES (2, 'two again', 22);",
+    );
 
     // B receives everything A has so far, then revokes R (it holds R's first changes).
     deliver(&b, &export(&a, A, &vector(&b), 1000));
     peersync_core::devices::revoke(&b, R.id).unwrap();
 
     // B writes on its own, concurrently with A's second round.
-    exec(&b, "UPDATE t1 SET a = 'Ada (B)', b = 1 WHERE id = 'L1';
+    exec(
+        &b,
+        "UPDATE t1 SET a = 'Ada (B)', b = 1 WHERE id = 'L1';
               UPDATE t2 SET z = 'z1 (B)' WHERE k = 'k' AND n = 1;
               UPDATE t3 SET v = 100 WHERE id = 1;
               INSERT INTO t3 VALUES (3, 'three', 3);
@@ -86,16 +100,26 @@ fn main() {
               UPDATE t4 SET w = 'w1 (B)' WHERE kb = x'00ff';
               DELETE FROM t1 WHERE id = 'L2';
               INSERT INTO t5 VALUES ('p2', 'c1', 'child of c1 (B)');
-              INSERT INTO t1 VALUES ('B1', 'from b', NULL, x'');");
+              INSERT INTO t1 VALUES ('B1', 'from b', NULL, x'');",
+    );
 
     // Round 2: C, D, R and A write concurrently with B.
-    exec(&c, "UPDATE t1 SET b = 2.75 WHERE id = 'c1';
+    exec(
+        &c,
+        "UPDATE t1 SET b = 2.75 WHERE id = 'c1';
               INSERT INTO t3 VALUES (31, 'cu2', 0);
-              DELETE FROM t4 WHERE kb = x'00';");
-    exec(&d, "UPDATE t2 SET z = NULL WHERE k = 'd';
-              INSERT INTO t1 VALUES ('d2', 'd', 'd', 'd');");
-    exec(&r, "UPDATE t1 SET a = 'r, after revocation' WHERE id = 'r1';
-              INSERT INTO t1 VALUES ('r2', 1, 2, 3);");
+              DELETE FROM t4 WHERE kb = x'00';",
+    );
+    exec(
+        &d,
+        "UPDATE t2 SET z = NULL WHERE k = 'd';
+              INSERT INTO t1 VALUES ('d2', 'd', 'd', 'd');",
+    );
+    exec(
+        &r,
+        "UPDATE t1 SET a = 'r, after revocation' WHERE id = 'r1';
+              INSERT INTO t1 VALUES ('r2', 1, 2, 3);",
+    );
     let c_direct = export(&c, C, &vector(&b), 1000);
     let d_direct = export(&d, D, &vector(&b), 1000);
     let r_direct = export(&r, R, &vector(&b), 1000);
@@ -103,7 +127,9 @@ fn main() {
         deliver(&a, &export(conn, dev, &vector(&a), 1000));
     }
     // A writes a child before its parent (foreign keys off here): B gets it in that order.
-    exec(&a, "PRAGMA foreign_keys = OFF;
+    exec(
+        &a,
+        "PRAGMA foreign_keys = OFF;
               UPDATE t1 SET a = 'Ada (A)' WHERE id = 'L1';
               UPDATE t1 SET b = 'L2 edited by A' WHERE id = 'L2';
               UPDATE t2 SET z = 'z1 (A)', x = 1.0 WHERE k = 'k' AND n = 1;
@@ -114,13 +140,17 @@ fn main() {
               INSERT INTO t5 VALUES ('orphan', 'not-yet', 'parent comes later');
               INSERT INTO t1 VALUES ('not-yet', 'parent', NULL, NULL);
               DELETE FROM t1 WHERE id = 'c1';
-              INSERT OR REPLACE INTO t2 VALUES ('k', 2, 4.0, x'04', 'replaced');");
+              INSERT OR REPLACE INTO t2 VALUES ('k', 2, 4.0, x'04', 'replaced');",
+    );
 
     // B's changes reach A; A writes once more, having seen them.
     deliver(&a, &export(&b, B, &vector(&a), 1000));
-    exec(&a, "UPDATE t1 SET c = 'after B' WHERE id = 'B1';
+    exec(
+        &a,
+        "UPDATE t1 SET c = 'after B' WHERE id = 'B1';
               UPDATE t5 SET note = 'seen by A' WHERE id = 'p2';
-              DELETE FROM t3 WHERE id = 3;");
+              DELETE FROM t3 WHERE id = 3;",
+    );
 
     // The receiver, as every fuzz input finds it.
     peersync_core::seal(&b).unwrap();
@@ -162,4 +192,3 @@ fn main() {
     peersync_fuzz::literals::write_seeds(&seeds);
     println!("fixtures and seeds written under {}", dir.display());
 }
-

@@ -54,7 +54,8 @@ fn lookup_fixed(keyid: String) -> impl Future<Output = peersync::error::Result<O
 
 /// All values of a header, trimmed, joined with ", " (RFC 9421 2.1); None when absent or not text.
 fn header_values(h: &HeaderMap, name: &str) -> Option<String> {
-    let vals: Vec<String> = h.get_all(name).iter().map(|v| v.to_str().map(|s| s.trim().to_string())).collect::<Result<_, _>>().ok()?;
+    let vals: Vec<String> =
+        h.get_all(name).iter().map(|v| v.to_str().map(|s| s.trim().to_string())).collect::<Result<_, _>>().ok()?;
     (!vals.is_empty()).then(|| vals.join(", "))
 }
 
@@ -154,7 +155,8 @@ pub fn run_raw(data: &[u8]) {
     let Ok(req) = hyper::Request::builder().method(r.method).uri(path).body(()) else { return };
     let (mut parts, ()) = req.into_parts();
     parts.headers = headers.clone();
-    let peer: SocketAddr = if flag(1) & 1 == 1 { "10.0.0.1:9".parse().unwrap() } else { "127.0.0.1:9".parse().unwrap() };
+    let peer: SocketAddr =
+        if flag(1) & 1 == 1 { "10.0.0.1:9".parse().unwrap() } else { "127.0.0.1:9".parse().unwrap() };
     let nonces = Mutex::new(NonceCache::default());
     let allow_local = flag(1) & 2 == 2;
     if let Ok(v) = block_on(auth::verify_headers(&parts, peer, allow_local, &nonces, lookup_fixed)) {
@@ -203,7 +205,13 @@ pub fn write_seeds(seeds: &Path) {
         ("conflicts", "GET", "/conflicts?status=pending", false),
     ] {
         let headers = HeaderMap::new();
-        let view = RequestView { method, scheme: "http", authority: "127.0.0.1:8080", path_and_query: path, headers: &headers };
+        let view = RequestView {
+            method,
+            scheme: "http",
+            authority: "127.0.0.1:8080",
+            path_and_query: path,
+            headers: &headers,
+        };
         let b = if name == "push_empty" { &b""[..] } else { body };
         let out = httpsig::sign(&view, with_body.then_some(b), &key(), KEYID, 1_700_000_000, "seed-nonce").unwrap();
         let get = |k: &str| out.iter().find(|(n, _)| *n == k).map(|(_, v)| v.clone()).unwrap_or_default();
@@ -229,7 +237,13 @@ pub fn write_seeds(seeds: &Path) {
         let line = format!(
             "(\"@method\" \"@authority\" \"@target-uri\" \"date\" \"content-digest\");created=1700000000;keyid=\"{KEYID}\";alg=\"ed25519\";nonce=\"abc\""
         );
-        let view = RequestView { method: "POST", scheme: "http", authority: "127.0.0.1:8080", path_and_query: "/sync/pull", headers: &headers };
+        let view = RequestView {
+            method: "POST",
+            scheme: "http",
+            authority: "127.0.0.1:8080",
+            path_and_query: "/sync/pull",
+            headers: &headers,
+        };
         let base = httpsig::signature_base(&view, &comps, &line).unwrap();
         let sig = B64.encode(key().sign(base.as_bytes()).to_bytes());
         let data = Raw::join([
@@ -244,7 +258,8 @@ pub fn write_seeds(seeds: &Path) {
         ]);
         std::fs::write(raw.join("requests_http_signature"), data).unwrap();
     }
-    std::fs::write(raw.join("garbage"), Raw::join([b"GET", b"x", b"/", b"a=(", b"a=:", b"sha-256=:AA==:", b"", b""])).unwrap();
+    std::fs::write(raw.join("garbage"), Raw::join([b"GET", b"x", b"/", b"a=(", b"a=:", b"sha-256=:AA==:", b"", b""]))
+        .unwrap();
 
     let m = seeds.join("httpsig_mutate");
     std::fs::create_dir_all(&m).unwrap();

@@ -3,10 +3,28 @@ use super::*;
 use arbitrary::{Arbitrary, Unstructured};
 use hyper::header::HeaderName;
 
-pub const COMPONENTS: [&str; 10] =
-    ["@method", "@target-uri", "@authority", "@path", "@query", "@scheme", "@request-target", "date", "content-digest", "x-extra"];
+pub const COMPONENTS: [&str; 10] = [
+    "@method",
+    "@target-uri",
+    "@authority",
+    "@path",
+    "@query",
+    "@scheme",
+    "@request-target",
+    "date",
+    "content-digest",
+    "x-extra",
+];
 pub const HEADERS: [&str; 9] = [
-    "signature-input", "signature", "content-digest", "date", "host", "x-extra", "content-length", "transfer-encoding", "content-type",
+    "signature-input",
+    "signature",
+    "content-digest",
+    "date",
+    "host",
+    "x-extra",
+    "content-length",
+    "transfer-encoding",
+    "content-type",
 ];
 pub const METHODS: [&str; 5] = ["POST", "GET", "PUT", "DELETE", "post"];
 pub const PATHS: [&str; 5] = ["/sync/push", "/sync/pull", "/conflicts?status=pending", "/", "/conflicts/1/resolve"];
@@ -72,7 +90,13 @@ impl Req {
             "@method" => self.method.clone(),
             "@authority" => self.host().to_ascii_lowercase(),
             "@target-uri" => format!("http://{}{}", self.host(), self.path),
-            "@path" => if path.is_empty() { "/".into() } else { path.into() },
+            "@path" => {
+                if path.is_empty() {
+                    "/".into()
+                } else {
+                    path.into()
+                }
+            }
             "@query" => format!("?{}", query.unwrap_or("")),
             "@scheme" => "http".into(),
             "@request-target" => self.path.clone(),
@@ -100,8 +124,8 @@ fn sf_string(s: &str) -> String {
 /// Signs `req` (adding Content-Digest, Signature-Input, Signature) the way `input.style` says.
 fn sign(req: &mut Req, input: &MutInput, now: i64) -> (Vec<String>, bool) {
     let buildable = normalize(req);
-    let host_ok = req.headers.get_all("host").iter().count() == 1
-        && req.headers.get("host").is_some_and(|h| h.to_str().is_ok());
+    let host_ok =
+        req.headers.get_all("host").iter().count() == 1 && req.headers.get("host").is_some_and(|h| h.to_str().is_ok());
     // Headers that tell the server a body follows (then it requires a signed digest).
     let body_signals = req.headers.contains_key("transfer-encoding")
         || req.headers.get_all("content-length").iter().any(|v| v.to_str().map_or(true, |v| v.trim() != "0"));
@@ -114,7 +138,13 @@ fn sign(req: &mut Req, input: &MutInput, now: i64) -> (Vec<String>, bool) {
     if input.style == 0 {
         req.headers.remove("content-digest");
         let (host, headers) = req.view();
-        let view = RequestView { method: &req.method, scheme: "http", authority: &host, path_and_query: &req.path, headers: &headers };
+        let view = RequestView {
+            method: &req.method,
+            scheme: "http",
+            authority: &host,
+            path_and_query: &req.path,
+            headers: &headers,
+        };
         let comps = if has_body { httpsig::COVERED_WITH_BODY } else { httpsig::COVERED_NO_BODY };
         // (fails only for a request line the server could not receive, e.g. a method with a newline)
         let Ok(out) = httpsig::sign(&view, has_body.then_some(req.body.as_slice()), &key(), KEYID, now, &nonce) else {
@@ -143,7 +173,13 @@ fn sign(req: &mut Req, input: &MutInput, now: i64) -> (Vec<String>, bool) {
     params.rotate_left(input.params_order as usize % n);
     let line = format!("({});{}", comps.iter().map(|c| sf_string(c)).collect::<Vec<_>>().join(" "), params.join(";"));
     let (host, headers) = req.view();
-    let view = RequestView { method: &req.method, scheme: "http", authority: &host, path_and_query: &req.path, headers: &headers };
+    let view = RequestView {
+        method: &req.method,
+        scheme: "http",
+        authority: &host,
+        path_and_query: &req.path,
+        headers: &headers,
+    };
     let Ok(base) = httpsig::signature_base(&view, &comps, &line) else { return (comps, false) };
     let sig = key().sign(base.as_bytes());
     req.headers.insert("signature-input", format!("sig1={line}").parse().unwrap());
@@ -289,7 +325,10 @@ pub fn run_mutate(data: &[u8]) {
     }
     let Some(accepted) = server_check(&req) else { return };
     if std::env::var_os("PEERSYNC_FUZZ_DEBUG").is_some() {
-        eprintln!("covered {:?}, acceptable as signed {}, accepted {accepted}\nsigned: {base:?}\nsent: {req:?}", signed.0, signed.1);
+        eprintln!(
+            "covered {:?}, acceptable as signed {}, accepted {accepted}\nsigned: {base:?}\nsent: {req:?}",
+            signed.0, signed.1
+        );
     }
     if req == base && signed.1 {
         assert!(accepted, "the request as signed was refused: {req:?}");

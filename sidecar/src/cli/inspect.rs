@@ -17,21 +17,11 @@ pub fn status(db: &Path, json: bool) -> Result<()> {
         .as_array()
         .into_iter()
         .flatten()
-        .map(|t| {
-            format!(
-                "{} ({})",
-                t["table"].as_str().unwrap_or("?"),
-                t["strategy"].as_str().unwrap_or("?")
-            )
-        })
+        .map(|t| format!("{} ({})", t["table"].as_str().unwrap_or("?"), t["strategy"].as_str().unwrap_or("?")))
         .collect();
     println!(
         "tables:    {}",
-        if tables.is_empty() {
-            "none tracked (peersync track)".into()
-        } else {
-            tables.join(", ")
-        }
+        if tables.is_empty() { "none tracked (peersync track)".into() } else { tables.join(", ") }
     );
     println!(
         "log:       {} changes, {} not yet on every peer; own version {}",
@@ -51,11 +41,7 @@ pub fn status(db: &Path, json: bool) -> Result<()> {
             "peer:      {} {:<12} {:<8} last sync {}",
             p["device_id"].as_str().unwrap_or("?"),
             p["name"].as_str().unwrap_or("-"),
-            if p["authorized"].as_bool() == Some(true) {
-                "trusted"
-            } else {
-                "revoked"
-            },
+            if p["authorized"].as_bool() == Some(true) { "trusted" } else { "revoked" },
             p["last_sync_at"].as_str().unwrap_or("never")
         );
     }
@@ -65,17 +51,9 @@ pub fn status(db: &Path, json: bool) -> Result<()> {
 pub fn conflicts(db: &Path, action: Option<ConflictAction>) -> Result<()> {
     let conn = db::open(db, false)?;
     peersync_core::device_id(&conn)?;
-    match action.unwrap_or(ConflictAction::List {
-        status: None,
-        all: false,
-        json: false,
-    }) {
+    match action.unwrap_or(ConflictAction::List { status: None, all: false, json: false }) {
         ConflictAction::List { status, all, json } => {
-            let status = if all {
-                None
-            } else {
-                Some(status.unwrap_or_else(|| "pending".into()))
-            };
+            let status = if all { None } else { Some(status.unwrap_or_else(|| "pending".into())) };
             let list = conflicts::list(&conn, status.as_deref())?;
             if json {
                 println!("{}", serde_json::to_string_pretty(&list)?);
@@ -90,28 +68,18 @@ pub fn conflicts(db: &Path, action: Option<ConflictAction>) -> Result<()> {
                         c.table_name,
                         c.record_id,
                         c.kind,
-                        if c.columns.is_empty() {
-                            String::new()
-                        } else {
-                            c.columns.join(",")
-                        }
+                        if c.columns.is_empty() { String::new() } else { c.columns.join(",") }
                     );
                 }
             }
         }
         ConflictAction::Show { id } => match conflicts::get(&conn, id)? {
             Some(c) => println!("{}", serde_json::to_string_pretty(&c)?),
-            None => {
-                return Err(Error::Cli(format!(
-                    "no conflict with id {id}; see `peersync conflicts list --all`"
-                )))
-            }
+            None => return Err(Error::Cli(format!("no conflict with id {id}; see `peersync conflicts list --all`"))),
         },
         ConflictAction::Resolve { id, choice } => {
             if conflicts::get(&conn, id)?.is_none() {
-                return Err(Error::Cli(format!(
-                    "no conflict with id {id}; see `peersync conflicts list`"
-                )));
+                return Err(Error::Cli(format!("no conflict with id {id}; see `peersync conflicts list`")));
             }
             let status = peersync_core::resolve(&conn, id, peersync_core::Choice::parse(&choice)?)?;
             println!("conflict {id}: {status} (the resolution syncs to the other devices)");
@@ -125,13 +93,12 @@ pub fn verify(db: &Path) -> Result<()> {
     peersync_core::device_id(&conn)?;
     let v = peersync_core::verify(&conn)?;
     if v["ok"].as_bool() == Some(true) {
-        println!(
-            "ok: {} changes checked, every hash and chain verifies",
-            v["checked"]
-        );
+        println!("ok: {} changes checked, every hash and chain verifies", v["checked"]);
         return Ok(());
     }
     println!("{}", serde_json::to_string_pretty(&v)?);
     let failed = v["failed"].as_array().map_or(0, |a| a.len());
-    Err(Error::Cli(format!("the log does not verify: {failed} change(s) fail their hash or chain; see `peersync status`")))
+    Err(Error::Cli(format!(
+        "the log does not verify: {failed} change(s) fail their hash or chain; see `peersync status`"
+    )))
 }

@@ -145,27 +145,13 @@ pub fn run(cli: Cli) -> crate::error::Result<()> {
     match cli.command {
         Command::Init { db, name, key } => setup::init(&db.db, &name, key.key.as_deref()),
         Command::Id { db } => setup::id(&db.db),
-        Command::Trust {
-            db,
-            device_id,
-            public_key,
-            name,
-            tailscale_ip,
-        } => setup::trust(
-            &db.db,
-            &device_id,
-            &public_key,
-            name.as_deref(),
-            tailscale_ip.as_deref(),
-        ),
+        Command::Trust { db, device_id, public_key, name, tailscale_ip } => {
+            setup::trust(&db.db, &device_id, &public_key, name.as_deref(), tailscale_ip.as_deref())
+        }
         Command::Revoke { db, device_id } => setup::revoke(&db.db, &device_id),
         Command::Release { db, device_id } => setup::release(&db.db, &device_id),
         Command::Devices { db, json } => setup::devices(&db.db, json),
-        Command::Track {
-            db,
-            table,
-            strategy,
-        } => setup::track(&db.db, &table, strategy.as_deref()),
+        Command::Track { db, table, strategy } => setup::track(&db.db, &table, strategy.as_deref()),
         Command::Serve(a) => run::serve(a),
         Command::Sync(a) => run::sync(a),
         Command::Status { db, json } => inspect::status(&db.db, json),

@@ -18,9 +18,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 fn secs(s: &str) -> std::result::Result<Duration, String> {
-    let v: f64 = s
-        .parse()
-        .map_err(|_| format!("\"{s}\" is not a number of seconds"))?;
+    let v: f64 = s.parse().map_err(|_| format!("\"{s}\" is not a number of seconds"))?;
     if !(0.0..=1e7).contains(&v) {
         return Err(format!("{v} seconds is out of range"));
     }
@@ -102,18 +100,12 @@ fn identity(db: &DbArg, key: &KeyArg) -> Result<(Db, String, SigningKey)> {
 }
 
 fn runtime() -> Result<tokio::runtime::Runtime> {
-    Ok(tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()?)
+    Ok(tokio::runtime::Builder::new_multi_thread().enable_all().build()?)
 }
 
 pub fn serve(a: ServeArgs) -> Result<()> {
     let (db, me, key) = identity(&a.db, &a.key)?;
-    let peers = a
-        .peers
-        .iter()
-        .map(|p| normalize_url(p))
-        .collect::<Result<Vec<_>>>()?;
+    let peers = a.peers.iter().map(|p| normalize_url(p)).collect::<Result<Vec<_>>>()?;
     if a.page < 1 {
         return Err(Error::Cli("--page must be at least 1".into()));
     }
@@ -123,35 +115,21 @@ pub fn serve(a: ServeArgs) -> Result<()> {
     rt.block_on(async move {
         let shutdown = Shutdown::default();
         shutdown.on_signals()?;
-        let listener = tokio::net::TcpListener::bind(&a.listen)
-            .await
-            .map_err(|e| {
-                Error::Cli(format!(
-                    "cannot listen on {}: {e} (in use, or not an address of this machine?)",
-                    a.listen
-                ))
-            })?;
+        let listener = tokio::net::TcpListener::bind(&a.listen).await.map_err(|e| {
+            Error::Cli(format!("cannot listen on {}: {e} (in use, or not an address of this machine?)", a.listen))
+        })?;
         let state = Arc::new(AppState {
             db: db.clone(),
             device_id: me.clone(),
             key: key.clone(),
             metrics: metrics.clone(),
             nonces: Mutex::new(auth::NonceCache::default()),
-            limits: Limits {
-                max_body: a.max_body,
-                body_timeout: a.body_timeout,
-            },
+            limits: Limits { max_body: a.max_body, body_timeout: a.body_timeout },
             listen: a.listen.clone(),
             pushes: Default::default(),
         });
         let client = Client::new(key.clone(), me.clone(), a.max_body, a.request_timeout);
-        let syncer = Arc::new(Syncer {
-            db,
-            client,
-            key,
-            metrics,
-            page: a.page,
-        });
+        let syncer = Arc::new(Syncer { db, client, key, metrics, page: a.page });
         let schedule = Schedule {
             interval: a.interval,
             poll: a.poll,
@@ -180,8 +158,7 @@ struct Bar(ProgressBar);
 impl Progress for Bar {
     fn start(&self, to_send: u64, to_receive: u64) {
         self.0.set_length(to_send + to_receive);
-        self.0
-            .set_message(format!("{to_send} to send, {to_receive} to receive"));
+        self.0.set_message(format!("{to_send} to send, {to_receive} to receive"));
     }
     fn sent(&self, n: u64) {
         self.0.inc(n);
@@ -200,20 +177,10 @@ pub fn sync(a: SyncArgs) -> Result<()> {
     let key = Arc::new(key);
     let metrics = Arc::new(Metrics::default());
     let client = Client::new(key.clone(), me, 64 << 20, a.request_timeout);
-    let syncer = Syncer {
-        db,
-        client,
-        key,
-        metrics,
-        page: a.page,
-    };
+    let syncer = Syncer { db, client, key, metrics, page: a.page };
     let bar = ProgressBar::with_draw_target(
         Some(0),
-        if std::io::stderr().is_terminal() {
-            ProgressDrawTarget::stderr()
-        } else {
-            ProgressDrawTarget::hidden()
-        },
+        if std::io::stderr().is_terminal() { ProgressDrawTarget::stderr() } else { ProgressDrawTarget::hidden() },
     );
     let style = ProgressStyle::with_template("{spinner} [{bar:30}] {pos}/{len} changes  {msg}")
         .map_err(|e| Error::Internal(e.to_string()))?;

@@ -7,20 +7,13 @@ use std::path::Path;
 
 fn own_row(conn: &rusqlite::Connection) -> Result<devices::Device> {
     let me = peersync_core::device_id(conn).map_err(|_| {
-        Error::Cli(
-            "this database is not set up for sync; run `peersync init --db PATH --name NAME` first"
-                .into(),
-        )
+        Error::Cli("this database is not set up for sync; run `peersync init --db PATH --name NAME` first".into())
     })?;
-    devices::get(conn, &me)?
-        .ok_or_else(|| Error::Cli("this device's own row is missing from sync_devices".into()))
+    devices::get(conn, &me)?.ok_or_else(|| Error::Cli("this device's own row is missing from sync_devices".into()))
 }
 
 fn print_pairing(db: &Path, d: &devices::Device) {
-    let pk = d
-        .public_key
-        .as_deref()
-        .unwrap_or("(none yet: run `peersync init`)");
+    let pk = d.public_key.as_deref().unwrap_or("(none yet: run `peersync init`)");
     println!("device id:  {}", d.device_id);
     println!("public key: {pk}");
     if let Some(n) = &d.device_name {
@@ -30,9 +23,7 @@ fn print_pairing(db: &Path, d: &devices::Device) {
     println!("On the other device, run:");
     println!(
         "  peersync trust --db {} {} {pk} --name {}",
-        db.file_name()
-            .map(|f| f.to_string_lossy())
-            .unwrap_or_default(),
+        db.file_name().map(|f| f.to_string_lossy()).unwrap_or_default(),
         d.device_id,
         d.device_name.as_deref().unwrap_or("NAME")
     );
@@ -80,10 +71,7 @@ pub fn trust(db: &Path, id: &str, pk: &str, name: Option<&str>, ip: Option<&str>
     let conn = db::open(db, false)?;
     own_row(&conn)?;
     devices::trust(&conn, id, pk, name, ip)?;
-    println!(
-        "trusted {id}{}",
-        name.map(|n| format!(" ({n})")).unwrap_or_default()
-    );
+    println!("trusted {id}{}", name.map(|n| format!(" ({n})")).unwrap_or_default());
     Ok(())
 }
 
@@ -114,10 +102,7 @@ pub fn devices(db: &Path, json: bool) -> Result<()> {
         println!("{}", serde_json::to_string_pretty(&list)?);
         return Ok(());
     }
-    println!(
-        "{:<32}  {:<12}  {:<10}  {:<15}  last sync",
-        "device id", "name", "state", "address"
-    );
+    println!("{:<32}  {:<12}  {:<10}  {:<15}  last sync", "device id", "name", "state", "address");
     for d in list {
         let state = if d.is_self {
             "this"
@@ -144,9 +129,6 @@ pub fn track(db: &Path, table: &str, strategy: Option<&str>) -> Result<()> {
     let conn = db::open(db, false)?;
     own_row(&conn)?;
     let n = peersync_core::track(&conn, table, strategy)?;
-    println!(
-        "tracking {table} ({}); {n} existing row(s) logged",
-        strategy.unwrap_or("timestamp_wins")
-    );
+    println!("tracking {table} ({}); {n} existing row(s) logged", strategy.unwrap_or("timestamp_wins"));
     Ok(())
 }

@@ -15,15 +15,10 @@ pub async fn list(state: &Arc<AppState>, query: Option<&str>) -> Result<Reply> {
         .filter(|s| s != "all");
     if let Some(s) = &status {
         if !["pending", "resolved", "ignored"].contains(&s.as_str()) {
-            return Err(Error::BadRequest(format!(
-                "status must be pending, resolved, ignored or all, not \"{s}\""
-            )));
+            return Err(Error::BadRequest(format!("status must be pending, resolved, ignored or all, not \"{s}\"")));
         }
     }
-    let v = state
-        .db
-        .run(move |c| Ok(conflicts::list(c, status.as_deref())?))
-        .await?;
+    let v = state.db.run(move |c| Ok(conflicts::list(c, status.as_deref())?)).await?;
     Ok(json(StatusCode::OK, &serde_json::to_value(v)?))
 }
 
@@ -35,18 +30,17 @@ pub async fn show(state: &Arc<AppState>, id: i64) -> Result<Reply> {
 
 pub async fn resolve(state: &Arc<AppState>, id: i64, body: Bytes) -> Result<Reply> {
     let req: serde_json::Value = serde_json::from_slice(&body).map_err(|e| {
-        Error::BadRequest(format!(
-            "the body must be {{\"choice\": \"local\"|\"remote\"|\"ignore\"|{{row}}}}: {e}"
-        ))
+        Error::BadRequest(format!("the body must be {{\"choice\": \"local\"|\"remote\"|\"ignore\"|{{row}}}}: {e}"))
     })?;
     crate::routes::only_fields(&req, &["choice"], "the resolve body")?;
     let choice = match req.get("choice") {
         Some(serde_json::Value::String(s)) => s.clone(),
         Some(v @ serde_json::Value::Object(_)) => v.to_string(),
-        _ => return Err(Error::BadRequest(
-            "choice must be \"local\", \"remote\", \"ignore\" or a JSON object of column values"
-                .into(),
-        )),
+        _ => {
+            return Err(Error::BadRequest(
+                "choice must be \"local\", \"remote\", \"ignore\" or a JSON object of column values".into(),
+            ))
+        }
     };
     let choice = peersync_core::Choice::parse(&choice)?;
     let out = state
@@ -60,8 +54,5 @@ pub async fn resolve(state: &Arc<AppState>, id: i64, body: Bytes) -> Result<Repl
         })
         .await?;
     tracing::info!(conflict = id, status = %out.0, "conflict resolved");
-    Ok(json(
-        StatusCode::OK,
-        &serde_json::json!({ "id": id, "status": out.0, "conflict": out.1 }),
-    ))
+    Ok(json(StatusCode::OK, &serde_json::json!({ "id": id, "status": out.0, "conflict": out.1 })))
 }

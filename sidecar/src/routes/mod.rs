@@ -51,10 +51,7 @@ enum Route {
 
 fn route(method: &Method, path: &str) -> Result<Route> {
     let segs: Vec<&str> = path.trim_end_matches('/').split('/').skip(1).collect();
-    let id = |s: &str| {
-        s.parse::<i64>()
-            .map_err(|_| Error::NotFound(format!("no conflict \"{s}\": ids are integers")))
-    };
+    let id = |s: &str| s.parse::<i64>().map_err(|_| Error::NotFound(format!("no conflict \"{s}\": ids are integers")));
     let (want, r) = match segs.as_slice() {
         ["health"] => (Method::GET, Route::Health),
         ["metrics"] => (Method::GET, Route::Metrics),
@@ -67,9 +64,7 @@ fn route(method: &Method, path: &str) -> Result<Route> {
         _ => return Err(Error::NotFound(format!("no such endpoint: {path}"))),
     };
     if *method != want {
-        return Err(Error::MethodNotAllowed(format!(
-            "{path} takes {want}, not {method}"
-        )));
+        return Err(Error::MethodNotAllowed(format!("{path} takes {want}, not {method}")));
     }
     Ok(r)
 }
@@ -84,9 +79,7 @@ pub fn json(status: StatusCode, v: &serde_json::Value) -> Reply {
 
 /// A JSON request body must be an object with no fields but `allowed`.
 pub fn only_fields(body: &serde_json::Value, allowed: &[&str], what: &str) -> Result<()> {
-    let obj = body
-        .as_object()
-        .ok_or_else(|| Error::BadRequest(format!("{what} must be a JSON object")))?;
+    let obj = body.as_object().ok_or_else(|| Error::BadRequest(format!("{what} must be a JSON object")))?;
     match obj.keys().find(|k| !allowed.contains(&k.as_str())) {
         Some(k) => Err(Error::BadRequest(format!(
             "{what} has an unknown field {:?} (expected: {})",
@@ -105,12 +98,8 @@ pub fn error_reply(e: &Error) -> Reply {
         e.to_string()
     };
     let mut r = json(status, &serde_json::json!({ "error": message }));
-    if matches!(
-        status,
-        StatusCode::PAYLOAD_TOO_LARGE | StatusCode::REQUEST_TIMEOUT
-    ) {
-        r.headers_mut()
-            .insert(hyper::header::CONNECTION, "close".parse().unwrap());
+    if matches!(status, StatusCode::PAYLOAD_TOO_LARGE | StatusCode::REQUEST_TIMEOUT) {
+        r.headers_mut().insert(hyper::header::CONNECTION, "close".parse().unwrap());
     }
     r
 }
@@ -136,11 +125,7 @@ pub async fn handle(state: Arc<AppState>, peer: SocketAddr, req: Request<Incomin
     reply
 }
 
-async fn dispatch(
-    state: &Arc<AppState>,
-    peer: SocketAddr,
-    req: Request<Incoming>,
-) -> Result<Reply> {
+async fn dispatch(state: &Arc<AppState>, peer: SocketAddr, req: Request<Incoming>) -> Result<Reply> {
     let (parts, body) = req.into_parts();
     let r = route(&parts.method, parts.uri.path())?;
     if r == Route::Health {
@@ -148,22 +133,21 @@ async fn dispatch(
     }
     let allow_local = matches!(r, Route::Metrics | Route::Status);
     let db = state.db.clone();
-    let verified =
-        auth::verify_headers(&parts, peer, allow_local, &state.nonces, |id| async move {
-            db.run(move |c| {
-                let Some(d) = peersync_core::devices::get(c, &id)? else { return Ok(None) };
-                let quarantined = peersync_core::quarantine::get(c, &id)?
-                    .map(|q| peersync_core::quarantine::refusal(&q).to_string());
-                Ok(Some(KnownDevice {
-                    public_key: d.public_key,
-                    authorized: d.is_authorized,
-                    tailscale_ip: d.tailscale_ip,
-                    quarantined,
-                }))
-            })
-            .await
+    let verified = auth::verify_headers(&parts, peer, allow_local, &state.nonces, |id| async move {
+        db.run(move |c| {
+            let Some(d) = peersync_core::devices::get(c, &id)? else { return Ok(None) };
+            let quarantined =
+                peersync_core::quarantine::get(c, &id)?.map(|q| peersync_core::quarantine::refusal(&q).to_string());
+            Ok(Some(KnownDevice {
+                public_key: d.public_key,
+                authorized: d.is_authorized,
+                tailscale_ip: d.tailscale_ip,
+                quarantined,
+            }))
         })
-        .await?;
+        .await
+    })
+    .await?;
     // Counted from now, so that a later push from the same peer waits for this one.
     let turn = match (&r, &verified.caller) {
         (Route::Push, Caller::Device(d)) => Some(state.pushes.enter(d)),
@@ -190,40 +174,25 @@ async fn dispatch(
 fn device(c: &Caller) -> Result<String> {
     match c {
         Caller::Device(d) => Ok(d.clone()),
-        Caller::LocalMonitor => Err(Error::Unauthenticated(
-            "this endpoint needs a signed request".into(),
-        )),
+        Caller::LocalMonitor => Err(Error::Unauthenticated("this endpoint needs a signed request".into())),
     }
 }
 
 /// Reads the whole body, refusing more than `max_body` bytes (413) or a sender slower than
 /// `body_timeout` (408).
 async fn read_body(body: Incoming, headers: &hyper::HeaderMap, limits: &Limits) -> Result<Bytes> {
-    let declared = headers
-        .get(hyper::header::CONTENT_LENGTH)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.parse::<u64>().ok());
+    let declared =
+        headers.get(hyper::header::CONTENT_LENGTH).and_then(|v| v.to_str().ok()).and_then(|v| v.parse::<u64>().ok());
     if declared.is_some_and(|n| n > limits.max_body as u64) {
         return Err(Error::TooLarge(limits.max_body));
     }
-    let collected = tokio::time::timeout(
-        limits.body_timeout,
-        Limited::new(body, limits.max_body).collect(),
-    )
-    .await
-    .map_err(|_| {
-        Error::Timeout(format!(
-            "the request body did not arrive within {} s",
-            limits.body_timeout.as_secs()
-        ))
-    })?;
+    let collected =
+        tokio::time::timeout(limits.body_timeout, Limited::new(body, limits.max_body).collect()).await.map_err(
+            |_| Error::Timeout(format!("the request body did not arrive within {} s", limits.body_timeout.as_secs())),
+        )?;
     match collected {
         Ok(c) => Ok(c.to_bytes()),
-        Err(e) if e.is::<http_body_util::LengthLimitError>() => {
-            Err(Error::TooLarge(limits.max_body))
-        }
-        Err(e) => Err(Error::BadRequest(format!(
-            "could not read the request body: {e}"
-        ))),
+        Err(e) if e.is::<http_body_util::LengthLimitError>() => Err(Error::TooLarge(limits.max_body)),
+        Err(e) => Err(Error::BadRequest(format!("could not read the request body: {e}"))),
     }
 }

@@ -9,8 +9,7 @@ use peersync_core::changes::{DEFAULT_LIMIT, MAX_LIMIT};
 use std::sync::Arc;
 
 pub async fn push(state: &Arc<AppState>, caller: String, body: Bytes, turn: Option<Turn>) -> Result<Reply> {
-    let text = std::str::from_utf8(&body)
-        .map_err(|_| Error::BadRequest("the batch is not UTF-8 JSON".into()))?;
+    let text = std::str::from_utf8(&body).map_err(|_| Error::BadRequest("the batch is not UTF-8 JSON".into()))?;
     let batch = peersync_core::parse_batch(text)?;
     if batch.device_id != caller {
         return Err(Error::Forbidden(format!(
@@ -22,10 +21,7 @@ pub async fn push(state: &Arc<AppState>, caller: String, body: Bytes, turn: Opti
     if let Some(turn) = &turn {
         turn.wait(&batch).await;
     }
-    let applied = state
-        .db
-        .run(move |c| Ok(peersync_core::apply(c, &batch)?))
-        .await?;
+    let applied = state.db.run(move |c| Ok(peersync_core::apply(c, &batch)?)).await?;
     if let Some(turn) = &turn {
         turn.applied(&applied.vector);
     }
@@ -41,9 +37,7 @@ pub async fn push(state: &Arc<AppState>, caller: String, body: Bytes, turn: Opti
 
 pub async fn pull(state: &Arc<AppState>, caller: String, body: Bytes) -> Result<Reply> {
     let req: serde_json::Value = serde_json::from_slice(&body).map_err(|e| {
-        Error::BadRequest(format!(
-            "the pull body must be JSON {{\"since\": vector, \"limit\": n}}: {e}"
-        ))
+        Error::BadRequest(format!("the pull body must be JSON {{\"since\": vector, \"limit\": n}}: {e}"))
     })?;
     crate::routes::only_fields(&req, &["since", "limit"], "the pull body")?;
     let since = req.get("since").cloned().unwrap_or(serde_json::json!({}));
@@ -53,11 +47,7 @@ pub async fn pull(state: &Arc<AppState>, caller: String, body: Bytes) -> Result<
         Some(v) => v
             .as_i64()
             .filter(|n| (1..=MAX_LIMIT).contains(n))
-            .ok_or_else(|| {
-                Error::BadRequest(format!(
-                    "pull: limit must be an integer between 1 and {MAX_LIMIT}"
-                ))
-            })?,
+            .ok_or_else(|| Error::BadRequest(format!("pull: limit must be an integer between 1 and {MAX_LIMIT}")))?,
     };
     let max = state.limits.max_body;
     let mut limit = limit;
