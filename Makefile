@@ -4,8 +4,10 @@ CARGO ?= cargo
 VENV := .venv
 PYTHON := $(VENV)/bin/python
 EXT_SO := dist/peersync.so
+# A test build of the extension: also registers sync_debug_panic() (the panic-guard tests).
+TEST_EXT_SO := target/test-ext/peersync.so
 
-.PHONY: all build ext sidecar test test-rust test-sql test-python test-node test-sidecar test-reliability reliability fuzz demo bench clean
+.PHONY: all build ext ext-test sidecar lint test test-rust test-sql test-python test-node test-sidecar test-reliability reliability fuzz demo bench clean
 
 all: build
 
@@ -16,6 +18,15 @@ ext:
 	mkdir -p dist
 	# copy then rename: a process that has the old file loaded keeps its mapping intact
 	cp ext/target/release/libpeersync.so $(EXT_SO).tmp && mv -f $(EXT_SO).tmp $(EXT_SO)
+
+$(TEST_EXT_SO): ext
+	$(CARGO) build --release --manifest-path ext/Cargo.toml --features debug-panic
+	mkdir -p $(dir $(TEST_EXT_SO))
+	cp ext/target/release/libpeersync.so $(TEST_EXT_SO).tmp && mv -f $(TEST_EXT_SO).tmp $(TEST_EXT_SO)
+	# put the release build back where cargo left it, so the next `make ext` has nothing to do
+	$(CARGO) build --release --manifest-path ext/Cargo.toml
+
+ext-test: $(TEST_EXT_SO)
 
 sidecar:
 	$(CARGO) build --release -p peersync
@@ -28,7 +39,7 @@ test: build test-rust test-sql test-python test-node test-sidecar test-reliabili
 test-rust:
 	$(CARGO) test --release --workspace
 
-test-sql: ext
+test-sql: ext ext-test
 	bash tests/sql/run.sh
 
 $(VENV)/stamp: tests/requirements.txt
@@ -36,7 +47,7 @@ $(VENV)/stamp: tests/requirements.txt
 	$(PYTHON) -m pip install -q -r tests/requirements.txt
 	touch $@
 
-test-python: build $(VENV)/stamp
+test-python: build ext-test $(VENV)/stamp
 	$(PYTHON) -m pytest -q tests/python
 
 test-sidecar: build $(VENV)/stamp
@@ -54,7 +65,7 @@ reliability: build $(VENV)/stamp
 fuzz:
 	bash fuzz/run.sh $(FUZZ_SECONDS)
 
-test-node: ext
+test-node: ext ext-test
 	bash tests/node/run.sh
 
 demo: build

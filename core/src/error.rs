@@ -11,7 +11,7 @@ pub enum Error {
     Integrity(String),
     /// A change that forks a chain this database holds (its sender is quarantined).
     #[error("{}", .0.message)]
-    Fork(crate::quarantine::Fork),
+    Fork(Fork),
     /// A batch signed badly, unsigned where a signature is required, or from a revoked device.
     #[error("{0}")]
     Unauthorized(String),
@@ -24,9 +24,22 @@ pub enum Error {
     Json(#[from] serde_json::Error),
 }
 
+/// What a forked change looked like: which chain, where, and the message for people.
+#[derive(Debug, Clone)]
+pub struct Fork {
+    pub origin: String,
+    pub version: i64,
+    pub message: String,
+}
+
 impl Error {
     pub fn invalid(msg: impl Into<String>) -> Self {
         Error::Invalid(msg.into())
+    }
+
+    /// True for errors that mean "this write violates a constraint here".
+    pub fn is_constraint(&self) -> bool {
+        matches!(self, Error::Sqlite(rusqlite::Error::SqliteFailure(f, _)) if f.code == rusqlite::ErrorCode::ConstraintViolation)
     }
 }
 

@@ -1,4 +1,5 @@
 //! Registers the SQL functions (`sync_*`) on a connection: argument checks, errors, panic guard.
+//! The top of the engine: each function is a thin call into the layer that owns it.
 use crate::error::Error;
 use rusqlite::functions::{Context, FunctionFlags};
 use rusqlite::types::{ToSqlOutput, Value as SqlValue, ValueRef};
@@ -15,7 +16,7 @@ fn int(i: i64) -> Out {
 }
 
 /// Argument `i` as text, or an error naming the function and the argument.
-pub fn arg_text(ctx: &Context<'_>, f: &str, i: usize, what: &str) -> crate::Result<String> {
+fn arg_text(ctx: &Context<'_>, f: &str, i: usize, what: &str) -> crate::Result<String> {
     match ctx.get_raw(i) {
         ValueRef::Text(t) => Ok(String::from_utf8_lossy(t).into_owned()),
         // readfile() and some drivers hand text over as a blob
@@ -26,7 +27,7 @@ pub fn arg_text(ctx: &Context<'_>, f: &str, i: usize, what: &str) -> crate::Resu
     }
 }
 
-pub fn arg_int(ctx: &Context<'_>, f: &str, i: usize, what: &str) -> crate::Result<i64> {
+fn arg_int(ctx: &Context<'_>, f: &str, i: usize, what: &str) -> crate::Result<i64> {
     match ctx.get_raw(i) {
         ValueRef::Integer(n) => Ok(n),
         other => Err(Error::invalid(format!("{f}: {what} must be an integer, not {}", type_name(other)))),
@@ -43,17 +44,23 @@ fn type_name(v: ValueRef<'_>) -> &'static str {
     }
 }
 
-/// Registers `name` with `n` arguments; errors become SQL errors that start with the
-/// function's name, and a panic becomes an SQL error instead of unwinding into the host.
+/// Registers `name` with `n` arguments; `f` gets the call's arguments and the connection it
+/// runs on. Errors become SQL errors that start with the function's name, and a panic becomes
+/// an SQL error instead of unwinding into the host.
 fn register(
     conn: &Connection,
     name: &'static str,
     n: i32,
-    f: impl Fn(&Context<'_>) -> crate::Result<Out> + Send + 'static,
+    f: impl Fn(&Context<'_>, &Connection) -> crate::Result<Out> + Send + 'static,
 ) -> rusqlite::Result<()> {
     let flags = FunctionFlags::SQLITE_UTF8 | FunctionFlags::SQLITE_DIRECTONLY;
     conn.create_scalar_function(name, n, flags, move |ctx| {
-        let res = catch_unwind(AssertUnwindSafe(|| f(ctx)));
+        let res = catch_unwind(AssertUnwindSafe(|| {
+            // SAFETY: the handle is the connection this call runs on. It is used only within
+            // the call, on this thread, and never closed (the ConnectionRef does not own it).
+            let c = unsafe { ctx.get_connection()? };
+            f(ctx, &c)
+        }));
         let msg = match res {
             Ok(Ok(v)) => return Ok(v),
             Ok(Err(e)) => e.to_string(),
@@ -79,68 +86,60 @@ fn register(
 
 /// Registers every `sync_*` function on `conn`.
 pub fn register_functions(conn: &Connection) -> rusqlite::Result<()> {
-    register(conn, "sync_version", 0, |_| Ok(text(crate::VERSION.to_string())))?;
-    register(conn, "sync_init", 0, |ctx| Ok(text(crate::init(&*unsafe { ctx.get_connection()? })?)))?;
-    register(conn, "sync_track", 1, |ctx| {
+    register(conn, "sync_version", 0, |_, _| Ok(text(crate::VERSION.to_string())))?;
+    register(conn, "sync_init", 0, |_, c| Ok(text(crate::init(c)?)))?;
+    register(conn, "sync_track", 1, |ctx, c| {
         let t = arg_text(ctx, "sync_track", 0, "the table name")?;
-        Ok(int(crate::track(&*unsafe { ctx.get_connection()? }, &t, None)?))
+        Ok(int(crate::track(c, &t, None)?))
     })?;
-    register(conn, "sync_track", 2, |ctx| {
+    register(conn, "sync_track", 2, |ctx, c| {
         let t = arg_text(ctx, "sync_track", 0, "the table name")?;
         let s = arg_text(ctx, "sync_track", 1, "the strategy")?;
-        Ok(int(crate::track(&*unsafe { ctx.get_connection()? }, &t, Some(&s))?))
+        Ok(int(crate::track(c, &t, Some(&s))?))
     })?;
-    register(conn, "sync_untrack", 1, |ctx| {
+    register(conn, "sync_untrack", 1, |ctx, c| {
         let t = arg_text(ctx, "sync_untrack", 0, "the table name")?;
-        Ok(int(crate::untrack(&*unsafe { ctx.get_connection()? }, &t)?))
+        Ok(int(crate::untrack(c, &t)?))
     })?;
-    register(conn, "sync_seal", 0, |ctx| {
-        let c = unsafe { ctx.get_connection()? };
-        let c = &*c;
+    register(conn, "sync_seal", 0, |_, c| {
         crate::device_id(c)?;
         Ok(int(crate::seal(c)?))
     })?;
-    register(conn, "sync_hash", 1, |ctx| {
+    register(conn, "sync_hash", 1, |ctx, c| {
         let id = arg_int(ctx, "sync_hash", 0, "the log id")?;
-        Ok(text(crate::hash_of(&*unsafe { ctx.get_connection()? }, id)?))
+        Ok(text(crate::hash_of(c, id)?))
     })?;
-    register(conn, "sync_verify", 0, |ctx| {
-        let c = unsafe { ctx.get_connection()? };
-        let c = &*c;
+    register(conn, "sync_verify", 0, |_, c| {
         crate::device_id(c)?;
         Ok(text(crate::verify(c)?.to_string()))
     })?;
-    register(conn, "sync_vector", 0, |ctx| {
-        Ok(text(serde_json::to_string(&crate::vector(&*unsafe { ctx.get_connection()? })?)?))
-    })?;
-    register(conn, "sync_changes", 1, |ctx| changes_fn(ctx, None))?;
-    register(conn, "sync_changes", 2, |ctx| {
+    register(conn, "sync_vector", 0, |_, c| Ok(text(serde_json::to_string(&crate::vector(c)?)?)))?;
+    register(conn, "sync_changes", 1, |ctx, c| changes_fn(ctx, c, None))?;
+    register(conn, "sync_changes", 2, |ctx, c| {
         let limit = arg_int(ctx, "sync_changes", 1, "the limit")?;
-        changes_fn(ctx, Some(limit))
+        changes_fn(ctx, c, Some(limit))
     })?;
-    register(conn, "sync_apply", 1, |ctx| {
-        let batch = arg_text(ctx, "sync_apply", 0, "the batch")?;
-        let batch = crate::parse_batch(&batch)?;
-        let c = unsafe { ctx.get_connection()? };
-        Ok(text(serde_json::to_string(&crate::apply(&c, &batch)?)?))
+    register(conn, "sync_apply", 1, |ctx, c| {
+        let batch = crate::parse_batch(&arg_text(ctx, "sync_apply", 0, "the batch")?)?;
+        Ok(text(serde_json::to_string(&crate::apply(c, &batch)?)?))
     })?;
-    register(conn, "sync_resolve", 2, |ctx| {
+    register(conn, "sync_resolve", 2, |ctx, c| {
         let id = arg_int(ctx, "sync_resolve", 0, "the conflict id")?;
         let choice = crate::Choice::parse(&arg_text(ctx, "sync_resolve", 1, "the choice")?)?;
-        Ok(text(crate::resolve(&*unsafe { ctx.get_connection()? }, id, choice)?))
+        Ok(text(crate::resolve(c, id, choice)?))
     })?;
-    register(conn, "sync_release", 1, |ctx| {
+    register(conn, "sync_release", 1, |ctx, c| {
         let dev = arg_text(ctx, "sync_release", 0, "the device id")?;
-        Ok(int(crate::quarantine::release(&*unsafe { ctx.get_connection()? }, &dev)? as i64))
+        Ok(int(crate::release(c, &dev)? as i64))
     })?;
-    register(conn, "sync_status", 0, |ctx| Ok(text(crate::status(&*unsafe { ctx.get_connection()? })?.to_string())))?;
-    register(conn, "sync_debug_panic", 0, |_| -> crate::Result<Out> { panic!("sync_debug_panic was called") })?;
+    register(conn, "sync_status", 0, |_, c| Ok(text(crate::status(c)?.to_string())))?;
+    // Only in test builds (the `debug-panic` feature): proves a panic becomes an SQL error.
+    #[cfg(feature = "debug-panic")]
+    register(conn, "sync_debug_panic", 0, |_, _| -> crate::Result<Out> { panic!("sync_debug_panic was called") })?;
     Ok(())
 }
 
-fn changes_fn(ctx: &Context<'_>, limit: Option<i64>) -> crate::Result<Out> {
-    let since = arg_text(ctx, "sync_changes", 0, "the vector")?;
-    let since = crate::changes::parse_vector("sync_changes", &since)?;
-    let c = unsafe { ctx.get_connection()? };
-    Ok(text(crate::changes::changes_json(&c, &since, limit.unwrap_or(crate::changes::DEFAULT_LIMIT))?))
+fn changes_fn(ctx: &Context<'_>, c: &Connection, limit: Option<i64>) -> crate::Result<Out> {
+    let since = crate::parse_vector("sync_changes", &arg_text(ctx, "sync_changes", 0, "the vector")?)?;
+    Ok(text(crate::changes_json(c, &since, limit.unwrap_or(crate::DEFAULT_LIMIT))?))
 }

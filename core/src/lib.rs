@@ -1,57 +1,59 @@
 //! peersync's sync engine: capture, sealing, hashing, export/apply, merge and conflicts.
 //!
 //! It knows SQL and nothing of networks. The extension (`ext/`) and the sidecar register the
-//! same SQL functions through [`register_functions`]; the sidecar also calls the Rust API.
-pub mod apply;
-pub mod change;
-pub mod changes;
-pub mod clock;
-pub mod conflicts;
-pub mod devices;
-pub mod error;
-pub mod functions;
-pub mod hash;
-pub mod hot;
-pub mod ident;
-pub mod local;
-pub mod log;
-pub mod merge;
-pub mod meta;
-pub mod peers;
-pub mod prepare;
-pub mod quarantine;
-pub mod resolve;
-pub mod rows;
-pub mod runs;
-pub mod schema;
-pub mod seal;
-pub mod sign;
-pub mod status;
-pub mod table;
-pub mod track;
-pub mod tx;
-pub mod value;
-pub mod verify;
+//! same SQL functions through [`register_functions`]; the sidecar and apps also call the Rust
+//! API re-exported here, and nothing else: every module is private.
+//!
+//! The layers, from the bottom up; each imports only the layers below it:
+//!
+//! | layer | owns |
+//! | --- | --- |
+//! | `error.rs` | the one error type |
+//! | `wire/` | what peers exchange and hash chains cover: values and their encodings, entries and their canonical hash, batches, head signatures, identifier shapes. No SQL |
+//! | `db/` | SQLite plumbing: identifier quoting, write transactions, statements bound without copies, the sync tables' DDL and state |
+//! | `model/` | tracked tables and strategies, a change's writes and bases, the hybrid logical clock |
+//! | `store/` | the log and its runs, origin heads, slot state, table rows, this device's own logging, setup and the one migration path |
+//! | `trust/` | paired, revoked and quarantined devices: whether a device may talk to us |
+//! | `capture/` | `sync_track`'s triggers and stage tables, sealing |
+//! | `merge/` | the merge rules, conflicts, `sync_resolve` |
+//! | `exchange/` | `sync_changes` and signed batches, `sync_apply`, peers' vectors, `sync_verify`, `sync_status` |
+//! | `functions.rs` | the SQL functions, each a thin call into the layer that owns it |
+mod capture;
+mod db;
+mod error;
+mod exchange;
+mod functions;
+mod merge;
+mod model;
+mod store;
+mod trust;
+mod wire;
 
-pub use apply::{apply, parse_batch, Applied};
-pub use changes::{changes, changes_json, Batch, HeadSignature, Vector};
-pub use error::{Error, Result};
+pub use error::{Error, Fork, Result};
 pub use functions::register_functions;
-pub use resolve::{resolve, Choice};
-pub use schema::{device_id, init};
-pub use seal::seal;
-pub use status::status;
-pub use track::{track, untrack};
-pub use verify::{hash_of, verify};
+
+// The wire format.
+pub use wire::{
+    parse_batch, parse_literals, parse_reference, parse_vector, record_id, shown, sign, Batch, Entry, HeadSignature,
+    Value, Vector, BATCH_FORMAT, DEFAULT_LIMIT, MAX_LIMIT,
+};
+// Setting up, capturing and sealing.
+pub use capture::seal::seal;
+pub use capture::track::{track, untrack};
+pub use store::format::{device_id, init};
+pub use store::log::tail as log_tail;
+// Exchanging changes.
+pub use exchange::apply::{apply, Applied};
+pub use exchange::export::{changes, changes_json, hello, outgoing, vector};
+pub use exchange::peers::note_vector as note_peer_vector;
+pub use exchange::status::status;
+pub use exchange::verify::{hash_of, verify};
+// Conflicts.
+pub use merge::conflicts::{get as conflict, list as conflicts, pending_count as pending_conflicts, Conflict};
+pub use merge::resolve::{resolve, Choice};
+// Devices and trust.
+pub use trust::devices::{get as device, list as devices, revoke, set_identity, standing, trust, Device, Standing};
+pub use trust::quarantine::{list as quarantined, release, Quarantined};
 
 /// The version of peersync (what `sync_version()` returns).
 pub const VERSION: &str = env!("CARGO_PKG_VERSION");
-
-/// `sync_vector()`: `{device_id: highest contiguous version held}` for every origin.
-pub fn vector(conn: &rusqlite::Connection) -> Result<Vector> {
-    schema::device_id(conn)?;
-    seal(conn)?;
-    let mut stmt = conn.prepare_cached("SELECT device_id, version FROM sync_vector")?;
-    let v = stmt.query_map([], |r| Ok((r.get(0)?, r.get(1)?)))?.collect::<rusqlite::Result<_>>()?;
-    Ok(v)
-}

@@ -13,7 +13,7 @@ fn device() -> Connection {
 }
 
 fn quarantined(conn: &Connection) -> usize {
-    peersync_core::quarantine::list(conn).unwrap().len()
+    peersync_core::quarantined(conn).unwrap().len()
 }
 
 /// Finding 1 (batch_mutate, idempotence invariant): a batch whose envelope `heads` names, for a

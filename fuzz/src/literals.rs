@@ -1,5 +1,5 @@
 //! The value harness: record_id literals, change_data values and vectors (core/src/value.rs, changes.rs) parse without panics and round-trip.
-use peersync_core::value::{parse_literals, record_id, Value};
+use peersync_core::{parse_literals, record_id, Value};
 use std::path::Path;
 
 pub fn run(data: &[u8]) {
@@ -27,8 +27,8 @@ pub fn run(data: &[u8]) {
             }
         }
     }
-    let _ = peersync_core::changes::parse_vector("sync_changes", s);
-    let _ = peersync_core::log::parse_reference(s);
+    let _ = peersync_core::parse_vector("sync_changes", s);
+    let _ = peersync_core::parse_reference(s);
 }
 
 pub fn write_seeds(seeds: &Path) {

@@ -2,8 +2,8 @@
 use crate::batch::{self, Allowances};
 use crate::world::{self, Dev, COLUMNS, DEVICES};
 use arbitrary::{Arbitrary, Unstructured};
-use peersync_core::log::Entry;
 use peersync_core::Batch;
+use peersync_core::Entry;
 use std::collections::BTreeMap;
 
 /// A value as the fuzzer makes it, encoded per the documented change_data format (or not).

@@ -4,8 +4,8 @@
 //! the batches made for it) stay valid across runs. Timestamps came from the wall clock when
 //! `gen_seeds` made the fixtures; nothing at fuzz time depends on the clock except fresh
 //! resolutions the receiver writes while merging.
-use ed25519_dalek::{Signer, SigningKey};
-use peersync_core::{Batch, HeadSignature};
+use ed25519_dalek::SigningKey;
+use peersync_core::Batch;
 use rusqlite::Connection;
 use std::path::PathBuf;
 
@@ -79,7 +79,7 @@ pub fn new_device(dev: Dev) -> Connection {
     conn.execute("UPDATE sync_state SET value = ?1 WHERE key = 'device_id'", [dev.id]).unwrap();
     conn.execute("UPDATE sync_devices SET device_id = ?1 WHERE device_id = ?2", [dev.id, &random]).unwrap();
     assert_eq!(peersync_core::device_id(&conn).unwrap(), dev.id);
-    peersync_core::devices::set_identity(&conn, Some(dev.name), &dev.public_hex()).unwrap();
+    peersync_core::set_identity(&conn, Some(dev.name), &dev.public_hex()).unwrap();
     conn.execute_batch(SCHEMA).unwrap();
     for (t, s) in TABLES {
         peersync_core::track(&conn, t, Some(s)).unwrap();
@@ -88,27 +88,19 @@ pub fn new_device(dev: Dev) -> Connection {
 }
 
 pub fn trust(conn: &Connection, dev: Dev) {
-    peersync_core::devices::trust(conn, dev.id, &dev.public_hex(), Some(dev.name), None).unwrap();
+    peersync_core::trust(conn, dev.id, &dev.public_hex(), Some(dev.name), None).unwrap();
 }
 
-/// What the sidecar sends: `sync_changes` for `since`, plus the sender's own signature on its
-/// last change in the batch (the stored signatures of relayed origins are already in it).
+/// What the sidecar sends: `sync_changes` for `since`, with the sender's own signature on its
+/// last change in the batch beside the stored signatures of relayed origins (core's `outgoing`).
 pub fn export(conn: &Connection, sender: Dev, since: &peersync_core::Vector, limit: i64) -> Batch {
-    let mut b = peersync_core::changes(conn, since, limit).unwrap();
-    sign_origin(&mut b, sender);
-    b
+    peersync_core::outgoing(conn, &sender.key(), since, limit).unwrap()
 }
 
 /// Replaces `origin`'s signature in `b` by a genuine one on its last change in the batch.
 pub fn sign_origin(b: &mut Batch, origin: Dev) {
     let Some(last) = b.changes.iter().rev().find(|e| *e.device_id == *origin.id) else { return };
-    let msg = peersync_core::sign::message(origin.id, last.version, &last.hash);
-    let s = HeadSignature {
-        device_id: origin.id.to_string(),
-        version: last.version,
-        hash: last.hash.clone(),
-        signature: hex::encode(origin.key().sign(&msg).to_bytes()),
-    };
+    let s = peersync_core::sign(&origin.key(), origin.id, last.version, &last.hash);
     b.signatures.retain(|x| x.device_id != origin.id);
     b.signatures.push(s);
     b.signatures.sort_by(|x, y| x.device_id.cmp(&y.device_id));

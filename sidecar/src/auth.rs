@@ -3,6 +3,7 @@ use crate::error::{Error, Result};
 use crate::httpsig::{self, RequestView};
 use ed25519_dalek::VerifyingKey;
 use hyper::http::request::Parts;
+use peersync_core::Standing;
 use std::collections::{HashSet, VecDeque};
 use std::net::{IpAddr, SocketAddr};
 use std::sync::Mutex;
@@ -102,17 +103,8 @@ fn canonical(ip: IpAddr) -> IpAddr {
     }
 }
 
-/// What the server knows of a device that signed a request.
-pub struct KnownDevice {
-    pub public_key: Option<String>,
-    pub authorized: bool,
-    pub tailscale_ip: Option<String>,
-    /// Why it is refused while quarantined (it sent a forked chain), if it is.
-    pub quarantined: Option<String>,
-}
-
 /// Checks a request's headers: signature, key, created window, nonce, source address.
-/// `lookup` finds the device named by keyid. `allow_local` lets unsigned loopback requests
+/// `lookup` tells where the device named by keyid stands with this one (core's `standing`). `allow_local` lets unsigned loopback requests
 /// through as [`Caller::LocalMonitor`].
 pub async fn verify_headers<F, Fut>(
     parts: &Parts,
@@ -123,7 +115,7 @@ pub async fn verify_headers<F, Fut>(
 ) -> Result<Verified>
 where
     F: FnOnce(String) -> Fut,
-    Fut: std::future::Future<Output = Result<Option<KnownDevice>>>,
+    Fut: std::future::Future<Output = Result<Standing>>,
 {
     let host = parts.headers.get(hyper::header::HOST).and_then(|h| h.to_str().ok());
     let signed = parts.headers.contains_key("signature-input") || parts.headers.contains_key("signature");
@@ -160,19 +152,17 @@ where
     let created = sig.created.ok_or_else(|| Error::Unauthenticated("the signature has no created parameter".into()))?;
     let nonce =
         sig.nonce.clone().ok_or_else(|| Error::Unauthenticated("the signature has no nonce parameter".into()))?;
-    let dev = lookup(keyid.clone()).await?.ok_or_else(|| {
-        Error::Unauthenticated(format!(
-            "unknown key id {keyid}: this device is not paired here (run `peersync trust` on this side)"
-        ))
-    })?;
-    if !dev.authorized {
-        return Err(Error::Forbidden(format!("device {keyid} has been revoked here")));
-    }
-    if let Some(why) = dev.quarantined {
-        return Err(Error::Forbidden(why));
-    }
-    let pk = dev
-        .public_key
+    let (public_key, tailscale_ip) = match lookup(keyid.clone()).await? {
+        Standing::Unknown => {
+            return Err(Error::Unauthenticated(format!(
+                "unknown key id {keyid}: this device is not paired here (run `peersync trust` on this side)"
+            )))
+        }
+        Standing::Revoked => return Err(Error::Forbidden(format!("device {keyid} has been revoked here"))),
+        Standing::Quarantined(why) => return Err(Error::Forbidden(why)),
+        Standing::Trusted { public_key, tailscale_ip } => (public_key, tailscale_ip),
+    };
+    let pk = public_key
         .as_deref()
         .and_then(|h| hex::decode(h).ok())
         .and_then(|b| <[u8; 32]>::try_from(b.as_slice()).ok())
@@ -180,7 +170,7 @@ where
         .ok_or_else(|| {
             Error::Forbidden(format!("device {keyid} has no valid public key here; trust it again with its key"))
         })?;
-    if let Some(ip) = dev.tailscale_ip.as_deref() {
+    if let Some(ip) = tailscale_ip.as_deref() {
         let want: Option<IpAddr> = ip.parse().ok().map(canonical);
         if want != Some(canonical(peer.ip())) {
             return Err(Error::Forbidden(format!(

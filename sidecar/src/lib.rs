@@ -8,7 +8,6 @@ pub mod error;
 pub mod httpsig;
 pub mod keys;
 pub mod metrics;
-pub mod outbox;
 pub mod pages;
 pub mod routes;
 pub mod scheduler;

@@ -86,14 +86,9 @@ fn watch_writes(path: PathBuf, poll: Duration, tx: watch::Sender<u64>, stop: Shu
             return;
         }
     };
-    let probe = |c: &rusqlite::Connection| -> rusqlite::Result<(i64, (i64, bool))> {
+    let probe = |c: &rusqlite::Connection| -> crate::error::Result<(i64, (i64, bool))> {
         let dv: i64 = c.query_row("PRAGMA data_version", [], |r| r.get(0))?;
-        let tail: (i64, bool) = c
-            .query_row("SELECT id, version IS NULL FROM sync_log ORDER BY id DESC LIMIT 1", [], |r| {
-                Ok((r.get(0)?, r.get(1)?))
-            })
-            .or_else(|e| if matches!(e, rusqlite::Error::QueryReturnedNoRows) { Ok((0, false)) } else { Err(e) })?;
-        Ok((dv, tail))
+        Ok((dv, peersync_core::log_tail(c)?))
     };
     let Ok((mut version, mut tail)) = probe(&conn) else {
         return;

@@ -3,11 +3,10 @@ use crate::client::{Client, PushReply};
 use crate::db::Db;
 use crate::error::{Error, Result};
 use crate::metrics::Metrics;
-use crate::outbox;
 use crate::pages::PageSize;
 use crate::shutdown::Shutdown;
 use ed25519_dalek::SigningKey;
-use peersync_core::{Batch, Vector};
+use peersync_core::{Batch, Standing, Vector};
 use std::collections::VecDeque;
 use std::sync::Arc;
 use std::time::Instant;
@@ -47,28 +46,24 @@ impl Syncer {
     /// Hello (exchange vectors), push what the peer lacks, pull what we lack. Stops between
     /// pages when `stop` triggers: the page in flight is finished, never cut.
     pub async fn sync(&self, url: &str, stop: &Shutdown, progress: &dyn Progress) -> Result<Report> {
-        let hello = self.db.run(outbox::hello).await?;
+        let hello = self.db.run(|c| Ok(peersync_core::hello(c)?)).await?;
         let reply = self.client.push(url, &hello).await?;
         progress.start(missing(&hello.vector, &reply.vector), missing(&reply.vector, &hello.vector));
         let mut report = Report { peer_device: reply.device_id.clone(), ..Report::default() };
         let peer = reply.device_id.clone();
         self.db
-            .run(move |c| {
-                match peersync_core::devices::get(c, &peer)? {
-                    Some(d) if d.is_authorized => {}
-                    _ => {
-                        return Err(Error::Forbidden(format!(
-                            "peer device {peer} is not trusted here (revoked or never paired): none of our changes are sent to it. Remove its --peer, or `peersync trust` it again"
-                        )))
-                    }
-                }
-                Ok(peersync_core::quarantine::check_sender(c, &peer)?)
+            .run(move |c| match peersync_core::standing(c, &peer)? {
+                Standing::Trusted { .. } => Ok(()),
+                Standing::Quarantined(why) => Err(Error::Forbidden(why)),
+                Standing::Unknown | Standing::Revoked => Err(Error::Forbidden(format!(
+                    "peer device {peer} is not trusted here (revoked or never paired): none of our changes are sent to it. Remove its --peer, or `peersync trust` it again"
+                ))),
             })
             .await?;
         let mut pages = PageSize::new(self.page);
         let theirs = self.push_all(url, reply.vector, &mut pages, &mut report, stop, progress).await?;
         let (p, v) = (report.peer_device.clone(), theirs);
-        self.db.run(move |c| note_vector(c, &p, &v)).await?;
+        self.db.run(move |c| Ok(peersync_core::note_peer_vector(c, &p, &v)?)).await?;
         self.pull_all(url, &mut pages, &mut report, stop, progress).await?;
         Metrics::add(&self.metrics.syncs, 1);
         Ok(report)
@@ -79,7 +74,7 @@ impl Syncer {
         let (db, key) = (self.db.clone(), self.key.clone());
         tokio::spawn(async move {
             db.run(move |c| {
-                let batch = outbox::outgoing(c, &key, &since, limit)?;
+                let batch = peersync_core::outgoing(c, &key, &since, limit)?;
                 let body = serde_json::to_vec(&batch)?;
                 Ok((batch, body))
             })
@@ -203,7 +198,10 @@ impl Syncer {
                 break; // `sync` records the final vector
             }
             let (db, p, held) = (self.db.clone(), report.peer_device.clone(), theirs.clone());
-            noting = Some(tokio::spawn(async move { db.run(move |c| note_vector(c, &p, &held)).await }));
+            noting =
+                Some(tokio::spawn(
+                    async move { db.run(move |c| Ok(peersync_core::note_peer_vector(c, &p, &held)?)).await },
+                ));
         }
         if let Some(h) = noting.take() {
             finished(h).await?;
@@ -317,9 +315,4 @@ fn record(
 /// The outcome of a spawned task (making a page, pushing one, noting a vector).
 async fn finished<T>(h: JoinHandle<Result<T>>) -> Result<T> {
     h.await.map_err(|e| Error::Internal(format!("task failed: {e}")))?
-}
-
-/// Records what `peer` holds (core marks `is_synced` from it), in one short transaction.
-pub fn note_vector(c: &rusqlite::Connection, peer: &str, v: &Vector) -> Result<()> {
-    Ok(peersync_core::tx::write(c, |c| peersync_core::peers::note_vector(c, peer, v))?)
 }

@@ -12,15 +12,17 @@ const require = createRequire(import.meta.url);
 const Database = require('better-sqlite3');
 const here = path.dirname(fileURLToPath(import.meta.url));
 const EXT = path.resolve(here, '../../dist/peersync');
+// The test build (`make ext-test`): the same functions plus sync_debug_panic(), which panics.
+const TEST_EXT = path.resolve(here, '../../target/test-ext/peersync');
 
 function tmpDb(name = 'test.db') {
   return path.join(mkdtempSync(path.join(tmpdir(), 'peersync-node-')), name);
 }
 
-function open(file, { init = true } = {}) {
+function open(file, { init = true, ext = EXT } = {}) {
   const db = new Database(file);
   db.defaultSafeIntegers(true); // integers as BigInt: exact 64-bit values, and ints told apart from reals
-  db.loadExtension(EXT);
+  db.loadExtension(ext);
   if (init) db.prepare('select sync_init()').get();
   return db;
 }
@@ -204,7 +206,8 @@ test('writes keep working and are captured with trusted_schema=OFF', () => {
 });
 
 test('a panic is an SQL error and the host keeps working', () => {
-  const db = open(tmpDb());
+  assert.throws(() => open(tmpDb()).prepare('select sync_debug_panic()').get(), /no such function: sync_debug_panic/);
+  const db = open(tmpDb(), { ext: TEST_EXT });
   for (let k = 0; k < 3; k++) {
     assert.throws(() => db.prepare('select sync_debug_panic()').get(), (e) => {
       assert.match(e.message, /^sync_debug_panic/);

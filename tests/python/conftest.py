@@ -9,6 +9,8 @@ import pytest
 ROOT = Path(__file__).resolve().parents[2]
 EXT = ROOT / "dist" / "peersync"  # load_extension adds the .so
 SO = ROOT / "dist" / "peersync.so"
+# The test build (`make ext-test`): the same functions plus sync_debug_panic(), which panics.
+TEST_EXT = ROOT / "target" / "test-ext" / "peersync"
 HELPERS = Path(__file__).resolve().parent / "helpers"
 SQLITE3_CLI = "sqlite3"
 # Debian's python3: its sqlite3 module is SQLite 3.40.1 and can load extensions.
@@ -20,12 +22,12 @@ def pytest_sessionstart(session):
         pytest.exit(f"{SO} is missing: run `make ext` first", returncode=2)
 
 
-def connect(path, load=True):
-    """A stdlib sqlite3 connection in autocommit mode, with the extension loaded if `load`."""
+def connect(path, load=True, ext=EXT):
+    """A stdlib sqlite3 connection in autocommit mode, with the extension `ext` loaded if `load`."""
     conn = sqlite3.connect(str(path), isolation_level=None)
     if load:
         conn.enable_load_extension(True)
-        conn.load_extension(str(EXT))
+        conn.load_extension(str(ext))
         conn.enable_load_extension(False)
     return conn
 

@@ -1,10 +1,27 @@
 # tests/python/test_panic.py: a panic inside a function is a SQL error mentioning "panic"; the host process and connection survive.
+# sync_debug_panic() exists only in the test build of the extension (`make ext-test`), never in dist/.
 import sqlite3
 import subprocess
 
 import pytest
 
-from conftest import EXT, one
+from conftest import TEST_EXT, connect, one
+
+
+@pytest.fixture
+def db(tmp_path):
+    """A fresh database with the test build of the extension loaded and sync_init() run."""
+    conn = connect(tmp_path / "test.db", ext=TEST_EXT)
+    conn.execute("select sync_init()")
+    yield conn
+    conn.close()
+
+
+def test_the_release_build_has_no_debug_panic(tmp_path):
+    conn = connect(tmp_path / "r.db")
+    with pytest.raises(sqlite3.OperationalError, match="no such function: sync_debug_panic"):
+        conn.execute("select sync_debug_panic()")
+    assert one(conn, "select length(sync_version()) > 0") == 1
 
 
 def test_panic_is_an_sql_error_and_connection_keeps_working(db):
@@ -35,7 +52,7 @@ def test_panic_inside_a_transaction_leaves_it_usable(db):
 def test_panic_in_the_sqlite3_cli_does_not_kill_it(tmp_path):
     p = subprocess.run(
         ["sqlite3", str(tmp_path / "p.db")],
-        input=f".load {EXT}\nselect sync_debug_panic();\nselect 'alive';\nselect sync_debug_panic();\nselect 'still alive';\n",
+        input=f".load {TEST_EXT}\nselect sync_debug_panic();\nselect 'alive';\nselect sync_debug_panic();\nselect 'still alive';\n",
         capture_output=True, text=True, timeout=60,
     )
     assert p.returncode == 1, (p.returncode, p.stderr)  # the CLI reports the error, it is not killed by a signal

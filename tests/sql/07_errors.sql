@@ -129,3 +129,5 @@ select '-- the connection still works and the unsealed write is still there';
 select 'unsealed:', count(*) from sync_log where version is null;
 select 'sealed:', sync_seal();
 select sync_verify();
+select '-- sync_debug_panic is only in test builds:';
+select sync_debug_panic();

@@ -1,5 +1,6 @@
 -- tests/sql/09_panic.sql: a panic inside a function is a SQL error naming the function; the CLI survives and keeps working.
-.load ./dist/peersync
+-- (sync_debug_panic exists only in the test build of the extension, `make ext-test`.)
+.load ./test-ext/peersync
 select sync_init() is not null;
 create table t(id text primary key, v);
 select sync_track('t');

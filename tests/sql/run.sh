@@ -2,7 +2,8 @@
 # tests/sql/run.sh: runs each tests/sql/*.sql through the real sqlite3 CLI and diffs it against its .expected file.
 #
 # Each test runs in a fresh temporary directory holding `dist` (a link to the built extension,
-# so `.load ./dist/peersync` works), `t` (a link to this folder, for helper scripts) and the
+# so `.load ./dist/peersync` works), `test-ext` (the test build, which also has
+# sync_debug_panic: `make ext-test`), `t` (a link to this folder, for helper scripts) and the
 # database `test.db`, opened as `sqlite3 test.db < NAME.sql`. stdout and stderr are merged
 # (line-buffered, so errors land where they happen). Device ids, hashes and timestamps are
 # replaced by <DEVICE>, <HASH> and <TS> before the comparison, so expected output never holds them.
@@ -49,6 +50,7 @@ for f in "${tests[@]}"; do
   expected="$here/$name.expected"
   work=$(mktemp -d "${TMPDIR:-/tmp}/peersync-sql-$name.XXXXXX")
   ln -s "$root/dist" "$work/dist"
+  ln -s "$root/target/test-ext" "$work/test-ext"
   ln -s "$here" "$work/t"
   (cd "$work" && stdbuf -oL -eL "$SQLITE3" test.db <"$f" >"$work/raw" 2>&1)
   rc=$?

@@ -210,7 +210,7 @@ impl Peer {
             .conn
             .query_row("SELECT sync_changes(?1, ?2)", params![since, limit], |r| r.get(0))
             .unwrap_or_else(|e| panic!("sync_changes on {}: {e}", self.name));
-        let since = peersync_core::changes::parse_vector("test", since).unwrap();
+        let since = peersync_core::parse_vector("test", since).unwrap();
         let batch = peersync_core::changes(&self.conn, &since, limit).unwrap();
         assert_eq!(
             text,

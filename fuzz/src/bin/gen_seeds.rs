@@ -87,7 +87,7 @@ fn main() {
 
     // B receives everything A has so far, then revokes R (it holds R's first changes).
     deliver(&b, &export(&a, A, &vector(&b), 1000));
-    peersync_core::devices::revoke(&b, R.id).unwrap();
+    peersync_core::revoke(&b, R.id).unwrap();
 
     // B writes on its own, concurrently with A's second round.
     exec(

@@ -12,8 +12,9 @@ use base64::Engine as _;
 use ed25519_dalek::{Signer, SigningKey, VerifyingKey};
 use hyper::header::HeaderValue;
 use hyper::HeaderMap;
-use peersync::auth::{self, Caller, KnownDevice, NonceCache};
+use peersync::auth::{self, Caller, NonceCache};
 use peersync::httpsig::{self, RequestView};
+use peersync_core::Standing;
 use sha2::{Digest, Sha256, Sha512};
 use std::future::Future;
 use std::net::SocketAddr;
@@ -43,13 +44,12 @@ pub fn block_on<F: Future>(f: F) -> F::Output {
     }
 }
 
-fn lookup_fixed(keyid: String) -> impl Future<Output = peersync::error::Result<Option<KnownDevice>>> {
-    std::future::ready(Ok((keyid == KEYID).then(|| KnownDevice {
-        public_key: Some(hex::encode(vk().to_bytes())),
-        authorized: true,
-        tailscale_ip: None,
-        quarantined: None,
-    })))
+fn lookup_fixed(keyid: String) -> impl Future<Output = peersync::error::Result<Standing>> {
+    std::future::ready(Ok(if keyid == KEYID {
+        Standing::Trusted { public_key: Some(hex::encode(vk().to_bytes())), tailscale_ip: None }
+    } else {
+        Standing::Unknown
+    }))
 }
 
 /// All values of a header, trimmed, joined with ", " (RFC 9421 2.1); None when absent or not text.

@@ -2,7 +2,6 @@
 use super::ConflictAction;
 use crate::db;
 use crate::error::{Error, Result};
-use peersync_core::conflicts;
 use std::path::Path;
 
 pub fn status(db: &Path, json: bool) -> Result<()> {
@@ -54,7 +53,7 @@ pub fn conflicts(db: &Path, action: Option<ConflictAction>) -> Result<()> {
     match action.unwrap_or(ConflictAction::List { status: None, all: false, json: false }) {
         ConflictAction::List { status, all, json } => {
             let status = if all { None } else { Some(status.unwrap_or_else(|| "pending".into())) };
-            let list = conflicts::list(&conn, status.as_deref())?;
+            let list = peersync_core::conflicts(&conn, status.as_deref())?;
             if json {
                 println!("{}", serde_json::to_string_pretty(&list)?);
             } else if list.is_empty() {
@@ -73,12 +72,12 @@ pub fn conflicts(db: &Path, action: Option<ConflictAction>) -> Result<()> {
                 }
             }
         }
-        ConflictAction::Show { id } => match conflicts::get(&conn, id)? {
+        ConflictAction::Show { id } => match peersync_core::conflict(&conn, id)? {
             Some(c) => println!("{}", serde_json::to_string_pretty(&c)?),
             None => return Err(Error::Cli(format!("no conflict with id {id}; see `peersync conflicts list --all`"))),
         },
         ConflictAction::Resolve { id, choice } => {
-            if conflicts::get(&conn, id)?.is_none() {
+            if peersync_core::conflict(&conn, id)?.is_none() {
                 return Err(Error::Cli(format!("no conflict with id {id}; see `peersync conflicts list`")));
             }
             let status = peersync_core::resolve(&conn, id, peersync_core::Choice::parse(&choice)?)?;

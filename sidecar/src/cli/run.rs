@@ -92,7 +92,7 @@ fn identity(db: &DbArg, key: &KeyArg) -> Result<(Db, String, SigningKey)> {
     let db = Db::new(&db.db)?;
     let conn = crate::db::open(db.path(), false)?;
     let me = peersync_core::device_id(&conn)?;
-    let row = peersync_core::devices::get(&conn, &me)?
+    let row = peersync_core::device(&conn, &me)?
         .ok_or_else(|| Error::Cli("this device's row is missing from sync_devices".into()))?;
     let path = keys::resolve(key.key.as_deref(), &me)?;
     let signing = keys::load_for(&path, row.public_key.as_deref())?;

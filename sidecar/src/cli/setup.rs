@@ -2,17 +2,17 @@
 use crate::db;
 use crate::error::{Error, Result};
 use crate::keys;
-use peersync_core::devices;
 use std::path::Path;
 
-fn own_row(conn: &rusqlite::Connection) -> Result<devices::Device> {
+fn own_row(conn: &rusqlite::Connection) -> Result<peersync_core::Device> {
     let me = peersync_core::device_id(conn).map_err(|_| {
         Error::Cli("this database is not set up for sync; run `peersync init --db PATH --name NAME` first".into())
     })?;
-    devices::get(conn, &me)?.ok_or_else(|| Error::Cli("this device's own row is missing from sync_devices".into()))
+    peersync_core::device(conn, &me)?
+        .ok_or_else(|| Error::Cli("this device's own row is missing from sync_devices".into()))
 }
 
-fn print_pairing(db: &Path, d: &devices::Device) {
+fn print_pairing(db: &Path, d: &peersync_core::Device) {
     let pk = d.public_key.as_deref().unwrap_or("(none yet: run `peersync init`)");
     println!("device id:  {}", d.device_id);
     println!("public key: {pk}");
@@ -55,7 +55,7 @@ pub fn init(db: &Path, name: &str, key: Option<&Path>) -> Result<()> {
         keys::write_new(&path, &k)?;
         k
     };
-    devices::set_identity(&conn, Some(name), &keys::public_hex(&signing))?;
+    peersync_core::set_identity(&conn, Some(name), &keys::public_hex(&signing))?;
     println!("key file:   {}", path.display());
     print_pairing(db, &own_row(&conn)?);
     Ok(())
@@ -70,7 +70,7 @@ pub fn id(db: &Path) -> Result<()> {
 pub fn trust(db: &Path, id: &str, pk: &str, name: Option<&str>, ip: Option<&str>) -> Result<()> {
     let conn = db::open(db, false)?;
     own_row(&conn)?;
-    devices::trust(&conn, id, pk, name, ip)?;
+    peersync_core::trust(&conn, id, pk, name, ip)?;
     println!("trusted {id}{}", name.map(|n| format!(" ({n})")).unwrap_or_default());
     Ok(())
 }
@@ -78,7 +78,7 @@ pub fn trust(db: &Path, id: &str, pk: &str, name: Option<&str>, ip: Option<&str>
 pub fn revoke(db: &Path, id: &str) -> Result<()> {
     let conn = db::open(db, false)?;
     own_row(&conn)?;
-    devices::revoke(&conn, id)?;
+    peersync_core::revoke(&conn, id)?;
     println!("revoked {id}: its requests and its changes are refused from now on");
     Ok(())
 }
@@ -86,7 +86,7 @@ pub fn revoke(db: &Path, id: &str) -> Result<()> {
 pub fn release(db: &Path, id: &str) -> Result<()> {
     let conn = db::open(db, false)?;
     own_row(&conn)?;
-    if peersync_core::quarantine::release(&conn, id)? {
+    if peersync_core::release(&conn, id)? {
         println!("released {id}: sync with it resumes (a forked chain it still sends quarantines it again)");
         Ok(())
     } else {
@@ -97,7 +97,7 @@ pub fn release(db: &Path, id: &str) -> Result<()> {
 pub fn devices(db: &Path, json: bool) -> Result<()> {
     let conn = db::open(db, false)?;
     own_row(&conn)?;
-    let list = devices::list(&conn)?;
+    let list = peersync_core::devices(&conn)?;
     if json {
         println!("{}", serde_json::to_string_pretty(&list)?);
         return Ok(());

@@ -3,7 +3,6 @@ use super::{json, AppState, Reply};
 use crate::error::{Error, Result};
 use bytes::Bytes;
 use hyper::StatusCode;
-use peersync_core::conflicts;
 use std::sync::Arc;
 
 pub async fn list(state: &Arc<AppState>, query: Option<&str>) -> Result<Reply> {
@@ -18,12 +17,12 @@ pub async fn list(state: &Arc<AppState>, query: Option<&str>) -> Result<Reply> {
             return Err(Error::BadRequest(format!("status must be pending, resolved, ignored or all, not \"{s}\"")));
         }
     }
-    let v = state.db.run(move |c| Ok(conflicts::list(c, status.as_deref())?)).await?;
+    let v = state.db.run(move |c| Ok(peersync_core::conflicts(c, status.as_deref())?)).await?;
     Ok(json(StatusCode::OK, &serde_json::to_value(v)?))
 }
 
 pub async fn show(state: &Arc<AppState>, id: i64) -> Result<Reply> {
-    let c = state.db.run(move |c| Ok(conflicts::get(c, id)?)).await?;
+    let c = state.db.run(move |c| Ok(peersync_core::conflict(c, id)?)).await?;
     let c = c.ok_or_else(|| Error::NotFound(format!("no conflict with id {id}")))?;
     Ok(json(StatusCode::OK, &serde_json::to_value(c)?))
 }
@@ -46,11 +45,11 @@ pub async fn resolve(state: &Arc<AppState>, id: i64, body: Bytes) -> Result<Repl
     let out = state
         .db
         .run(move |c| {
-            if conflicts::get(c, id)?.is_none() {
+            if peersync_core::conflict(c, id)?.is_none() {
                 return Err(Error::NotFound(format!("no conflict with id {id}")));
             }
             let status = peersync_core::resolve(c, id, choice)?;
-            Ok((status, conflicts::get(c, id)?))
+            Ok((status, peersync_core::conflict(c, id)?))
         })
         .await?;
     tracing::info!(conflict = id, status = %out.0, "conflict resolved");

@@ -24,10 +24,7 @@ pub async fn status(state: &Arc<AppState>) -> Result<Reply> {
 }
 
 pub async fn metrics(state: &Arc<AppState>) -> Result<Reply> {
-    let pending: i64 = state
-        .db
-        .run(|c| Ok(c.query_row("SELECT count(*) FROM sync_conflicts WHERE status = 'pending'", [], |r| r.get(0))?))
-        .await?;
+    let pending = state.db.run(|c| Ok(peersync_core::pending_conflicts(c)?)).await?;
     let nonces = state.nonces.lock().unwrap().len();
     let text = state.metrics.render(pending, nonces);
     Ok(Response::builder()

@@ -4,7 +4,7 @@ mod info;
 pub mod order;
 mod sync;
 
-use crate::auth::{self, Caller, KnownDevice, NonceCache};
+use crate::auth::{self, Caller, NonceCache};
 use crate::db::Db;
 use crate::error::{Error, Result};
 use crate::metrics::Metrics;
@@ -83,7 +83,7 @@ pub fn only_fields(body: &serde_json::Value, allowed: &[&str], what: &str) -> Re
     match obj.keys().find(|k| !allowed.contains(&k.as_str())) {
         Some(k) => Err(Error::BadRequest(format!(
             "{what} has an unknown field {:?} (expected: {})",
-            peersync_core::ident::shown(k),
+            peersync_core::shown(k),
             allowed.join(", ")
         ))),
         None => Ok(()),
@@ -134,18 +134,7 @@ async fn dispatch(state: &Arc<AppState>, peer: SocketAddr, req: Request<Incoming
     let allow_local = matches!(r, Route::Metrics | Route::Status);
     let db = state.db.clone();
     let verified = auth::verify_headers(&parts, peer, allow_local, &state.nonces, |id| async move {
-        db.run(move |c| {
-            let Some(d) = peersync_core::devices::get(c, &id)? else { return Ok(None) };
-            let quarantined =
-                peersync_core::quarantine::get(c, &id)?.map(|q| peersync_core::quarantine::refusal(&q).to_string());
-            Ok(Some(KnownDevice {
-                public_key: d.public_key,
-                authorized: d.is_authorized,
-                tailscale_ip: d.tailscale_ip,
-                quarantined,
-            }))
-        })
-        .await
+        db.run(move |c| Ok(peersync_core::standing(c, &id)?)).await
     })
     .await?;
     // Counted from now, so that a later push from the same peer waits for this one.

@@ -5,7 +5,7 @@ use crate::error::{Error, Result};
 use crate::metrics::Metrics;
 use bytes::Bytes;
 use hyper::StatusCode;
-use peersync_core::changes::{DEFAULT_LIMIT, MAX_LIMIT};
+use peersync_core::{DEFAULT_LIMIT, MAX_LIMIT};
 use std::sync::Arc;
 
 pub async fn push(state: &Arc<AppState>, caller: String, body: Bytes, turn: Option<Turn>) -> Result<Reply> {
@@ -41,7 +41,7 @@ pub async fn pull(state: &Arc<AppState>, caller: String, body: Bytes) -> Result<
     })?;
     crate::routes::only_fields(&req, &["since", "limit"], "the pull body")?;
     let since = req.get("since").cloned().unwrap_or(serde_json::json!({}));
-    let since = peersync_core::changes::parse_vector("pull", &since.to_string())?;
+    let since = peersync_core::parse_vector("pull", &since.to_string())?;
     let limit = match req.get("limit") {
         None | Some(serde_json::Value::Null) => DEFAULT_LIMIT,
         Some(v) => v
@@ -56,8 +56,8 @@ pub async fn pull(state: &Arc<AppState>, caller: String, body: Bytes) -> Result<
         let batch = state
             .db
             .run(move |c| {
-                crate::sync::note_vector(c, &who, &since)?;
-                crate::outbox::outgoing(c, &key, &since, limit)
+                peersync_core::note_peer_vector(c, &who, &since)?;
+                Ok(peersync_core::outgoing(c, &key, &since, limit)?)
             })
             .await?;
         let out = serde_json::to_vec(&batch)?;

@@ -1,0 +1,241 @@
+//! `sync_track` / `sync_untrack`: the plain-SQL capture triggers and each table's stage table.
+//!
+//! Each write to a tracked table makes its trigger insert one row into `sync_log` (table,
+//! record id, operation, origin device, wall-clock reading) and, for INSERT and UPDATE, one
+//! row into `sync_stage_<id>` holding the new (and old) column values exactly as SQLite has
+//! them. The triggers call no extension function, so every connection's writes are captured.
+//! Sealing (see `seal.rs`) later turns these into JSON, versions, timestamps and hashes.
+use super::seal::seal;
+use super::stage::{capture_guard, create_stage, remove_capture, stage_table, trigger_prefix};
+use crate::db::ident::{quote_ident, quote_list, quote_literal};
+use crate::db::{read_values, tx};
+use crate::error::{Error, Result};
+use crate::model::clock::{now_us, TRIGGER_WALL_CLOCK};
+use crate::model::table::{introspect, Shape, Strategy, Table, Tables};
+use crate::store::format::device_id;
+use crate::wire::{record_id, Value};
+use rusqlite::{params, Connection, OptionalExtension};
+
+/// `sync_track(table [, strategy])`: installs (or refreshes) capture for `name` and logs the
+/// rows that are not yet in the log. Returns how many rows it logged.
+pub fn track(conn: &Connection, name: &str, strategy: Option<&str>) -> Result<i64> {
+    const F: &str = "sync_track";
+    let strategy = match strategy {
+        None => None,
+        Some(s) => Some(Strategy::parse(s).ok_or_else(|| {
+            Error::invalid(format!("{F}: unknown strategy '{s}' (use one of: {})", Strategy::NAMES.join(", ")))
+        })?),
+    };
+    let device = device_id(conn).map_err(|_| {
+        Error::invalid(format!("{F}: peersync is not initialised here; run `select sync_init()` first"))
+    })?;
+    let shape = introspect(conn, F, name)?;
+    tx::write(conn, |conn| {
+        seal(conn)?;
+        let existing: Option<(i64, String, String)> = conn
+            .query_row("SELECT id, strategy, columns FROM sync_tables WHERE name = ?1", [&shape.name], |r| {
+                Ok((r.get(0)?, r.get(1)?, r.get(2)?))
+            })
+            .optional()?;
+        // Keep the captured order of columns that still exist; new ones go last.
+        let mut columns: Vec<String> = match &existing {
+            Some((_, _, cols)) => {
+                serde_json::from_str::<Vec<String>>(cols)?.into_iter().filter(|c| shape.columns.contains(c)).collect()
+            }
+            None => Vec::new(),
+        };
+        for c in &shape.columns {
+            if !columns.contains(c) {
+                columns.push(c.clone());
+            }
+        }
+        let pk: Vec<usize> =
+            shape.pk.iter().map(|&i| columns.iter().position(|c| *c == shape.columns[i]).unwrap()).collect();
+        let strategy = strategy
+            .or_else(|| existing.as_ref().and_then(|e| Strategy::parse(&e.1)))
+            .unwrap_or(Strategy::TimestampWins);
+        let cols_json = serde_json::to_string(&columns)?;
+        let pk_json = serde_json::to_string(&pk)?;
+        let id = match existing {
+            Some((id, _, _)) => {
+                conn.execute(
+                    "UPDATE sync_tables SET strategy=?2, columns=?3, pk=?4, active=1 WHERE id=?1",
+                    params![id, strategy.as_str(), cols_json, pk_json],
+                )?;
+                id
+            }
+            None => {
+                conn.execute(
+                    "INSERT INTO sync_tables(name, strategy, columns, pk) VALUES (?1, ?2, ?3, ?4)",
+                    params![shape.name, strategy.as_str(), cols_json, pk_json],
+                )?;
+                conn.last_insert_rowid()
+            }
+        };
+        let table = Table { sql: Default::default(), id, name: shape.name.clone(), columns, pk, strategy };
+        remove_capture(conn, id)?;
+        install_capture(conn, &table, &shape, &device)?;
+        let logged = log_existing_rows(conn, &table, &device)?;
+        seal(conn)?;
+        Ok(logged)
+    })
+}
+
+/// `sync_untrack(table)`: removes the triggers (after sealing what they captured).
+pub fn untrack(conn: &Connection, name: &str) -> Result<i64> {
+    const F: &str = "sync_untrack";
+    device_id(conn)?;
+    let tables = Tables::load(conn)?;
+    let lookup: Option<String> = conn
+        .query_row("SELECT name FROM sync_tables WHERE name = ?1 COLLATE NOCASE AND active", [name], |r| r.get(0))
+        .optional()?;
+    let t = match lookup.as_deref().and_then(|n| tables.get(n)) {
+        Some(t) => t.clone(),
+        None => return Err(Error::invalid(format!("{F}: table \"{name}\" is not tracked"))),
+    };
+    tx::write(conn, |conn| {
+        seal(conn)?;
+        remove_capture(conn, t.id)?;
+        conn.execute("UPDATE sync_tables SET active = 0 WHERE id = ?1", [t.id])?;
+        Ok(1)
+    })
+}
+
+fn install_capture(conn: &Connection, t: &Table, shape: &Shape, device: &str) -> Result<()> {
+    create_stage(conn, t.id, t.columns.len())?;
+    for sql in trigger_sql(t, shape, device) {
+        conn.execute_batch(&sql)?;
+    }
+    Ok(())
+}
+
+fn trigger_sql(t: &Table, shape: &Shape, device: &str) -> Vec<String> {
+    let tq = quote_ident(&t.name);
+    let tl = quote_literal(&t.name);
+    let dev = quote_literal(device);
+    let stage = stage_table(t.id);
+    let pre = trigger_prefix(t.id);
+    let key = |row: &str| {
+        t.pk.iter().map(|&i| format!("quote({row}.{})", quote_ident(&t.columns[i]))).collect::<Vec<_>>().join("||','||")
+    };
+    let image = |row: &str| quote_list(&format!("{row}."), &t.columns);
+    let same_key =
+        t.pk.iter()
+            .map(|&i| {
+                let c = quote_ident(&t.columns[i]);
+                format!("OLD.{c} IS NEW.{c} COLLATE BINARY")
+            })
+            .collect::<Vec<_>>()
+            .join(" AND ");
+    let ncols = (0..t.columns.len()).map(|i| format!("n{i}")).collect::<Vec<_>>().join(", ");
+    let when = capture_guard(t.id);
+    let log = |op: &str, rid: String| {
+        format!(
+            "INSERT INTO sync_log(table_name, record_id, operation, device_id, timestamp) VALUES ({tl}, {rid}, '{op}', {dev}, {TRIGGER_WALL_CLOCK});"
+        )
+    };
+    let mut v = vec![
+        format!(
+            "CREATE TRIGGER {} AFTER INSERT ON {tq} WHEN {when} BEGIN {} INSERT INTO {stage}(log_id, {ncols}) VALUES (last_insert_rowid(), {}); END",
+            quote_ident(&format!("{pre}ins")),
+            log("INSERT", key("NEW")),
+            image("NEW")
+        ),
+        format!(
+            "CREATE TRIGGER {} AFTER UPDATE ON {tq} WHEN {when} BEGIN {} INSERT INTO {stage} VALUES (last_insert_rowid(), {}, {}); END",
+            quote_ident(&format!("{pre}upd")),
+            log("UPDATE", key("OLD")),
+            image("NEW"),
+            image("OLD")
+        ),
+        // An UPDATE that changes the primary key is a DELETE of the old key and an INSERT of the
+        // new; the plain UPDATE row logged alongside it is dropped when sealing.
+        format!(
+            "CREATE TRIGGER {} AFTER UPDATE ON {tq} WHEN {when} AND NOT ({same_key}) BEGIN {} {} INSERT INTO {stage}(log_id, {ncols}) VALUES (last_insert_rowid(), {}); END",
+            quote_ident(&format!("{pre}updk")),
+            log("DELETE", key("OLD")),
+            log("INSERT", key("NEW")),
+            image("NEW")
+        ),
+        format!(
+            "CREATE TRIGGER {} AFTER DELETE ON {tq} WHEN {when} BEGIN {} END",
+            quote_ident(&format!("{pre}del")),
+            log("DELETE", key("OLD"))
+        ),
+    ];
+    // INSERT OR REPLACE / UPDATE OR REPLACE may remove *other* rows through a secondary UNIQUE
+    // index without firing any DELETE trigger. Before each write, log every row that shares the
+    // new unique values as a possible removal ('REPLACE'); sealing keeps it as a DELETE only if
+    // that row is really gone.
+    if !shape.unique.is_empty() {
+        let pkcols: Vec<String> = t.pk.iter().map(|&i| quote_ident(&t.columns[i])).collect();
+        let rid =
+            t.pk.iter().map(|&i| format!("quote({})", quote_ident(&t.columns[i]))).collect::<Vec<_>>().join("||','||");
+        let candidates = |row: &str, exclude_self: bool| {
+            shape
+                .unique
+                .iter()
+                .map(|idx| {
+                    let mut cond: Vec<String> = idx
+                        .iter()
+                        .map(|(c, coll)| {
+                            format!("{} = {row}.{} COLLATE {}", quote_ident(c), quote_ident(c), quote_ident(coll))
+                        })
+                        .collect();
+                    if exclude_self {
+                        let same = pkcols.iter().map(|c| format!("{c} IS OLD.{c}")).collect::<Vec<_>>().join(" AND ");
+                        cond.push(format!("NOT ({same})"));
+                    }
+                    format!(
+                        "INSERT INTO sync_log(table_name, record_id, operation, device_id, timestamp) SELECT {tl}, {rid}, 'REPLACE', {dev}, {TRIGGER_WALL_CLOCK} FROM {tq} WHERE {};",
+                        cond.join(" AND ")
+                    )
+                })
+                .collect::<Vec<_>>()
+                .join(" ")
+        };
+        v.push(format!(
+            "CREATE TRIGGER {} BEFORE INSERT ON {tq} WHEN {when} BEGIN {} END",
+            quote_ident(&format!("{pre}bins")),
+            candidates("NEW", false)
+        ));
+        v.push(format!(
+            "CREATE TRIGGER {} BEFORE UPDATE ON {tq} WHEN {when} BEGIN {} END",
+            quote_ident(&format!("{pre}bupd")),
+            candidates("NEW", true)
+        ));
+    }
+    v
+}
+
+/// Logs (unsealed) an INSERT for every row of `t` that the log does not already hold alive.
+fn log_existing_rows(conn: &Connection, t: &Table, device: &str) -> Result<i64> {
+    let mut rows = conn.prepare(&format!("SELECT {} FROM {}", quote_list("", &t.columns), quote_ident(&t.name)))?;
+    let mut alive = conn.prepare_cached("SELECT alive FROM sync_meta WHERE tbl = ?1 AND record_id = ?2")?;
+    let mut log = conn.prepare(
+        "INSERT INTO sync_log(table_name, record_id, operation, device_id, timestamp) VALUES (?1, ?2, 'INSERT', ?3, ?4)",
+    )?;
+    let n = t.columns.len();
+    let marks = (0..=n).map(|i| format!("?{}", i + 1)).collect::<Vec<_>>().join(", ");
+    let ncols = (0..n).map(|i| format!("n{i}")).collect::<Vec<_>>().join(", ");
+    let mut stage = conn.prepare(&format!("INSERT INTO {}(log_id, {ncols}) VALUES ({marks})", stage_table(t.id)))?;
+    let now = now_us();
+    let mut count = 0;
+    let mut it = rows.query([])?;
+    while let Some(r) = it.next()? {
+        let vals = read_values(r, 0, n)?;
+        let key: Vec<Value> = t.pk.iter().map(|&i| vals[i].clone()).collect();
+        let rid = record_id(&key);
+        let is_alive: Option<i64> = alive.query_row(params![t.id, rid], |r| r.get(0)).optional()?;
+        if is_alive == Some(1) {
+            continue;
+        }
+        log.execute(params![t.name, rid, device, now])?;
+        let id = conn.last_insert_rowid();
+        let mut p: Vec<&dyn rusqlite::ToSql> = vec![&id];
+        p.extend(vals.iter().map(|v| v as &dyn rusqlite::ToSql));
+        stage.execute(&*p)?;
+        count += 1;
+    }
+    Ok(count)
+}

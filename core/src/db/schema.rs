@@ -1,0 +1,160 @@
+//! The sync tables' DDL and layout number, and the engine's small key-value state (`sync_state`).
+//!
+//! Every table peersync owns is created here, and only here. Moving a database from an older
+//! layout to [`LAYOUT`] is `store/format.rs`, the one migration path.
+use crate::error::Result;
+use rusqlite::{params, Connection, OptionalExtension};
+
+/// Every table peersync owns; none of them can be tracked.
+pub const SYNC_TABLES: &[&str] = &[
+    "sync_log",
+    "sync_devices",
+    "sync_conflicts",
+    "sync_state",
+    "sync_tables",
+    "sync_meta",
+    "sync_vector",
+    "sync_signatures",
+    "sync_peer_vectors",
+    "sync_quarantine",
+    "sync_runs",
+];
+
+/// The layout of the sync tables this engine writes (`format` in `sync_state`). Format 1
+/// found changes through an index on `sync_log(device_id, version)`; format 2 through
+/// `sync_runs`.
+pub const LAYOUT: i64 = 2;
+
+const SCHEMA: &str = r#"
+CREATE TABLE IF NOT EXISTS sync_log(
+  id INTEGER PRIMARY KEY,
+  table_name TEXT NOT NULL,
+  record_id TEXT,
+  operation TEXT NOT NULL,
+  change_data TEXT,
+  device_id TEXT,
+  version INTEGER,
+  timestamp INTEGER,
+  hash TEXT,
+  is_synced INTEGER NOT NULL DEFAULT 0,
+  bases TEXT,
+  resolution INTEGER NOT NULL DEFAULT 0
+);
+CREATE TABLE IF NOT EXISTS sync_devices(
+  id INTEGER PRIMARY KEY,
+  device_id TEXT NOT NULL UNIQUE,
+  device_name TEXT,
+  public_key TEXT,
+  tailscale_ip TEXT,
+  is_authorized INTEGER NOT NULL DEFAULT 0,
+  last_sync_at TEXT,
+  created_at TEXT NOT NULL DEFAULT (strftime('%Y-%m-%dT%H:%M:%fZ','now'))
+);
+CREATE TABLE IF NOT EXISTS sync_conflicts(
+  id INTEGER PRIMARY KEY,
+  table_name TEXT NOT NULL,
+  record_id TEXT NOT NULL,
+  local_data TEXT,
+  remote_data TEXT,
+  local_version INTEGER,
+  remote_version INTEGER,
+  local_device_id TEXT,
+  remote_device_id TEXT,
+  status TEXT NOT NULL DEFAULT 'pending',
+  resolution TEXT,
+  created_at TEXT NOT NULL DEFAULT (strftime('%Y-%m-%dT%H:%M:%fZ','now')),
+  resolved_at TEXT,
+  columns TEXT NOT NULL DEFAULT '[]',
+  open_columns TEXT NOT NULL DEFAULT '[]',
+  kind TEXT NOT NULL DEFAULT 'update',
+  local_change INTEGER,
+  remote_change INTEGER
+);
+CREATE INDEX IF NOT EXISTS sync_conflicts_record ON sync_conflicts(table_name, record_id)
+  WHERE status = 'pending';
+CREATE TABLE IF NOT EXISTS sync_state(key TEXT PRIMARY KEY, value) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS sync_tables(
+  id INTEGER PRIMARY KEY,
+  name TEXT NOT NULL UNIQUE,
+  strategy TEXT NOT NULL DEFAULT 'timestamp_wins',
+  columns TEXT NOT NULL,
+  pk TEXT NOT NULL,
+  active INTEGER NOT NULL DEFAULT 1
+);
+CREATE TABLE IF NOT EXISTS sync_meta(
+  tbl INTEGER NOT NULL,
+  record_id TEXT NOT NULL,
+  live INTEGER,
+  alive INTEGER NOT NULL,
+  cw INTEGER,
+  cols TEXT NOT NULL,
+  PRIMARY KEY(tbl, record_id)
+) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS sync_vector(
+  device_id TEXT PRIMARY KEY,
+  version INTEGER NOT NULL,
+  hash TEXT NOT NULL
+) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS sync_signatures(
+  device_id TEXT NOT NULL,
+  version INTEGER NOT NULL,
+  hash TEXT NOT NULL,
+  signature TEXT NOT NULL,
+  PRIMARY KEY(device_id, version)
+) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS sync_peer_vectors(
+  peer TEXT NOT NULL,
+  origin TEXT NOT NULL,
+  version INTEGER NOT NULL,
+  PRIMARY KEY(peer, origin)
+) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS sync_runs(
+  device_id TEXT NOT NULL,
+  version INTEGER NOT NULL,
+  id INTEGER NOT NULL,
+  count INTEGER NOT NULL,
+  PRIMARY KEY(device_id, version)
+) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS sync_quarantine(
+  device_id TEXT PRIMARY KEY,
+  origin TEXT NOT NULL,
+  version INTEGER NOT NULL,
+  reason TEXT NOT NULL,
+  detected_at TEXT NOT NULL DEFAULT (strftime('%Y-%m-%dT%H:%M:%fZ','now'))
+) WITHOUT ROWID;
+"#;
+
+/// Creates every sync table that does not exist yet (idempotent).
+pub fn create(conn: &Connection) -> Result<()> {
+    conn.execute_batch(SCHEMA)?;
+    Ok(())
+}
+
+/// Whether table `name` exists.
+pub fn has_table(conn: &Connection, name: &str) -> Result<bool> {
+    Ok(conn
+        .prepare_cached("SELECT count(*) FROM sqlite_master WHERE type = 'table' AND name = ?1")?
+        .query_row([name], |r| r.get(0))?)
+}
+
+/// This database's device id and the layout of its sync tables, as stored (None before `sync_init`).
+pub fn identity(conn: &Connection) -> Result<Option<(String, Option<i64>)>> {
+    if !has_table(conn, "sync_state")? {
+        return Ok(None);
+    }
+    // One read for both: this runs at the start of every call.
+    let (id, format): (Option<String>, Option<i64>) = conn
+        .prepare_cached("SELECT (SELECT value FROM sync_state WHERE key = 'device_id'), (SELECT value FROM sync_state WHERE key = 'format')")?
+        .query_row([], |r| Ok((r.get(0)?, r.get(1)?)))?;
+    Ok(id.map(|id| (id, format)))
+}
+
+pub fn get_state<T: rusqlite::types::FromSql>(conn: &Connection, key: &str) -> Result<Option<T>> {
+    Ok(conn.prepare_cached("SELECT value FROM sync_state WHERE key = ?1")?.query_row([key], |r| r.get(0)).optional()?)
+}
+
+pub fn set_state(conn: &Connection, key: &str, value: &dyn rusqlite::ToSql) -> Result<()> {
+    conn.prepare_cached("INSERT OR REPLACE INTO sync_state(key, value) VALUES (?1, ?2)")?
+        .execute(params![key, value])?;
+    Ok(())
+}

@@ -1,0 +1,250 @@
+//! `sync_apply`: verifies a batch (format, hashes, chains, signatures) and merges it, atomically.
+use super::export::vector;
+use super::peers;
+use super::prepare::{self, Preparer};
+use super::sign::{self, Verdict};
+use crate::capture::seal::seal;
+use crate::capture::{pause_capture, resume_capture};
+use crate::db::tx;
+use crate::error::{Error, Result};
+use crate::merge::conflicts::Summary;
+use crate::merge::merger::{Merger, Record};
+use crate::model::change::{Change, Op};
+use crate::model::table::Tables;
+use crate::store::format::device_id;
+use crate::store::log::{self, head, set_head, Writer};
+use crate::trust::quarantine;
+use crate::wire::{check_entry, describe, hash_mismatch, parse_reference, shown, Batch, Vector};
+use rusqlite::Connection;
+use serde::Serialize;
+use std::collections::HashMap;
+
+/// What `sync_apply` reports.
+#[derive(Debug, Serialize)]
+pub struct Applied {
+    /// Changes new to this database, logged and merged.
+    pub accepted: i64,
+    /// Changes this database already held (same hash).
+    pub duplicates: i64,
+    /// Changes left for a later batch: an earlier version of their origin, or a change they
+    /// are based on, is not here yet.
+    pub deferred: i64,
+    /// Changes from devices this device has revoked (relayed by others): refused.
+    pub refused: i64,
+    /// The devices those refused changes came from.
+    pub refused_devices: Vec<String>,
+    /// Conflicts detected while merging (pending ones wait for `sync_resolve`).
+    pub conflicts: Vec<Summary>,
+    /// Resolutions this device wrote (local_wins / remote_wins tables).
+    pub resolutions: i64,
+    /// This database's vector after the batch.
+    pub vector: Vector,
+}
+
+/// Applies `batch` in one transaction: all of it, or (on any error) none of it.
+///
+/// When the connection enforces foreign keys, the batch is first applied with the checks
+/// deferred to its commit: a batch is in its origin's order, in which a cascaded child
+/// change can come before its parent's. If the batch as a whole still violates a foreign
+/// key, it is applied again with immediate checks, so the offending changes become
+/// `constraint` conflicts and the rest applies.
+///
+/// A batch that forks a chain held here is rejected and, when the call is not inside the
+/// caller's own transaction, its sender is quarantined (see `quarantine.rs`); batches from a
+/// quarantined sender are refused.
+pub fn apply(conn: &Connection, batch: &Batch) -> Result<Applied> {
+    device_id(conn)?;
+    quarantine::check_sender(conn, &batch.device_id)?;
+    let autocommit = conn.is_autocommit();
+    let fk: bool = conn.query_row("PRAGMA foreign_keys", [], |r| r.get(0))?;
+    let mut result = None;
+    if fk && autocommit {
+        match apply_once(conn, batch, true) {
+            Err(Error::Sqlite(rusqlite::Error::SqliteFailure(f, _)))
+                if f.extended_code == rusqlite::ffi::SQLITE_CONSTRAINT_FOREIGNKEY => {}
+            other => result = Some(other),
+        }
+    }
+    let result = result.unwrap_or_else(|| apply_once(conn, batch, false));
+    if let (Err(Error::Fork(fork)), true) = (&result, autocommit) {
+        quarantine::record(conn, &batch.device_id, fork)?;
+    }
+    result
+}
+
+fn apply_once(conn: &Connection, batch: &Batch, defer_fk: bool) -> Result<Applied> {
+    let me = device_id(conn)?;
+    conn.set_prepared_statement_cache_capacity(64);
+    let _cache = tx::BiggerCache::new(conn);
+    tx::write(conn, |conn| {
+        if defer_fk {
+            conn.execute_batch("PRAGMA defer_foreign_keys = ON")?;
+        }
+        seal(conn)?;
+        let tables = Tables::load(conn)?;
+        quarantine::detect(conn, &me, batch)?;
+        let verdict = sign::check_batch(conn, &me, batch)?;
+        let mut heads: HashMap<String, (i64, String)> = HashMap::new();
+        for e in &batch.changes {
+            if !heads.contains_key(&*e.device_id) {
+                heads.insert(e.device_id.to_string(), head(conn, &e.device_id)?);
+            }
+        }
+        // Hashing and parsing run beside the merge (on a second thread for a large batch). The
+        // signatures' verdict on the hashes comes first: a batch it refuses is not merged, and
+        // its error is the one reported whatever else the merge found.
+        let (merged, matched) = std::thread::scope(|s| {
+            let mut prep = Preparer::spawn(s, batch, &tables, &heads);
+            let merged =
+                (!verdict.refuses(batch)).then(|| merge_all(conn, batch, &tables, &verdict, heads.clone(), &mut prep));
+            (merged, prep.finish())
+        });
+        verdict.confirm(batch, &matched)?;
+        let applied = merged.unwrap_or_else(|| {
+            Err(Error::Integrity("sync_apply: the batch's signatures do not vouch for its changes".into()))
+        })?;
+        sign::store_batch_signatures(conn, batch)?;
+        Ok(applied)
+    })
+}
+
+/// Merges the batch's changes one by one, in its order (the body of [`apply_once`]).
+fn merge_all<'b>(
+    conn: &Connection,
+    batch: &'b Batch,
+    tables: &Tables,
+    verdict: &Verdict,
+    mut heads: HashMap<String, (i64, String)>,
+    prep: &mut Preparer<'b>,
+) -> Result<Applied> {
+    // Origins whose remaining changes in this batch wait for a later one.
+    let mut blocked = verdict.deferred.clone();
+    let mut names: Vec<&str> = batch.changes.iter().map(|c| &*c.table_name).collect();
+    names.sort_unstable();
+    names.dedup();
+    let mut paused = Vec::new();
+    for n in names {
+        match tables.get(n) {
+            Some(t) => paused.push(t.id),
+            None => {
+                return Err(Error::invalid(format!(
+                    "sync_apply: table \"{}\" is not tracked here (create it and run sync_track on it first)",
+                    shown(n)
+                )))
+            }
+        }
+    }
+    // What the sender holds is known now, so changes every authorized peer holds are
+    // logged as synced at once rather than marked afterwards.
+    let noted = peers::record(conn, &batch.device_id, &batch.vector)?;
+    let floors = peers::floors(conn)?;
+    let restore = pause_capture(conn, &paused, batch.changes.len())?;
+    let mut m = Merger::new(conn)?;
+    let mut advanced: std::collections::BTreeSet<&str> = Default::default();
+    let (mut accepted, mut duplicates, mut deferred, mut refused) = (0i64, 0i64, 0i64, 0i64);
+    for e in &batch.changes {
+        let p = prep.next();
+        check_entry(e)?;
+        let op = Op::parse(&e.operation)
+            .ok_or_else(|| Error::invalid(format!("{}: unknown operation \"{}\"", describe(e), e.operation)))?;
+        if verdict.revoked.contains(&*e.device_id) {
+            refused += 1;
+            continue;
+        }
+        if blocked.contains(&*e.device_id) {
+            deferred += 1;
+            continue;
+        }
+        let (have, prev_hash) = heads.get(&*e.device_id).map_or((0, ""), |(v, h)| (*v, h.as_str()));
+        if e.version <= have {
+            // Held already; `quarantine::detect` made sure with the same hash.
+            duplicates += 1;
+            continue;
+        }
+        if e.version > have + 1 {
+            blocked.insert(e.device_id.to_string());
+            deferred += 1;
+            continue;
+        }
+        let hash_ok = match p.hash {
+            Some((prev, matched)) if prev == prev_hash => matched,
+            _ => e.compute_hash(prev_hash) == e.hash,
+        };
+        if !hash_ok {
+            return Err(hash_mismatch(e));
+        }
+        let t = tables.get(&e.table_name).unwrap();
+        let (key, change) = match p.parsed {
+            Some(parsed) => parsed?,
+            None => prepare::parse(t, op, e)?,
+        };
+        // A change can arrive before a change it is based on (a batch made for another
+        // peer's vector, say): leave it, and its origin's later ones, for a later batch.
+        if !bases_held(conn, &mut heads, &change)? {
+            blocked.insert(e.device_id.to_string());
+            deferred += 1;
+            continue;
+        }
+        let id = log::insert(&mut m.hot, e, floors.get(&*e.device_id).is_some_and(|&f| e.version <= f))?;
+        m.writers.logged(
+            id,
+            Writer {
+                device_id: e.device_id.clone(),
+                version: e.version,
+                timestamp: e.timestamp,
+                resolution: e.resolution,
+            },
+        );
+        m.local.clock.receive(e.timestamp);
+        let rec = Record { t, rid: &e.record_id, key };
+        m.merge_remote(&rec, &change, id, &e.change_data)?;
+        prep.done((rec.key, change));
+        match heads.get_mut(&*e.device_id) {
+            Some(head) => {
+                head.0 = e.version;
+                head.1.clone_from(&e.hash);
+            }
+            None => _ = heads.insert(e.device_id.to_string(), (e.version, e.hash.clone())),
+        }
+        advanced.insert(&e.device_id);
+        accepted += 1;
+    }
+    for dev in advanced {
+        let (version, hash) = &heads[dev];
+        set_head(conn, dev, *version, hash)?;
+    }
+    m.local.finish(conn, &mut m.writers)?;
+    resume_capture(conn, restore)?;
+    if noted {
+        peers::mark_synced(conn, &floors)?;
+    }
+    Ok(Applied {
+        accepted,
+        duplicates,
+        deferred,
+        refused,
+        refused_devices: verdict.revoked.iter().cloned().collect(),
+        conflicts: m.conflicts,
+        resolutions: m.resolutions,
+        vector: vector(conn)?,
+    })
+}
+
+/// Whether this database holds every change that `ch`'s bases name.
+fn bases_held(conn: &Connection, heads: &mut HashMap<String, (i64, String)>, ch: &Change) -> Result<bool> {
+    let refs = ch
+        .live
+        .iter()
+        .chain(ch.writes.iter().flat_map(|w| w.base.iter()))
+        .chain(ch.seen.iter().flatten().filter_map(|(_, r)| r.as_ref()));
+    for r in refs {
+        let Some((dev, version)) = parse_reference(r) else { continue };
+        if !heads.contains_key(dev) {
+            heads.insert(dev.to_string(), head(conn, dev)?);
+        }
+        if version > heads[dev].0 {
+            return Ok(false);
+        }
+    }
+    Ok(true)
+}

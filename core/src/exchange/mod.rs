@@ -1,0 +1,10 @@
+//! Exchanging changes with peers: export (`sync_changes`, signed batches), the checks and merge
+//! of a received batch (`sync_apply`), what peers hold, and the audits (`sync_verify`,
+//! `sync_status`).
+pub mod apply;
+pub mod export;
+pub mod peers;
+mod prepare;
+pub mod sign;
+pub mod status;
+pub mod verify;

@@ -1,0 +1,54 @@
+//! `sync_status`: what this database is and holds, as JSON.
+use super::export::vector;
+use crate::error::Result;
+use crate::store::format::device_id;
+use crate::trust::quarantine;
+use rusqlite::Connection;
+use serde_json::{json, Value};
+
+pub fn status(conn: &Connection) -> Result<Value> {
+    let device = device_id(conn)?;
+    let vector = vector(conn)?;
+    let mut tables = Vec::new();
+    let mut stmt = conn.prepare("SELECT name, strategy, columns FROM sync_tables WHERE active AND name IN (SELECT name FROM sqlite_master WHERE type = 'table') ORDER BY name")?;
+    let mut rows = stmt.query([])?;
+    while let Some(r) = rows.next()? {
+        let cols: String = r.get(2)?;
+        tables.push(json!({
+            "table": r.get::<_, String>(0)?,
+            "strategy": r.get::<_, String>(1)?,
+            "columns": serde_json::from_str::<Value>(&cols)?,
+        }));
+    }
+    let (entries, unsynced): (i64, i64) =
+        conn.query_row("SELECT count(*), ifnull(sum(is_synced = 0), 0) FROM sync_log", [], |r| {
+            Ok((r.get(0)?, r.get(1)?))
+        })?;
+    let pending: i64 =
+        conn.query_row("SELECT count(*) FROM sync_conflicts WHERE status = 'pending'", [], |r| r.get(0))?;
+    let mut peers = Vec::new();
+    let mut stmt = conn.prepare(
+        "SELECT device_id, device_name, is_authorized, last_sync_at, tailscale_ip, public_key IS NOT NULL FROM sync_devices WHERE device_id != ?1 ORDER BY id",
+    )?;
+    let mut rows = stmt.query([&device])?;
+    while let Some(r) = rows.next()? {
+        peers.push(json!({
+            "device_id": r.get::<_, String>(0)?,
+            "name": r.get::<_, Option<String>>(1)?,
+            "authorized": r.get::<_, bool>(2)?,
+            "last_sync_at": r.get::<_, Option<String>>(3)?,
+            "tailscale_ip": r.get::<_, Option<String>>(4)?,
+            "has_key": r.get::<_, bool>(5)?,
+        }));
+    }
+    Ok(json!({
+        "device_id": device,
+        "version": crate::VERSION,
+        "tables": tables,
+        "log": { "entries": entries, "unsynced": unsynced, "own_version": vector.get(&device).copied().unwrap_or(0) },
+        "vector": vector,
+        "conflicts_pending": pending,
+        "peers": peers,
+        "quarantined": quarantine::list(conn)?,
+    }))
+}

@@ -1,0 +1,54 @@
+//! The hybrid logical clock: stamps that exceed every timestamp in the log, received ones included.
+//!
+//! Timestamps are integers, microseconds since the Unix epoch. A new stamp is
+//! `max(wall clock, greatest logged timestamp + 1)`; receiving a change first raises the
+//! greatest logged timestamp to the change's, so anything written after seeing a change is
+//! stamped later than it, whatever this device's wall clock says.
+use crate::db::schema::{get_state, set_state};
+use crate::error::Result;
+use rusqlite::Connection;
+use std::time::{SystemTime, UNIX_EPOCH};
+
+/// The clock for one write transaction: loaded once, saved once.
+pub struct Clock {
+    last: i64,
+    offset: i64,
+}
+
+impl Clock {
+    pub fn load(conn: &Connection) -> Result<Clock> {
+        Ok(Clock {
+            last: get_state(conn, "hlc")?.unwrap_or(0),
+            offset: get_state(conn, "clock_offset_us")?.unwrap_or(0),
+        })
+    }
+
+    /// This device's wall clock in microseconds (plus the configured offset, for tests).
+    pub fn wall(&self) -> i64 {
+        now_us() + self.offset
+    }
+
+    /// A stamp for a local write whose trigger read the wall clock at `wall_us` (None: now).
+    pub fn stamp_at(&mut self, wall_us: Option<i64>) -> i64 {
+        let wall = wall_us.map(|w| w + self.offset).unwrap_or_else(|| self.wall());
+        self.last = wall.max(self.last.saturating_add(1));
+        self.last
+    }
+
+    /// Moves the clock past a received timestamp.
+    pub fn receive(&mut self, ts: i64) {
+        self.last = self.last.max(ts);
+    }
+
+    pub fn save(&self, conn: &Connection) -> Result<()> {
+        set_state(conn, "hlc", &self.last)
+    }
+}
+
+pub fn now_us() -> i64 {
+    SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_micros() as i64).unwrap_or(0)
+}
+
+/// The SQL expression triggers use to read the wall clock (microseconds; plain SQL, allowed
+/// with `trusted_schema=OFF`).
+pub const TRIGGER_WALL_CLOCK: &str = "CAST((julianday('now') - 2440587.5) * 86400000.0 AS INTEGER) * 1000";

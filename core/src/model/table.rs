@@ -1,0 +1,189 @@
+//! Tracked tables as the engine sees them: columns, primary key, strategy; and their introspection.
+use crate::db::ident::is_reserved_table;
+use crate::error::{Error, Result};
+use rusqlite::{Connection, OptionalExtension};
+use std::collections::HashMap;
+use std::sync::Arc;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Strategy {
+    TimestampWins,
+    LocalWins,
+    RemoteWins,
+    Manual,
+}
+
+impl Strategy {
+    pub const NAMES: &'static [&'static str] = &["timestamp_wins", "local_wins", "remote_wins", "manual"];
+
+    pub fn parse(s: &str) -> Option<Strategy> {
+        Some(match s {
+            "timestamp_wins" => Strategy::TimestampWins,
+            "local_wins" => Strategy::LocalWins,
+            "remote_wins" => Strategy::RemoteWins,
+            "manual" => Strategy::Manual,
+            _ => return None,
+        })
+    }
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Strategy::TimestampWins => "timestamp_wins",
+            Strategy::LocalWins => "local_wins",
+            Strategy::RemoteWins => "remote_wins",
+            Strategy::Manual => "manual",
+        }
+    }
+}
+
+#[derive(Debug)]
+pub struct Table {
+    /// SQL text built once per table (see `rows.rs`).
+    pub sql: SqlCache,
+    pub id: i64,
+    pub name: String,
+    /// Captured columns, in the order the stage table and triggers use.
+    pub columns: Vec<String>,
+    /// Indexes into `columns` of the primary key, in key order.
+    pub pk: Vec<usize>,
+    pub strategy: Strategy,
+}
+
+/// Statements on a tracked table, built on first use.
+#[derive(Debug, Default)]
+pub struct SqlCache {
+    pub read: std::sync::OnceLock<String>,
+    pub upsert: std::sync::OnceLock<String>,
+    pub delete: std::sync::OnceLock<String>,
+    pub stage: std::sync::OnceLock<String>,
+}
+
+impl Table {
+    pub fn column_index(&self, name: &str) -> Option<usize> {
+        self.columns.iter().position(|c| c == name)
+    }
+    pub fn is_pk(&self, col: usize) -> bool {
+        self.pk.contains(&col)
+    }
+}
+
+/// A table's shape as SQLite reports it now.
+pub struct Shape {
+    /// The table's name as declared (lookups ignore case, as SQLite does).
+    pub name: String,
+    pub columns: Vec<String>,
+    pub pk: Vec<usize>,
+    /// Secondary UNIQUE indexes over plain columns: (columns, collations).
+    pub unique: Vec<Vec<(String, String)>>,
+}
+
+/// Checks that `name` can be tracked and reads its columns and keys.
+pub fn introspect(conn: &Connection, func: &str, name: &str) -> Result<Shape> {
+    let row: Option<(String, Option<String>, String)> = conn
+        .query_row(
+            "SELECT type, sql, name FROM sqlite_master WHERE name = ?1 COLLATE NOCASE AND type IN ('table','view')",
+            [name],
+            |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
+        )
+        .optional()?;
+    let (kind, sql, name) = match row {
+        None => return Err(Error::invalid(format!("{func}: no such table: \"{name}\""))),
+        Some(r) => r,
+    };
+    let name = name.as_str();
+    if is_reserved_table(name) {
+        return Err(Error::invalid(format!(
+            "{func}: \"{name}\" is one of SQLite's or peersync's own tables and cannot be tracked"
+        )));
+    }
+    if kind == "view" {
+        return Err(Error::invalid(format!("{func}: \"{name}\" is a view; only tables can be tracked")));
+    }
+    if sql.unwrap_or_default().trim_start().to_ascii_uppercase().starts_with("CREATE VIRTUAL") {
+        return Err(Error::invalid(format!(
+            "{func}: \"{name}\" is a virtual table; only ordinary tables can be tracked"
+        )));
+    }
+    let mut columns = Vec::new();
+    let mut pk: Vec<(i64, usize)> = Vec::new();
+    let mut stmt = conn.prepare("SELECT name, pk, hidden FROM pragma_table_xinfo(?1, 'main') ORDER BY cid")?;
+    let mut rows = stmt.query([name])?;
+    while let Some(r) = rows.next()? {
+        let hidden: i64 = r.get(2)?;
+        if hidden != 0 {
+            continue; // generated columns are computed on every device
+        }
+        let col: String = r.get(0)?;
+        let k: i64 = r.get(1)?;
+        if k > 0 {
+            pk.push((k, columns.len()));
+        }
+        columns.push(col);
+    }
+    if pk.is_empty() {
+        return Err(Error::invalid(format!(
+            "{func}: table \"{name}\" has no primary key; peersync identifies rows by their primary key (use e.g. `id TEXT PRIMARY KEY` with UUIDs)"
+        )));
+    }
+    pk.sort();
+    let pk = pk.into_iter().map(|(_, i)| i).collect();
+    let mut unique = Vec::new();
+    let mut idx = conn.prepare("SELECT name FROM pragma_index_list(?1, 'main') WHERE \"unique\" AND origin != 'pk'")?;
+    let names: Vec<String> = idx.query_map([name], |r| r.get(0))?.collect::<rusqlite::Result<_>>()?;
+    let mut info =
+        conn.prepare("SELECT cid, name, coll FROM pragma_index_xinfo(?1, 'main') WHERE key ORDER BY seqno")?;
+    'index: for ix in names {
+        let mut cols = Vec::new();
+        for r in info.query_map([&ix], |r| {
+            Ok((r.get::<_, i64>(0)?, r.get::<_, Option<String>>(1)?, r.get::<_, Option<String>>(2)?))
+        })? {
+            let (cid, col, coll) = r?;
+            match col {
+                Some(c) if cid >= 0 => cols.push((c, coll.unwrap_or_else(|| "BINARY".into()))),
+                _ => continue 'index, // expression index: see README "Limits"
+            }
+        }
+        unique.push(cols);
+    }
+    Ok(Shape { name: name.to_string(), columns, pk, unique })
+}
+
+/// The tracked tables, loaded once per call.
+#[derive(Default)]
+pub struct Tables {
+    by_name: HashMap<String, Arc<Table>>,
+}
+
+impl Tables {
+    pub fn load(conn: &Connection) -> Result<Tables> {
+        let mut by_name = HashMap::new();
+        let mut stmt = conn.prepare_cached("SELECT id, name, strategy, columns, pk FROM sync_tables WHERE active")?;
+        let mut rows = stmt.query([])?;
+        while let Some(r) = rows.next()? {
+            let name: String = r.get(1)?;
+            let strategy: String = r.get(2)?;
+            let columns: String = r.get(3)?;
+            let pk: String = r.get(4)?;
+            let t = Table {
+                sql: SqlCache::default(),
+                id: r.get(0)?,
+                name: name.clone(),
+                columns: serde_json::from_str(&columns)?,
+                pk: serde_json::from_str(&pk)?,
+                strategy: Strategy::parse(&strategy).unwrap_or(Strategy::TimestampWins),
+            };
+            by_name.insert(name, Arc::new(t));
+        }
+        Ok(Tables { by_name })
+    }
+
+    pub fn get(&self, name: &str) -> Option<&Arc<Table>> {
+        self.by_name.get(name)
+    }
+
+    pub fn names(&self) -> Vec<&str> {
+        let mut v: Vec<&str> = self.by_name.keys().map(|s| s.as_str()).collect();
+        v.sort();
+        v
+    }
+}

@@ -1,0 +1,90 @@
+//! The sync tables' layout over time: setting them up (`sync_init`), and the one migration path
+//! that brings a database made by an earlier peersync to this one's layout, on its first use.
+use super::{log, runs};
+use crate::db::schema::{self, get_state, set_state, LAYOUT};
+use crate::db::tx;
+use crate::error::{Error, Result};
+use rusqlite::Connection;
+
+/// Creates the sync tables if needed and returns this database's device id (made once).
+pub fn init(conn: &Connection) -> Result<String> {
+    if let Some(id) = device_id_opt(conn)? {
+        return Ok(id);
+    }
+    tx::write(conn, |conn| {
+        schema::create(conn)?;
+        if let Some(id) = device_id_opt(conn)? {
+            return Ok(id);
+        }
+        let id: String = conn.query_row("SELECT lower(hex(randomblob(16)))", [], |r| r.get(0))?;
+        set_state(conn, "device_id", &id)?;
+        set_state(conn, "format", &LAYOUT)?;
+        conn.execute(
+            "INSERT OR IGNORE INTO sync_devices(device_id, device_name, is_authorized) VALUES (?1, 'this device', 1)",
+            [&id],
+        )?;
+        Ok(id)
+    })
+}
+
+/// This database's device id, or [`Error::NotInitialised`]. Every call into the engine starts
+/// here, so a database in an older layout is upgraded before anything reads it.
+pub fn device_id(conn: &Connection) -> Result<String> {
+    device_id_opt(conn)?.ok_or(Error::NotInitialised)
+}
+
+fn device_id_opt(conn: &Connection) -> Result<Option<String>> {
+    let Some((id, format)) = schema::identity(conn)? else { return Ok(None) };
+    if format != Some(LAYOUT) {
+        upgrade(conn)?;
+    }
+    Ok(Some(id))
+}
+
+/// Brings a database made by an earlier peersync to [`LAYOUT`], once, in one transaction; a
+/// database in a newer layout is refused and left as it is.
+fn upgrade(conn: &Connection) -> Result<()> {
+    tx::write(conn, |conn| {
+        match get_state::<i64>(conn, "format")? {
+        Some(LAYOUT) => Ok(()),
+        Some(newer) if newer > LAYOUT => Err(Error::invalid(format!(
+            "this database's sync tables are in format {newer}, made by a newer peersync (this one, {}, reads format {LAYOUT}); use a peersync as new as the one that last wrote it",
+            crate::VERSION
+        ))),
+        _ => {
+            schema::create(conn)?;
+            // 1 → 2: sync_runs replaces the index on sync_log(device_id, version).
+            runs::rebuild(conn)?;
+            set_state(conn, "format", &LAYOUT)
+        }
+    }
+    })
+}
+
+/// Rebuilds `sync_runs` from the log if it has fallen behind: if some origin's runs do not
+/// end at its head in `sync_vector`, an earlier build of peersync (which knows no runs) has
+/// logged changes here. A log that still disagrees after a rebuild (rows deleted by hand) is
+/// left as it is until it grows again: `sync_verify` reports it.
+pub fn catch_up(conn: &Connection) -> Result<()> {
+    let behind = |conn: &Connection| -> Result<bool> {
+        for (device, head, _) in log::heads(conn)? {
+            if runs::last_version(conn, &device)? != head {
+                return Ok(true);
+            }
+        }
+        Ok(false)
+    };
+    if !behind(conn)? {
+        return Ok(());
+    }
+    let last = log::last_id(conn)?;
+    if get_state::<i64>(conn, "runs_rebuilt_at")? == Some(last) {
+        return Ok(());
+    }
+    tx::write(conn, |conn| {
+        if behind(conn)? {
+            runs::rebuild(conn)?;
+        }
+        set_state(conn, "runs_rebuilt_at", &last)
+    })
+}

@@ -1,0 +1,18 @@
+//! The wire: what peers exchange and what the hash chains cover. Values and their encodings,
+//! changes (entries) and their canonical hash, batches, head signatures, identifier shapes.
+//! Pure data and checks: no SQL, no database.
+mod batch;
+mod entry;
+mod hash;
+mod ids;
+mod signature;
+mod value;
+
+pub use batch::{
+    check_entry, describe, hash_mismatch, parse_batch, parse_vector, Batch, Chains, HeadSignature, Place, Vector,
+    BATCH_FORMAT, DEFAULT_LIMIT, MAX_LIMIT,
+};
+pub use entry::{name, Entry, EntryRef};
+pub use ids::{check_device_id, check_public_key, is_hex, parse_reference, shown};
+pub use signature::{sign, verify};
+pub use value::{parse_literals, quote_literal, record_id, write_json_string, Value};
