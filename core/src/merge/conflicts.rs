@@ -1,4 +1,5 @@
 //! `sync_conflicts`: recording conflicts, closing them when a resolution arrives, listing them.
+use super::rules::{How, Side};
 use crate::error::Result;
 use crate::model::table::Table;
 use crate::store::log::Writers;
@@ -20,12 +21,6 @@ pub enum SlotVal {
     Val(Value),
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Status {
-    Pending,
-    Resolved,
-}
-
 /// One detected conflict between the local writer of a slot and a received write.
 #[derive(Debug, Clone)]
 pub struct Detected {
@@ -34,10 +29,10 @@ pub struct Detected {
     pub remote: i64,
     pub local_val: SlotVal,
     pub remote_val: SlotVal,
-    pub status: Status,
-    /// How it was settled (for resolved ones): e.g. `timestamp_wins`, `delete_wins`.
-    pub how: &'static str,
-    pub winner: Option<&'static str>,
+    /// How it is settled (`manual`: pending).
+    pub how: How,
+    /// Which side the winner rule chose, when it settled the conflict.
+    pub winner: Option<Side>,
 }
 
 /// A conflict as `sync_apply` reports it.
@@ -74,7 +69,7 @@ pub fn record(
                 && b.slot != Slot::Live
                 && a.local == b.local
                 && a.remote == b.remote
-                && a.status == b.status
+                && a.how.is_pending() == b.how.is_pending()
         };
         let group: Vec<usize> = (i..found.len()).filter(|&j| j == i || (!done[j] && same(d, &found[j]))).collect();
         for &j in &group {
@@ -107,21 +102,18 @@ pub fn record(
             None => None,
         };
         let rw = writers.get(conn, d.remote)?;
-        let (status, resolution, resolved) = match d.status {
-            Status::Pending => ("pending", None, false),
-            Status::Resolved => {
-                let mut m = serde_json::Map::new();
-                m.insert("strategy".into(), d.how.into());
-                if let Some(w) = d.winner {
-                    m.insert("winner".into(), w.into());
-                }
-                if let Some(r) = resolution_ref {
-                    if d.how == "local_wins" || d.how == "remote_wins" {
-                        m.insert("change".into(), r.into());
-                    }
-                }
-                ("resolved", Some(serde_json::Value::Object(m).to_string()), true)
+        let (status, resolution, resolved) = if d.how.is_pending() {
+            ("pending", None, false)
+        } else {
+            let mut m = serde_json::Map::new();
+            m.insert("strategy".into(), d.how.as_str().into());
+            if let Some(w) = d.winner {
+                m.insert("winner".into(), w.as_str().into());
             }
+            if let Some(r) = resolution_ref.filter(|_| d.how.by_resolution()) {
+                m.insert("change".into(), r.into());
+            }
+            ("resolved", Some(serde_json::Value::Object(m).to_string()), true)
         };
         conn.prepare_cached(
             "INSERT INTO sync_conflicts(table_name, record_id, local_data, remote_data, local_version, remote_version, local_device_id, remote_device_id, status, resolution, resolved_at, columns, open_columns, kind, local_change, remote_change) VALUES (?1,?2,?3,?4,?5,?6,?7,?8,?9,?10, CASE WHEN ?11 THEN strftime('%Y-%m-%dT%H:%M:%fZ','now') END, ?12, ?12, ?13, ?14, ?15)",

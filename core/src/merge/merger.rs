@@ -1,10 +1,11 @@
-//! The merge rules (DESIGN.md "Merging and conflicts", the model in shared/model): how a
-//! received change's writes meet the record's current writers, and resolutions.
-use super::conflicts::{self, Detected, Slot, SlotVal, Status, Summary};
+//! What one write transaction's merges share ([`Merger`]): the writers they compare, the
+//! record's current values, writing the table to match the merged slots, and writing a
+//! resolution. The merge of a received change is `remote.rs`; its rules, `rules.rs`.
+use super::conflicts::{Slot, SlotVal, Summary};
 use crate::db::hot::Hot;
 use crate::error::Result;
 use crate::model::change::{Change, ColWrite, Op};
-use crate::model::table::{Strategy, Table};
+use crate::model::table::Table;
 use crate::store::local::LocalLog;
 use crate::store::log::Writers;
 use crate::store::rows;
@@ -44,7 +45,7 @@ impl<'c> Merger<'c> {
         })
     }
 
-    fn ids(&self, refs: &[String]) -> Result<Vec<i64>> {
+    pub(super) fn ids(&self, refs: &[String]) -> Result<Vec<i64>> {
         let mut v = Vec::with_capacity(refs.len());
         for r in refs {
             if let Some((d, ver)) = parse_reference(r) {
@@ -57,7 +58,7 @@ impl<'c> Merger<'c> {
     }
 
     /// (timestamp, device id) of a writer; no writer sorts first.
-    fn order(&mut self, id: Option<i64>) -> Result<(i64, Arc<str>)> {
+    pub(super) fn order(&mut self, id: Option<i64>) -> Result<(i64, Arc<str>)> {
         Ok(match id {
             None => (i64::MIN, "".into()),
             Some(id) => {
@@ -67,7 +68,7 @@ impl<'c> Merger<'c> {
         })
     }
 
-    fn is_resolution(&mut self, id: Option<i64>) -> Result<bool> {
+    pub(super) fn is_resolution(&mut self, id: Option<i64>) -> Result<bool> {
         Ok(match id {
             None => false,
             Some(id) => self.writers.get(self.conn, id)?.resolution,
@@ -94,7 +95,7 @@ impl<'c> Merger<'c> {
     }
 
     /// [`Self::current_values`], computed once per merge and only when needed.
-    fn values_once<'v>(
+    pub(super) fn values_once<'v>(
         &mut self,
         cache: &'v mut Option<Vec<Value>>,
         r: &Record<'_>,
@@ -107,281 +108,9 @@ impl<'c> Merger<'c> {
         Ok(cache.as_ref().unwrap())
     }
 
-    /// Merges received change `this` (already logged) into record `r`.
-    pub fn merge_remote(&mut self, r: &Record<'_>, ch: &Change, this: i64, data: &str) -> Result<()> {
-        let conn = self.conn;
-        let t = r.t;
-        let me = self.writers.get(conn, this)?;
-        let res = me.resolution;
-        let first_insert = ch.op == Op::Insert && ch.live.is_empty() && ch.writes.iter().all(|w| w.base.is_empty());
-        let claimed = match first_insert {
-            true => {
-                Slots::claim_new(&mut self.hot, t, r.rid, &Slots::inserted(t, this, ch.writes.iter().map(|w| w.col)))?
-            }
-            false => None,
-        };
-        let before = match claimed {
-            Some(s) => s,
-            None => Slots::load(conn, t, &r.rid)?,
-        };
-        let mut slots = before.clone();
-        let mut cur_vals: Option<Vec<Value>> = None;
-        let strat = t.strategy;
-        let mut found: Vec<Detected> = Vec::new();
-        let mut auto: Vec<(Slot, SlotVal, Vec<Option<i64>>)> = Vec::new();
-        let mut applied: Vec<(usize, &Value)> = Vec::new();
-        let this_order = (me.timestamp, me.device_id.clone());
-
-        if let Some(val) = ch.op.live_write() {
-            let base = self.ids(&ch.live)?;
-            if base.len() > 1 {
-                conflicts::close_matching(conn, t, &r.rid, Slot::Live, &base, &me.reference())?;
-            }
-            let cur = slots.live;
-            if matches(cur, &base, &ch.live) {
-                let mut hold = false;
-                if !val && !res {
-                    if let Some(seen) = &ch.seen {
-                        // A DELETE that did not see some column writer we hold: delete vs update.
-                        let mut unseen: Vec<i64> = Vec::new();
-                        for (c, w) in slots.cols.iter().enumerate() {
-                            let Some(w) = *w else { continue };
-                            let saw = match seen.iter().find(|(sc, _)| *sc == c).and_then(|(_, r)| r.as_ref()) {
-                                Some(r) => self.ids(std::slice::from_ref(r))?.first().copied(),
-                                None => None,
-                            };
-                            if saw != Some(w) && !unseen.contains(&w) {
-                                unseen.push(w);
-                            }
-                        }
-                        let mut nonres = Vec::new();
-                        for &u in &unseen {
-                            if !self.is_resolution(Some(u))? {
-                                nonres.push(u);
-                            }
-                        }
-                        let det = |u: i64, status, how| Detected {
-                            slot: Slot::Live,
-                            local: Some(u),
-                            remote: this,
-                            local_val: SlotVal::Alive(true),
-                            remote_val: SlotVal::Alive(false),
-                            status,
-                            how,
-                            winner: None,
-                        };
-                        if !nonres.is_empty() && strat != Strategy::TimestampWins {
-                            hold = true;
-                            let (status, how, keep) = match strat {
-                                Strategy::Manual => (Status::Pending, "manual", None),
-                                Strategy::LocalWins => (Status::Resolved, "local_wins", Some(true)),
-                                _ => (Status::Resolved, "remote_wins", Some(false)),
-                            };
-                            for &u in &nonres {
-                                found.push(det(u, status, how));
-                            }
-                            if let Some(alive) = keep {
-                                let mut sides: Vec<Option<i64>> = nonres.iter().map(|&u| Some(u)).collect();
-                                sides.push(Some(this));
-                                auto.push((Slot::Live, SlotVal::Alive(alive), sides));
-                            }
-                        } else {
-                            for &u in &unseen {
-                                found.push(det(u, Status::Resolved, "delete_wins"));
-                            }
-                        }
-                    }
-                }
-                if !hold {
-                    slots.live = Some(this);
-                    slots.alive = val;
-                }
-            } else if val == slots.alive {
-                if this_order > self.order(cur)? {
-                    slots.live = Some(this);
-                }
-            } else {
-                let curval = slots.alive;
-                let d = |status, how, winner| Detected {
-                    slot: Slot::Live,
-                    local: cur,
-                    remote: this,
-                    local_val: SlotVal::Alive(curval),
-                    remote_val: SlotVal::Alive(val),
-                    status,
-                    how,
-                    winner,
-                };
-                if res || self.is_resolution(cur)? || strat == Strategy::TimestampWins {
-                    let win = this_order > self.order(cur)?;
-                    if win {
-                        slots.live = Some(this);
-                        slots.alive = val;
-                    }
-                    found.push(d(Status::Resolved, "timestamp_wins", Some(if win { "remote" } else { "local" })));
-                } else {
-                    match strat {
-                        Strategy::Manual => found.push(d(Status::Pending, "manual", None)),
-                        Strategy::LocalWins => {
-                            auto.push((Slot::Live, SlotVal::Alive(curval), vec![cur, Some(this)]));
-                            found.push(d(Status::Resolved, "local_wins", None));
-                        }
-                        _ => {
-                            auto.push((Slot::Live, SlotVal::Alive(val), vec![cur, Some(this)]));
-                            found.push(d(Status::Resolved, "remote_wins", None));
-                        }
-                    }
-                }
-            }
-        }
-
-        for w in &ch.writes {
-            let c = w.col;
-            let base = self.ids(&w.base)?;
-            if base.len() > 1 {
-                conflicts::close_matching(conn, t, &r.rid, Slot::Col(c), &base, &me.reference())?;
-            }
-            let cur = slots.cols[c];
-            if t.is_pk(c) {
-                // Key columns always hold the record's key: writes to them agree.
-                if matches(cur, &base, &w.base) || this_order > self.order(cur)? {
-                    slots.cols[c] = Some(this);
-                }
-                continue;
-            }
-            if matches(cur, &base, &w.base) {
-                slots.cols[c] = Some(this);
-                applied.push((c, &w.value));
-                continue;
-            }
-            let curval = self.values_once(&mut cur_vals, r, &before)?[c].clone();
-            if w.value == curval {
-                if this_order > self.order(cur)? {
-                    slots.cols[c] = Some(this);
-                }
-                continue;
-            }
-            let d = |status, how, winner| Detected {
-                slot: Slot::Col(c),
-                local: cur,
-                remote: this,
-                local_val: SlotVal::Val(curval.clone()),
-                remote_val: SlotVal::Val(w.value.clone()),
-                status,
-                how,
-                winner,
-            };
-            if res || self.is_resolution(cur)? || strat == Strategy::TimestampWins {
-                let win = this_order > self.order(cur)?;
-                if win {
-                    slots.cols[c] = Some(this);
-                    applied.push((c, &w.value));
-                }
-                found.push(d(Status::Resolved, "timestamp_wins", Some(if win { "remote" } else { "local" })));
-            } else {
-                match strat {
-                    Strategy::Manual => found.push(d(Status::Pending, "manual", None)),
-                    Strategy::LocalWins => {
-                        auto.push((Slot::Col(c), SlotVal::Val(curval.clone()), vec![cur, Some(this)]));
-                        found.push(d(Status::Resolved, "local_wins", None));
-                    }
-                    _ => {
-                        auto.push((Slot::Col(c), SlotVal::Val(w.value.clone()), vec![cur, Some(this)]));
-                        found.push(d(Status::Resolved, "remote_wins", None));
-                    }
-                }
-            }
-        }
-
-        // An UPDATE that reaches a record killed by a delete it did not see.
-        if ch.op == Op::Update && !res && !slots.alive {
-            if let Some(dl) = slots.live {
-                if !self.ids(&ch.live)?.contains(&dl) {
-                    let d = |status, how| Detected {
-                        slot: Slot::Live,
-                        local: Some(dl),
-                        remote: this,
-                        local_val: SlotVal::Alive(false),
-                        remote_val: SlotVal::Alive(true),
-                        status,
-                        how,
-                        winner: None,
-                    };
-                    if self.is_resolution(Some(dl))? || strat == Strategy::TimestampWins {
-                        found.push(d(Status::Resolved, "delete_wins"));
-                    } else {
-                        match strat {
-                            Strategy::Manual => found.push(d(Status::Pending, "manual")),
-                            Strategy::LocalWins => {
-                                auto.push((Slot::Live, SlotVal::Alive(false), vec![Some(dl), Some(this)]));
-                                found.push(d(Status::Resolved, "local_wins"));
-                            }
-                            _ => {
-                                auto.push((Slot::Live, SlotVal::Alive(true), vec![Some(dl), Some(this)]));
-                                found.push(d(Status::Resolved, "remote_wins"));
-                            }
-                        }
-                    }
-                }
-            }
-        }
-
-        // Make the table match the merged slots.
-        if let Err(e) = self.write_table(r, &before, &slots, &applied) {
-            let e = crate::Error::from(e);
-            if !e.is_constraint() {
-                return Err(e);
-            }
-            if before.is_claimed() {
-                Slots::unclaim(conn, t, &r.rid)?;
-            }
-            let msg = e.to_string();
-            let columns = ch.writes.iter().map(|w| t.columns[w.col].clone()).collect();
-            let image = if before.alive {
-                values_json(t, self.values_once(&mut cur_vals, r, &before)?)
-            } else {
-                serde_json::Value::Null
-            };
-            let s = conflicts::record_constraint(
-                conn,
-                &mut self.writers,
-                t,
-                &r.rid,
-                before.live,
-                image,
-                this,
-                data,
-                columns,
-                &msg,
-            )?;
-            self.conflicts.push(s);
-            return Ok(());
-        }
-        slots.save(conn, t, &r.rid)?;
-
-        // Automatic resolutions (local_wins / remote_wins): one change for all resolved slots.
-        let mut res_ref = None;
-        if !auto.is_empty() {
-            let mut items: Vec<(Slot, SlotVal, Vec<Option<i64>>)> = Vec::new();
-            for it in auto {
-                items.retain(|x| x.0 != it.0);
-                items.push(it);
-            }
-            let id = self.resolve_slots(r, &items, None)?;
-            res_ref = Some(self.writers.get(conn, id)?.reference());
-        }
-        if !found.is_empty() {
-            let image_vals = self.values_once(&mut cur_vals, r, &before)?.clone();
-            let image = move |_: &mut Writers| Ok(values_json(t, &image_vals));
-            let recorded = conflicts::record(conn, &mut self.writers, t, &r.rid, &image, &found, res_ref.as_deref())?;
-            self.conflicts.extend(recorded);
-        }
-        Ok(())
-    }
-
     /// Writes the table so it holds what `after` says, given `before`; `applied` are the
     /// column writes that became current.
-    fn write_table(
+    pub(super) fn write_table(
         &mut self,
         r: &Record<'_>,
         before: &Slots,
@@ -481,14 +210,6 @@ impl<'c> Merger<'c> {
             self.local.log(conn, &mut self.hot, &mut self.writers, t, &r.rid, &mut slots, &change, true, None, None)?;
         self.resolutions += 1;
         Ok(id)
-    }
-}
-
-/// "The base is the receiver's current writer": no writer matches an empty base.
-fn matches(cur: Option<i64>, base: &[i64], refs: &[String]) -> bool {
-    match cur {
-        None => refs.is_empty(),
-        Some(c) => base.contains(&c),
     }
 }
 

@@ -2,4 +2,6 @@
 //! conflicts", the model in shared/model), the conflicts it records, and settling them.
 pub mod conflicts;
 pub mod merger;
+mod remote;
 pub mod resolve;
+mod rules;

@@ -1,0 +1,131 @@
+//! How a conflict on one slot is settled: the table's strategy, read as the rules in README's
+//! "Merging and conflicts" say. Every strategy is matched by name, so a new one cannot fall
+//! into another's arm.
+use crate::model::table::Strategy;
+
+/// One side of a conflict: what this device holds, or the write it received.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Side {
+    Local,
+    Remote,
+}
+
+impl Side {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Side::Local => "local",
+            Side::Remote => "remote",
+        }
+    }
+}
+
+/// How a conflict was (or is to be) settled, as `sync_conflicts.resolution.strategy` names it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum How {
+    /// The winner rule: the greater (timestamp, device id) holds the slot.
+    TimestampWins,
+    /// A delete against an update it did not see: the delete holds.
+    DeleteWins,
+    /// Held for a person (`manual`): pending until `sync_resolve`.
+    Manual,
+    /// Settled at once by a resolution keeping the local side (`local_wins`).
+    LocalWins,
+    /// Settled at once by a resolution keeping the received side (`remote_wins`).
+    RemoteWins,
+}
+
+impl How {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            How::TimestampWins => "timestamp_wins",
+            How::DeleteWins => "delete_wins",
+            How::Manual => "manual",
+            How::LocalWins => "local_wins",
+            How::RemoteWins => "remote_wins",
+        }
+    }
+
+    /// Whether the conflict waits for a person.
+    pub fn is_pending(self) -> bool {
+        self == How::Manual
+    }
+
+    /// Whether the conflict is settled by a resolution this device writes.
+    pub fn by_resolution(self) -> bool {
+        matches!(self, How::LocalWins | How::RemoteWins)
+    }
+}
+
+/// What the table's strategy does with a conflict on one slot.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Settle {
+    /// By the rules alone (`timestamp_wins`, or either side is a resolution: resolutions never
+    /// cascade): the winner rule for two writes of a slot, delete-wins for a delete against an
+    /// update.
+    ByRule,
+    /// `manual`: the local value stays and a pending conflict waits for a person.
+    Hold,
+    /// `local_wins` / `remote_wins`: a resolution keeping that side, written at once.
+    Resolve(Side),
+}
+
+impl Settle {
+    /// How a conflict on a table with `strategy` is settled; `resolution` when either side of
+    /// it is a resolution.
+    pub fn of(strategy: Strategy, resolution: bool) -> Settle {
+        if resolution {
+            return Settle::ByRule;
+        }
+        match strategy {
+            Strategy::TimestampWins => Settle::ByRule,
+            Strategy::Manual => Settle::Hold,
+            Strategy::LocalWins => Settle::Resolve(Side::Local),
+            Strategy::RemoteWins => Settle::Resolve(Side::Remote),
+        }
+    }
+
+    /// What the conflict record says of a conflict settled this way (`rule` when by the rules).
+    pub fn how(self, rule: How) -> How {
+        match self {
+            Settle::ByRule => rule,
+            Settle::Hold => How::Manual,
+            Settle::Resolve(Side::Local) => How::LocalWins,
+            Settle::Resolve(Side::Remote) => How::RemoteWins,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_strategy_settles_as_its_name_says() {
+        assert_eq!(Settle::of(Strategy::TimestampWins, false), Settle::ByRule);
+        assert_eq!(Settle::of(Strategy::Manual, false), Settle::Hold);
+        assert_eq!(Settle::of(Strategy::LocalWins, false), Settle::Resolve(Side::Local));
+        assert_eq!(Settle::of(Strategy::RemoteWins, false), Settle::Resolve(Side::Remote));
+        for s in [Strategy::TimestampWins, Strategy::Manual, Strategy::LocalWins, Strategy::RemoteWins] {
+            assert_eq!(
+                Settle::of(s, true),
+                Settle::ByRule,
+                "a resolution on either side: the rules, never a further resolution"
+            );
+        }
+        assert_eq!(Settle::ByRule.how(How::DeleteWins), How::DeleteWins);
+        assert_eq!(Settle::Hold.how(How::TimestampWins), How::Manual);
+        assert_eq!(Settle::Resolve(Side::Local).how(How::TimestampWins), How::LocalWins);
+        assert_eq!(Settle::Resolve(Side::Remote).how(How::TimestampWins), How::RemoteWins);
+        assert!(How::Manual.is_pending() && !How::LocalWins.is_pending() && !How::TimestampWins.is_pending());
+        assert!(How::LocalWins.by_resolution() && How::RemoteWins.by_resolution());
+        assert!(
+            !How::Manual.by_resolution() && !How::DeleteWins.by_resolution() && !How::TimestampWins.by_resolution()
+        );
+        let names: Vec<&str> = [How::TimestampWins, How::DeleteWins, How::Manual, How::LocalWins, How::RemoteWins]
+            .iter()
+            .map(|h| h.as_str())
+            .collect();
+        assert_eq!(names, ["timestamp_wins", "delete_wins", "manual", "local_wins", "remote_wins"]);
+        assert_eq!((Side::Local.as_str(), Side::Remote.as_str()), ("local", "remote"));
+    }
+}
