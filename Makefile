@@ -7,7 +7,7 @@ EXT_SO := dist/peersync.so
 # A test build of the extension: also registers sync_debug_panic() (the panic-guard tests).
 TEST_EXT_SO := target/test-ext/peersync.so
 
-.PHONY: all build ext ext-test sidecar lint test test-rust test-sql test-python test-node test-sidecar test-reliability reliability fuzz demo bench clean
+.PHONY: all build ext ext-test sidecar lint mutants test test-rust test-sql test-python test-node test-sidecar test-reliability reliability fuzz demo bench clean
 
 all: build
 
@@ -33,8 +33,24 @@ sidecar:
 	mkdir -p dist
 	cp target/release/peersync dist/peersync.tmp && mv -f dist/peersync.tmp dist/peersync
 
-test: build test-rust test-sql test-python test-node test-sidecar test-reliability
+test: lint build test-rust test-sql test-python test-node test-sidecar test-reliability
 	@echo "make test: all suites passed"
+
+# Style that is checked: rustfmt and clippy (warnings are errors) over every crate.
+lint:
+	$(CARGO) fmt --all --check
+	$(CARGO) fmt --manifest-path ext/Cargo.toml --check
+	$(CARGO) fmt --manifest-path fuzz/Cargo.toml --check
+	$(CARGO) clippy --workspace --all-targets -- -D warnings
+	$(CARGO) clippy --manifest-path ext/Cargo.toml --all-targets -- -D warnings
+	$(CARGO) clippy --manifest-path fuzz/Cargo.toml --all-targets -- -D warnings
+
+# Mutation testing of the engine's rules with core's own tests as the oracle (.cargo/mutants.toml
+# lists the files and the mutants explained as equivalent); results in target/mutants/.
+MUTANTS_CASES ?= 16
+mutants:
+	@command -v cargo-mutants >/dev/null || $(CARGO) install --locked cargo-mutants@27.1.0
+	PEERSYNC_CASES=$(MUTANTS_CASES) $(CARGO) mutants --package peersync-core -o target/mutants
 
 test-rust:
 	$(CARGO) test --release --workspace

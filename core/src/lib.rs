@@ -18,6 +18,8 @@
 //! | `merge/` | the merge rules, conflicts, `sync_resolve` |
 //! | `exchange/` | `sync_changes` and signed batches, `sync_apply`, peers' vectors, `sync_verify`, `sync_status` |
 //! | `functions.rs` | the SQL functions, each a thin call into the layer that owns it |
+#![deny(unsafe_op_in_unsafe_fn, clippy::undocumented_unsafe_blocks)]
+
 mod capture;
 mod db;
 mod error;

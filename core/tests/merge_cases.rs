@@ -283,8 +283,40 @@ fn remote_wins_delete_vs_update_converges() {
 }
 
 /// sync_resolve with a JSON row that lacks the conflicting column, names a column the table
-/// does not have, or holds a value that is not an SQLite value: an error naming the problem,
-/// nothing changed, the conflict still pending.
+/// does not have, holds a value that is not an SQLite value or moves the record's key; and
+/// choices that are not choices, or conflicts that are not pending: an error naming the
+/// problem, nothing changed, the conflict still pending.
+#[test]
+fn resolve_refuses_bad_rows_and_changes_nothing() {
+    let (a, b) = pair_with_row("manual");
+    b.exec("UPDATE t1 SET a = 'B' WHERE id = 'r'");
+    a.exec("UPDATE t1 SET a = 'A' WHERE id = 'r'");
+    let res = b.apply(&a.changes(&b.vector(), 1000)).unwrap();
+    let id = res["conflicts"][0]["id"].as_i64().unwrap();
+    let before = b.fingerprint();
+    for (choice, want) in [
+        (r#"{"b": 1}"#, r#"the JSON row must give a value for column "a""#),
+        (r#"{"a": 1, "nope": 2}"#, r#"the JSON row names column "nope", which table "t1" does not have"#),
+        (r#"{"a": [1, 2]}"#, r#"column "a": arrays and objects are not SQLite values"#),
+        (r#"{"a": true}"#, r#"column "a": booleans are not SQLite values"#),
+        (r#"{"a": 1, "id": "elsewhere"}"#, "a resolution cannot move a record"),
+        ("keep mine", "choice must be 'local', 'remote', 'ignore' or a JSON object"),
+        ("[1]", "choice must be 'local', 'remote', 'ignore' or a JSON object"),
+    ] {
+        let err = b.resolve(id, choice).expect_err(choice);
+        assert!(err.starts_with("sync_resolve: ") && err.contains(want), "{choice}: {err}");
+        assert_unchanged(&before, &b.fingerprint(), choice);
+    }
+    assert_eq!(b.pending(), vec![id]);
+    let err = b.resolve(id + 100, "local").unwrap_err();
+    assert!(err.contains(&format!("no conflict with id {}", id + 100)), "{err}");
+    // The key column given its own value is fine; so is a real for an integer key elsewhere.
+    assert_eq!(b.resolve(id, r#"{"a": "both", "id": "r"}"#).as_deref(), Ok("resolved"));
+    assert_eq!(row_r(&b).unwrap()[1], t("both"));
+    let err = b.resolve(id, "local").unwrap_err();
+    assert!(err.contains(&format!("conflict {id} is already resolved")), "{err}");
+}
+
 // ------------------------------------------------------------------ hybrid logical clock
 
 /// A device whose wall clock is 5 hours behind wins an edit it makes after seeing the other's.

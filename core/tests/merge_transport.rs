@@ -144,7 +144,8 @@ fn last_change_with_a_tampered_hash_rejects_the_whole_batch() {
 fn tampered_fields_are_rejected_by_name() {
     let a = writer();
     let base = batch_json(&a, "{}", 1000);
-    let tampers: Vec<(&str, Box<dyn Fn(&mut Json)>)> = vec![
+    type Tamper = Box<dyn Fn(&mut Json)>;
+    let tampers: Vec<(&str, Tamper)> = vec![
         (
             "change_data",
             Box::new(|e: &mut Json| {

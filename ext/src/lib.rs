@@ -1,4 +1,5 @@
 //! The loadable extension's entry point: checks the host's SQLite, then registers core's functions.
+#![deny(unsafe_op_in_unsafe_fn, clippy::undocumented_unsafe_blocks)]
 use rusqlite::ffi;
 use rusqlite::Connection;
 use std::os::raw::{c_char, c_int};
@@ -20,24 +21,29 @@ pub unsafe extern "C" fn sqlite3_peersync_init(
         return ffi::SQLITE_ERROR;
     }
     // Refuse a too-old host ourselves, before any binding is used, with a message.
-    let version = match (*p_api).libversion_number {
-        Some(f) => f(),
+    // SAFETY: `p_api` is the host's routine table (checked non-null above); its
+    // `libversion_number` is present in every SQLite that loads extensions.
+    let version = match unsafe { (*p_api).libversion_number } {
+        // SAFETY: a host function that takes no arguments.
+        Some(f) => unsafe { f() },
         None => 0,
     };
     if version < MIN_SQLITE {
-        set_error(
-            p_api,
-            pz_err_msg,
-            &format!(
-                "peersync needs SQLite 3.34.1 or newer; this host is {}.{}.{}",
-                version / 1_000_000,
-                version / 1000 % 1000,
-                version % 1000
-            ),
+        let msg = format!(
+            "peersync needs SQLite 3.34.1 or newer; this host is {}.{}.{}",
+            version / 1_000_000,
+            version / 1000 % 1000,
+            version % 1000
         );
+        // SAFETY: `p_api` and `pz_err_msg` are SQLite's, as passed to this entry point.
+        unsafe { set_error(p_api, pz_err_msg, &msg) };
         return ffi::SQLITE_ERROR;
     }
-    std::panic::catch_unwind(|| Connection::extension_init2(db, pz_err_msg, p_api, init)).unwrap_or(ffi::SQLITE_ERROR)
+    std::panic::catch_unwind(|| {
+        // SAFETY: `db`, `pz_err_msg` and `p_api` are what SQLite passed to this entry point.
+        unsafe { Connection::extension_init2(db, pz_err_msg, p_api, init) }
+    })
+    .unwrap_or(ffi::SQLITE_ERROR)
 }
 
 fn init(conn: Connection) -> rusqlite::Result<bool> {
@@ -51,16 +57,25 @@ fn init(conn: Connection) -> rusqlite::Result<bool> {
 }
 
 /// Stores `msg` in `*pz_err_msg`, allocated with the host's sqlite3_malloc as SQLite expects.
+///
+/// # Safety
+/// `p_api` must be the host's routine table and `pz_err_msg` null or SQLite's out-pointer.
 unsafe fn set_error(p_api: *mut ffi::sqlite3_api_routines, pz_err_msg: *mut *mut c_char, msg: &str) {
     if pz_err_msg.is_null() {
         return;
     }
-    if let Some(malloc) = (*p_api).malloc {
-        let p = malloc((msg.len() + 1) as c_int) as *mut u8;
+    // SAFETY: `p_api` is the host's routine table (the caller's promise).
+    if let Some(malloc) = unsafe { (*p_api).malloc } {
+        // SAFETY: the host's sqlite3_malloc, asked for the message and its terminator.
+        let p = unsafe { malloc((msg.len() + 1) as c_int) } as *mut u8;
         if !p.is_null() {
-            std::ptr::copy_nonoverlapping(msg.as_ptr(), p, msg.len());
-            *p.add(msg.len()) = 0;
-            *pz_err_msg = p as *mut c_char;
+            // SAFETY: `p` has room for `msg.len() + 1` bytes, and `pz_err_msg` is SQLite's
+            // out-pointer (checked non-null above), which takes ownership of the allocation.
+            unsafe {
+                std::ptr::copy_nonoverlapping(msg.as_ptr(), p, msg.len());
+                *p.add(msg.len()) = 0;
+                *pz_err_msg = p as *mut c_char;
+            }
         }
     }
 }

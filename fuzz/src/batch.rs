@@ -102,13 +102,12 @@ fn dump_except(conn: &Connection, skip: &[&str], mask_sync_times: bool) -> Strin
     }
     for t in tables {
         let mut st = conn.prepare(&format!("SELECT * FROM \"{t}\" ORDER BY 1, 2")).unwrap();
-        let n = st.column_count();
         let names: Vec<String> = st.column_names().iter().map(|s| s.to_string()).collect();
         let mut rows = st.query([]).unwrap();
         while let Some(r) = rows.next().unwrap() {
             out.push_str(&t);
-            for k in 0..n {
-                if mask_sync_times && t == "sync_devices" && names[k] == "last_sync_at" {
+            for (k, name) in names.iter().enumerate() {
+                if mask_sync_times && t == "sync_devices" && name == "last_sync_at" {
                     out.push_str(" -");
                     continue;
                 }

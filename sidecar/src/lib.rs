@@ -1,4 +1,5 @@
 //! The sidecar as a library: its modules, so the binary, the fuzz targets and tests can reach them.
+#![forbid(unsafe_code)]
 pub mod auth;
 pub mod backoff;
 pub mod cli;

@@ -1,4 +1,5 @@
 //! peersync's entry point: parses the command line, sets up logging, runs the command.
+#![forbid(unsafe_code)]
 use clap::Parser;
 use peersync::cli;
 use tracing_subscriber::EnvFilter;

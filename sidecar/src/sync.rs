@@ -70,7 +70,7 @@ impl Syncer {
     }
 
     /// A page of what the holder of `since` lacks and its request body, made on a blocking thread.
-    fn outgoing(&self, since: Vector, limit: i64) -> JoinHandle<Result<(Batch, Vec<u8>)>> {
+    fn outgoing(&self, since: Vector, limit: i64) -> PageTask {
         let (db, key) = (self.db.clone(), self.key.clone());
         tokio::spawn(async move {
             db.run(move |c| {
@@ -105,7 +105,7 @@ impl Syncer {
         let mut predicted = theirs.clone();
         let mut more = true;
         // The next page being made: the vector it is made for, its limit, the task.
-        let mut making: Option<(Vector, i64, JoinHandle<Result<(Batch, Vec<u8>)>>)> = None;
+        let mut making: Option<(Vector, i64, PageTask)> = None;
         // Recording what the peer holds (for is_synced) runs beside the pushes.
         let mut noting: Option<JoinHandle<Result<()>>> = None;
         let mut last_reply = Instant::now();
@@ -274,6 +274,9 @@ impl Syncer {
         }
     }
 }
+
+/// A page being made on a blocking thread: the batch and its request body.
+type PageTask = JoinHandle<Result<(Batch, Vec<u8>)>>;
 
 /// Pages a push keeps in flight: one being applied by the peer, the next one arriving.
 const IN_FLIGHT: usize = 2;

@@ -44,15 +44,17 @@ pub fn seal(conn: &Connection) -> Result<i64> {
         let mut sealed = 0;
         let mut from = upto;
         loop {
-            let rows: Vec<(i64, String, Option<String>, String, Option<i64>)> = conn
+            let rows: Vec<Captured> = conn
                 .prepare_cached(
                     "SELECT id, table_name, record_id, operation, timestamp FROM sync_log WHERE id > ?1 AND id <= ?2 AND hash IS NULL ORDER BY id LIMIT ?3",
                 )?
-                .query_map(params![from, last, CHUNK], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?)))?
+                .query_map(params![from, last, CHUNK], |r| {
+                    Ok(Captured { id: r.get(0)?, table: r.get(1)?, rid: r.get(2)?, op: r.get(3)?, wall: r.get(4)? })
+                })?
                 .collect::<rusqlite::Result<_>>()?;
-            let Some(end) = rows.last().map(|r| r.0) else { break };
+            let Some(end) = rows.last().map(|r| r.id) else { break };
             let mut staged: HashMap<i64, (Vec<Value>, Vec<Value>)> = HashMap::new();
-            let mut names: Vec<&str> = rows.iter().map(|r| r.1.as_str()).collect();
+            let mut names: Vec<&str> = rows.iter().map(|r| r.table.as_str()).collect();
             names.sort_unstable();
             names.dedup();
             for n in names {
@@ -60,7 +62,7 @@ pub fn seal(conn: &Connection) -> Result<i64> {
                     load_stage(conn, t, from, end, &mut staged)?;
                 }
             }
-            for (id, table, rid, op, wall) in rows {
+            for Captured { id, table, rid, op, wall } in rows {
                 let done = match tables.get(&table) {
                     Some(t) => {
                         let stage = staged.remove(&id);
@@ -83,6 +85,16 @@ pub fn seal(conn: &Connection) -> Result<i64> {
         local.finish(conn, &mut writers)?;
         Ok(sealed)
     })
+}
+
+/// A log row as a capture trigger wrote it, before sealing: its table, the record id (for
+/// DELETE and REPLACE rows), the operation and the wall clock the trigger read.
+struct Captured {
+    id: i64,
+    table: String,
+    rid: Option<String>,
+    op: String,
+    wall: Option<i64>,
 }
 
 /// Loads the stage rows of `t` for log ids in (from, end].

@@ -87,6 +87,7 @@ impl<'c> Hot<'c> {
         sql: &str,
         args: impl IntoIterator<Item = Arg<'a>>,
     ) -> rusqlite::Result<(usize, i64)> {
+        // SAFETY: the raw handle is used only while `self.conn` is borrowed, never closed.
         let db = unsafe { self.conn.handle() };
         let stmt = self.stmt(db, sql)?.as_ptr();
         let mut n: c_int = 0;
@@ -158,6 +159,7 @@ impl<'c> Hot<'c> {
             )
         };
         if rc != ffi::SQLITE_OK {
+            // SAFETY: `db` is the open connection this Hot borrows.
             return Err(unsafe { error(db, rc) });
         }
         let raw = NonNull::new(stmt).ok_or(rusqlite::Error::InvalidQuery)?;
@@ -170,11 +172,18 @@ impl<'c> Hot<'c> {
 ///
 /// SAFETY: `db` must be an open connection.
 unsafe fn error(db: *mut ffi::sqlite3, rc: c_int) -> rusqlite::Error {
-    let code = match ffi::sqlite3_extended_errcode(db) {
+    // SAFETY: `db` is an open connection (the caller's promise).
+    let code = match unsafe { ffi::sqlite3_extended_errcode(db) } {
         ext if ext & 0xff == rc & 0xff => ext,
         _ => rc,
     };
-    let msg = ffi::sqlite3_errmsg(db);
-    let msg = (!msg.is_null()).then(|| CStr::from_ptr(msg).to_string_lossy().into_owned());
+    // SAFETY: as above.
+    let msg = unsafe { ffi::sqlite3_errmsg(db) };
+    let msg = if msg.is_null() {
+        None
+    } else {
+        // SAFETY: a NUL-terminated string SQLite owns until the next call on `db`; copied at once.
+        Some(unsafe { CStr::from_ptr(msg) }.to_string_lossy().into_owned())
+    };
     rusqlite::Error::SqliteFailure(ffi::Error::new(code), msg)
 }

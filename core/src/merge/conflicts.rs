@@ -207,7 +207,8 @@ pub fn close_matching(conn: &Connection, t: &Table, rid: &str, slot: Slot, base:
     let mut stmt = conn.prepare_cached(
         "SELECT id, kind, open_columns, local_change, remote_change FROM sync_conflicts WHERE status = 'pending' AND table_name = ?1 AND record_id = ?2",
     )?;
-    let rows: Vec<(i64, String, String, Option<i64>, Option<i64>)> = stmt
+    type Pending = (i64, String, String, Option<i64>, Option<i64>);
+    let rows: Vec<Pending> = stmt
         .query_map(params![t.name, rid], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?)))?
         .collect::<rusqlite::Result<_>>()?;
     let mut closed = 0;

@@ -149,7 +149,7 @@ impl<'c> Merger<'c> {
     ) -> Result<i64> {
         let conn = self.conn;
         let t = r.t;
-        let mut slots = Slots::load(conn, t, &r.rid)?;
+        let mut slots = Slots::load(conn, t, r.rid)?;
         let before = slots.clone();
         let cur_vals = self.current_values(r, &slots)?;
         let refs = |m: &mut Self, sides: &[Option<i64>]| -> Result<Vec<String>> {
@@ -207,7 +207,7 @@ impl<'c> Merger<'c> {
         let applied: Vec<(usize, &Value)> = change.writes.iter().map(|w| (w.col, &w.value)).collect();
         self.write_table(r, &before, &after, &applied)?;
         let id =
-            self.local.log(conn, &mut self.hot, &mut self.writers, t, &r.rid, &mut slots, &change, true, None, None)?;
+            self.local.log(conn, &mut self.hot, &mut self.writers, t, r.rid, &mut slots, &change, true, None, None)?;
         self.resolutions += 1;
         Ok(id)
     }

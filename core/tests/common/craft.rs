@@ -47,6 +47,7 @@ impl Forger {
     }
 
     /// A change as it appears in a batch, hashed onto this forger's chain.
+    #[allow(clippy::too_many_arguments)]
     pub fn change(&mut self, table: &str, rid: &str, op: &str, data: &str, bases: &str, ts: i64, res: bool) -> Json {
         self.version += 1;
         let mut e = json!({

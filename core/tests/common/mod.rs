@@ -2,6 +2,7 @@
 #![allow(dead_code)]
 
 mod craft;
+#[allow(unused_imports)] // not every test binary crafts changes
 pub use craft::*;
 
 use rusqlite::types::{ToSqlOutput, ValueRef};

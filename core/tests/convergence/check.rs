@@ -108,8 +108,9 @@ impl World {
 /// dead; change_data holds the column writes (model.py `expected`).
 pub fn winners<'a>(log: impl Iterator<Item = &'a LogRow>) -> BTreeMap<String, Vec<Vec<V>>> {
     type Key = (String, String);
-    let mut live: BTreeMap<Key, ((i64, String), bool)> = BTreeMap::new();
-    let mut cols: BTreeMap<Key, BTreeMap<String, ((i64, String), V)>> = BTreeMap::new();
+    type Order = (i64, String);
+    let mut live: BTreeMap<Key, (Order, bool)> = BTreeMap::new();
+    let mut cols: BTreeMap<Key, BTreeMap<String, (Order, V)>> = BTreeMap::new();
     for r in log {
         let k = (r.table_name.clone(), r.record_id.clone().unwrap());
         let tk = (r.timestamp.unwrap(), r.device_id.clone().unwrap());

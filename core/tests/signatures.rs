@@ -1,0 +1,301 @@
+//! Owns the tests of origin signatures in batches (DESIGN.md "The sidecar", head signatures): a
+//! receiver that holds an origin's key applies only what that origin signed, keeps the
+//! signatures to relay, refuses revoked origins whoever relays them; relays cut pages at
+//! signed versions.
+mod common;
+
+use common::*;
+use ed25519_dalek::SigningKey;
+use peersync_core::{Batch, HeadSignature, Vector};
+use serde_json::{json, Value as Json};
+
+/// A peer with a key pair: its identity row holds the public key.
+struct Signer {
+    p: Peer,
+    key: SigningKey,
+}
+
+impl Signer {
+    fn new(name: &str, seed: u8) -> Signer {
+        let p = Peer::standard(name, "timestamp_wins", "timestamp_wins");
+        let key = SigningKey::from_bytes(&[seed; 32]);
+        peersync_core::set_identity(&p.conn, Some(name), &public(&key)).unwrap();
+        Signer { p, key }
+    }
+
+    /// What the sidecar sends `to`: a page of what it lacks, signed by this device.
+    fn outgoing(&self, to: &Peer, limit: i64) -> Batch {
+        peersync_core::outgoing(&self.p.conn, &self.key, &vector(to), limit).unwrap()
+    }
+
+    fn trusts(&self, other: &Signer) {
+        peersync_core::trust(&self.p.conn, &other.p.dev, &public(&other.key), Some(&other.p.name), None).unwrap();
+    }
+}
+
+fn public(k: &SigningKey) -> String {
+    hex::encode(k.verifying_key().to_bytes())
+}
+
+fn vector(p: &Peer) -> Vector {
+    peersync_core::vector(&p.conn).unwrap()
+}
+
+fn apply(to: &Peer, b: &Batch) -> Result<peersync_core::Applied, peersync_core::Error> {
+    peersync_core::apply(&to.conn, b)
+}
+
+fn json_of(b: &Batch) -> Json {
+    serde_json::to_value(b).unwrap()
+}
+
+fn batch_from(j: Json) -> Batch {
+    peersync_core::parse_batch(&j.to_string()).unwrap()
+}
+
+/// `n` inserts into t1 on `p`.
+fn write(p: &Peer, from: usize, n: usize) {
+    for i in from..from + n {
+        p.exec(&format!("INSERT INTO t1 VALUES ('r{i}', {i}, 'x', NULL)"));
+    }
+}
+
+/// The refusal of a batch whose origin `dev` did not sign it, and nothing changed.
+fn assert_unsigned_refused(to: &Peer, b: &Batch, dev: &str) {
+    let before = to.fingerprint();
+    match apply(to, b) {
+        Err(peersync_core::Error::Unauthorized(m)) => {
+            assert!(m.contains(&format!("changes from device {dev}")) && m.contains("no valid signature"), "{m}")
+        }
+        other => panic!("expected a refusal for want of {dev}'s signature, got {other:?}"),
+    }
+    assert_unchanged(&before, &to.fingerprint(), "a batch its origin did not sign");
+}
+
+#[test]
+fn a_receiver_that_holds_the_key_applies_what_its_origin_signed() {
+    let (a, b) = (Signer::new("a", 1), Signer::new("b", 2));
+    b.trusts(&a);
+    write(&a.p, 0, 3);
+    let batch = a.outgoing(&b.p, 1000);
+    assert_eq!(batch.signatures.len(), 1, "one signature, on A's last change");
+    let s = &batch.signatures[0];
+    assert_eq!(
+        (s.device_id.as_str(), s.version, s.hash.as_str()),
+        (a.p.dev.as_str(), 3, batch.changes[2].hash.as_str())
+    );
+    let applied = apply(&b.p, &batch).unwrap();
+    assert_eq!((applied.accepted, applied.refused, applied.deferred), (3, 0, 0));
+    assert_eq!(b.p.rows("t1"), a.p.rows("t1"));
+    // B keeps A's signature on the head it now holds, to relay.
+    let kept: (i64, String) =
+        b.p.conn
+            .query_row("SELECT version, signature FROM sync_signatures WHERE device_id = ?1", [&a.p.dev], |r| {
+                Ok((r.get(0)?, r.get(1)?))
+            })
+            .unwrap();
+    assert_eq!(kept, (3, s.signature.clone()));
+}
+
+#[test]
+fn unsigned_or_wrongly_signed_batches_are_refused_whole() {
+    let (a, b, c) = (Signer::new("a", 1), Signer::new("b", 2), Signer::new("c", 3));
+    b.trusts(&a);
+    write(&a.p, 0, 2);
+    let good = json_of(&a.outgoing(&b.p, 1000));
+
+    // sync_changes from SQL carries no signature of A.
+    let unsigned = peersync_core::changes(&a.p.conn, &vector(&b.p), 1000).unwrap();
+    assert!(unsigned.signatures.is_empty());
+    assert_unsigned_refused(&b.p, &unsigned, &a.p.dev);
+
+    // Signed by another device's key.
+    let mut j = good.clone();
+    let last = &j["changes"][1];
+    let forged = peersync_core::sign(&c.key, &a.p.dev, 2, last["hash"].as_str().unwrap());
+    j["signatures"] = json!([forged]);
+    assert_unsigned_refused(&b.p, &batch_from(j), &a.p.dev);
+
+    // A genuine signature, but on the first change, not the last: it does not vouch for the second.
+    let mut j = good.clone();
+    let first = peersync_core::sign(&a.key, &a.p.dev, 1, j["changes"][0]["hash"].as_str().unwrap());
+    j["signatures"] = json!([first]);
+    assert_unsigned_refused(&b.p, &batch_from(j), &a.p.dev);
+
+    // A genuine signature over another hash than the change's.
+    let mut j = good.clone();
+    let other = peersync_core::sign(&a.key, &a.p.dev, 2, &"0".repeat(64));
+    j["signatures"] = json!([other]);
+    assert_unsigned_refused(&b.p, &batch_from(j), &a.p.dev);
+
+    // The right signature under another origin's name.
+    let mut j = good.clone();
+    j["signatures"][0]["device_id"] = json!(c.p.dev);
+    assert_unsigned_refused(&b.p, &batch_from(j), &a.p.dev);
+
+    // The genuine batch still applies.
+    assert_eq!(apply(&b.p, &batch_from(good)).unwrap().accepted, 2);
+}
+
+#[test]
+fn a_signed_batch_whose_change_was_altered_is_a_hash_mismatch() {
+    let (a, b) = (Signer::new("a", 1), Signer::new("b", 2));
+    b.trusts(&a);
+    write(&a.p, 0, 3);
+    for k in 0..3 {
+        let mut j = json_of(&a.outgoing(&b.p, 1000));
+        j["changes"][k]["change_data"] = json!(r#"{"id":"r0","a":666,"b":"x","c":null}"#);
+        let before = b.p.fingerprint();
+        match apply(&b.p, &batch_from(j)) {
+            Err(peersync_core::Error::Integrity(m)) => {
+                assert!(m.contains(&format!("{}:{}", a.p.dev, k + 1)) && m.contains("hash mismatch"), "{m}")
+            }
+            other => panic!("change {k} altered: expected a hash mismatch, got {other:?}"),
+        }
+        assert_unchanged(&before, &b.p.fingerprint(), "an altered signed batch");
+    }
+}
+
+#[test]
+fn a_batch_that_starts_past_the_head_held_waits() {
+    let (a, b) = (Signer::new("a", 1), Signer::new("b", 2));
+    b.trusts(&a);
+    write(&a.p, 0, 2);
+    assert_eq!(apply(&b.p, &a.outgoing(&b.p, 1)).unwrap().accepted, 1);
+    write(&a.p, 2, 2);
+    // A batch made for a peer that holds A:3 starts at A:4: B (at A:1) defers it.
+    let mut ahead = vector(&b.p);
+    ahead.insert(a.p.dev.clone(), 3);
+    let batch = peersync_core::outgoing(&a.p.conn, &a.key, &ahead, 1000).unwrap();
+    assert_eq!(batch.changes.len(), 1);
+    let applied = apply(&b.p, &batch).unwrap();
+    assert_eq!((applied.accepted, applied.deferred, applied.refused), (0, 1, 0));
+    assert_eq!(applied.vector[&a.p.dev], 1);
+    // What it lacks, in order, applies.
+    assert_eq!(apply(&b.p, &a.outgoing(&b.p, 1000)).unwrap().accepted, 3);
+    assert_eq!(b.p.rows("t1"), a.p.rows("t1"));
+}
+
+#[test]
+fn revoked_origins_are_refused_whoever_relays_them() {
+    let (a, b, c) = (Signer::new("a", 1), Signer::new("b", 2), Signer::new("c", 3));
+    b.trusts(&a);
+    c.trusts(&a);
+    c.trusts(&b);
+    write(&a.p, 0, 2);
+    apply(&b.p, &a.outgoing(&b.p, 1000)).unwrap();
+    b.p.exec("INSERT INTO t1 VALUES ('from-b', 1, 'b', NULL)");
+    peersync_core::revoke(&c.p.conn, &a.p.dev).unwrap();
+    let batch = b.outgoing(&c.p, 1000);
+    assert_eq!(batch.changes.len(), 3, "B relays A's two changes and its own");
+    let applied = apply(&c.p, &batch).unwrap();
+    assert_eq!((applied.accepted, applied.refused), (1, 2));
+    assert_eq!(applied.refused_devices, vec![a.p.dev.clone()]);
+    assert_eq!(c.p.rows("t1"), vec![vec![t("from-b"), V::Int(1), t("b"), V::Null]]);
+    assert!(!applied.vector.contains_key(&a.p.dev));
+    // C keeps no signature of the device it revoked.
+    assert_eq!(c.p.int(&format!("SELECT count(*) FROM sync_signatures WHERE device_id = '{}'", a.p.dev)), 0);
+}
+
+#[test]
+fn a_relay_cuts_pages_where_each_origin_signed() {
+    let (a, b, c) = (Signer::new("a", 1), Signer::new("b", 2), Signer::new("c", 3));
+    b.trusts(&a);
+    c.trusts(&a);
+    c.trusts(&b);
+    // B receives A:1..3 then A:4..5: it holds A's signatures at versions 3 and 5.
+    write(&a.p, 0, 3);
+    apply(&b.p, &a.outgoing(&b.p, 1000)).unwrap();
+    write(&a.p, 3, 2);
+    apply(&b.p, &a.outgoing(&b.p, 1000)).unwrap();
+    let signed: Vec<i64> = {
+        let mut st =
+            b.p.conn.prepare("SELECT version FROM sync_signatures WHERE device_id = ?1 ORDER BY version").unwrap();
+        let v = st.query_map([&a.p.dev], |r| r.get(0)).unwrap().collect::<rusqlite::Result<_>>().unwrap();
+        v
+    };
+    assert_eq!(signed, vec![3, 5]);
+
+    // Asked for 4, B sends A:1..3, the longest prefix that ends on a signed version.
+    let page = b.outgoing(&c.p, 4);
+    assert_eq!(page.changes.iter().map(|e| e.version).collect::<Vec<_>>(), vec![1, 2, 3]);
+    assert!(page.has_more);
+    assert_eq!(
+        page.signatures.iter().map(|s| (s.device_id.as_str(), s.version)).collect::<Vec<_>>(),
+        [(a.p.dev.as_str(), 3)]
+    );
+    // The same cut through sync_changes: the rule lives in core, the sidecar only adds its own signature.
+    let plain = peersync_core::changes(&b.p.conn, &vector(&c.p), 4).unwrap();
+    assert_eq!(plain.changes.len(), 3);
+    assert_eq!(apply(&c.p, &page).unwrap().accepted, 3);
+
+    // Asked for 1, B sends A:4..5: the shortest prefix that ends signed, beyond the limit.
+    let page = b.outgoing(&c.p, 1);
+    assert_eq!(page.changes.iter().map(|e| e.version).collect::<Vec<_>>(), vec![4, 5]);
+    assert!(!page.has_more);
+    assert_eq!(apply(&c.p, &page).unwrap().accepted, 2);
+    assert_eq!(c.p.rows("t1"), a.p.rows("t1"));
+
+    // B's own changes end anywhere: B signs them when it sends.
+    b.p.exec("INSERT INTO t1 VALUES ('b1', 1, 'b', NULL); INSERT INTO t1 VALUES ('b2', 2, 'b', NULL)");
+    let page = b.outgoing(&c.p, 1);
+    assert_eq!(page.changes.len(), 1);
+    let own: &HeadSignature = page.signatures.iter().find(|s| s.device_id == b.p.dev).expect("B's own signature");
+    assert_eq!((own.version, &own.hash), (page.changes[0].version, &page.changes[0].hash));
+    assert_eq!(apply(&c.p, &page).unwrap().accepted, 1);
+}
+
+#[test]
+fn with_no_signed_version_to_end_on_a_page_keeps_to_its_limit() {
+    let (a, b, c) = (Signer::new("a", 1), Signer::new("b", 2), Signer::new("c", 3));
+    b.trusts(&a);
+    c.trusts(&a);
+    c.trusts(&b);
+    write(&a.p, 0, 2);
+    apply(&b.p, &a.outgoing(&b.p, 1000)).unwrap(); // B keeps A's signature at 2
+                                                   // A:3..6 reach B with no signature (B does not check: it forgot A's key).
+    write(&a.p, 2, 4);
+    peersync_core::revoke(&b.p.conn, &a.p.dev).unwrap();
+    b.p.exec(&format!("DELETE FROM sync_devices WHERE device_id = '{}'", a.p.dev));
+    let unsigned = peersync_core::changes(&a.p.conn, &vector(&b.p), 1000).unwrap();
+    assert_eq!(apply(&b.p, &unsigned).unwrap().accepted, 4);
+    apply(&c.p, &b.outgoing(&c.p, 1000)).unwrap(); // C: A:1..2
+    let page = b.outgoing(&c.p, 3);
+    assert_eq!(page.changes.len(), 3, "no prefix ends signed: the limit, as it is");
+    assert!(page.has_more);
+    assert_unsigned_refused(&c.p, &page, &a.p.dev);
+}
+
+#[test]
+fn signatures_are_kept_when_they_verify_or_cannot_be_checked_here() {
+    let (a, b, c) = (Signer::new("a", 1), Signer::new("b", 2), Signer::new("c", 3));
+    // C does not know A: it applies A's changes relayed by B and keeps A's signature as it came.
+    c.trusts(&b);
+    b.trusts(&a);
+    write(&a.p, 0, 2);
+    apply(&b.p, &a.outgoing(&b.p, 1000)).unwrap();
+    let relayed = b.outgoing(&c.p, 1000);
+    let mut j = json_of(&relayed);
+    let sig = relayed.signatures.iter().find(|s| s.device_id == a.p.dev).unwrap().clone();
+    assert_eq!(apply(&c.p, &relayed).unwrap().accepted, 2);
+    let kept: String =
+        c.p.conn
+            .query_row("SELECT signature FROM sync_signatures WHERE device_id = ?1 AND version = 2", [&a.p.dev], |r| {
+                r.get(0)
+            })
+            .unwrap();
+    assert_eq!(kept, sig.signature);
+
+    // A signature that is not even 128 hex characters is not kept; one on a version this
+    // database does not hold is not kept either.
+    let d = Signer::new("d", 4);
+    d.trusts(&b);
+    for s in j["signatures"].as_array_mut().unwrap() {
+        if s["device_id"] == json!(a.p.dev) {
+            s["signature"] = json!("zz");
+        }
+    }
+    j["signatures"].as_array_mut().unwrap().push(json!(peersync_core::sign(&a.key, &a.p.dev, 9, &"1".repeat(64))));
+    assert_eq!(apply(&d.p, &batch_from(j)).unwrap().accepted, 2);
+    assert_eq!(d.p.int(&format!("SELECT count(*) FROM sync_signatures WHERE device_id = '{}'", a.p.dev)), 0);
+}
