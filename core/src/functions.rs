@@ -1,6 +1,16 @@
 //! Registers the SQL functions (`sync_*`) on a connection: argument checks, errors, panic guard.
 //! The top of the engine: each function is a thin call into the layer that owns it.
-use crate::error::Error;
+use crate::capture::seal::seal;
+use crate::capture::track::{track, untrack};
+use crate::error::{Error, Result};
+use crate::exchange::apply::apply;
+use crate::exchange::export::{changes_json, vector};
+use crate::exchange::status::status;
+use crate::exchange::verify::{hash_of, verify};
+use crate::merge::resolve::{resolve, Choice};
+use crate::store::format::{device_id, init};
+use crate::trust::quarantine::release;
+use crate::wire::{parse_batch, parse_vector, DEFAULT_LIMIT, VERSION};
 use rusqlite::functions::{Context, FunctionFlags};
 use rusqlite::types::{ToSqlOutput, Value as SqlValue, ValueRef};
 use rusqlite::Connection;
@@ -16,7 +26,7 @@ fn int(i: i64) -> Out {
 }
 
 /// Argument `i` as text, or an error naming the function and the argument.
-fn arg_text(ctx: &Context<'_>, f: &str, i: usize, what: &str) -> crate::Result<String> {
+fn arg_text(ctx: &Context<'_>, f: &str, i: usize, what: &str) -> Result<String> {
     match ctx.get_raw(i) {
         ValueRef::Text(t) => Ok(String::from_utf8_lossy(t).into_owned()),
         // readfile() and some drivers hand text over as a blob
@@ -27,7 +37,7 @@ fn arg_text(ctx: &Context<'_>, f: &str, i: usize, what: &str) -> crate::Result<S
     }
 }
 
-fn arg_int(ctx: &Context<'_>, f: &str, i: usize, what: &str) -> crate::Result<i64> {
+fn arg_int(ctx: &Context<'_>, f: &str, i: usize, what: &str) -> Result<i64> {
     match ctx.get_raw(i) {
         ValueRef::Integer(n) => Ok(n),
         other => Err(Error::invalid(format!("{f}: {what} must be an integer, not {}", type_name(other)))),
@@ -51,7 +61,7 @@ fn register(
     conn: &Connection,
     name: &'static str,
     n: i32,
-    f: impl Fn(&Context<'_>, &Connection) -> crate::Result<Out> + Send + 'static,
+    f: impl Fn(&Context<'_>, &Connection) -> Result<Out> + Send + 'static,
 ) -> rusqlite::Result<()> {
     let flags = FunctionFlags::SQLITE_UTF8 | FunctionFlags::SQLITE_DIRECTONLY;
     conn.create_scalar_function(name, n, flags, move |ctx| {
@@ -86,60 +96,60 @@ fn register(
 
 /// Registers every `sync_*` function on `conn`.
 pub fn register_functions(conn: &Connection) -> rusqlite::Result<()> {
-    register(conn, "sync_version", 0, |_, _| Ok(text(crate::VERSION.to_string())))?;
-    register(conn, "sync_init", 0, |_, c| Ok(text(crate::init(c)?)))?;
+    register(conn, "sync_version", 0, |_, _| Ok(text(VERSION.to_string())))?;
+    register(conn, "sync_init", 0, |_, c| Ok(text(init(c)?)))?;
     register(conn, "sync_track", 1, |ctx, c| {
         let t = arg_text(ctx, "sync_track", 0, "the table name")?;
-        Ok(int(crate::track(c, &t, None)?))
+        Ok(int(track(c, &t, None)?))
     })?;
     register(conn, "sync_track", 2, |ctx, c| {
         let t = arg_text(ctx, "sync_track", 0, "the table name")?;
         let s = arg_text(ctx, "sync_track", 1, "the strategy")?;
-        Ok(int(crate::track(c, &t, Some(&s))?))
+        Ok(int(track(c, &t, Some(&s))?))
     })?;
     register(conn, "sync_untrack", 1, |ctx, c| {
         let t = arg_text(ctx, "sync_untrack", 0, "the table name")?;
-        Ok(int(crate::untrack(c, &t)?))
+        Ok(int(untrack(c, &t)?))
     })?;
     register(conn, "sync_seal", 0, |_, c| {
-        crate::device_id(c)?;
-        Ok(int(crate::seal(c)?))
+        device_id(c)?;
+        Ok(int(seal(c)?))
     })?;
     register(conn, "sync_hash", 1, |ctx, c| {
         let id = arg_int(ctx, "sync_hash", 0, "the log id")?;
-        Ok(text(crate::hash_of(c, id)?))
+        Ok(text(hash_of(c, id)?))
     })?;
     register(conn, "sync_verify", 0, |_, c| {
-        crate::device_id(c)?;
-        Ok(text(crate::verify(c)?.to_string()))
+        device_id(c)?;
+        Ok(text(verify(c)?.to_string()))
     })?;
-    register(conn, "sync_vector", 0, |_, c| Ok(text(serde_json::to_string(&crate::vector(c)?)?)))?;
+    register(conn, "sync_vector", 0, |_, c| Ok(text(serde_json::to_string(&vector(c)?)?)))?;
     register(conn, "sync_changes", 1, |ctx, c| changes_fn(ctx, c, None))?;
     register(conn, "sync_changes", 2, |ctx, c| {
         let limit = arg_int(ctx, "sync_changes", 1, "the limit")?;
         changes_fn(ctx, c, Some(limit))
     })?;
     register(conn, "sync_apply", 1, |ctx, c| {
-        let batch = crate::parse_batch(&arg_text(ctx, "sync_apply", 0, "the batch")?)?;
-        Ok(text(serde_json::to_string(&crate::apply(c, &batch)?)?))
+        let batch = parse_batch(&arg_text(ctx, "sync_apply", 0, "the batch")?)?;
+        Ok(text(serde_json::to_string(&apply(c, &batch)?)?))
     })?;
     register(conn, "sync_resolve", 2, |ctx, c| {
         let id = arg_int(ctx, "sync_resolve", 0, "the conflict id")?;
-        let choice = crate::Choice::parse(&arg_text(ctx, "sync_resolve", 1, "the choice")?)?;
-        Ok(text(crate::resolve(c, id, choice)?))
+        let choice = Choice::parse(&arg_text(ctx, "sync_resolve", 1, "the choice")?)?;
+        Ok(text(resolve(c, id, choice)?))
     })?;
     register(conn, "sync_release", 1, |ctx, c| {
         let dev = arg_text(ctx, "sync_release", 0, "the device id")?;
-        Ok(int(crate::release(c, &dev)? as i64))
+        Ok(int(release(c, &dev)? as i64))
     })?;
-    register(conn, "sync_status", 0, |_, c| Ok(text(crate::status(c)?.to_string())))?;
+    register(conn, "sync_status", 0, |_, c| Ok(text(status(c)?.to_string())))?;
     // Only in test builds (the `debug-panic` feature): proves a panic becomes an SQL error.
     #[cfg(feature = "debug-panic")]
-    register(conn, "sync_debug_panic", 0, |_, _| -> crate::Result<Out> { panic!("sync_debug_panic was called") })?;
+    register(conn, "sync_debug_panic", 0, |_, _| -> Result<Out> { panic!("sync_debug_panic was called") })?;
     Ok(())
 }
 
-fn changes_fn(ctx: &Context<'_>, c: &Connection, limit: Option<i64>) -> crate::Result<Out> {
-    let since = crate::parse_vector("sync_changes", &arg_text(ctx, "sync_changes", 0, "the vector")?)?;
-    Ok(text(crate::changes_json(c, &since, limit.unwrap_or(crate::DEFAULT_LIMIT))?))
+fn changes_fn(ctx: &Context<'_>, c: &Connection, limit: Option<i64>) -> Result<Out> {
+    let since = parse_vector("sync_changes", &arg_text(ctx, "sync_changes", 0, "the vector")?)?;
+    Ok(text(changes_json(c, &since, limit.unwrap_or(DEFAULT_LIMIT))?))
 }

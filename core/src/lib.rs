@@ -37,7 +37,7 @@ pub use functions::register_functions;
 // The wire format.
 pub use wire::{
     parse_batch, parse_literals, parse_reference, parse_vector, record_id, shown, sign, Batch, Entry, HeadSignature,
-    Value, Vector, BATCH_FORMAT, DEFAULT_LIMIT, MAX_LIMIT,
+    Value, Vector, BATCH_FORMAT, DEFAULT_LIMIT, MAX_LIMIT, VERSION,
 };
 // Setting up, capturing and sealing.
 pub use capture::seal::seal;
@@ -56,6 +56,3 @@ pub use merge::resolve::{resolve, Choice};
 // Devices and trust.
 pub use trust::devices::{get as device, list as devices, revoke, set_identity, standing, trust, Device, Standing};
 pub use trust::quarantine::{list as quarantined, release, Quarantined};
-
-/// The version of peersync (what `sync_version()` returns).
-pub const VERSION: &str = env!("CARGO_PKG_VERSION");

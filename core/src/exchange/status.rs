@@ -43,7 +43,7 @@ pub fn status(conn: &Connection) -> Result<Value> {
     }
     Ok(json!({
         "device_id": device,
-        "version": crate::VERSION,
+        "version": crate::wire::VERSION,
         "tables": tables,
         "log": { "entries": entries, "unsynced": unsynced, "own_version": vector.get(&device).copied().unwrap_or(0) },
         "vector": vector,

@@ -227,9 +227,9 @@ pub fn values_json(t: &Table, vals: &[Value]) -> serde_json::Value {
     serde_json::from_str(&s).unwrap_or(serde_json::Value::Null)
 }
 
-fn to_sql_err(e: crate::Error) -> rusqlite::Error {
+fn to_sql_err(e: crate::error::Error) -> rusqlite::Error {
     match e {
-        crate::Error::Sqlite(e) => e,
+        crate::error::Error::Sqlite(e) => e,
         other => rusqlite::Error::UserFunctionError(other.to_string().into()),
     }
 }

@@ -295,7 +295,7 @@ impl Merger<'_> {
     ) -> Result<()> {
         let (conn, t) = (self.conn, r.t);
         if let Err(e) = self.write_table(r, before, &out.slots, &out.applied) {
-            let e = crate::Error::from(e);
+            let e = crate::error::Error::from(e);
             if !e.is_constraint() {
                 return Err(e);
             }

@@ -49,7 +49,7 @@ fn upgrade(conn: &Connection) -> Result<()> {
         Some(LAYOUT) => Ok(()),
         Some(newer) if newer > LAYOUT => Err(Error::invalid(format!(
             "this database's sync tables are in format {newer}, made by a newer peersync (this one, {}, reads format {LAYOUT}); use a peersync as new as the one that last wrote it",
-            crate::VERSION
+            crate::wire::VERSION
         ))),
         _ => {
             schema::create(conn)?;

@@ -16,3 +16,6 @@ pub use entry::{name, Entry, EntryRef};
 pub use ids::{check_device_id, check_public_key, is_hex, parse_reference, shown};
 pub use signature::{sign, verify};
 pub use value::{parse_literals, quote_literal, record_id, write_json_string, Value};
+
+/// The version of peersync (what `sync_version()` returns).
+pub const VERSION: &str = env!("CARGO_PKG_VERSION");
