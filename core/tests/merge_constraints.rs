@@ -209,3 +209,19 @@ fn insert_or_replace_removing_another_row_through_a_unique_index_syncs() {
     assert!(a.pending().is_empty(), "{res}");
     assert_eq!(a.rows("u"), b.rows("u"));
 }
+
+/// An error on B that is not a constraint (a trigger of the app's that reads a table B lacks)
+/// is not a conflict: the batch fails whole, with SQLite's error, and nothing changes.
+#[test]
+fn an_error_that_is_not_a_constraint_fails_the_batch() {
+    let schema = "CREATE TABLE u(id TEXT PRIMARY KEY, note)";
+    let (a, b) = peers(schema, schema, &["u"]);
+    b.exec("CREATE TABLE audit(x); CREATE TRIGGER u_audit AFTER INSERT ON u BEGIN INSERT INTO audit SELECT * FROM gone_away; END");
+    b.exec("CREATE TABLE gone_away(x); DROP TABLE gone_away");
+    a.exec("INSERT INTO u VALUES ('1', 'A1')");
+    let fp = b.fingerprint();
+    let e = b.apply(&a.changes(&b.vector(), 1000)).unwrap_err();
+    assert!(e.contains("no such table: main.gone_away"), "{e}");
+    assert_unchanged(&fp, &b.fingerprint(), "a batch failed by a non-constraint error");
+    assert!(b.pending().is_empty());
+}

@@ -231,3 +231,158 @@ impl<'b> Chains<'b> {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::{json, Value as Json};
+
+    const A: &str = "0123456789abcdef0123456789abcdef";
+    const B: &str = "fedcba9876543210fedcba9876543210";
+
+    fn hash(c: char) -> String {
+        c.to_string().repeat(64)
+    }
+
+    fn change(dev: &str, version: i64, h: &str) -> Json {
+        json!({"table_name": "t", "record_id": "'k'", "operation": "INSERT", "change_data": "{}", "device_id": dev,
+               "version": version, "timestamp": 1, "bases": "{}", "resolution": false, "hash": h})
+    }
+
+    fn batch(f: impl FnOnce(&mut Json)) -> Result<Batch> {
+        let mut j = json!({"format": 1, "device_id": A, "changes": [change(A, 1, &hash('a')), change(A, 2, &hash('b'))],
+                           "has_more": false, "vector": {A: 2}, "signatures": [], "heads": {A: hash('b')}, "prevs": {A: ""}});
+        f(&mut j);
+        parse_batch(&j.to_string())
+    }
+
+    fn refused(f: impl FnOnce(&mut Json), want: &str) {
+        match batch(f) {
+            Err(Error::Invalid(m)) => assert!(m.starts_with("sync_apply: ") && m.contains(want), "{m} (wanted {want})"),
+            other => panic!("expected a refusal containing {want:?}, got {other:?}"),
+        }
+    }
+
+    #[test]
+    fn a_well_formed_batch_parses() {
+        let b = batch(|_| {}).unwrap();
+        assert_eq!((b.changes.len(), b.vector[A], b.prevs[A].as_str()), (2, 2, ""));
+        // Optional envelope fields, a zero version, a prevs hash, and an exact repeat.
+        let b = batch(|j| {
+            j["vector"] = json!({A: 0, B: 7});
+            j["heads"] = json!({});
+            j["prevs"] = json!({A: hash('c')});
+            j["changes"].as_array_mut().unwrap().push(change(A, 2, &hash('b')));
+        })
+        .unwrap();
+        assert_eq!((b.changes.len(), b.vector[A]), (3, 0));
+        let b = parse_batch(&json!({"format": 1, "device_id": A, "changes": [], "has_more": true}).to_string()).unwrap();
+        assert!(b.vector.is_empty() && b.signatures.is_empty() && b.heads.is_empty() && b.prevs.is_empty());
+    }
+
+    #[test]
+    fn parse_errors_name_the_field_at_fault() {
+        let e = parse_batch("5").unwrap_err().to_string();
+        assert!(e.starts_with("sync_apply: malformed batch: invalid type") && !e.contains("field"), "{e}");
+        let e = parse_batch("not json").unwrap_err().to_string();
+        assert!(e.starts_with("sync_apply: malformed batch: expected") && !e.contains("field"), "{e}");
+        let e = batch(|j| j["changes"][1]["version"] = json!("2")).unwrap_err().to_string();
+        assert!(e.starts_with("sync_apply: malformed batch: field changes[1].version: invalid type"), "{e}");
+        let e = batch(|j| j["extra"] = json!(1)).unwrap_err().to_string();
+        assert!(e.contains("unknown field `extra`"), "{e}");
+    }
+
+    #[test]
+    fn the_envelope_is_checked() {
+        refused(|j| j["vector"] = json!({"nope": 1}), "vector entry \"nope\": 1 (keys are device ids");
+        refused(|j| j["vector"] = json!({A: -1}), &format!("vector entry \"{A}\": -1"));
+        refused(|j| j["heads"] = json!({"nope": hash('b')}), "heads entry \"nope\"");
+        refused(|j| j["heads"] = json!({A: "b".repeat(63)}), &format!("heads entry \"{A}\""));
+        refused(|j| j["heads"] = json!({A: ""}), &format!("heads entry \"{A}\""));
+        refused(|j| j["prevs"] = json!({"nope": ""}), "prevs entry \"nope\"");
+        refused(|j| j["prevs"] = json!({A: "B".repeat(64)}), &format!("prevs entry \"{A}\""));
+        refused(|j| j["heads"] = json!({A: hash('c')}), &format!("heads names another hash for {A}:2"));
+        refused(|j| j["device_id"] = json!("ME"), "device_id (the sender) must be 32 lowercase hex characters, not \"ME\"");
+        refused(|j| j["format"] = json!(2), "batch format 2 is not supported (this peersync reads format 1)");
+        // A head for a version the batch does not hold is the sender's word; not a contradiction.
+        assert!(batch(|j| j["vector"] = json!({A: 9})).is_ok());
+    }
+
+    #[test]
+    fn each_origin_comes_in_consecutive_versions() {
+        let follows = |v, last| format!("change {A}:{v} follows version {last} of the same device");
+        refused(|j| j["changes"][1]["version"] = json!(3), &follows(3, 1));
+        refused(|j| j["changes"][1]["version"] = json!(1), &follows(1, 1));
+        refused(|j| j["changes"].as_array_mut().unwrap().push(change(A, 1, &hash('z'))), &follows(1, 2));
+        // Another origin keeps its own count; an exact repeat is no gap.
+        assert!(batch(|j| {
+            let c = j["changes"].as_array_mut().unwrap();
+            c.insert(1, change(B, 5, &hash('c')));
+            c.push(change(B, 6, &hash('d')));
+            c.push(change(A, 1, &hash('a')));
+        })
+        .is_ok());
+    }
+
+    #[test]
+    fn chains_place_each_change_after_its_predecessor() {
+        let entries: Vec<Entry> = [(A, 4, 'a'), (A, 5, 'b'), (B, 1, 'c'), (A, 5, 'b'), (A, 4, 'x'), (A, 7, 'y'), (A, 3, 'z')]
+            .iter()
+            .map(|&(d, v, h)| serde_json::from_value(change(d, v, &hash(h))).unwrap())
+            .collect();
+        let mut chains = Chains::default();
+        let places: Vec<String> = entries
+            .iter()
+            .map(|e| match chains.place(e) {
+                Place::Next { before } => format!("next {}", before.map_or("-".into(), |h| h[..1].to_string())),
+                Place::Repeat { before } => format!("repeat {}", before.map_or("-".into(), |h| h[..1].to_string())),
+                Place::Out { last } => format!("out {last}"),
+            })
+            .collect();
+        assert_eq!(places, ["next -", "next a", "next -", "repeat a", "out 5", "out 5", "out 5"]);
+    }
+
+    #[test]
+    fn an_entry_s_own_fields_are_checked() {
+        let e = |f: &dyn Fn(&mut Json)| {
+            let mut j = change(A, 1, &hash('a'));
+            f(&mut j);
+            check_entry(&serde_json::from_value(j).unwrap())
+        };
+        assert!(e(&|_| {}).is_ok());
+        assert!(e(&|j| j["timestamp"] = json!(MAX_TIMESTAMP)).is_ok());
+        assert!(e(&|j| j["timestamp"] = json!(0)).is_ok());
+        for (f, want) in [
+            (&(|j: &mut Json| j["device_id"] = json!("x")) as &dyn Fn(&mut Json), "device_id must be 32 lowercase hex"),
+            (&|j: &mut Json| j["version"] = json!(0), "version must be >= 1"),
+            (&|j: &mut Json| j["timestamp"] = json!(-1), "timestamp between 0 and"),
+            (&|j: &mut Json| j["timestamp"] = json!(MAX_TIMESTAMP + 1), "timestamp between 0 and"),
+            (&|j: &mut Json| j["hash"] = json!("A".repeat(64)), "hash must be 64 lowercase hex"),
+        ] {
+            let m = e(f).unwrap_err().to_string();
+            assert!(m.starts_with("sync_apply: change ") && m.contains(want), "{m} (wanted {want})");
+        }
+        let long = "x".repeat(500);
+        let m = e(&|j| j["table_name"] = json!(long)).map(|_| describe(&serde_json::from_value(change(A, 1, "")).unwrap()));
+        assert!(m.is_ok());
+        let shown_name = describe(&serde_json::from_value(json!({"table_name": long, "record_id": "'k'", "operation": "INSERT",
+            "change_data": "{}", "device_id": A, "version": 1, "timestamp": 1, "bases": "{}", "resolution": false, "hash": ""})).unwrap());
+        assert!(shown_name.len() < 200 && shown_name.contains('…'), "{shown_name}");
+        assert!(hash_mismatch(&serde_json::from_value(change(A, 3, "")).unwrap()).to_string().contains(&format!("change {A}:3")));
+    }
+
+    #[test]
+    fn vectors_are_read_with_errors_that_name_the_function() {
+        assert_eq!(parse_vector("f", &json!({A: 3, B: 0}).to_string()).unwrap(), Vector::from([(A.into(), 3), (B.into(), 0)]));
+        for (text, want) in [
+            ("nope", "f: the vector is not JSON"),
+            ("[1]", "f: the vector must be a JSON object"),
+            (r#"{"ABC": 1}"#, "f: vector key \"ABC\" is not a device id"),
+            (&format!(r#"{{"{A}": -1}}"#), "must be a non-negative integer"),
+            (&format!(r#"{{"{A}": 1.5}}"#), "must be a non-negative integer"),
+        ] {
+            let m = parse_vector("f", text).unwrap_err().to_string();
+            assert!(m.contains(want), "{text}: {m}");
+        }
+    }
+}
