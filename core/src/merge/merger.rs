@@ -68,13 +68,6 @@ impl<'c> Merger<'c> {
         })
     }
 
-    pub(super) fn is_resolution(&mut self, id: Option<i64>) -> Result<bool> {
-        Ok(match id {
-            None => false,
-            Some(id) => self.writers.get(self.conn, id)?.resolution,
-        })
-    }
-
     /// Current value of every column: the table's row when alive, else what each column's
     /// writer wrote.
     fn current_values(&mut self, r: &Record<'_>, slots: &Slots) -> Result<Vec<Value>> {

@@ -63,7 +63,7 @@ impl Merger<'_> {
         for w in &ch.writes {
             self.merge_column(r, w, &inc, &before, &mut local_values, &mut out)?;
         }
-        if ch.op == Op::Update && !inc.resolution {
+        if ch.op == Op::Update {
             self.update_after_delete(r, ch, &inc, &mut out)?;
         }
         self.write_outcome(r, ch, &inc, data, &before, local_values, out)
@@ -98,7 +98,7 @@ impl Merger<'_> {
         }
         let cur = out.slots.live;
         if based_on(cur, &base, &ch.live) {
-            let held = !alive && !inc.resolution && self.delete_meets_updates(r, ch, inc, out)?;
+            let held = !alive && self.delete_meets_updates(r, ch, inc, out)?;
             if !held {
                 out.slots.live = Some(inc.id);
                 out.slots.alive = alive;
@@ -135,10 +135,11 @@ impl Merger<'_> {
                 unseen.push(w);
             }
         }
-        // Updates that are resolutions do not make a conflict of their own (no cascades).
+        // A resolution against a resolution it did not see is settled by the rules (no
+        // cascades); any other pair is an ordinary conflict under the table's strategy.
         let mut updates = Vec::new();
         for &u in &unseen {
-            if !self.is_resolution(Some(u))? {
+            if !self.both_resolutions(inc, u)? {
                 updates.push(u);
             }
         }
@@ -222,8 +223,8 @@ impl Merger<'_> {
         Ok(())
     }
 
-    /// An update that reaches a record deleted by a change it did not see: delete against
-    /// update, which by the rules the delete wins.
+    /// An update (or a resolution of columns) that reaches a record deleted by a change it did
+    /// not see: delete against update, which by the rules the delete wins.
     fn update_after_delete(&mut self, r: &Record<'_>, ch: &Change, inc: &Incoming, out: &mut Outcome) -> Result<()> {
         let Some(deleted_by) = out.slots.live.filter(|_| !out.slots.alive) else { return Ok(()) };
         if self.ids(&ch.live)?.contains(&deleted_by) {
@@ -232,6 +233,14 @@ impl Merger<'_> {
         let (local, remote) = (SlotVal::Alive(false), SlotVal::Alive(true));
         self.contest(r, inc, Slot::Live, Some(deleted_by), local, remote, How::DeleteWins, out)?;
         Ok(())
+    }
+
+    /// Whether the received change and the local writer `w` are both resolutions: two
+    /// settlements that did not see each other, which the rules settle (never a further
+    /// resolution, so resolutions do not cascade). A resolution supersedes only the writers
+    /// its bases name; against any other write it is an ordinary write under the strategy.
+    fn both_resolutions(&mut self, inc: &Incoming, w: i64) -> Result<bool> {
+        Ok(inc.resolution && self.writers.get(self.conn, w)?.resolution)
     }
 
     /// A received write to `slot` concurrent with the local writer `cur` and differing from
@@ -250,7 +259,13 @@ impl Merger<'_> {
         rule: How,
         out: &mut Outcome,
     ) -> Result<bool> {
-        let settle = Settle::of(r.t.strategy, inc.resolution || self.is_resolution(cur)?);
+        let settle = Settle::of(
+            r.t.strategy,
+            match cur {
+                Some(cur) => self.both_resolutions(inc, cur)?,
+                None => false,
+            },
+        );
         let (mut takes, mut winner) = (false, None);
         match settle {
             Settle::ByRule if rule == How::TimestampWins => {

@@ -59,7 +59,7 @@ impl How {
 /// What the table's strategy does with a conflict on one slot.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Settle {
-    /// By the rules alone (`timestamp_wins`, or either side is a resolution: resolutions never
+    /// By the rules alone (`timestamp_wins`, or both sides are resolutions: resolutions never
     /// cascade): the winner rule for two writes of a slot, delete-wins for a delete against an
     /// update.
     ByRule,
@@ -70,10 +70,10 @@ pub enum Settle {
 }
 
 impl Settle {
-    /// How a conflict on a table with `strategy` is settled; `resolution` when either side of
-    /// it is a resolution.
-    pub fn of(strategy: Strategy, resolution: bool) -> Settle {
-        if resolution {
+    /// How a conflict on a table with `strategy` is settled; `resolutions` when both sides of
+    /// it are resolutions.
+    pub fn of(strategy: Strategy, resolutions: bool) -> Settle {
+        if resolutions {
             return Settle::ByRule;
         }
         match strategy {
@@ -109,7 +109,7 @@ mod tests {
             assert_eq!(
                 Settle::of(s, true),
                 Settle::ByRule,
-                "a resolution on either side: the rules, never a further resolution"
+                "resolutions on both sides: the rules, never a further resolution"
             );
         }
         assert_eq!(Settle::ByRule.how(How::DeleteWins), How::DeleteWins);

@@ -276,7 +276,8 @@ mod tests {
         })
         .unwrap();
         assert_eq!((b.changes.len(), b.vector[A]), (3, 0));
-        let b = parse_batch(&json!({"format": 1, "device_id": A, "changes": [], "has_more": true}).to_string()).unwrap();
+        let b =
+            parse_batch(&json!({"format": 1, "device_id": A, "changes": [], "has_more": true}).to_string()).unwrap();
         assert!(b.vector.is_empty() && b.signatures.is_empty() && b.heads.is_empty() && b.prevs.is_empty());
     }
 
@@ -302,7 +303,10 @@ mod tests {
         refused(|j| j["prevs"] = json!({"nope": ""}), "prevs entry \"nope\"");
         refused(|j| j["prevs"] = json!({A: "B".repeat(64)}), &format!("prevs entry \"{A}\""));
         refused(|j| j["heads"] = json!({A: hash('c')}), &format!("heads names another hash for {A}:2"));
-        refused(|j| j["device_id"] = json!("ME"), "device_id (the sender) must be 32 lowercase hex characters, not \"ME\"");
+        refused(
+            |j| j["device_id"] = json!("ME"),
+            "device_id (the sender) must be 32 lowercase hex characters, not \"ME\"",
+        );
         refused(|j| j["format"] = json!(2), "batch format 2 is not supported (this peersync reads format 1)");
         // A head for a version the batch does not hold is the sender's word; not a contradiction.
         assert!(batch(|j| j["vector"] = json!({A: 9})).is_ok());
@@ -326,10 +330,11 @@ mod tests {
 
     #[test]
     fn chains_place_each_change_after_its_predecessor() {
-        let entries: Vec<Entry> = [(A, 4, 'a'), (A, 5, 'b'), (B, 1, 'c'), (A, 5, 'b'), (A, 4, 'x'), (A, 7, 'y'), (A, 3, 'z')]
-            .iter()
-            .map(|&(d, v, h)| serde_json::from_value(change(d, v, &hash(h))).unwrap())
-            .collect();
+        let entries: Vec<Entry> =
+            [(A, 4, 'a'), (A, 5, 'b'), (B, 1, 'c'), (A, 5, 'b'), (A, 4, 'x'), (A, 7, 'y'), (A, 3, 'z')]
+                .iter()
+                .map(|&(d, v, h)| serde_json::from_value(change(d, v, &hash(h))).unwrap())
+                .collect();
         let mut chains = Chains::default();
         let places: Vec<String> = entries
             .iter()
@@ -363,17 +368,23 @@ mod tests {
             assert!(m.starts_with("sync_apply: change ") && m.contains(want), "{m} (wanted {want})");
         }
         let long = "x".repeat(500);
-        let m = e(&|j| j["table_name"] = json!(long)).map(|_| describe(&serde_json::from_value(change(A, 1, "")).unwrap()));
+        let m =
+            e(&|j| j["table_name"] = json!(long)).map(|_| describe(&serde_json::from_value(change(A, 1, "")).unwrap()));
         assert!(m.is_ok());
         let shown_name = describe(&serde_json::from_value(json!({"table_name": long, "record_id": "'k'", "operation": "INSERT",
             "change_data": "{}", "device_id": A, "version": 1, "timestamp": 1, "bases": "{}", "resolution": false, "hash": ""})).unwrap());
         assert!(shown_name.len() < 200 && shown_name.contains('…'), "{shown_name}");
-        assert!(hash_mismatch(&serde_json::from_value(change(A, 3, "")).unwrap()).to_string().contains(&format!("change {A}:3")));
+        assert!(hash_mismatch(&serde_json::from_value(change(A, 3, "")).unwrap())
+            .to_string()
+            .contains(&format!("change {A}:3")));
     }
 
     #[test]
     fn vectors_are_read_with_errors_that_name_the_function() {
-        assert_eq!(parse_vector("f", &json!({A: 3, B: 0}).to_string()).unwrap(), Vector::from([(A.into(), 3), (B.into(), 0)]));
+        assert_eq!(
+            parse_vector("f", &json!({A: 3, B: 0}).to_string()).unwrap(),
+            Vector::from([(A.into(), 3), (B.into(), 0)])
+        );
         for (text, want) in [
             ("nope", "f: the vector is not JSON"),
             ("[1]", "f: the vector must be a JSON object"),

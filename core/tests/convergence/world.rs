@@ -23,6 +23,8 @@ pub struct Stats {
     pub deferred: u64,
     pub conflicts: u64,
     pub pending: u64,
+    /// Pending conflicts that appeared in the end phase (resolutions meeting a third edit).
+    pub end_pending: u64,
     pub auto_resolutions: u64,
     pub user_resolutions: u64,
 }
@@ -36,6 +38,7 @@ impl Stats {
         self.deferred += o.deferred;
         self.conflicts += o.conflicts;
         self.pending += o.pending;
+        self.end_pending += o.end_pending;
         self.auto_resolutions += o.auto_resolutions;
         self.user_resolutions += o.user_resolutions;
     }
@@ -59,8 +62,10 @@ impl World {
         self.peers.len()
     }
 
-    /// Applies `batch` on peer `r`; fails the case on an error, or on a new pending conflict
-    /// during the end phase (a cascade).
+    /// Applies `batch` on peer `r`; fails the case on an error. A new pending conflict during
+    /// the end phase (a user's resolution meeting a third concurrent edit on a `manual` table,
+    /// DESIGN's amendment "resolutions supersede only what their bases name") is counted; the
+    /// end phase resolves it in a later round, and must end.
     pub fn deliver(&mut self, r: usize, batch: &str, what: &str) -> Res<Json> {
         match self.peers[r].apply(batch) {
             Ok(res) => {
@@ -96,11 +101,7 @@ impl World {
                 ));
                 if self.end_phase {
                     for c in res["conflicts"].as_array().unwrap() {
-                        if c["status"] == "pending" {
-                            return self.fail(format!(
-                                "CASCADE: a new pending conflict appeared after every change had been exchanged and users started resolving: {c}"
-                            ));
-                        }
+                        self.stats.end_pending += (c["status"] == "pending") as u64;
                     }
                 }
                 Ok(res)
