@@ -65,3 +65,89 @@ fn a_resolution_naming_the_writer_held_applies() {
     assert_eq!(row_r(&b).unwrap()[1], t("theirs"));
     assert!(b.pending().is_empty());
 }
+
+// ------------------------------------------------------------------ one row, one record id
+
+const TYPED: &str = "CREATE TABLE typed(id TEXT PRIMARY KEY, n INTEGER, r REAL, s TEXT, x)";
+
+fn typed_receiver() -> Peer {
+    let b = Peer::new("B", TYPED);
+    b.track("typed", "local_wins");
+    b.exec("INSERT INTO typed VALUES ('4242', 1, 1.5, 'mine', NULL)");
+    b.seal();
+    b
+}
+
+/// A change of `typed` by the forger with `rid` and `data`, as an INSERT.
+fn typed_change(b: &Peer, rid: &str, data: &str) -> String {
+    let ts = last_own(b).timestamp.unwrap() + 1;
+    batch_of(FORGER, vec![Forger::new(FORGER).change("typed", rid, "INSERT", data, "{}", ts, false)])
+}
+
+#[test]
+fn a_record_id_the_key_column_would_store_otherwise_is_refused() {
+    let b = typed_receiver();
+    let before = b.fingerprint();
+    for (rid, data, want) in [
+        ("4242", r#"{"id":4242,"n":2,"r":2.5,"s":"x","x":null}"#, r#"record_id gives column "id" the value 4242"#),
+        (
+            "4242.0",
+            r#"{"id":4242.0,"n":2,"r":2.5,"s":"x","x":null}"#,
+            r#"record_id gives column "id" the value 4242.0"#,
+        ),
+        ("'k'", r#"{"id":"k","n":"2","r":2.5,"s":"x","x":null}"#, r#"change_data gives column "n" the value '2'"#),
+        ("'k'", r#"{"id":"k","n":2.0,"r":2.5,"s":"x","x":null}"#, r#"change_data gives column "n" the value 2.0"#),
+        ("'k'", r#"{"id":"k","n":2,"r":3,"s":"x","x":null}"#, r#"change_data gives column "r" the value 3"#),
+        ("'k'", r#"{"id":"k","n":2,"r":2.5,"s":7,"x":null}"#, r#"change_data gives column "s" the value 7"#),
+    ] {
+        let err = b.apply(&typed_change(&b, rid, data)).unwrap_err();
+        assert!(
+            err.contains(&format!("change {FORGER}:1")) && err.contains(want) && err.contains("affinity here"),
+            "{rid} {data}: {err}"
+        );
+        assert_unchanged(&before, &b.fingerprint(), data);
+    }
+    // Values the columns store as they are, including in the untyped column, apply.
+    let res = b.apply(&typed_change(&b, "'k'", r#"{"id":"k","n":2,"r":2.5,"s":"7","x":7}"#)).unwrap();
+    assert_eq!(res["accepted"], 1, "{res}");
+    assert_eq!(b.row("typed", "id = 'k'"), Some(vec![t("k"), V::Int(2), V::Real(2.5), t("7"), V::Int(7)]));
+}
+
+/// A key equal to another record's under the key column's collation is that record's row:
+/// the change is kept as a pending `constraint` conflict, the row is left alone.
+#[test]
+fn a_key_that_names_another_record_s_row_by_collation_is_a_constraint_conflict() {
+    let b = Peer::new("B", "CREATE TABLE ci(id TEXT PRIMARY KEY COLLATE NOCASE, v)");
+    b.track("ci", "local_wins");
+    b.exec("INSERT INTO ci VALUES ('Abc', 'mine')");
+    b.seal();
+    let ts = last_own(&b).timestamp.unwrap() + 1;
+    let batch = batch_of(
+        FORGER,
+        vec![Forger::new(FORGER).change("ci", "'abc'", "INSERT", r#"{"id":"abc","v":"theirs"}"#, "{}", ts, false)],
+    );
+    let res = b.apply(&batch).unwrap();
+    assert_eq!(res["accepted"], 1, "{res}");
+    assert_eq!(res["conflicts"][0]["kind"], "constraint", "{res}");
+    assert_eq!(b.rows("ci"), vec![vec![t("Abc"), t("mine")]]);
+    assert_eq!(b.pending().len(), 1);
+    assert_eq!(b.verify()["ok"], true);
+}
+
+#[test]
+fn a_resolution_row_the_columns_would_store_otherwise_is_refused() {
+    let (a, b) = (Peer::new("A", TYPED), Peer::new("B", TYPED));
+    a.track("typed", "manual");
+    b.track("typed", "manual");
+    a.exec("INSERT INTO typed VALUES ('k', 1, 1.0, 's', NULL)");
+    sync(&a, &b);
+    a.exec("UPDATE typed SET n = 2");
+    b.exec("UPDATE typed SET n = 3");
+    let res = b.apply(&a.changes(&b.vector(), 1000)).unwrap();
+    let id = res["conflicts"][0]["id"].as_i64().unwrap();
+    let before = b.fingerprint();
+    let err = b.resolve(id, r#"{"n": "4"}"#).unwrap_err();
+    assert!(err.contains(r#"column "n" "4""#) && err.contains("INTEGER affinity"), "{err}");
+    assert_unchanged(&before, &b.fingerprint(), "a refused resolution");
+    assert_eq!(b.resolve(id, r#"{"n": 4}"#).as_deref(), Ok("resolved"));
+}

@@ -11,7 +11,7 @@ use crate::db::ident::{quote_ident, quote_list, quote_literal};
 use crate::db::{read_values, tx};
 use crate::error::{Error, Result};
 use crate::model::clock::{now_us, TRIGGER_WALL_CLOCK};
-use crate::model::table::{introspect, Shape, Strategy, Table, Tables};
+use crate::model::table::{affinities, introspect, Shape, Strategy, Table, Tables};
 use crate::store::format::device_id;
 use crate::wire::{record_id, Value};
 use rusqlite::{params, Connection, OptionalExtension};
@@ -72,7 +72,8 @@ pub fn track(conn: &Connection, name: &str, strategy: Option<&str>) -> Result<i6
                 conn.last_insert_rowid()
             }
         };
-        let table = Table { sql: Default::default(), id, name: shape.name.clone(), columns, pk, strategy };
+        let affinity = affinities(conn, &shape.name, &columns)?;
+        let table = Table { sql: Default::default(), id, name: shape.name.clone(), columns, pk, strategy, affinity };
         remove_capture(conn, id)?;
         install_capture(conn, &table, &shape, &device)?;
         let logged = log_existing_rows(conn, &table, &device)?;

@@ -1,6 +1,6 @@
 //! Statements that apply and seal run for every change: prepared once, bound without copies.
 //!
-//! Apply runs three statements for every change (the log row, the slot claim, the row upsert),
+//! Apply runs three statements for every change (the log row, the slot claim, the row insert),
 //! seal two. Through rusqlite's statement cache, each run hashes the SQL text and updates an
 //! LRU; and rusqlite binds every value through `dyn ToSql`, with SQLite copying each text and
 //! blob (`SQLITE_TRANSIENT`). Over 100,000 changes, binding alone was about 9% of

@@ -5,7 +5,7 @@
 use crate::error::{Error, Result};
 use crate::model::change::{Change, Op};
 use crate::model::table::{Table, Tables};
-use crate::wire::{describe, parse_literals, record_id, Batch, Chains, Entry, Place, Value};
+use crate::wire::{describe, parse_literals, record_id, shown, Batch, Chains, Entry, Place, Value};
 use std::collections::HashMap;
 use std::sync::mpsc;
 
@@ -45,7 +45,22 @@ pub fn parse(t: &Table, op: Op, e: &Entry) -> Result<Parsed> {
             t.pk.len()
         )));
     }
+    // One row, one record id: the key must be stored here as it is spelled, or the change
+    // would name a row by a second record id (4242 for a TEXT key '4242').
+    for (k, v) in key.iter().enumerate() {
+        let c = t.pk[k];
+        if t.affinity[c].converts(v) {
+            return Err(converted(&what(), t, c, v, "record_id"));
+        }
+    }
     let change = Change::parse(t, op, &e.change_data, &e.bases, &what)?;
+    // Values are stored as they are sent: one this database's column types would convert is
+    // another value here than at its origin (and in the change's hash).
+    for w in &change.writes {
+        if t.affinity[w.col].converts(&w.value) {
+            return Err(converted(&what(), t, w.col, &w.value, "change_data"));
+        }
+    }
     // An INSERT's primary key columns must equal the record id's key.
     for w in &change.writes {
         if let Some(k) = t.pk.iter().position(|&p| p == w.col) {
@@ -59,6 +74,19 @@ pub fn parse(t: &Table, op: Op, e: &Entry) -> Result<Parsed> {
         }
     }
     Ok((key, change))
+}
+
+/// The refusal of a change whose `field` holds `v` for column `c`, which `t`'s declared type
+/// here would store as another value.
+fn converted(what: &str, t: &Table, c: usize, v: &Value, field: &str) -> Error {
+    let mut lit = String::new();
+    v.write_literal(&mut lit);
+    Error::invalid(format!(
+        "{what}: {field} gives column \"{}\" the value {}, which this database stores as another value (the column has {} affinity here); refused: one row, one record id, one value",
+        shown(&t.columns[c]),
+        shown(&lit),
+        t.affinity[c].as_str()
+    ))
 }
 
 /// Prepares the changes of one batch in order, on the thread `spawn` started or on demand, and

@@ -124,7 +124,7 @@ impl<'c> Merger<'c> {
                     };
                     vals.push(v);
                 }
-                rows::upsert(&mut self.hot, r.t, vals.iter().map(|v| v.as_ref()))
+                rows::insert(&mut self.hot, r.t, vals.iter().map(|v| v.as_ref()))
             }
             (true, true) => rows::update(conn, r.t, &r.key, applied),
             (true, false) => rows::delete(conn, r.t, &r.key),

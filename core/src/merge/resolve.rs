@@ -62,6 +62,13 @@ pub fn resolve(conn: &Connection, id: i64, choice: Choice) -> Result<String> {
                     ))
                 })?;
                 let v = Value::from_json(v, &|| format!("{F}: column \"{name}\""))?;
+                if t.affinity[ci].converts(&v) {
+                    return Err(Error::invalid(format!(
+                        "{F}: the JSON row gives column \"{name}\" {}, which this database would store as another value (the column has {} affinity); give the value as the column stores it",
+                        v.to_json_string(),
+                        t.affinity[ci].as_str()
+                    )));
+                }
                 if let Some(k) = t.pk.iter().position(|&p| p == ci) {
                     if !v.sql_is(&key[k]) {
                         return Err(Error::invalid(format!(

@@ -274,6 +274,7 @@ mod tests {
             columns: vec!["id".into(), "a".into(), "b\"q".into(), "c".into()],
             pk: vec![0],
             strategy: Strategy::TimestampWins,
+            affinity: vec![crate::model::affinity::Affinity::Blob; 4],
         }
     }
 

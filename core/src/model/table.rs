@@ -1,4 +1,5 @@
 //! Tracked tables as the engine sees them: columns, primary key, strategy; and their introspection.
+use super::affinity::Affinity;
 use crate::db::ident::is_reserved_table;
 use crate::error::{Error, Result};
 use rusqlite::{Connection, OptionalExtension};
@@ -47,13 +48,15 @@ pub struct Table {
     /// Indexes into `columns` of the primary key, in key order.
     pub pk: Vec<usize>,
     pub strategy: Strategy,
+    /// Each captured column's affinity here, in `columns`' order.
+    pub affinity: Vec<Affinity>,
 }
 
 /// Statements on a tracked table, built on first use.
 #[derive(Debug, Default)]
 pub struct SqlCache {
     pub read: std::sync::OnceLock<String>,
-    pub upsert: std::sync::OnceLock<String>,
+    pub insert: std::sync::OnceLock<String>,
     pub delete: std::sync::OnceLock<String>,
     pub stage: std::sync::OnceLock<String>,
 }
@@ -65,6 +68,28 @@ impl Table {
     pub fn is_pk(&self, col: usize) -> bool {
         self.pk.contains(&col)
     }
+}
+
+/// The affinity of each of `columns` of table `name` as declared here now (a column the
+/// table no longer has converts nothing).
+pub fn affinities(conn: &Connection, name: &str, columns: &[String]) -> Result<Vec<Affinity>> {
+    let sql: Option<String> = conn
+        .prepare_cached("SELECT sql FROM sqlite_master WHERE type = 'table' AND name = ?1")?
+        .query_row([name], |r| r.get(0))
+        .optional()?
+        .flatten();
+    // A STRICT table says so after its column list: `) STRICT` or `) WITHOUT ROWID, STRICT`.
+    let strict = sql
+        .as_deref()
+        .and_then(|s| s.rsplit_once(')'))
+        .is_some_and(|(_, tail)| tail.to_ascii_uppercase().contains("STRICT"));
+    let mut declared: HashMap<String, String> = HashMap::new();
+    let mut stmt = conn.prepare_cached("SELECT name, type FROM pragma_table_xinfo(?1, 'main')")?;
+    let mut rows = stmt.query([name])?;
+    while let Some(r) = rows.next()? {
+        declared.insert(r.get(0)?, r.get::<_, Option<String>>(1)?.unwrap_or_default());
+    }
+    Ok(columns.iter().map(|c| declared.get(c).map_or(Affinity::Blob, |d| Affinity::of(d, strict))).collect())
 }
 
 /// A table's shape as SQLite reports it now.
@@ -164,11 +189,13 @@ impl Tables {
             let strategy: String = r.get(2)?;
             let columns: String = r.get(3)?;
             let pk: String = r.get(4)?;
+            let columns: Vec<String> = serde_json::from_str(&columns)?;
             let t = Table {
                 sql: SqlCache::default(),
                 id: r.get(0)?,
+                affinity: affinities(conn, &name, &columns)?,
                 name: name.clone(),
-                columns: serde_json::from_str(&columns)?,
+                columns,
                 pk: serde_json::from_str(&pk)?,
                 strategy: Strategy::parse(&strategy).unwrap_or(Strategy::TimestampWins),
             };

@@ -24,27 +24,19 @@ pub fn read(conn: &Connection, t: &Table, key: &[Value]) -> Result<Option<Vec<Va
     Ok(conn.prepare_cached(sql)?.query_row(params_from_iter(key.iter()), |r| read_values(r, 0, n)).optional()?)
 }
 
-/// The statement [`upsert`] runs for table `t`.
-fn upsert_sql(t: &Table) -> &str {
-    t.sql.upsert.get_or_init(|| {
-        let cols = quote_list("", &t.columns);
+/// The statement [`insert`] runs for table `t`.
+fn insert_sql(t: &Table) -> &str {
+    t.sql.insert.get_or_init(|| {
         let marks = (1..=t.columns.len()).map(|i| format!("?{i}")).collect::<Vec<_>>().join(", ");
-        let target = t.pk.iter().map(|&i| quote_ident(&t.columns[i])).collect::<Vec<_>>().join(", ");
-        let set: Vec<String> = t
-            .columns
-            .iter()
-            .enumerate()
-            .filter(|(i, _)| !t.is_pk(*i))
-            .map(|(_, c)| format!("{0} = excluded.{0}", quote_ident(c)))
-            .collect();
-        let action = if set.is_empty() { "NOTHING".to_string() } else { format!("UPDATE SET {}", set.join(", ")) };
-        format!("INSERT INTO {} ({cols}) VALUES ({marks}) ON CONFLICT ({target}) DO {action}", quote_ident(&t.name))
+        format!("INSERT INTO {} ({}) VALUES ({marks})", quote_ident(&t.name), quote_list("", &t.columns))
     })
 }
 
-/// Inserts the whole row (`values`, in column order), replacing any row with the same key.
-pub fn upsert<'v>(hot: &mut Hot<'_>, t: &Table, values: impl IntoIterator<Item = &'v Value>) -> rusqlite::Result<()> {
-    hot.execute(upsert_sql(t), values.into_iter().map(Arg::from))?;
+/// Inserts the whole row (`values`, in column order). A row that already holds the key here
+/// is a constraint error: another record (the same key under the column's collation, say)
+/// has that row, and one row has one record id.
+pub fn insert<'v>(hot: &mut Hot<'_>, t: &Table, values: impl IntoIterator<Item = &'v Value>) -> rusqlite::Result<()> {
+    hot.execute(insert_sql(t), values.into_iter().map(Arg::from))?;
     Ok(())
 }
 
