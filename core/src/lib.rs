@@ -36,8 +36,8 @@ pub use functions::register_functions;
 
 // The wire format.
 pub use wire::{
-    parse_batch, parse_literals, parse_reference, parse_vector, record_id, shown, sign, Batch, Entry, HeadSignature,
-    Value, Vector, BATCH_FORMAT, DEFAULT_LIMIT, MAX_LIMIT, VERSION,
+    introduce, is_device_id, parse_batch, parse_literals, parse_reference, parse_vector, record_id, shown, sign, Batch,
+    Entry, HeadSignature, Introduction, Value, Vector, BATCH_FORMAT, DEFAULT_LIMIT, MAX_LIMIT, VERSION,
 };
 // Setting up, capturing and sealing.
 pub use capture::seal::seal;
@@ -50,9 +50,11 @@ pub use exchange::export::{changes, changes_json, hello, outgoing, vector};
 pub use exchange::peers::note_vector as note_peer_vector;
 pub use exchange::status::status;
 pub use exchange::verify::{hash_of, verify};
+pub use trust::waiting::{list as waiting, Held, Waiting};
 // Conflicts.
 pub use merge::conflicts::{get as conflict, list as conflicts, pending_count as pending_conflicts, Conflict};
 pub use merge::resolve::{resolve, Choice};
 // Devices and trust.
 pub use trust::devices::{get as device, list as devices, revoke, set_identity, standing, trust, Device, Standing};
+pub use trust::introductions::introduced_by;
 pub use trust::quarantine::{list as quarantined, release, Quarantined};

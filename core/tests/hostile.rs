@@ -151,3 +151,35 @@ fn a_resolution_row_the_columns_would_store_otherwise_is_refused() {
     assert_unchanged(&before, &b.fingerprint(), "a refused resolution");
     assert_eq!(b.resolve(id, r#"{"n": 4}"#).as_deref(), Ok("resolved"));
 }
+
+// ------------------------------------------------------------------ clock
+
+/// A change stamped further ahead of the receiver's clock than the skew allowed (a day by
+/// default) waits, and the receiver's clock does not move to it: later local writes keep their
+/// own time. Raising `max_clock_skew_secs` lets it in.
+#[test]
+fn a_change_stamped_too_far_ahead_waits_and_the_clock_stays() {
+    let (b, _) = holder("timestamp_wins");
+    let now = last_own(&b).timestamp.unwrap();
+    let far = now + 2 * 86_400 * 1_000_000;
+    let mut f = Forger::new(FORGER);
+    let near = f.change("t1", "'n'", "INSERT", r#"{"id":"n","a":1,"b":2,"c":3}"#, "{}", now + 1_000_000, false);
+    let ahead = f.change("t1", "'s'", "INSERT", r#"{"id":"s","a":1,"b":2,"c":3}"#, "{}", far, false);
+    let batch = batch_of(FORGER, vec![near, ahead]);
+    let res = b.apply(&batch).unwrap();
+    assert_eq!((res["accepted"].as_i64(), res["deferred"].as_i64()), (Some(1), Some(1)), "{res}");
+    assert_eq!(res["held"][0]["reason"], "clock_ahead", "{res}");
+    assert_eq!(res["held"][0]["version"], 2);
+    assert_eq!(b.json("SELECT sync_status()")["waiting"][0]["reason"], "clock_ahead");
+    assert!(b.row("t1", "id = 's'").is_none());
+    b.exec("UPDATE t1 SET b = 1 WHERE id = 'r'");
+    let own = last_own(&b).timestamp.unwrap();
+    assert!(own < now + 86_400 * 1_000_000, "the local clock did not jump to the far change: {own} vs {far}");
+    // A person who trusts that clock raises the allowed skew: it applies, and nothing waits.
+    b.exec("INSERT OR REPLACE INTO sync_state(key, value) VALUES ('max_clock_skew_secs', 3 * 86400)");
+    let res = b.apply(&batch).unwrap();
+    assert_eq!(res["accepted"], 1, "{res}");
+    assert_eq!(b.json("SELECT sync_status()")["waiting"], json!([]));
+    b.exec("UPDATE t1 SET b = 2 WHERE id = 'r'");
+    assert!(last_own(&b).timestamp.unwrap() > far, "once applied, later writes are stamped after it");
+}

@@ -245,6 +245,16 @@ fn a_relay_cuts_pages_where_each_origin_signed() {
     assert_eq!(apply(&c.p, &page).unwrap().accepted, 1);
 }
 
+/// Forgets `dev` and its key, and drops this database's own key: a database without keys
+/// takes changes unsigned (SQL-only sync), as these tests need to make a relay that holds
+/// changes no signature vouches for.
+fn without_keys(p: &Peer, dev: &str) {
+    p.exec(&format!(
+        "DELETE FROM sync_devices WHERE device_id = '{dev}'; UPDATE sync_devices SET public_key = NULL WHERE device_id = '{}'",
+        p.dev
+    ));
+}
+
 #[test]
 fn with_no_signed_version_to_end_on_a_page_keeps_to_its_limit() {
     let (a, b, c) = (Signer::new("a", 1), Signer::new("b", 2), Signer::new("c", 3));
@@ -253,10 +263,9 @@ fn with_no_signed_version_to_end_on_a_page_keeps_to_its_limit() {
     c.trusts(&b);
     write(&a.p, 0, 2);
     apply(&b.p, &a.outgoing(&b.p, 1000)).unwrap(); // B keeps A's signature at 2
-                                                   // A:3..6 reach B with no signature (B does not check: it forgot A's key).
+                                                   // A:3..6 reach B with no signature.
     write(&a.p, 2, 4);
-    peersync_core::revoke(&b.p.conn, &a.p.dev).unwrap();
-    b.p.exec(&format!("DELETE FROM sync_devices WHERE device_id = '{}'", a.p.dev));
+    without_keys(&b.p, &a.p.dev);
     let unsigned = peersync_core::changes(&a.p.conn, &vector(&b.p), 1000).unwrap();
     assert_eq!(apply(&b.p, &unsigned).unwrap().accepted, 4);
     apply(&c.p, &b.outgoing(&c.p, 1000)).unwrap(); // C: A:1..2
@@ -267,35 +276,137 @@ fn with_no_signed_version_to_end_on_a_page_keeps_to_its_limit() {
 }
 
 #[test]
-fn signatures_are_kept_when_they_verify_or_cannot_be_checked_here() {
-    let (a, b, c) = (Signer::new("a", 1), Signer::new("b", 2), Signer::new("c", 3));
-    // C does not know A: it applies A's changes relayed by B and keeps A's signature as it came.
-    c.trusts(&b);
+fn a_database_without_keys_keeps_the_signatures_it_cannot_check() {
+    let (a, b) = (Signer::new("a", 1), Signer::new("b", 2));
     b.trusts(&a);
     write(&a.p, 0, 2);
     apply(&b.p, &a.outgoing(&b.p, 1000)).unwrap();
-    let relayed = b.outgoing(&c.p, 1000);
-    let mut j = json_of(&relayed);
+    let relayed = b.outgoing(&a.p, 1000); // nothing for A; use a fresh receiver below
+    assert!(relayed.changes.is_empty());
+    // D has no key of its own: it applies A's changes relayed by B, unsigned checks aside, and
+    // keeps A's signature as it came, for receivers that can check it.
+    let d = Peer::standard("d", "timestamp_wins", "timestamp_wins");
+    let relayed = peersync_core::outgoing(&b.p.conn, &b.key, &vector(&d), 1000).unwrap();
     let sig = relayed.signatures.iter().find(|s| s.device_id == a.p.dev).unwrap().clone();
-    assert_eq!(apply(&c.p, &relayed).unwrap().accepted, 2);
-    let kept: String =
-        c.p.conn
-            .query_row("SELECT signature FROM sync_signatures WHERE device_id = ?1 AND version = 2", [&a.p.dev], |r| {
-                r.get(0)
-            })
-            .unwrap();
+    let mut j = json_of(&relayed);
+    assert_eq!(apply(&d, &relayed).unwrap().accepted, 2);
+    let kept: String = d
+        .conn
+        .query_row("SELECT signature FROM sync_signatures WHERE device_id = ?1 AND version = 2", [&a.p.dev], |r| {
+            r.get(0)
+        })
+        .unwrap();
     assert_eq!(kept, sig.signature);
+    assert_eq!(
+        d.int("SELECT count(*) FROM sync_devices"),
+        1,
+        "introductions from a device it does not trust are left aside"
+    );
 
     // A signature that is not even 128 hex characters is not kept; one on a version this
     // database does not hold is not kept either.
-    let d = Signer::new("d", 4);
-    d.trusts(&b);
+    let e = Peer::standard("e", "timestamp_wins", "timestamp_wins");
     for s in j["signatures"].as_array_mut().unwrap() {
         if s["device_id"] == json!(a.p.dev) {
             s["signature"] = json!("zz");
         }
     }
     j["signatures"].as_array_mut().unwrap().push(json!(peersync_core::sign(&a.key, &a.p.dev, 9, &"1".repeat(64))));
-    assert_eq!(apply(&d.p, &batch_from(j)).unwrap().accepted, 2);
-    assert_eq!(d.p.int(&format!("SELECT count(*) FROM sync_signatures WHERE device_id = '{}'", a.p.dev)), 0);
+    assert_eq!(apply(&e, &batch_from(j)).unwrap().accepted, 2);
+    assert_eq!(e.int(&format!("SELECT count(*) FROM sync_signatures WHERE device_id = '{}'", a.p.dev)), 0);
+}
+
+// ------------------------------------------------------------------ keys: pairing and introductions
+
+/// A keyed database applies nothing of an origin it has no key for: the changes wait (listed
+/// in `sync_status`), the rest of the batch applies, and an introduction later brings the key.
+#[test]
+fn changes_of_an_origin_without_a_key_wait_until_it_is_introduced() {
+    let (a, b, c) = (Signer::new("a", 1), Signer::new("b", 2), Signer::new("c", 3));
+    b.trusts(&a);
+    c.trusts(&b);
+    write(&a.p, 0, 2);
+    apply(&b.p, &a.outgoing(&b.p, 1000)).unwrap();
+    b.p.exec("INSERT INTO t1 VALUES ('from-b', 1, 'b', NULL)");
+    // B's page without its introductions (as `sync_changes` from SQL makes it, plus B's signature).
+    let mut page = b.outgoing(&c.p, 1000);
+    page.introductions.clear();
+    let before = c.p.fingerprint();
+    let applied = apply(&c.p, &page).unwrap();
+    assert_eq!((applied.accepted, applied.deferred), (1, 2), "B's own change applies, A's wait");
+    assert_eq!(applied.held.len(), 1);
+    assert_eq!(
+        (applied.held[0].device_id.as_str(), applied.held[0].version, applied.held[0].reason.as_str()),
+        (a.p.dev.as_str(), 1, "unknown_origin")
+    );
+    assert!(!applied.vector.contains_key(&a.p.dev));
+    assert_ne!(before, c.p.fingerprint());
+    let status = c.p.json("SELECT sync_status()");
+    assert_eq!(status["waiting"][0]["origin"], json!(a.p.dev), "{status}");
+    assert_eq!(status["waiting"][0]["offered_by"], json!(b.p.dev));
+    // With B's introduction of A, A's changes apply, and nothing waits any more.
+    let page = b.outgoing(&c.p, 1000);
+    assert_eq!(page.introductions.iter().map(|i| i.device_id.as_str()).collect::<Vec<_>>(), [a.p.dev.as_str()]);
+    let applied = apply(&c.p, &page).unwrap();
+    assert_eq!((applied.accepted, applied.deferred), (2, 0));
+    assert_eq!(c.p.rows("t1"), b.p.rows("t1"));
+    assert_eq!(c.p.json("SELECT sync_status()")["waiting"], json!([]));
+    let introduced = peersync_core::device(&c.p.conn, &a.p.dev).unwrap().unwrap();
+    assert_eq!((introduced.is_authorized, introduced.introduced_by.as_deref()), (true, Some(b.p.dev.as_str())));
+    assert_eq!(peersync_core::introduced_by(&c.p.conn, &b.p.dev).unwrap(), vec![a.p.dev.clone()]);
+}
+
+#[test]
+fn an_introduction_never_replaces_a_key_nor_readmits_a_revoked_device() {
+    let (a, b, c, fake) = (Signer::new("a", 1), Signer::new("b", 2), Signer::new("c", 3), Signer::new("fake", 9));
+    c.trusts(&a);
+    c.trusts(&b);
+    // B vouches for A with another key: the key paired at C stays, and the dispute shows.
+    let mut hello = peersync_core::hello(&b.p.conn, &b.key).unwrap();
+    hello.introductions = vec![peersync_core::introduce(&b.key, &b.p.dev, &a.p.dev, &public(&fake.key), "a")];
+    apply(&c.p, &hello).unwrap();
+    assert_eq!(peersync_core::device(&c.p.conn, &a.p.dev).unwrap().unwrap().public_key, Some(public(&a.key)));
+    let status = c.p.json("SELECT sync_status()");
+    assert_eq!(status["disputed_keys"][0]["device_id"], json!(a.p.dev), "{status}");
+    assert_eq!(status["disputed_keys"][0]["by"], json!(b.p.dev));
+    // A device revoked at C stays revoked, whoever introduces it.
+    peersync_core::revoke(&c.p.conn, &fake.p.dev).unwrap_err(); // not known yet
+    hello.introductions = vec![peersync_core::introduce(&b.key, &b.p.dev, &fake.p.dev, &public(&fake.key), "f")];
+    apply(&c.p, &hello).unwrap();
+    peersync_core::revoke(&c.p.conn, &fake.p.dev).unwrap();
+    apply(&c.p, &hello).unwrap();
+    assert!(!peersync_core::device(&c.p.conn, &fake.p.dev).unwrap().unwrap().is_authorized);
+}
+
+#[test]
+fn introductions_are_checked_by_their_introducer_s_key() {
+    let (a, b, c, x) = (Signer::new("a", 1), Signer::new("b", 2), Signer::new("c", 3), Signer::new("x", 4));
+    c.trusts(&b);
+    let mut hello = peersync_core::hello(&b.p.conn, &b.key).unwrap();
+    // Signed with another key than the introducer's: the batch is refused, nothing changes.
+    hello.introductions = vec![peersync_core::introduce(&x.key, &b.p.dev, &a.p.dev, &public(&a.key), "a")];
+    let before = c.p.fingerprint();
+    match apply(&c.p, &hello) {
+        Err(peersync_core::Error::Unauthorized(m)) => {
+            assert!(m.contains("no valid signature of its introducer"), "{m}")
+        }
+        other => panic!("{other:?}"),
+    }
+    assert_unchanged(&before, &c.p.fingerprint(), "a forged introduction");
+    // By a device C does not trust: not C's to judge, left aside.
+    hello.introductions = vec![peersync_core::introduce(&x.key, &x.p.dev, &a.p.dev, &public(&a.key), "a")];
+    apply(&c.p, &hello).unwrap();
+    assert!(peersync_core::device(&c.p.conn, &a.p.dev).unwrap().is_none());
+    // A malformed key or name from a trusted introducer is refused.
+    for (dev, key, name, want) in [
+        (a.p.dev.clone(), "zz".repeat(32), "a", "public key"),
+        ("nope".to_string(), public(&a.key), "a", "device id"),
+        (a.p.dev.clone(), public(&a.key), "a\nb", "control characters"),
+    ] {
+        hello.introductions = vec![peersync_core::introduce(&b.key, &b.p.dev, &dev, &key, name)];
+        match apply(&c.p, &hello) {
+            Err(peersync_core::Error::Unauthorized(m)) => assert!(m.contains(want), "{m}"),
+            other => panic!("{want}: {other:?}"),
+        }
+    }
 }

@@ -9,6 +9,7 @@ use hyper_util::client::legacy::{connect::HttpConnector, Client as HttpClient};
 use hyper_util::rt::TokioExecutor;
 use peersync_core::{Batch, Vector};
 use serde::{de::DeserializeOwned, Deserialize, Serialize};
+use std::collections::BTreeSet;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -26,6 +27,9 @@ pub struct PushReply {
     /// The origins of those refused changes.
     #[serde(default)]
     pub refused_devices: Vec<String>,
+    /// Origins whose changes the receiver holds back, and why.
+    #[serde(default)]
+    pub held: Vec<peersync_core::Held>,
     /// The receiver's vector after the batch.
     pub vector: Vector,
     /// The receiver's device id.
@@ -36,6 +40,9 @@ pub struct PushReply {
 pub struct PullRequest {
     pub since: Vector,
     pub limit: i64,
+    /// Origins the puller holds back: leave their changes out of the reply.
+    #[serde(default, skip_serializing_if = "BTreeSet::is_empty")]
+    pub skip: BTreeSet<String>,
 }
 
 #[derive(Clone)]
@@ -154,8 +161,8 @@ impl Client {
         self.call(base, Method::POST, "/sync/push", Some(body)).await
     }
 
-    pub async fn pull(&self, base: &str, since: &Vector, limit: i64) -> Result<Batch> {
-        let body = serde_json::to_vec(&PullRequest { since: since.clone(), limit })?;
+    pub async fn pull(&self, base: &str, since: &Vector, limit: i64, skip: &BTreeSet<String>) -> Result<Batch> {
+        let body = serde_json::to_vec(&PullRequest { since: since.clone(), limit, skip: skip.clone() })?;
         let bytes = self.request(base, Method::POST, "/sync/pull", Some(body)).await?;
         peersync_core::parse_batch(
             std::str::from_utf8(&bytes).map_err(|_| Error::BadRequest("reply is not UTF-8".into()))?,

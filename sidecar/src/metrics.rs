@@ -11,6 +11,8 @@ pub struct PeerStats {
     pub last_attempt: Option<i64>,
     pub last_error: Option<String>,
     pub failures: u64,
+    /// Origins whose changes the peer held back at the last sync, and why.
+    pub held: Vec<peersync_core::Held>,
 }
 
 #[derive(Default)]
@@ -37,7 +39,7 @@ impl Metrics {
         *self.errors.lock().unwrap().entry(kind).or_default() += 1;
     }
 
-    pub fn peer_ok(&self, url: &str, device_id: &str, at: i64) {
+    pub fn peer_ok(&self, url: &str, device_id: &str, at: i64, held: Vec<peersync_core::Held>) {
         let mut peers = self.peers.lock().unwrap();
         let p = peers.entry(url.to_string()).or_default();
         p.device_id = Some(device_id.to_string());
@@ -45,6 +47,7 @@ impl Metrics {
         p.last_attempt = Some(at);
         p.last_error = None;
         p.failures = 0;
+        p.held = held;
     }
 
     pub fn peer_failed(&self, url: &str, at: i64, error: String) {
@@ -59,8 +62,9 @@ impl Metrics {
         self.peers.lock().unwrap().clone()
     }
 
-    /// Prometheus text exposition (version 0.0.4).
-    pub fn render(&self, conflicts_pending: i64, nonces: usize) -> String {
+    /// Prometheus text exposition (version 0.0.4). `waiting` is what this device holds back
+    /// (core's `sync_status().waiting`): origin and reason of each.
+    pub fn render(&self, conflicts_pending: i64, nonces: usize, waiting: &[(String, String)]) -> String {
         let mut o = String::new();
         let mut counter = |name: &str, help: &str, v: u64| {
             let _ = writeln!(o, "# HELP {name} {help}\n# TYPE {name} counter\n{name} {v}");
@@ -98,6 +102,22 @@ impl Metrics {
         let _ = writeln!(o, "# HELP peersync_peer_consecutive_failures Failed sync attempts with a peer since its last success.\n# TYPE peersync_peer_consecutive_failures gauge");
         for (url, p) in peers.iter() {
             let _ = writeln!(o, "peersync_peer_consecutive_failures{{peer=\"{}\"}} {}", esc(url), p.failures);
+        }
+        let _ = writeln!(o, "# HELP peersync_peer_held_origins Origins whose changes a peer held back at the last sync, by reason.\n# TYPE peersync_peer_held_origins gauge");
+        for (url, p) in peers.iter() {
+            for h in &p.held {
+                let _ = writeln!(
+                    o,
+                    "peersync_peer_held_origins{{peer=\"{}\",origin=\"{}\",reason=\"{}\"}} 1",
+                    esc(url),
+                    esc(&h.device_id),
+                    esc(&h.reason)
+                );
+            }
+        }
+        let _ = writeln!(o, "# HELP peersync_waiting_origins Origins whose changes this device holds back, by reason.\n# TYPE peersync_waiting_origins gauge");
+        for (origin, reason) in waiting {
+            let _ = writeln!(o, "peersync_waiting_origins{{origin=\"{}\",reason=\"{}\"}} 1", esc(origin), esc(reason));
         }
         o
     }

@@ -55,7 +55,10 @@ async fn peer_loop(syncer: Arc<Syncer>, url: String, s: Schedule, mut writes: wa
             Ok(r) => {
                 backoff.reset();
                 wait = s.interval;
-                syncer.metrics.peer_ok(&url, &r.peer_device, crate::auth::now_secs());
+                for h in &r.held_there {
+                    tracing::warn!(peer = %url, origin = %h.device_id, version = h.version, reason = %h.reason, "the peer holds these changes back: {}", h.detail);
+                }
+                syncer.metrics.peer_ok(&url, &r.peer_device, crate::auth::now_secs(), r.held_there.clone());
                 if r.sent + r.received > 0 || r.conflicts > 0 {
                     tracing::info!(peer = %url, device = %r.peer_device, sent = r.sent, received = r.received, conflicts = r.conflicts, "synced");
                 } else {

@@ -6,7 +6,8 @@ use crate::metrics::Metrics;
 use crate::pages::PageSize;
 use crate::shutdown::Shutdown;
 use ed25519_dalek::SigningKey;
-use peersync_core::{Batch, Standing, Vector};
+use peersync_core::{Batch, Held, Standing, Vector};
+use std::collections::BTreeSet;
 use std::collections::VecDeque;
 use std::sync::Arc;
 use std::time::Instant;
@@ -26,6 +27,20 @@ pub struct Report {
     pub sent: i64,
     pub received: i64,
     pub conflicts: usize,
+    /// Origins whose changes the peer holds back, and why (not sent again in this sync).
+    pub held_there: Vec<Held>,
+    /// Origins whose changes this device holds back from the peer's pages (not asked for
+    /// again in this sync; `sync_status` lists them under `waiting`).
+    pub held_here: Vec<Held>,
+}
+
+impl Report {
+    /// Notes that `h` waits (once per origin and reason).
+    fn note(list: &mut Vec<Held>, h: Held) {
+        if !list.iter().any(|x| x.device_id == h.device_id && x.reason == h.reason) {
+            list.push(h);
+        }
+    }
 }
 
 pub struct Syncer {
@@ -46,7 +61,8 @@ impl Syncer {
     /// Hello (exchange vectors), push what the peer lacks, pull what we lack. Stops between
     /// pages when `stop` triggers: the page in flight is finished, never cut.
     pub async fn sync(&self, url: &str, stop: &Shutdown, progress: &dyn Progress) -> Result<Report> {
-        let hello = self.db.run(|c| Ok(peersync_core::hello(c)?)).await?;
+        let key = self.key.clone();
+        let hello = self.db.run(move |c| Ok(peersync_core::hello(c, &key)?)).await?;
         let reply = self.client.push(url, &hello).await?;
         progress.start(missing(&hello.vector, &reply.vector), missing(&reply.vector, &hello.vector));
         let mut report = Report { peer_device: reply.device_id.clone(), ..Report::default() };
@@ -233,13 +249,16 @@ impl Syncer {
         stop: &Shutdown,
         progress: &dyn Progress,
     ) -> Result<()> {
+        // Origins this device holds back (no key for them yet, a clock far ahead): not asked
+        // for again in this sync, so the rest flows.
+        let mut skip: BTreeSet<String> = BTreeSet::new();
         loop {
             if stop.is_triggered() {
                 return Err(Error::ShuttingDown);
             }
             let ours = self.db.run(|c| Ok(peersync_core::vector(c)?)).await?;
             let (asked, asked_at) = (pages.get(), Instant::now());
-            let batch = match self.client.pull(url, &ours, asked).await {
+            let batch = match self.client.pull(url, &ours, asked, &skip).await {
                 Err(Error::Peer { status: 413, .. }) if pages.too_large() => continue,
                 r => r?,
             };
@@ -261,10 +280,15 @@ impl Syncer {
             Metrics::add(&self.metrics.changes_received, applied.accepted as u64);
             Metrics::add(&self.metrics.conflicts, applied.conflicts.len() as u64);
             progress.received(n);
+            let newly_held = applied.held.iter().filter(|h| skip.insert(h.device_id.clone())).count();
+            for h in applied.held {
+                tracing::warn!(peer = url, origin = %h.device_id, version = h.version, reason = %h.reason, "{}", h.detail);
+                Report::note(&mut report.held_here, h);
+            }
             if !more {
                 return Ok(());
             }
-            if applied.accepted == 0 {
+            if applied.accepted == 0 && newly_held == 0 {
                 return Err(Error::Peer {
                     url: url.to_string(),
                     status: 200,
@@ -307,11 +331,16 @@ fn record(
     Metrics::add(&metrics.changes_sent, reply.accepted as u64);
     progress.sent(batch.changes.len() as u64);
     *theirs = reply.vector;
-    // The peer revoked these devices: their changes stay here, not sent to it again.
-    for dev in &reply.refused_devices {
+    // The peer revoked these devices, or holds their changes back: they are not sent to it
+    // again in this sync, so the rest flows.
+    let held = reply.held.iter().map(|h| &h.device_id);
+    for dev in reply.refused_devices.iter().chain(held) {
         if let Some(&v) = batch.vector.get(dev) {
             theirs.insert(dev.clone(), v);
         }
+    }
+    for h in reply.held {
+        Report::note(&mut report.held_there, h);
     }
 }
 

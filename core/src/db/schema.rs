@@ -18,12 +18,15 @@ pub const SYNC_TABLES: &[&str] = &[
     "sync_peer_vectors",
     "sync_quarantine",
     "sync_runs",
+    "sync_introductions",
+    "sync_waiting",
 ];
 
 /// The layout of the sync tables this engine writes (`format` in `sync_state`). Format 1
 /// found changes through an index on `sync_log(device_id, version)`; format 2 through
-/// `sync_runs`.
-pub const LAYOUT: i64 = 2;
+/// `sync_runs`; format 3 adds introductions (`sync_introductions`,
+/// `sync_devices.introduced_by`) and the changes waiting here (`sync_waiting`).
+pub const LAYOUT: i64 = 3;
 
 const SCHEMA: &str = r#"
 CREATE TABLE IF NOT EXISTS sync_log(
@@ -48,7 +51,8 @@ CREATE TABLE IF NOT EXISTS sync_devices(
   tailscale_ip TEXT,
   is_authorized INTEGER NOT NULL DEFAULT 0,
   last_sync_at TEXT,
-  created_at TEXT NOT NULL DEFAULT (strftime('%Y-%m-%dT%H:%M:%fZ','now'))
+  created_at TEXT NOT NULL DEFAULT (strftime('%Y-%m-%dT%H:%M:%fZ','now')),
+  introduced_by TEXT
 );
 CREATE TABLE IF NOT EXISTS sync_conflicts(
   id INTEGER PRIMARY KEY,
@@ -115,6 +119,26 @@ CREATE TABLE IF NOT EXISTS sync_runs(
   count INTEGER NOT NULL,
   PRIMARY KEY(device_id, version)
 ) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS sync_introductions(
+  device_id TEXT NOT NULL,
+  by TEXT NOT NULL,
+  public_key TEXT NOT NULL,
+  device_name TEXT,
+  signature TEXT NOT NULL,
+  outcome TEXT NOT NULL,
+  received_at TEXT NOT NULL DEFAULT (strftime('%Y-%m-%dT%H:%M:%fZ','now')),
+  PRIMARY KEY(device_id, by)
+) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS sync_waiting(
+  origin TEXT NOT NULL,
+  reason TEXT NOT NULL,
+  version INTEGER NOT NULL,
+  detail TEXT NOT NULL,
+  offered_by TEXT NOT NULL,
+  first_seen TEXT NOT NULL DEFAULT (strftime('%Y-%m-%dT%H:%M:%fZ','now')),
+  last_seen TEXT NOT NULL DEFAULT (strftime('%Y-%m-%dT%H:%M:%fZ','now')),
+  PRIMARY KEY(origin, reason)
+) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS sync_quarantine(
   device_id TEXT PRIMARY KEY,
   origin TEXT NOT NULL,
@@ -135,6 +159,13 @@ pub fn has_table(conn: &Connection, name: &str) -> Result<bool> {
     Ok(conn
         .prepare_cached("SELECT count(*) FROM sqlite_master WHERE type = 'table' AND name = ?1")?
         .query_row([name], |r| r.get(0))?)
+}
+
+/// Whether table `table` has column `column`.
+pub fn has_column(conn: &Connection, table: &str, column: &str) -> Result<bool> {
+    Ok(conn
+        .prepare_cached("SELECT count(*) FROM pragma_table_info(?1) WHERE name = ?2")?
+        .query_row([table, column], |r| r.get(0))?)
 }
 
 /// This database's device id and the layout of its sync tables, as stored (None before `sync_init`).

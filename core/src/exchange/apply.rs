@@ -13,7 +13,8 @@ use crate::model::change::{Change, Op};
 use crate::model::table::Tables;
 use crate::store::format::device_id;
 use crate::store::log::{self, head, set_head, Writer};
-use crate::trust::quarantine;
+use crate::trust::waiting::{self, Held};
+use crate::trust::{introductions, quarantine};
 use crate::wire::{check_entry, describe, hash_mismatch, parse_reference, shown, Batch, Vector};
 use rusqlite::Connection;
 use serde::Serialize;
@@ -37,6 +38,9 @@ pub struct Applied {
     pub conflicts: Vec<Summary>,
     /// Resolutions this device wrote (local_wins / remote_wins tables).
     pub resolutions: i64,
+    /// Origins whose changes wait here, and why: the first such change of each (they are
+    /// among `deferred`; `sync_status` lists what waits).
+    pub held: Vec<Held>,
     /// This database's vector after the batch.
     pub vector: Vector,
 }
@@ -83,6 +87,7 @@ fn apply_once(conn: &Connection, batch: &Batch, defer_fk: bool) -> Result<Applie
         seal(conn)?;
         let tables = Tables::load(conn)?;
         quarantine::detect(conn, &me, batch)?;
+        introductions::receive(conn, &me, &batch.introductions)?;
         let verdict = sign::check_batch(conn, &me, batch)?;
         let mut heads: HashMap<String, (i64, String)> = HashMap::new();
         for e in &batch.changes {
@@ -142,6 +147,8 @@ fn merge_all<'b>(
     let mut m = Merger::new(conn)?;
     let mut advanced: std::collections::BTreeSet<&str> = Default::default();
     let (mut accepted, mut duplicates, mut deferred, mut refused) = (0i64, 0i64, 0i64, 0i64);
+    let mut held: Vec<Held> = Vec::new();
+    let horizon = m.local.clock.horizon();
     for e in &batch.changes {
         let p = prep.next();
         check_entry(e)?;
@@ -164,6 +171,27 @@ fn merge_all<'b>(
         if e.version > have + 1 {
             blocked.insert(e.device_id.to_string());
             deferred += 1;
+            continue;
+        }
+        // Changes that wait here, and their origin's later ones with them.
+        let wait = if verdict.unknown.contains(&*e.device_id) {
+            Some(("unknown_origin", format!(
+                "no key of device {} is known here: its changes wait until a trusted device introduces it, or it is paired here",
+                e.device_id
+            )))
+        } else if e.timestamp > horizon {
+            Some(("clock_ahead", format!(
+                "stamped {} s ahead of this device's clock, more than the {} s allowed: it waits until this clock catches up (or a person raises max_clock_skew_secs)",
+                (e.timestamp - m.local.clock.wall()) / 1_000_000,
+                (horizon - m.local.clock.wall()) / 1_000_000
+            )))
+        } else {
+            None
+        };
+        if let Some((reason, detail)) = wait {
+            blocked.insert(e.device_id.to_string());
+            deferred += 1;
+            held.push(Held { device_id: e.device_id.to_string(), version: e.version, reason: reason.into(), detail });
             continue;
         }
         let hash_ok = match p.hash {
@@ -212,6 +240,10 @@ fn merge_all<'b>(
     for dev in advanced {
         let (version, hash) = &heads[dev];
         set_head(conn, dev, *version, hash)?;
+        waiting::advanced(conn, dev, *version)?;
+    }
+    for h in &held {
+        waiting::note(conn, h, &batch.device_id)?;
     }
     m.local.finish(conn, &mut m.writers)?;
     resume_capture(conn, restore)?;
@@ -226,6 +258,7 @@ fn merge_all<'b>(
         refused_devices: verdict.revoked.iter().cloned().collect(),
         conflicts: m.conflicts,
         resolutions: m.resolutions,
+        held,
         vector: vector(conn)?,
     })
 }

@@ -8,6 +8,7 @@ use crate::error::{Error, Result};
 use crate::store::format::device_id;
 use crate::store::log::{self, entry, entry_ref, ENTRY_COLUMNS};
 use crate::store::runs;
+use crate::trust::introductions;
 use crate::wire::{Batch, Entry, HeadSignature, Vector, BATCH_FORMAT, MAX_LIMIT};
 use ed25519_dalek::SigningKey;
 use rusqlite::{params, Connection};
@@ -113,6 +114,7 @@ pub fn changes(conn: &Connection, since: &Vector, limit: i64) -> Result<Batch> {
         signatures: p.signatures,
         heads: p.heads,
         prevs: p.prevs,
+        introductions: Vec::new(),
     })
 }
 
@@ -285,9 +287,11 @@ fn signed_cut(conn: &Connection, me: &str, origins: &[&str], entries: &[Pos], li
 
 /// What the sidecar sends a peer: [`changes`] for `since`, at most `limit` (more only where a
 /// relayed origin must end on a version it signed), with this device's own signature (made
-/// with `key`) on the last of its own changes in the batch beside the relayed origins' stored ones.
+/// with `key`) on the last of its own changes in the batch beside the relayed origins' stored
+/// ones, and its introductions of the devices it trusts.
 pub fn outgoing(conn: &Connection, key: &SigningKey, since: &Vector, limit: i64) -> Result<Batch> {
     let mut batch = changes(conn, since, limit)?;
+    batch.introductions = introductions::own(conn, key)?;
     let me = batch.device_id.clone();
     if let Some(last) = batch.changes.iter().rev().find(|e| *e.device_id == *me) {
         let own = crate::wire::sign(key, &me, last.version, &last.hash);
@@ -298,8 +302,9 @@ pub fn outgoing(conn: &Connection, key: &SigningKey, since: &Vector, limit: i64)
     Ok(batch)
 }
 
-/// An empty batch: tells a peer this device's vector and heads (and learns its own in the reply).
-pub fn hello(conn: &Connection) -> Result<Batch> {
+/// An empty batch: tells a peer this device's vector and heads and introduces the devices it
+/// trusts (signed with `key`); the reply tells the peer's own vector.
+pub fn hello(conn: &Connection, key: &SigningKey) -> Result<Batch> {
     let (vector, heads) = vector_and_heads(conn)?;
     Ok(Batch {
         format: BATCH_FORMAT,
@@ -310,5 +315,6 @@ pub fn hello(conn: &Connection) -> Result<Batch> {
         signatures: Vec::new(),
         heads,
         prevs: Default::default(),
+        introductions: introductions::own(conn, key)?,
     })
 }

@@ -18,6 +18,9 @@ pub struct Verdict {
     pub revoked: BTreeSet<String>,
     /// Origins whose new changes do not start at the next version held here: left for later.
     pub deferred: BTreeSet<String>,
+    /// Origins whose key this database does not know, in a database that has keys (the
+    /// sidecar's): nothing of theirs is applied until an introduction or a pairing brings it.
+    pub unknown: BTreeSet<String>,
     /// Origins whose key this database holds, with their new changes in the batch: each must
     /// chain, hash by hash, from the head held here to a version the origin signed.
     chains: Vec<Chain>,
@@ -77,15 +80,25 @@ pub fn check_batch(conn: &Connection, me: &str, batch: &Batch) -> Result<Verdict
     for (i, e) in batch.changes.iter().enumerate() {
         by_origin.entry(&*e.device_id).or_default().push(i);
     }
+    // A database whose own identity has a key (the sidecar's) applies nothing unsigned; one
+    // without keys (SQL-only sync between databases) takes what it is given, as any writer.
+    let strict = matches!(device_key(conn, me)?, Some((Some(_), _)));
     for (dev, changes) in by_origin {
         if dev == me {
             continue;
         }
-        let Some((Some(key), authorized)) = device_key(conn, dev)? else { continue };
-        if !authorized {
-            verdict.revoked.insert(dev.to_string());
-            continue;
-        }
+        let key = match device_key(conn, dev)? {
+            Some((_, false)) => {
+                verdict.revoked.insert(dev.to_string());
+                continue;
+            }
+            Some((Some(key), true)) => key,
+            _ if strict => {
+                verdict.unknown.insert(dev.to_string());
+                continue;
+            }
+            _ => continue,
+        };
         let have = head(conn, dev)?.0;
         let new: Vec<usize> = changes.into_iter().filter(|&i| batch.changes[i].version > have).collect();
         let Some(&first) = new.first() else { continue };

@@ -2,7 +2,7 @@
 use super::export::vector;
 use crate::error::Result;
 use crate::store::format::device_id;
-use crate::trust::quarantine;
+use crate::trust::{introductions, quarantine, waiting};
 use rusqlite::Connection;
 use serde_json::{json, Value};
 
@@ -50,5 +50,7 @@ pub fn status(conn: &Connection) -> Result<Value> {
         "conflicts_pending": pending,
         "peers": peers,
         "quarantined": quarantine::list(conn)?,
+        "waiting": waiting::list(conn)?,
+        "disputed_keys": introductions::disputes(conn)?,
     }))
 }

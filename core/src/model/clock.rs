@@ -9,23 +9,37 @@ use crate::error::Result;
 use rusqlite::Connection;
 use std::time::{SystemTime, UNIX_EPOCH};
 
+/// How far ahead of this device's wall clock a received timestamp may be, unless
+/// `max_clock_skew_secs` in `sync_state` says otherwise (`peersync serve --max-clock-skew`).
+pub const DEFAULT_MAX_SKEW_SECS: i64 = 86_400;
+
 /// The clock for one write transaction: loaded once, saved once.
 pub struct Clock {
     last: i64,
     offset: i64,
+    max_skew_us: i64,
 }
 
 impl Clock {
     pub fn load(conn: &Connection) -> Result<Clock> {
+        let skew: i64 = get_state(conn, "max_clock_skew_secs")?.unwrap_or(DEFAULT_MAX_SKEW_SECS);
         Ok(Clock {
             last: get_state(conn, "hlc")?.unwrap_or(0),
             offset: get_state(conn, "clock_offset_us")?.unwrap_or(0),
+            max_skew_us: skew.max(0).saturating_mul(1_000_000),
         })
     }
 
     /// This device's wall clock in microseconds (plus the configured offset, for tests).
     pub fn wall(&self) -> i64 {
         now_us() + self.offset
+    }
+
+    /// The latest timestamp a received change may carry now: the wall clock plus the skew
+    /// allowed. A change stamped later waits (it is not applied, and the clock never moves to
+    /// it), so a peer with a runaway clock cannot push every later write here into its future.
+    pub fn horizon(&self) -> i64 {
+        self.wall().saturating_add(self.max_skew_us)
     }
 
     /// A stamp for a local write whose trigger read the wall clock at `wall_us` (None: now).

@@ -51,10 +51,18 @@ fn upgrade(conn: &Connection) -> Result<()> {
             "this database's sync tables are in format {newer}, made by a newer peersync (this one, {}, reads format {LAYOUT}); use a peersync as new as the one that last wrote it",
             crate::wire::VERSION
         ))),
-        _ => {
+        older => {
+            let from = older.unwrap_or(1);
+            // Tables a newer layout added.
             schema::create(conn)?;
             // 1 → 2: sync_runs replaces the index on sync_log(device_id, version).
-            runs::rebuild(conn)?;
+            if from < 2 {
+                runs::rebuild(conn)?;
+            }
+            // 2 → 3: who introduced each device.
+            if !schema::has_column(conn, "sync_devices", "introduced_by")? {
+                conn.execute_batch("ALTER TABLE sync_devices ADD COLUMN introduced_by TEXT")?;
+            }
             set_state(conn, "format", &LAYOUT)
         }
     }

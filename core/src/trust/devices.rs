@@ -20,6 +20,8 @@ pub struct Device {
     pub is_self: bool,
     /// Why it is quarantined, if it is (see `quarantine.rs`).
     pub quarantined: Option<String>,
+    /// The device that introduced it here, when it was not paired here directly.
+    pub introduced_by: Option<String>,
 }
 
 /// Records this device's name and public key in its own row.
@@ -74,7 +76,7 @@ pub fn revoke(conn: &Connection, device_id: &str) -> Result<()> {
     Ok(())
 }
 
-const SELECT: &str = "SELECT device_id, device_name, public_key, tailscale_ip, is_authorized, last_sync_at, created_at FROM sync_devices";
+const SELECT: &str = "SELECT device_id, device_name, public_key, tailscale_ip, is_authorized, last_sync_at, created_at, introduced_by FROM sync_devices";
 
 fn from_row(me: &str, r: &rusqlite::Row<'_>) -> rusqlite::Result<Device> {
     let id: String = r.get(0)?;
@@ -88,6 +90,7 @@ fn from_row(me: &str, r: &rusqlite::Row<'_>) -> rusqlite::Result<Device> {
         last_sync_at: r.get(5)?,
         created_at: r.get(6)?,
         quarantined: None,
+        introduced_by: r.get(7)?,
     })
 }
 

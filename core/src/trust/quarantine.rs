@@ -5,7 +5,6 @@
 //! altered or forged a chain (or a device was restored from an old backup and wrote again).
 //! The batch is rejected, and its sender is quarantined: every later batch from it is refused
 //! until `sync_release` (`peersync release`) after a person has looked at what happened.
-use crate::db::schema::{self, has_table};
 use crate::db::tx;
 use crate::error::{Error, Fork, Result};
 use crate::store::{log::head, runs};
@@ -24,16 +23,9 @@ pub struct Quarantined {
     pub detected_at: String,
 }
 
-/// Whether the table exists: a database made before quarantine existed gets it when the
-/// first fork is recorded.
-fn exists(conn: &Connection) -> Result<bool> {
-    has_table(conn, "sync_quarantine")
-}
-
 /// Quarantines `sender` for delivering `fork` (keeps the first report if it already is).
 pub fn record(conn: &Connection, sender: &str, fork: &Fork) -> Result<()> {
     tx::write(conn, |conn| {
-        schema::create(conn)?;
         conn.execute(
             "INSERT OR IGNORE INTO sync_quarantine(device_id, origin, version, reason) VALUES (?1, ?2, ?3, ?4)",
             params![sender, fork.origin, fork.version, fork.message],
@@ -43,9 +35,6 @@ pub fn record(conn: &Connection, sender: &str, fork: &Fork) -> Result<()> {
 }
 
 pub fn get(conn: &Connection, device: &str) -> Result<Option<Quarantined>> {
-    if !exists(conn)? {
-        return Ok(None);
-    }
     Ok(conn
         .prepare_cached(
             "SELECT device_id, origin, version, reason, detected_at FROM sync_quarantine WHERE device_id = ?1",
@@ -55,9 +44,6 @@ pub fn get(conn: &Connection, device: &str) -> Result<Option<Quarantined>> {
 }
 
 pub fn list(conn: &Connection) -> Result<Vec<Quarantined>> {
-    if !exists(conn)? {
-        return Ok(Vec::new());
-    }
     let mut stmt = conn
         .prepare("SELECT device_id, origin, version, reason, detected_at FROM sync_quarantine ORDER BY detected_at")?;
     let out = stmt.query_map([], row)?.collect::<rusqlite::Result<_>>()?;
@@ -77,9 +63,6 @@ fn row(r: &rusqlite::Row<'_>) -> rusqlite::Result<Quarantined> {
 /// Lifts the quarantine of `device`; true if it was quarantined.
 pub fn release(conn: &Connection, device: &str) -> Result<bool> {
     check_device_id(device)?;
-    if !exists(conn)? {
-        return Ok(false);
-    }
     tx::write(conn, |conn| Ok(conn.execute("DELETE FROM sync_quarantine WHERE device_id = ?1", [device])? > 0))
 }
 

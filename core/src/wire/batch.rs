@@ -29,6 +29,17 @@ pub struct HeadSignature {
     pub signature: String,
 }
 
+/// Device `by` vouches that `device_id` (named `name`) holds `public_key` (`signature.rs`).
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct Introduction {
+    pub by: String,
+    pub device_id: String,
+    pub public_key: String,
+    pub name: String,
+    pub signature: String,
+}
+
 /// What `sync_changes` returns and `sync_apply` takes.
 #[derive(Debug, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -51,6 +62,9 @@ pub struct Batch {
     /// one ("" before version 1): what the sender's chain builds on.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub prevs: BTreeMap<String, String>,
+    /// The devices the sender vouches for: each one's key, signed by the sender.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub introductions: Vec<Introduction>,
 }
 
 /// Parses a batch, with an error that says what is wrong with it.

@@ -9,12 +9,12 @@ mod signature;
 mod value;
 
 pub use batch::{
-    check_entry, describe, hash_mismatch, parse_batch, parse_vector, Batch, Chains, HeadSignature, Place, Vector,
-    BATCH_FORMAT, DEFAULT_LIMIT, MAX_LIMIT,
+    check_entry, describe, hash_mismatch, parse_batch, parse_vector, Batch, Chains, HeadSignature, Introduction, Place,
+    Vector, BATCH_FORMAT, DEFAULT_LIMIT, MAX_LIMIT,
 };
 pub use entry::{name, Entry, EntryRef};
-pub use ids::{check_device_id, check_public_key, is_hex, parse_reference, shown};
-pub use signature::{sign, verify};
+pub use ids::{check_device_id, check_public_key, is_device_id, is_hex, parse_reference, shown};
+pub use signature::{introduce, sign, verify, verify_introduction};
 pub use value::{parse_literals, quote_literal, record_id, write_json_string, Value};
 
 /// The version of peersync (what `sync_version()` returns).

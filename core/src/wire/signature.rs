@@ -1,10 +1,11 @@
-//! Origin signatures on chain heads: the signed message, signing one, checking one.
+//! What devices sign: the heads of their own chains, and introductions of the devices they trust.
 //!
 //! A device signs (ed25519) the head of its own chain when it sends changes: the message is
 //! `peersync-head-v1\n<device_id>\n<version>\n<hash>`. Because each origin's log is a hash
 //! chain, a valid signature on the last change of an origin in a batch vouches for all of
-//! that origin's changes before it.
-use super::batch::HeadSignature;
+//! that origin's changes before it. An introduction is a device vouching for another device's
+//! key: `peersync-intro-v1\n<by>\n<device_id>\n<public_key>\n<name>`.
+use super::batch::{HeadSignature, Introduction};
 use ed25519_dalek::{Signature, Signer, SigningKey, VerifyingKey};
 
 /// The bytes a device signs for the head of its chain at `version`.
@@ -25,16 +26,43 @@ pub fn sign(key: &SigningKey, device_id: &str, version: i64, hash: &str) -> Head
 
 /// Whether `s` is a valid signature by the holder of `public_key_hex` (strict ed25519).
 pub fn verify(public_key_hex: &str, s: &HeadSignature) -> bool {
+    verify_bytes(public_key_hex, &message(&s.device_id, s.version, &s.hash), &s.signature)
+}
+
+/// The bytes device `by` signs to vouch for device `device_id`'s key and name.
+fn intro_message(by: &str, device_id: &str, public_key: &str, name: &str) -> Vec<u8> {
+    format!("peersync-intro-v1\n{by}\n{device_id}\n{public_key}\n{name}").into_bytes()
+}
+
+/// `by`'s introduction, made with its `key`, of device `device_id` with `public_key` and `name`.
+pub fn introduce(key: &SigningKey, by: &str, device_id: &str, public_key: &str, name: &str) -> Introduction {
+    let signature = key.sign(&intro_message(by, device_id, public_key, name));
+    Introduction {
+        by: by.to_string(),
+        device_id: device_id.to_string(),
+        public_key: public_key.to_string(),
+        name: name.to_string(),
+        signature: hex::encode(signature.to_bytes()),
+    }
+}
+
+/// Whether `i` is signed by the holder of `public_key_hex`, the introducer's key.
+pub fn verify_introduction(public_key_hex: &str, i: &Introduction) -> bool {
+    verify_bytes(public_key_hex, &intro_message(&i.by, &i.device_id, &i.public_key, &i.name), &i.signature)
+}
+
+/// Whether `signature` (128 lowercase hex characters) is the holder of `public_key_hex`'s on `msg`.
+fn verify_bytes(public_key_hex: &str, msg: &[u8], signature: &str) -> bool {
     let Ok(pk) = hex::decode(public_key_hex) else { return false };
     let Ok(pk) = <[u8; 32]>::try_from(pk.as_slice()) else { return false };
     let Ok(key) = VerifyingKey::from_bytes(&pk) else { return false };
     // Strictly lowercase, as made: an altered spelling of the same bytes is an altered batch.
-    if !s.signature.bytes().all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b)) {
+    if !signature.bytes().all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b)) {
         return false;
     }
-    let Ok(sig) = hex::decode(&s.signature) else { return false };
+    let Ok(sig) = hex::decode(signature) else { return false };
     let Ok(sig) = <[u8; 64]>::try_from(sig.as_slice()) else { return false };
-    key.verify_strict(&message(&s.device_id, s.version, &s.hash), &Signature::from_bytes(&sig)).is_ok()
+    key.verify_strict(msg, &Signature::from_bytes(&sig)).is_ok()
 }
 
 #[cfg(test)]
@@ -72,5 +100,22 @@ mod tests {
         }
         assert!(!verify("not hex", &s));
         assert!(!verify(&public(&k)[..62], &s), "a short key");
+    }
+
+    #[test]
+    fn an_introduction_verifies_only_as_made() {
+        let (k, other) = (key(1), key(2));
+        let i = introduce(&k, "aa", "bb", &public(&other), "phone");
+        assert!(verify_introduction(&public(&k), &i));
+        assert!(!verify_introduction(&public(&other), &i), "signed by the introducer, not the introduced");
+        for tampered in [
+            Introduction { by: "ab".into(), ..i.clone() },
+            Introduction { device_id: "bc".into(), ..i.clone() },
+            Introduction { public_key: public(&k), ..i.clone() },
+            Introduction { name: "laptop".into(), ..i.clone() },
+            Introduction { signature: i.signature.to_uppercase(), ..i.clone() },
+        ] {
+            assert!(!verify_introduction(&public(&k), &tampered), "{tampered:?}");
+        }
     }
 }

@@ -35,6 +35,24 @@ pub fn status(db: &Path, json: bool) -> Result<()> {
             q["reason"].as_str().unwrap_or("?")
         );
     }
+    for w in s["waiting"].as_array().into_iter().flatten() {
+        println!(
+            "WAITING:   changes of {} from version {} (offered by {}, since {}): {}",
+            w["origin"].as_str().unwrap_or("?"),
+            w["version"],
+            w["offered_by"].as_str().unwrap_or("?"),
+            w["first_seen"].as_str().unwrap_or("?"),
+            w["detail"].as_str().unwrap_or("?")
+        );
+    }
+    for d in s["disputed_keys"].as_array().into_iter().flatten() {
+        println!(
+            "DISPUTED KEY: {} introduced device {} with key {}, not the key paired here; check both devices, then `peersync trust` the right key or `peersync revoke` the introducer",
+            d["by"].as_str().unwrap_or("?"),
+            d["device_id"].as_str().unwrap_or("?"),
+            d["public_key"].as_str().unwrap_or("?")
+        );
+    }
     for p in s["peers"].as_array().into_iter().flatten() {
         println!(
             "peer:      {} {:<12} {:<8} last sync {}",

@@ -80,6 +80,13 @@ pub fn revoke(db: &Path, id: &str) -> Result<()> {
     own_row(&conn)?;
     peersync_core::revoke(&conn, id)?;
     println!("revoked {id}: its requests and its changes are refused from now on");
+    let introduced = peersync_core::introduced_by(&conn, id)?;
+    if !introduced.is_empty() {
+        println!("it introduced these devices here; review them, and `peersync revoke` any you do not know:");
+        for d in introduced {
+            println!("  {d}");
+        }
+    }
     Ok(())
 }
 
@@ -102,7 +109,11 @@ pub fn devices(db: &Path, json: bool) -> Result<()> {
         println!("{}", serde_json::to_string_pretty(&list)?);
         return Ok(());
     }
-    println!("{:<32}  {:<12}  {:<10}  {:<15}  last sync", "device id", "name", "state", "address");
+    println!(
+        "{:<32}  {:<12}  {:<10}  {:<15}  {:<24}  introduced by",
+        "device id", "name", "state", "address", "last sync"
+    );
+    let revoked: Vec<String> = list.iter().filter(|d| !d.is_authorized).map(|d| d.device_id.clone()).collect();
     for d in list {
         let state = if d.is_self {
             "this"
@@ -113,8 +124,13 @@ pub fn devices(db: &Path, json: bool) -> Result<()> {
         } else {
             "revoked"
         };
+        let by = match d.introduced_by.as_deref() {
+            None => "-".to_string(),
+            Some(by) if revoked.iter().any(|r| r == by) => format!("{by} (revoked: review this device)"),
+            Some(by) => by.to_string(),
+        };
         println!(
-            "{:<32}  {:<12}  {:<10}  {:<15}  {}",
+            "{:<32}  {:<12}  {:<10}  {:<15}  {:<24}  {by}",
             d.device_id,
             d.device_name.as_deref().unwrap_or("-"),
             state,

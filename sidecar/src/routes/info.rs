@@ -16,6 +16,7 @@ pub async fn status(state: &Arc<AppState>) -> Result<Reply> {
             serde_json::json!({
                 "url": url, "device_id": p.device_id, "last_success": p.last_success,
                 "last_attempt": p.last_attempt, "last_error": p.last_error, "consecutive_failures": p.failures,
+                "held": p.held,
             })
         })
         .collect();
@@ -24,9 +25,15 @@ pub async fn status(state: &Arc<AppState>) -> Result<Reply> {
 }
 
 pub async fn metrics(state: &Arc<AppState>) -> Result<Reply> {
-    let pending = state.db.run(|c| Ok(peersync_core::pending_conflicts(c)?)).await?;
+    let (pending, waiting) = state
+        .db
+        .run(|c| {
+            let waiting = peersync_core::waiting(c)?.into_iter().map(|w| (w.origin, w.reason)).collect::<Vec<_>>();
+            Ok((peersync_core::pending_conflicts(c)?, waiting))
+        })
+        .await?;
     let nonces = state.nonces.lock().unwrap().len();
-    let text = state.metrics.render(pending, nonces);
+    let text = state.metrics.render(pending, nonces, &waiting);
     Ok(Response::builder()
         .status(StatusCode::OK)
         .header(hyper::header::CONTENT_TYPE, "text/plain; version=0.0.4")

@@ -39,9 +39,22 @@ pub async fn pull(state: &Arc<AppState>, caller: String, body: Bytes) -> Result<
     let req: serde_json::Value = serde_json::from_slice(&body).map_err(|e| {
         Error::BadRequest(format!("the pull body must be JSON {{\"since\": vector, \"limit\": n}}: {e}"))
     })?;
-    crate::routes::only_fields(&req, &["since", "limit"], "the pull body")?;
+    crate::routes::only_fields(&req, &["since", "limit", "skip"], "the pull body")?;
     let since = req.get("since").cloned().unwrap_or(serde_json::json!({}));
     let since = peersync_core::parse_vector("pull", &since.to_string())?;
+    // Origins the caller holds back: pages leave them out (the caller's vector is recorded as
+    // it is; only the pages are made as if it held them).
+    let skip: Vec<String> = match req.get("skip") {
+        None | Some(serde_json::Value::Null) => Vec::new(),
+        Some(v) => serde_json::from_value(v.clone())
+            .ok()
+            .filter(|s: &Vec<String>| s.len() <= 10_000 && s.iter().all(|d| peersync_core::is_device_id(d)))
+            .ok_or_else(|| Error::BadRequest("pull: skip must be a list of device ids".into()))?,
+    };
+    let mut page_since = since.clone();
+    for d in skip {
+        page_since.insert(d, i64::MAX);
+    }
     let limit = match req.get("limit") {
         None | Some(serde_json::Value::Null) => DEFAULT_LIMIT,
         Some(v) => v
@@ -52,12 +65,12 @@ pub async fn pull(state: &Arc<AppState>, caller: String, body: Bytes) -> Result<
     let max = state.limits.max_body;
     let mut limit = limit;
     loop {
-        let (key, who, since) = (state.key.clone(), caller.clone(), since.clone());
+        let (key, who, since, page_since) = (state.key.clone(), caller.clone(), since.clone(), page_since.clone());
         let batch = state
             .db
             .run(move |c| {
                 peersync_core::note_peer_vector(c, &who, &since)?;
-                Ok(peersync_core::outgoing(c, &key, &since, limit)?)
+                Ok(peersync_core::outgoing(c, &key, &page_since, limit)?)
             })
             .await?;
         let out = serde_json::to_vec(&batch)?;
