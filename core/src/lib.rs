@@ -42,6 +42,7 @@ pub use wire::{
 // Setting up, capturing and sealing.
 pub use capture::seal::seal;
 pub use capture::track::{track, untrack};
+pub use model::clock::set_max_skew as set_max_clock_skew;
 pub use store::format::{device_id, init};
 pub use store::log::tail as log_tail;
 // Exchanging changes.
@@ -58,3 +59,4 @@ pub use merge::resolve::{resolve, Choice};
 pub use trust::devices::{get as device, list as devices, revoke, set_identity, standing, trust, Device, Standing};
 pub use trust::introductions::introduced_by;
 pub use trust::quarantine::{list as quarantined, release, Quarantined};
+pub use trust::quota::set as set_origin_quota;

@@ -183,3 +183,48 @@ fn a_change_stamped_too_far_ahead_waits_and_the_clock_stays() {
     b.exec("UPDATE t1 SET b = 2 WHERE id = 'r'");
     assert!(last_own(&b).timestamp.unwrap() > far, "once applied, later writes are stamped after it");
 }
+
+// ------------------------------------------------------------------ quota
+
+/// A device that writes more than its quota here waits; another device's changes in the same
+/// batch go on; the allowance grows back over time.
+#[test]
+fn a_device_over_its_quota_waits_and_the_others_go_on() {
+    let b = Peer::standard("B", "timestamp_wins", "timestamp_wins");
+    peersync_core::set_origin_quota(&b.conn, 7000.0, 3.6e9 * 1000.0).unwrap(); // 7 KB, then 1 KB/ms
+    let other = "abababababababababababababababab";
+    let ts = peersync_core::vector(&b.conn).map(|_| 1_700_000_000_000_000i64).unwrap();
+    let (mut f, mut o) = (Forger::new(FORGER), Forger::new(other));
+    let big = "x".repeat(3000);
+    let mut changes = Vec::new();
+    for i in 0..3 {
+        changes.push(f.change(
+            "t1",
+            &format!("'f{i}'"),
+            "INSERT",
+            &format!(r#"{{"id":"f{i}","a":"{big}","b":null,"c":null}}"#),
+            "{}",
+            ts + i,
+            false,
+        ));
+        changes.push(o.change(
+            "t1",
+            &format!("'o{i}'"),
+            "INSERT",
+            &format!(r#"{{"id":"o{i}","a":1,"b":null,"c":null}}"#),
+            "{}",
+            ts + i,
+            false,
+        ));
+    }
+    let res = b.apply(&batch_of(FORGER, changes.clone())).unwrap();
+    assert_eq!((res["accepted"].as_i64(), res["deferred"].as_i64()), (Some(5), Some(1)), "{res}");
+    assert_eq!(res["held"][0]["reason"], "quota", "{res}");
+    assert_eq!(res["held"][0]["device_id"], FORGER);
+    assert_eq!(res["held"][0]["version"], 3);
+    assert_eq!(b.json("SELECT sync_status()")["waiting"][0]["reason"], "quota");
+    std::thread::sleep(std::time::Duration::from_millis(20));
+    let res = b.apply(&batch_of(FORGER, changes)).unwrap();
+    assert_eq!(res["accepted"], 1, "the allowance grew back: {res}");
+    assert_eq!(b.json("SELECT sync_status()")["waiting"], json!([]));
+}

@@ -1,60 +1,104 @@
 //! Who sent a request: RFC 9421 signature checks against authorized devices, created window, nonce replay cache, source address, loopback monitors.
 use crate::error::{Error, Result};
 use crate::httpsig::{self, RequestView};
+use crate::nonces::NonceCache;
 use ed25519_dalek::VerifyingKey;
 use hyper::http::request::Parts;
 use peersync_core::Standing;
-use std::collections::{HashSet, VecDeque};
 use std::net::{IpAddr, SocketAddr};
 use std::sync::Mutex;
 use std::time::{SystemTime, UNIX_EPOCH};
 
 /// `created` must be within this many seconds of the receiver's clock, either way.
 pub const WINDOW_SECS: i64 = 300;
-/// Most nonces remembered at once; past this, new signed requests are refused until old ones expire.
-const MAX_NONCES: usize = 1_000_000;
 
 pub fn now_secs() -> i64 {
     SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_secs() as i64).unwrap_or(0)
 }
 
-/// Nonces seen within the window, per device: a replayed request is refused. Entries leave
-/// once no request carrying them could still be inside the `created` window.
-#[derive(Default)]
-pub struct NonceCache {
-    seen: HashSet<(String, String)>,
-    order: VecDeque<(i64, (String, String))>,
+/// What a signed request is checked against: this server (its device and the authorities a
+/// request may name) and the nonces already used.
+pub struct Gate {
+    pub server: Server,
+    pub nonces: Mutex<NonceCache>,
 }
 
-impl NonceCache {
-    /// Records `nonce` for `device`; false if it was already used.
-    pub fn insert(&mut self, device: &str, nonce: &str, now: i64) -> Result<bool> {
-        while let Some((expiry, _)) = self.order.front() {
-            if *expiry >= now {
-                break;
+/// This server as signed requests must name it: a signature made for another server (another
+/// `Host`) or with this device's own key is refused, so a captured request cannot be replayed
+/// against it.
+#[derive(Debug, Clone)]
+pub struct Server {
+    pub device_id: String,
+    /// `host:port` names a request may carry (lowercase).
+    authorities: Vec<String>,
+    /// Serving on every address of the machine with no name given: any host on this port.
+    any_host_on: Option<u16>,
+}
+
+impl Server {
+    /// The names of a server listening on `listen`: that address (and `localhost` for a
+    /// loopback one) plus `names` (`host` or `host:port`, the port defaulting to the listen port).
+    pub fn new(device_id: &str, listen: SocketAddr, names: &[String]) -> Server {
+        let port = listen.port();
+        let mut authorities: Vec<String> = names
+            .iter()
+            .map(|n| {
+                let n = n.trim().to_ascii_lowercase();
+                if split_port(&n).1.is_some() {
+                    n
+                } else {
+                    format!("{n}:{port}")
+                }
+            })
+            .collect();
+        let ip = listen.ip();
+        let any = ip.is_unspecified();
+        if !any {
+            authorities.push(match ip {
+                IpAddr::V6(v6) => format!("[{v6}]:{port}"),
+                v4 => format!("{v4}:{port}"),
+            });
+            if ip.is_loopback() {
+                authorities.push(format!("localhost:{port}"));
             }
-            let (_, k) = self.order.pop_front().unwrap();
-            self.seen.remove(&k);
         }
-        let k = (device.to_string(), nonce.to_string());
-        if self.seen.contains(&k) {
-            return Ok(false);
-        }
-        if self.seen.len() >= MAX_NONCES {
-            return Err(Error::Timeout("too many signed requests in the last minutes; try again later".into()));
-        }
-        // A request created at now+WINDOW stays acceptable until now+2*WINDOW.
-        self.order.push_back((now + 2 * WINDOW_SECS, k.clone()));
-        self.seen.insert(k);
-        Ok(true)
+        let any_host_on = (any && names.is_empty()).then_some(port);
+        Server { device_id: device_id.to_string(), authorities, any_host_on }
     }
 
-    pub fn len(&self) -> usize {
-        self.seen.len()
+    /// Whether a request's `Host` names this server.
+    pub fn is_named_by(&self, host: &str) -> bool {
+        let host = host.trim().to_ascii_lowercase();
+        let (name, port) = split_port(&host);
+        let port = port.unwrap_or(80);
+        if self.any_host_on == Some(port) {
+            return true;
+        }
+        let full = if name.contains(':') { format!("[{name}]:{port}") } else { format!("{name}:{port}") };
+        self.authorities.iter().any(|a| *a == full)
     }
 
-    pub fn is_empty(&self) -> bool {
-        self.seen.is_empty()
+    /// The names, as errors list them.
+    pub fn names(&self) -> String {
+        match self.any_host_on {
+            Some(p) => format!("any host on port {p}"),
+            None => self.authorities.join(", "),
+        }
+    }
+}
+
+/// `host[:port]` (with `[v6]` literals) into its host and port.
+fn split_port(authority: &str) -> (&str, Option<u16>) {
+    if let Some(rest) = authority.strip_prefix('[') {
+        let (h, tail) = rest.split_once(']').unwrap_or((rest, ""));
+        return (h, tail.strip_prefix(':').and_then(|p| p.parse().ok()));
+    }
+    match authority.rsplit_once(':') {
+        Some((h, p)) if !h.contains(':') => match p.parse() {
+            Ok(p) => (h, Some(p)),
+            Err(_) => (authority, None),
+        },
+        _ => (authority, None),
     }
 }
 
@@ -114,7 +158,7 @@ pub async fn verify_headers<F, Fut>(
     parts: &Parts,
     peer: SocketAddr,
     allow_local: bool,
-    nonces: &Mutex<NonceCache>,
+    gate: &Gate,
     lookup: F,
 ) -> Result<Verified>
 where
@@ -132,6 +176,16 @@ where
         ));
     }
     let host = host.ok_or_else(|| Error::Unauthenticated("a signed request must carry a Host header".into()))?;
+    if !gate.server.is_named_by(host) {
+        return Err(Error::Unauthenticated(format!(
+            "the request names {}, which is not this server ({}): a request signed for another server is refused",
+            peersync_core::shown(host),
+            gate.server.names()
+        )));
+    }
+    if parts.headers.get_all("content-digest").iter().count() > 1 {
+        return Err(Error::Unauthenticated("a request may carry one Content-Digest header, not several".into()));
+    }
     let sigs = httpsig::parse(&parts.headers).map_err(Error::Unauthenticated)?;
     // peersync uses the first signature that names a key; others (e.g. a proxy's) are ignored.
     let sig = sigs
@@ -146,11 +200,20 @@ where
         }
         None => return Err(Error::Unauthenticated("the signature must name alg=\"ed25519\"".into())),
     }
+    if keyid == gate.server.device_id {
+        return Err(Error::Unauthenticated(
+            "the request is signed with this device's own key: a device never sends requests to itself (a replay?)"
+                .into(),
+        ));
+    }
     let comps = &sig.components;
     let has = |c: &str| comps.iter().any(|x| x == c);
-    if !has("@method") || !(has("@target-uri") || has("@path")) {
+    // The signature must bind the whole request line to this server: the URI with its host, or
+    // the host, the path and (when there is one) the query.
+    let no_query = parts.uri.query().is_none();
+    if !has("@method") || !(has("@target-uri") || (has("@authority") && has("@path") && (has("@query") || no_query))) {
         return Err(Error::Unauthenticated(
-            "the signature must cover \"@method\" and \"@target-uri\" (or \"@path\")".into(),
+            "the signature must cover \"@method\" and \"@target-uri\" (or \"@authority\", \"@path\" and, when the URI has a query, \"@query\")".into(),
         ));
     }
     let created = sig.created.ok_or_else(|| Error::Unauthenticated("the signature has no created parameter".into()))?;
@@ -200,7 +263,7 @@ where
         headers: &parts.headers,
     };
     httpsig::verify(&view, &sig, &pk).map_err(Error::Unauthenticated)?;
-    if !nonces.lock().unwrap().insert(&keyid, &nonce, now)? {
+    if !gate.nonces.lock().unwrap().insert(&keyid, &nonce, now, WINDOW_SECS)? {
         return Err(Error::Unauthenticated("nonce already used: a replayed request is refused".into()));
     }
     let digest = if has("content-digest") {
@@ -222,13 +285,24 @@ mod tests {
     use super::*;
 
     #[test]
-    fn nonces_are_single_use_and_expire() {
-        let mut c = NonceCache::default();
-        assert!(c.insert("d", "n", 1000).unwrap());
-        assert!(!c.insert("d", "n", 1001).unwrap());
-        assert!(c.insert("e", "n", 1001).unwrap(), "per device");
-        assert!(c.insert("d", "m", 1002 + 2 * WINDOW_SECS).unwrap());
-        assert_eq!(c.len(), 1, "old entries pruned");
+    fn a_server_is_named_by_its_listen_address_and_names() {
+        let s = Server::new(
+            "me",
+            "127.0.0.2:8080".parse().unwrap(),
+            &["Laptop.tailnet.ts.net".into(), "laptop:9000".into()],
+        );
+        for h in ["127.0.0.2:8080", "LOCALHOST:8080", "laptop.tailnet.ts.net:8080", "laptop:9000"] {
+            assert!(s.is_named_by(h), "{h}");
+        }
+        for h in ["127.0.0.1:8080", "127.0.0.2:8081", "evil.example:1", "laptop:8080", "127.0.0.2", ""] {
+            assert!(!s.is_named_by(h), "{h}");
+        }
+        let v6 = Server::new("me", "[::1]:80".parse().unwrap(), &[]);
+        assert!(v6.is_named_by("[::1]") && v6.is_named_by("[::1]:80") && v6.is_named_by("localhost"));
+        let any = Server::new("me", "0.0.0.0:8080".parse().unwrap(), &[]);
+        assert!(any.is_named_by("10.1.2.3:8080") && !any.is_named_by("10.1.2.3:8081"));
+        let named = Server::new("me", "0.0.0.0:8080".parse().unwrap(), &["100.64.0.1".into()]);
+        assert!(named.is_named_by("100.64.0.1:8080") && !named.is_named_by("10.1.2.3:8080"));
     }
 
     #[test]

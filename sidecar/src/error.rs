@@ -25,6 +25,15 @@ pub enum Error {
     TooLarge(usize),
     #[error("{0}")]
     Timeout(String),
+    /// One device sends more than its share (429).
+    #[error("{0}")]
+    TooMany(String),
+    /// The server is at a limit all devices share (503).
+    #[error("{0}")]
+    Busy(String),
+    /// The request's header fields are larger than the server accepts (431).
+    #[error("the request's headers are larger than {0} bytes")]
+    HeadersTooLarge(usize),
     /// The private key file is missing, unreadable, too open, or does not match the database.
     #[error("{0}")]
     Key(String),
@@ -65,6 +74,9 @@ impl Error {
             Error::MethodNotAllowed(_) => StatusCode::METHOD_NOT_ALLOWED,
             Error::TooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
             Error::Timeout(_) => StatusCode::REQUEST_TIMEOUT,
+            Error::TooMany(_) => StatusCode::TOO_MANY_REQUESTS,
+            Error::Busy(_) => StatusCode::SERVICE_UNAVAILABLE,
+            Error::HeadersTooLarge(_) => StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE,
             Error::ShuttingDown => StatusCode::SERVICE_UNAVAILABLE,
             _ => StatusCode::INTERNAL_SERVER_ERROR,
         }
@@ -82,6 +94,8 @@ impl Error {
             Error::Unreachable { .. } => "unreachable",
             Error::TooLarge(_) => "too_large",
             Error::Timeout(_) => "timeout",
+            Error::TooMany(_) | Error::Busy(_) => "too_many",
+            Error::HeadersTooLarge(_) => "too_large",
             Error::Core(CoreError::Invalid(_) | CoreError::Json(_)) | Error::BadRequest(_) | Error::Json(_) => {
                 "bad_request"
             }

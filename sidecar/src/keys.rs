@@ -4,7 +4,7 @@ use ed25519_dalek::pkcs8::{DecodePrivateKey, EncodePrivateKey};
 use ed25519_dalek::SigningKey;
 use std::fs::{self, OpenOptions};
 use std::io::Write;
-use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
+use std::os::unix::fs::{MetadataExt, OpenOptionsExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 
 /// The default key file of a device: `$PEERSYNC_KEY_DIR`, else `$XDG_CONFIG_HOME/peersync`,
@@ -67,7 +67,8 @@ pub fn write_new(path: &Path, key: &SigningKey) -> Result<()> {
     Ok(())
 }
 
-/// Reads a key file, refusing one that group or others can read or write.
+/// Reads a key file, refusing one that group or others can read or write, that another user
+/// owns, or that sits in a folder group or others can write (where it could be swapped).
 pub fn load(path: &Path) -> Result<SigningKey> {
     let meta = fs::metadata(path).map_err(|e| {
         Error::Key(format!(
@@ -81,6 +82,23 @@ pub fn load(path: &Path) -> Result<SigningKey> {
             "key file {} is accessible by group or others (mode {mode:o}); refusing to use it. Run `chmod 600 {}`",
             path.display(),
             path.display()
+        )));
+    }
+    let me = rustix::process::geteuid().as_raw();
+    if meta.uid() != me {
+        return Err(Error::Key(format!(
+            "key file {} belongs to another user (uid {}, this process runs as {me}); refusing to use it",
+            path.display(),
+            meta.uid()
+        )));
+    }
+    let dir = path.parent().filter(|d| !d.as_os_str().is_empty()).unwrap_or(Path::new("."));
+    let dir_mode = fs::metadata(dir)?.permissions().mode() & 0o777;
+    if dir_mode & 0o022 != 0 {
+        return Err(Error::Key(format!(
+            "key file {} is in {}, which group or others can write (mode {dir_mode:o}), so the key could be swapped; move it to a folder only you can write (e.g. ~/.config/peersync, mode 700)",
+            path.display(),
+            dir.display()
         )));
     }
     let pem =
@@ -124,6 +142,11 @@ mod tests {
         assert!(err.contains("chmod 600"), "{err}");
         fs::set_permissions(&path, fs::Permissions::from_mode(0o600)).unwrap();
         assert!(load_for(&path, Some(&"0".repeat(64))).is_err());
+        fs::set_permissions(&dir, fs::Permissions::from_mode(0o777)).unwrap();
+        let err = load(&path).unwrap_err().to_string();
+        assert!(err.contains("could be swapped"), "{err}");
+        fs::set_permissions(&dir, fs::Permissions::from_mode(0o700)).unwrap();
+        assert!(load(&path).is_ok());
         fs::remove_dir_all(&dir).unwrap();
     }
 }

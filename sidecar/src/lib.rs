@@ -9,6 +9,7 @@ pub mod error;
 pub mod httpsig;
 pub mod keys;
 pub mod metrics;
+pub mod nonces;
 pub mod pages;
 pub mod routes;
 pub mod scheduler;

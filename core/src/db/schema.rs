@@ -20,12 +20,14 @@ pub const SYNC_TABLES: &[&str] = &[
     "sync_runs",
     "sync_introductions",
     "sync_waiting",
+    "sync_quota",
 ];
 
 /// The layout of the sync tables this engine writes (`format` in `sync_state`). Format 1
 /// found changes through an index on `sync_log(device_id, version)`; format 2 through
 /// `sync_runs`; format 3 adds introductions (`sync_introductions`,
-/// `sync_devices.introduced_by`) and the changes waiting here (`sync_waiting`).
+/// `sync_devices.introduced_by`), the changes waiting here (`sync_waiting`) and each origin's
+/// write quota (`sync_quota`).
 pub const LAYOUT: i64 = 3;
 
 const SCHEMA: &str = r#"
@@ -138,6 +140,11 @@ CREATE TABLE IF NOT EXISTS sync_waiting(
   first_seen TEXT NOT NULL DEFAULT (strftime('%Y-%m-%dT%H:%M:%fZ','now')),
   last_seen TEXT NOT NULL DEFAULT (strftime('%Y-%m-%dT%H:%M:%fZ','now')),
   PRIMARY KEY(origin, reason)
+) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS sync_quota(
+  origin TEXT PRIMARY KEY,
+  bytes REAL NOT NULL,
+  at INTEGER NOT NULL
 ) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS sync_quarantine(
   device_id TEXT PRIMARY KEY,

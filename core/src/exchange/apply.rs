@@ -13,6 +13,7 @@ use crate::model::change::{Change, Op};
 use crate::model::table::Tables;
 use crate::store::format::device_id;
 use crate::store::log::{self, head, set_head, Writer};
+use crate::trust::quota::Quota;
 use crate::trust::waiting::{self, Held};
 use crate::trust::{introductions, quarantine};
 use crate::wire::{check_entry, describe, hash_mismatch, parse_reference, shown, Batch, Vector};
@@ -149,6 +150,7 @@ fn merge_all<'b>(
     let (mut accepted, mut duplicates, mut deferred, mut refused) = (0i64, 0i64, 0i64, 0i64);
     let mut held: Vec<Held> = Vec::new();
     let horizon = m.local.clock.horizon();
+    let mut quota = Quota::load(conn, m.local.clock.wall())?;
     for e in &batch.changes {
         let p = prep.next();
         check_entry(e)?;
@@ -213,6 +215,18 @@ fn merge_all<'b>(
             deferred += 1;
             continue;
         }
+        // A device that writes more than its quota here waits; the others go on.
+        if !quota.take(conn, &e.device_id, entry_bytes(e))? {
+            blocked.insert(e.device_id.to_string());
+            deferred += 1;
+            let detail = format!(
+                "device {} wrote more here than its quota allows ({}): its changes wait until the allowance grows back, or a person raises it",
+                e.device_id,
+                quota.describe()
+            );
+            held.push(Held { device_id: e.device_id.to_string(), version: e.version, reason: "quota".into(), detail });
+            continue;
+        }
         let id = log::insert(&mut m.hot, e, floors.get(&*e.device_id).is_some_and(|&f| e.version <= f))?;
         m.writers.logged(
             id,
@@ -245,6 +259,7 @@ fn merge_all<'b>(
     for h in &held {
         waiting::note(conn, h, &batch.device_id)?;
     }
+    quota.save(conn)?;
     m.local.finish(conn, &mut m.writers)?;
     resume_capture(conn, restore)?;
     if noted {
@@ -261,6 +276,11 @@ fn merge_all<'b>(
         held,
         vector: vector(conn)?,
     })
+}
+
+/// About what logging `e` costs here, in bytes (its text and the log row's own fields).
+fn entry_bytes(e: &crate::wire::Entry) -> usize {
+    e.change_data.len() + e.bases.len() + e.record_id.len() + e.table_name.len() + 160
 }
 
 /// Whether this database holds every change that `ch`'s bases name.

@@ -66,3 +66,12 @@ pub fn now_us() -> i64 {
 /// The SQL expression triggers use to read the wall clock (microseconds; plain SQL, allowed
 /// with `trusted_schema=OFF`).
 pub const TRIGGER_WALL_CLOCK: &str = "CAST((julianday('now') - 2440587.5) * 86400000.0 AS INTEGER) * 1000";
+
+/// Sets how far ahead of this device's clock a received change may be stamped (`peersync
+/// serve --max-clock-skew`); kept in the database.
+pub fn set_max_skew(conn: &Connection, secs: i64) -> Result<()> {
+    if secs < 0 {
+        return Err(crate::error::Error::invalid("the allowed clock skew must be 0 seconds or more"));
+    }
+    set_state(conn, "max_clock_skew_secs", &secs)
+}

@@ -35,7 +35,8 @@ pub fn set_identity(conn: &Connection, name: Option<&str>, public_key: &str) -> 
     Ok(())
 }
 
-/// Authorizes another device (pairing). Re-trusting updates its key, name and address.
+/// Authorizes another device (pairing). Re-trusting updates its key, name and address (an
+/// empty address clears it), and makes it paired here directly rather than introduced.
 pub fn trust(
     conn: &Connection,
     device_id: &str,
@@ -45,7 +46,7 @@ pub fn trust(
 ) -> Result<()> {
     check_device_id(device_id)?;
     check_public_key(public_key)?;
-    if let Some(ip) = tailscale_ip {
+    if let Some(ip) = tailscale_ip.filter(|ip| !ip.is_empty()) {
         ip.parse::<std::net::IpAddr>()
             .map_err(|_| Error::invalid(format!("tailscale ip \"{ip}\" is not an IP address")))?;
     }
@@ -54,9 +55,10 @@ pub fn trust(
         return Err(Error::invalid("that is this device's own id; trust the other device's id"));
     }
     conn.execute(
-        "INSERT INTO sync_devices(device_id, public_key, device_name, tailscale_ip, is_authorized) VALUES (?1, ?2, ?3, ?4, 1)
+        "INSERT INTO sync_devices(device_id, public_key, device_name, tailscale_ip, is_authorized) VALUES (?1, ?2, ?3, nullif(?4, ''), 1)
          ON CONFLICT(device_id) DO UPDATE SET public_key = excluded.public_key, device_name = coalesce(excluded.device_name, device_name),
-           tailscale_ip = coalesce(excluded.tailscale_ip, tailscale_ip), is_authorized = 1",
+           tailscale_ip = CASE WHEN ?4 = '' THEN NULL ELSE coalesce(excluded.tailscale_ip, tailscale_ip) END, is_authorized = 1,
+           introduced_by = NULL",
         params![device_id, public_key, name, tailscale_ip],
     )?;
     Ok(())

@@ -3,4 +3,5 @@
 pub mod devices;
 pub mod introductions;
 pub mod quarantine;
+pub mod quota;
 pub mod waiting;

@@ -10,7 +10,8 @@ pub struct Held {
     pub device_id: String,
     pub version: i64,
     /// `unknown_origin` (no key for it here yet: an introduction or a pairing brings one) or
-    /// `clock_ahead` (stamped later than this device's clock allows; applied once it is not).
+    /// `clock_ahead` (stamped later than this device's clock allows; applied once it is not) or
+    /// `quota` (its device wrote more here than its quota allows; applied as it grows back).
     pub reason: String,
     /// The same, for people.
     pub detail: String,

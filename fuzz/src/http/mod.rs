@@ -12,7 +12,8 @@ use base64::Engine as _;
 use ed25519_dalek::{Signer, SigningKey, VerifyingKey};
 use hyper::header::HeaderValue;
 use hyper::HeaderMap;
-use peersync::auth::{self, Caller, NonceCache};
+use peersync::auth::{self, Caller, Gate, Server};
+use peersync::nonces::NonceCache;
 use peersync::httpsig::{self, RequestView};
 use peersync_core::Standing;
 use sha2::{Digest, Sha256, Sha512};
@@ -43,6 +44,16 @@ pub fn block_on<F: Future>(f: F) -> F::Output {
         std::task::Poll::Pending => panic!("verify_headers waited on something"),
     }
 }
+
+/// A server gate that `host` names (so the checks past the authority binding are exercised),
+/// with an empty nonce cache.
+pub fn gate_named_by(host: &str) -> Gate {
+    let server = Server::new(SERVER_ID, "127.0.0.1:80".parse().unwrap(), &[host.to_string()]);
+    Gate { server, nonces: Mutex::new(NonceCache::default()) }
+}
+
+/// The server's own device id (never the signer's).
+pub const SERVER_ID: &str = "e0e0e0e0e0e0e0e0e0e0e0e0e0e0e0e0";
 
 fn lookup_fixed(keyid: String) -> impl Future<Output = peersync::error::Result<Standing>> {
     std::future::ready(Ok(if keyid == KEYID {
@@ -157,9 +168,10 @@ pub fn run_raw(data: &[u8]) {
     parts.headers = headers.clone();
     let peer: SocketAddr =
         if flag(1) & 1 == 1 { "10.0.0.1:9".parse().unwrap() } else { "127.0.0.1:9".parse().unwrap() };
-    let nonces = Mutex::new(NonceCache::default());
+    let host = header_values(&parts.headers, "host").unwrap_or_default();
+    let gate = gate_named_by(&host);
     let allow_local = flag(1) & 2 == 2;
-    if let Ok(v) = block_on(auth::verify_headers(&parts, peer, allow_local, &nonces, lookup_fixed)) {
+    if let Ok(v) = block_on(auth::verify_headers(&parts, peer, allow_local, &gate, lookup_fixed)) {
         check_accepted(&parts, &v.caller, allow_local, peer);
         if v.check_body(r.body).is_ok() && !r.body.is_empty() {
             let d = header_values(&parts.headers, "content-digest").unwrap_or_default();

@@ -275,11 +275,12 @@ fn server_check(req: &Req) -> Option<bool> {
     let (mut parts, ()) = built.into_parts();
     parts.headers = req.headers.clone();
     let peer: SocketAddr = "127.0.0.1:40000".parse().unwrap();
-    let nonces = Mutex::new(NonceCache::default());
-    let accepted = match block_on(auth::verify_headers(&parts, peer, false, &nonces, lookup_fixed)) {
+    let host = parts.headers.get("host").and_then(|h| h.to_str().ok()).unwrap_or_default().to_string();
+    let gate = gate_named_by(&host);
+    let accepted = match block_on(auth::verify_headers(&parts, peer, false, &gate, lookup_fixed)) {
         Ok(v) => {
             check_accepted(&parts, &v.caller, false, peer);
-            let again = block_on(auth::verify_headers(&parts, peer, false, &nonces, lookup_fixed));
+            let again = block_on(auth::verify_headers(&parts, peer, false, &gate, lookup_fixed));
             match again {
                 // (or it expired meanwhile: the clock may have moved to the next second)
                 Err(e) => assert!(

@@ -46,6 +46,10 @@ pub enum Command {
         name: String,
         #[command(flatten)]
         key: KeyArg,
+        /// Use the key already in the key file for this database (only if it is not another
+        /// device's key); without it, an existing key file is never taken over.
+        #[arg(long)]
+        adopt_key: bool,
     },
     /// Print this device's id and public key (what `peersync trust` needs on the other device).
     Id {
@@ -64,8 +68,11 @@ pub enum Command {
         #[arg(long)]
         name: Option<String>,
         /// Only accept its requests from this address (e.g. its Tailscale IP).
-        #[arg(long, value_name = "IP")]
+        #[arg(long, value_name = "IP", conflicts_with = "no_tailscale_ip")]
         tailscale_ip: Option<String>,
+        /// Accept its requests from any address again (clears --tailscale-ip).
+        #[arg(long)]
+        no_tailscale_ip: bool,
     },
     /// Withdraw a device's authorization: its requests and its changes (also relayed) are refused.
     Revoke {
@@ -143,10 +150,11 @@ pub enum ConflictAction {
 /// Runs the parsed command.
 pub fn run(cli: Cli) -> crate::error::Result<()> {
     match cli.command {
-        Command::Init { db, name, key } => setup::init(&db.db, &name, key.key.as_deref()),
+        Command::Init { db, name, key, adopt_key } => setup::init(&db.db, &name, key.key.as_deref(), adopt_key),
         Command::Id { db } => setup::id(&db.db),
-        Command::Trust { db, device_id, public_key, name, tailscale_ip } => {
-            setup::trust(&db.db, &device_id, &public_key, name.as_deref(), tailscale_ip.as_deref())
+        Command::Trust { db, device_id, public_key, name, tailscale_ip, no_tailscale_ip } => {
+            let ip = if no_tailscale_ip { Some("") } else { tailscale_ip.as_deref() };
+            setup::trust(&db.db, &device_id, &public_key, name.as_deref(), ip)
         }
         Command::Revoke { db, device_id } => setup::revoke(&db.db, &device_id),
         Command::Release { db, device_id } => setup::release(&db.db, &device_id),

@@ -1,19 +1,22 @@
 //! Commands that talk to peers: serve (HTTP server + scheduled syncs) and sync (one sync with a progress bar).
 use super::{DbArg, KeyArg};
+use crate::auth::{self, Gate, Server};
 use crate::client::{normalize_url, Client};
 use crate::db::Db;
 use crate::error::{Error, Result};
+use crate::keys;
 use crate::metrics::Metrics;
+use crate::nonces::NonceCache;
 use crate::routes::{AppState, Limits};
 use crate::scheduler::{self, Schedule};
 use crate::server::{self, ServerLimits};
 use crate::shutdown::Shutdown;
 use crate::sync::{Progress, Syncer};
-use crate::{auth, keys};
 use clap::Args;
 use ed25519_dalek::SigningKey;
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 use std::io::IsTerminal;
+use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -53,9 +56,13 @@ pub struct ServeArgs {
     /// A client must send its whole body within this many seconds (408 otherwise).
     #[arg(long, default_value = "60", value_parser = secs, value_name = "SECS")]
     body_timeout: Duration,
-    /// Most connections served at once; more wait in the listen backlog.
-    #[arg(long, default_value_t = 64)]
+    /// Most connections served at once. When all are taken, the oldest connection that has not
+    /// yet carried a signed request from a trusted device is closed to make room.
+    #[arg(long, default_value_t = 256)]
     max_connections: usize,
+    /// Most connections from one source address at once.
+    #[arg(long, default_value_t = 16)]
+    max_connections_per_source: usize,
     /// How often to look for local writes, in seconds.
     #[arg(long, default_value = "0.5", value_parser = secs, value_name = "SECS")]
     poll: Duration,
@@ -68,6 +75,22 @@ pub struct ServeArgs {
     /// Give up on a peer's reply after this many seconds.
     #[arg(long, default_value = "120", value_parser = secs, value_name = "SECS")]
     request_timeout: Duration,
+    /// Another name peers reach this server by (`host` or `host:port`, e.g. a MagicDNS name);
+    /// repeat for several. Signed requests must name this server: its --listen address (and
+    /// `localhost` for a loopback one) or one of these.
+    #[arg(long = "authority", value_name = "NAME")]
+    authorities: Vec<String>,
+    /// How far ahead of this device's clock a received change may be stamped, in seconds
+    /// (default 86400, a day); later ones wait. Kept in the database.
+    #[arg(long, value_parser = secs, value_name = "SECS")]
+    max_clock_skew: Option<Duration>,
+    /// Each device's changes this device takes at once, in MiB (default 256); past it, that
+    /// device's changes wait while the allowance grows back. Kept in the database.
+    #[arg(long, value_name = "MIB", requires = "origin_mib_per_hour")]
+    origin_burst_mib: Option<f64>,
+    /// How fast each device's allowance grows back, in MiB per hour (default 512).
+    #[arg(long, value_name = "MIB", requires = "origin_burst_mib")]
+    origin_mib_per_hour: Option<f64>,
 }
 
 #[derive(Args)]
@@ -88,7 +111,8 @@ pub struct SyncArgs {
 }
 
 /// Opens the database and this device's key, checked against each other.
-fn identity(db: &DbArg, key: &KeyArg) -> Result<(Db, String, SigningKey)> {
+/// The database, this device's id, its key, and the key file's path.
+fn identity(db: &DbArg, key: &KeyArg) -> Result<(Db, String, SigningKey, PathBuf)> {
     let db = Db::new(&db.db)?;
     let conn = crate::db::open(db.path(), false)?;
     let me = peersync_core::device_id(&conn)?;
@@ -96,7 +120,7 @@ fn identity(db: &DbArg, key: &KeyArg) -> Result<(Db, String, SigningKey)> {
         .ok_or_else(|| Error::Cli("this device's row is missing from sync_devices".into()))?;
     let path = keys::resolve(key.key.as_deref(), &me)?;
     let signing = keys::load_for(&path, row.public_key.as_deref())?;
-    Ok((db, me, signing))
+    Ok((db, me, signing, path))
 }
 
 fn runtime() -> Result<tokio::runtime::Runtime> {
@@ -104,8 +128,20 @@ fn runtime() -> Result<tokio::runtime::Runtime> {
 }
 
 pub fn serve(a: ServeArgs) -> Result<()> {
-    let (db, me, key) = identity(&a.db, &a.key)?;
+    let (db, me, key, key_path) = identity(&a.db, &a.key)?;
     let peers = a.peers.iter().map(|p| normalize_url(p)).collect::<Result<Vec<_>>>()?;
+    {
+        let conn = crate::db::open(db.path(), false)?;
+        if let Some(skew) = a.max_clock_skew {
+            peersync_core::set_max_clock_skew(&conn, skew.as_secs() as i64)?;
+        }
+        if let (Some(burst), Some(rate)) = (a.origin_burst_mib, a.origin_mib_per_hour) {
+            peersync_core::set_origin_quota(&conn, burst * 1048576.0, rate * 1048576.0)?;
+        }
+    }
+    let mut nonce_file = key_path.into_os_string();
+    nonce_file.push(".nonces");
+    let nonces = NonceCache::open(Path::new(&nonce_file), auth::now_secs())?;
     if a.page < 1 {
         return Err(Error::Cli("--page must be at least 1".into()));
     }
@@ -118,12 +154,16 @@ pub fn serve(a: ServeArgs) -> Result<()> {
         let listener = tokio::net::TcpListener::bind(&a.listen).await.map_err(|e| {
             Error::Cli(format!("cannot listen on {}: {e} (in use, or not an address of this machine?)", a.listen))
         })?;
+        let server = Server::new(&me, listener.local_addr()?, &a.authorities);
+        if listener.local_addr()?.ip().is_unspecified() && a.authorities.is_empty() {
+            tracing::warn!(listen = %a.listen, "serving every address with no --authority: signed requests naming any host on this port are accepted; give --authority NAME to bind signatures to this server's names");
+        }
         let state = Arc::new(AppState {
             db: db.clone(),
             device_id: me.clone(),
             key: key.clone(),
             metrics: metrics.clone(),
-            nonces: Mutex::new(auth::NonceCache::default()),
+            gate: Gate { server, nonces: Mutex::new(nonces) },
             limits: Limits { max_body: a.max_body, body_timeout: a.body_timeout },
             listen: a.listen.clone(),
             pushes: Default::default(),
@@ -140,7 +180,8 @@ pub fn serve(a: ServeArgs) -> Result<()> {
         tracing::info!(device = %me, listen = %a.listen, peers = ?peers, "peersync serving");
         let tasks = scheduler::start(syncer, peers, schedule, shutdown.clone());
         let limits = ServerLimits {
-            max_connections: a.max_connections,
+            max_connections: a.max_connections.max(1),
+            per_source: a.max_connections_per_source.max(1),
             header_timeout: a.header_timeout,
             grace: Duration::from_secs(30),
         };
@@ -169,7 +210,7 @@ impl Progress for Bar {
 }
 
 pub fn sync(a: SyncArgs) -> Result<()> {
-    let (db, me, key) = identity(&a.db, &a.key)?;
+    let (db, me, key, _) = identity(&a.db, &a.key)?;
     let url = normalize_url(&a.peer)?;
     if a.page < 1 {
         return Err(Error::Cli("--page must be at least 1".into()));

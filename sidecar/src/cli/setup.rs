@@ -29,7 +29,7 @@ fn print_pairing(db: &Path, d: &peersync_core::Device) {
     );
 }
 
-pub fn init(db: &Path, name: &str, key: Option<&Path>) -> Result<()> {
+pub fn init(db: &Path, name: &str, key: Option<&Path>, adopt: bool) -> Result<()> {
     let conn = db::open(db, true)?;
     let id = peersync_core::init(&conn)?;
     let recorded = own_row(&conn)?.public_key;
@@ -43,6 +43,12 @@ pub fn init(db: &Path, name: &str, key: Option<&Path>) -> Result<()> {
                     path.display()
                 )));
             }
+        }
+        if recorded.is_none() && !adopt {
+            return Err(Error::Cli(format!(
+                "key file {} already exists and this database has no key pair yet: pass --adopt-key to make that key this database's (only if no other device uses it), or --key FILE for a new one",
+                path.display()
+            )));
         }
         k
     } else if let Some(pk) = &recorded {

@@ -32,7 +32,7 @@ pub async fn metrics(state: &Arc<AppState>) -> Result<Reply> {
             Ok((peersync_core::pending_conflicts(c)?, waiting))
         })
         .await?;
-    let nonces = state.nonces.lock().unwrap().len();
+    let nonces = state.gate.nonces.lock().unwrap().len();
     let text = state.metrics.render(pending, nonces, &waiting);
     Ok(Response::builder()
         .status(StatusCode::OK)

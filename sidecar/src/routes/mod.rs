@@ -4,7 +4,7 @@ mod info;
 pub mod order;
 mod sync;
 
-use crate::auth::{self, Caller, NonceCache};
+use crate::auth::{self, Caller, Gate};
 use crate::db::Db;
 use crate::error::{Error, Result};
 use crate::metrics::Metrics;
@@ -14,7 +14,8 @@ use http_body_util::{BodyExt, Full, Limited};
 use hyper::body::Incoming;
 use hyper::{Method, Request, Response, StatusCode};
 use std::net::SocketAddr;
-use std::sync::{Arc, Mutex};
+use std::sync::atomic::AtomicBool;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 pub type Reply = Response<Full<Bytes>>;
@@ -31,7 +32,7 @@ pub struct AppState {
     pub device_id: String,
     pub key: Arc<SigningKey>,
     pub metrics: Arc<Metrics>,
-    pub nonces: Mutex<NonceCache>,
+    pub gate: Gate,
     pub limits: Limits,
     pub listen: String,
     pub pushes: Arc<order::PushOrder>,
@@ -104,12 +105,16 @@ pub fn error_reply(e: &Error) -> Reply {
     r
 }
 
-/// Serves one request; never fails (errors become JSON replies).
-pub async fn handle(state: Arc<AppState>, peer: SocketAddr, req: Request<Incoming>) -> Reply {
+/// Largest request head (request line and header fields) accepted, in bytes (431 past it).
+pub const MAX_HEADER_BYTES: usize = 64 * 1024;
+
+/// Serves one request; never fails (errors become JSON replies). `trusted` is set once the
+/// connection carried a request signed by a trusted device (see `server.rs`).
+pub async fn handle(state: Arc<AppState>, peer: SocketAddr, req: Request<Incoming>, trusted: &AtomicBool) -> Reply {
     let started = Instant::now();
     let (method, path) = (req.method().clone(), req.uri().path().to_string());
     Metrics::add(&state.metrics.requests, 1);
-    let reply = match dispatch(&state, peer, req).await {
+    let reply = match dispatch(&state, peer, req, trusted).await {
         Ok(r) => r,
         Err(e) => {
             state.metrics.error(e.kind());
@@ -125,18 +130,30 @@ pub async fn handle(state: Arc<AppState>, peer: SocketAddr, req: Request<Incomin
     reply
 }
 
-async fn dispatch(state: &Arc<AppState>, peer: SocketAddr, req: Request<Incoming>) -> Result<Reply> {
+async fn dispatch(
+    state: &Arc<AppState>,
+    peer: SocketAddr,
+    req: Request<Incoming>,
+    trusted: &AtomicBool,
+) -> Result<Reply> {
     let (parts, body) = req.into_parts();
+    let head: usize = parts.headers.iter().map(|(k, v)| k.as_str().len() + v.len() + 4).sum();
+    if head + parts.uri.to_string().len() > MAX_HEADER_BYTES {
+        return Err(Error::HeadersTooLarge(MAX_HEADER_BYTES));
+    }
     let r = route(&parts.method, parts.uri.path())?;
     if r == Route::Health {
         return Ok(json(StatusCode::OK, &serde_json::json!({ "ok": true })));
     }
     let allow_local = matches!(r, Route::Metrics | Route::Status);
     let db = state.db.clone();
-    let verified = auth::verify_headers(&parts, peer, allow_local, &state.nonces, |id| async move {
+    let verified = auth::verify_headers(&parts, peer, allow_local, &state.gate, |id| async move {
         db.run(move |c| Ok(peersync_core::standing(c, &id)?)).await
     })
     .await?;
+    if matches!(verified.caller, Caller::Device(_)) {
+        trusted.store(true, std::sync::atomic::Ordering::Relaxed);
+    }
     // Counted from now, so that a later push from the same peer waits for this one.
     let turn = match (&r, &verified.caller) {
         (Route::Push, Caller::Device(d)) => Some(state.pushes.enter(d)),
