@@ -75,7 +75,7 @@ impl Server {
             return true;
         }
         let full = if name.contains(':') { format!("[{name}]:{port}") } else { format!("{name}:{port}") };
-        self.authorities.iter().any(|a| *a == full)
+        self.authorities.contains(&full)
     }
 
     /// The names, as errors list them.
