@@ -156,8 +156,8 @@ mod tests {
             Value::Real(4.0),
             Value::Real(4.5),
             Value::Real(1e18),
-            Value::Real(9.223372036854775807e18),
-            Value::Real(-9.223372036854775808e18),
+            Value::Real(9_223_372_036_854_775_807_f64), // 2^63, the first real past the 64-bit range
+            Value::Real(-9_223_372_036_854_775_808_f64),
             Value::Real(1e300),
             Value::Real(f64::INFINITY),
             Value::Blob(vec![]),
