@@ -228,3 +228,29 @@ fn a_device_over_its_quota_waits_and_the_others_go_on() {
     assert_eq!(res["accepted"], 1, "the allowance grew back: {res}");
     assert_eq!(b.json("SELECT sync_status()")["waiting"], json!([]));
 }
+
+/// A change based on a change this database does not hold waits (with its origin's later
+/// changes) for a batch that brings the base.
+#[test]
+fn a_change_whose_base_is_missing_waits() {
+    let b = Peer::standard("B", "timestamp_wins", "timestamp_wins");
+    let other = "abababababababababababababababab";
+    let ts = 1_700_000_000_000_000;
+    let mut o = Forger::new(other);
+    let base = o.change("t1", "'k'", "INSERT", r#"{"id":"k","a":1,"b":null,"c":null}"#, "{}", ts, false);
+    let mut f = Forger::new(FORGER);
+    let upd = f.change(
+        "t1",
+        "'k'",
+        "UPDATE",
+        r#"{"a":2}"#,
+        &json!({"live": [format!("{other}:1")], "cols": {"a": [format!("{other}:1")]}}).to_string(),
+        ts + 1,
+        false,
+    );
+    let res = b.apply(&batch_of(FORGER, vec![upd.clone()])).unwrap();
+    assert_eq!((res["accepted"].as_i64(), res["deferred"].as_i64()), (Some(0), Some(1)), "{res}");
+    let res = b.apply(&batch_of(FORGER, vec![base, upd])).unwrap();
+    assert_eq!(res["accepted"], 2, "{res}");
+    assert_eq!(b.row("t1", "id = 'k'").unwrap()[1], V::Int(2));
+}

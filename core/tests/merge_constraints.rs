@@ -225,3 +225,21 @@ fn an_error_that_is_not_a_constraint_fails_the_batch() {
     assert_unchanged(&fp, &b.fingerprint(), "a batch failed by a non-constraint error");
     assert!(b.pending().is_empty());
 }
+
+/// Inside the caller's own transaction (foreign keys on), a change that violates a foreign key
+/// becomes a constraint conflict at once, so the caller's COMMIT has nothing left to fail on.
+#[test]
+fn a_foreign_key_violation_inside_the_caller_s_transaction_is_a_conflict() {
+    let (a, b) = peers(
+        "CREATE TABLE p(id TEXT PRIMARY KEY); CREATE TABLE ch(id TEXT PRIMARY KEY, pid TEXT)",
+        "CREATE TABLE p(id TEXT PRIMARY KEY); CREATE TABLE ch(id TEXT PRIMARY KEY, pid TEXT REFERENCES p(id))",
+        &["p", "ch"],
+    );
+    a.exec("INSERT INTO ch VALUES ('c1', 'nope'); INSERT INTO p VALUES ('p2')");
+    b.exec("PRAGMA foreign_keys = ON; BEGIN");
+    let res = b.apply(&a.changes(&b.vector(), 1000)).unwrap();
+    b.exec("COMMIT");
+    assert_eq!(constraint_conflicts(&res).len(), 1, "{res}");
+    assert_eq!(b.rows("ch"), Vec::<Vec<V>>::new());
+    assert_eq!(b.rows("p"), vec![vec![t("p2")]]);
+}

@@ -410,3 +410,69 @@ fn introductions_are_checked_by_their_introducer_s_key() {
         }
     }
 }
+
+// ------------------------------------------------------------------ what a receiver keeps
+
+#[test]
+fn overlapping_and_repeated_changes_of_a_keyed_origin_apply_once() {
+    let (a, b) = (Signer::new("a", 1), Signer::new("b", 2));
+    b.trusts(&a);
+    write(&a.p, 0, 3);
+    assert_eq!(apply(&b.p, &a.outgoing(&b.p, 1)).unwrap().accepted, 1);
+    // A page made for a peer that holds nothing: A:1 again, then A:2..3.
+    let page = peersync_core::outgoing(&a.p.conn, &a.key, &Vector::new(), 1000).unwrap();
+    let applied = apply(&b.p, &page).unwrap();
+    assert_eq!((applied.accepted, applied.duplicates, applied.deferred), (2, 1, 0));
+    // An exact repeat of a new change inside one batch is a duplicate, not a broken chain.
+    write(&a.p, 3, 2);
+    let mut j = json_of(&a.outgoing(&b.p, 1000));
+    let again = j["changes"][0].clone();
+    j["changes"].as_array_mut().unwrap().insert(1, again);
+    let applied = apply(&b.p, &batch_from(j)).unwrap();
+    assert_eq!((applied.accepted, applied.duplicates), (2, 1));
+    assert_eq!(b.p.rows("t1"), a.p.rows("t1"));
+}
+
+#[test]
+fn signatures_that_do_not_verify_or_name_a_revoked_device_are_not_kept() {
+    let (a, b, c) = (Signer::new("a", 1), Signer::new("b", 2), Signer::new("c", 3));
+    b.trusts(&a);
+    c.trusts(&a);
+    c.trusts(&b);
+    write(&a.p, 0, 2);
+    // A's batch carries, besides its genuine signature on A:2, a bogus one on A:1.
+    let mut j = json_of(&a.outgoing(&b.p, 1000));
+    let h1 = j["changes"][0]["hash"].as_str().unwrap().to_string();
+    j["signatures"]
+        .as_array_mut()
+        .unwrap()
+        .push(json!({"device_id": a.p.dev, "version": 1, "hash": h1, "signature": "ab".repeat(64)}));
+    assert_eq!(apply(&b.p, &batch_from(j)).unwrap().accepted, 2);
+    let kept = |p: &Peer, v: i64| {
+        p.int(&format!("SELECT count(*) FROM sync_signatures WHERE device_id = '{}' AND version = {v}", a.p.dev))
+    };
+    assert_eq!((kept(&b.p, 1), kept(&b.p, 2)), (0, 1), "only the signature that verifies is kept");
+    // C holds A's changes, then revokes A: a signature of A arriving later is not kept.
+    apply(&c.p, &a.outgoing(&c.p, 1)).unwrap();
+    assert_eq!(kept(&c.p, 1), 1);
+    peersync_core::revoke(&c.p.conn, &a.p.dev).unwrap();
+    c.p.exec(&format!("DELETE FROM sync_signatures WHERE device_id = '{}'", a.p.dev));
+    let mut relayed = b.outgoing(&c.p, 1000);
+    relayed.signatures.push(peersync_core::sign(&a.key, &a.p.dev, 1, &h1));
+    apply(&c.p, &relayed).unwrap();
+    assert_eq!(kept(&c.p, 1), 0, "a genuine signature of a revoked device is not kept");
+}
+
+/// Changes every trusted peer is known to hold are logged as synced at once.
+#[test]
+fn changes_every_peer_holds_are_logged_as_synced() {
+    let (a, b) = (Signer::new("a", 1), Signer::new("b", 2));
+    b.trusts(&a);
+    write(&a.p, 0, 2);
+    b.p.exec("INSERT INTO t1 VALUES ('b1', 1, 'b', NULL)");
+    apply(&b.p, &a.outgoing(&b.p, 1000)).unwrap();
+    let synced =
+        |dev: &str| b.p.int(&format!("SELECT ifnull(sum(is_synced), 0) FROM sync_log WHERE device_id = '{dev}'"));
+    assert_eq!(synced(&a.p.dev), 2, "A holds its own changes: synced everywhere B knows of");
+    assert_eq!(synced(&b.p.dev), 0, "A has not said it holds B's change");
+}

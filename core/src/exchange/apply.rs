@@ -102,7 +102,7 @@ fn apply_once(conn: &Connection, batch: &Batch, defer_fk: bool) -> Result<Applie
         let (merged, matched) = std::thread::scope(|s| {
             let mut prep = Preparer::spawn(s, batch, &tables, &heads);
             let merged =
-                (!verdict.refuses(batch)).then(|| merge_all(conn, batch, &tables, &verdict, heads.clone(), &mut prep));
+                (!verdict.refuses()).then(|| merge_all(conn, batch, &tables, &verdict, heads.clone(), &mut prep));
             (merged, prep.finish())
         });
         verdict.confirm(batch, &matched)?;

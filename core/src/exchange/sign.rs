@@ -29,19 +29,18 @@ pub struct Verdict {
 /// One origin's new changes, which its signature must vouch for.
 struct Chain {
     device: String,
-    /// The version held here before the batch.
-    have: i64,
-    /// Indexes in the batch of the origin's changes after `have`, in batch order.
+    /// Indexes in the batch of the origin's changes after `have`, one per version (an exact
+    /// repeat is left out), in version order: `have + 1`, `have + 2`, ...
     changes: Vec<usize>,
     /// Whether the origin's signature on the last of them verified.
     signed: bool,
 }
 
 impl Verdict {
-    /// Whether [`Verdict::confirm`] is sure to refuse the batch whatever its hashes: a change
-    /// out of sequence, or no valid signature.
-    pub fn refuses(&self, batch: &Batch) -> bool {
-        self.chains.iter().any(|c| !c.signed || (0..c.changes.len()).any(|k| !in_sequence(c, k, batch)))
+    /// Whether [`Verdict::confirm`] is sure to refuse the batch whatever its hashes: an origin
+    /// with no valid signature.
+    pub fn refuses(&self) -> bool {
+        self.chains.iter().any(|c| !c.signed)
     }
 
     /// Refuses the batch unless every origin's new changes form an unbroken chain to a version
@@ -49,10 +48,8 @@ impl Verdict {
     /// claims for the version before it (or the head held here), is the one it claims.
     pub fn confirm(&self, batch: &Batch, matched: &[bool]) -> Result<()> {
         for c in &self.chains {
-            for (k, &i) in c.changes.iter().enumerate() {
-                if !in_sequence(c, k, batch) || !matched[i] {
-                    return Err(hash_mismatch(&batch.changes[i]));
-                }
+            if let Some(&i) = c.changes.iter().find(|&&i| !matched[i]) {
+                return Err(hash_mismatch(&batch.changes[i]));
             }
             if !c.signed {
                 return Err(Error::Unauthorized(format!(
@@ -64,11 +61,6 @@ impl Verdict {
         }
         Ok(())
     }
-}
-
-/// Whether the `k`th new change of chain `c` has the version after the one before it.
-fn in_sequence(c: &Chain, k: usize, batch: &Batch) -> bool {
-    batch.changes[c.changes[k]].version == c.have + 1 + k as i64
 }
 
 /// For every origin whose key this database holds: checks the signature on the last of its
@@ -100,18 +92,30 @@ pub fn check_batch(conn: &Connection, me: &str, batch: &Batch) -> Result<Verdict
             _ => continue,
         };
         let have = head(conn, dev)?.0;
-        let new: Vec<usize> = changes.into_iter().filter(|&i| batch.changes[i].version > have).collect();
+        // The origin's new changes, one per version (the batch's order is its chain's).
+        let mut new: Vec<usize> = Vec::new();
+        for i in changes {
+            let v = batch.changes[i].version;
+            if v > have && new.last().is_none_or(|&l| batch.changes[l].version < v) {
+                new.push(i);
+            }
+        }
         let Some(&first) = new.first() else { continue };
         if batch.changes[first].version != have + 1 {
             verdict.deferred.insert(dev.to_string());
             continue;
+        }
+        if new.iter().enumerate().any(|(k, &i)| batch.changes[i].version != have + 1 + k as i64) {
+            return Err(Error::invalid(format!(
+                "sync_apply: malformed batch: the changes of device {dev} do not come in consecutive versions"
+            )));
         }
         let last = &batch.changes[*new.last().unwrap()];
         let signed = batch
             .signatures
             .iter()
             .any(|s| s.device_id == dev && s.version == last.version && s.hash == last.hash && verify(&key, s));
-        verdict.chains.push(Chain { device: dev.to_string(), have, changes: new, signed });
+        verdict.chains.push(Chain { device: dev.to_string(), changes: new, signed });
     }
     Ok(verdict)
 }
