@@ -40,6 +40,8 @@ class Cluster:
         self.hub = ProxyHub(seed)
         self.links = {}
         self.peers = {i: [] for i in range(n)}
+        # Peers reach each sidecar through proxies: the names its signed requests carry.
+        self.names = {i: [] for i in range(n)}
         k = 0
         for a, b in topology_links(topology, n):
             proxies = []
@@ -48,6 +50,7 @@ class Cluster:
                 p = self.hub.proxy(f"127.0.1.{k}", (self.hosts[dst], self.ports[dst]),
                                    source_host=self.hosts[src], name=f"d{src}->d{dst}")
                 self.peers[src].append(p.url)
+                self.names[dst].append(p.url.split("/")[2])
                 proxies.append(p)
             self.links[(a, b)] = proxies
         # A stalled link must not hold a sync for the default 120 s once it heals.
@@ -55,7 +58,8 @@ class Cluster:
         self.interval = interval
 
     def start(self, i):
-        self.devs[i].serve(self.hosts[i], self.ports[i], self.peers[i], *self.args, interval=self.interval)
+        names = [arg for name in self.names[i] for arg in ("--authority", name)]
+        self.devs[i].serve(self.hosts[i], self.ports[i], self.peers[i], *self.args, *names, interval=self.interval)
 
     def running(self, i):
         p = self.devs[i].proc

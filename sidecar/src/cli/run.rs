@@ -60,8 +60,9 @@ pub struct ServeArgs {
     /// yet carried a signed request from a trusted device is closed to make room.
     #[arg(long, default_value_t = 256)]
     max_connections: usize,
-    /// Most connections from one source address at once.
-    #[arg(long, default_value_t = 16)]
+    /// Most connections from one source address at once (a new one past it closes that
+    /// source's oldest connection that has not yet carried a trusted device's signed request).
+    #[arg(long, default_value_t = 64)]
     max_connections_per_source: usize,
     /// How often to look for local writes, in seconds.
     #[arg(long, default_value = "0.5", value_parser = secs, value_name = "SECS")]
