@@ -132,7 +132,27 @@ fn delete_vs_update_delete_wins_whichever_is_later() {
         }
         // The update's value is not lost: B's update stays in A's log.
         assert!(a.log().iter().any(|r| r.change_data.as_deref() == Some(r#"{"a":"B"}"#)));
+        // Settled by the rule, whichever side saw which first: no winner by timestamp.
+        for p in [&a, &b] {
+            assert_eq!(p.conflicts()[0].resolution, json!({"strategy": "delete_wins"}), "{p:?}");
+        }
     }
+}
+
+/// A delete that saw every column's writer, where the columns were last written by different
+/// changes, meets no update it did not see: no conflict.
+#[test]
+fn a_delete_that_saw_every_column_writer_is_no_conflict() {
+    let (a, b) = pair_with_row("manual");
+    a.exec("UPDATE t1 SET a = 'A1' WHERE id = 'r'");
+    sync(&a, &b);
+    b.exec("UPDATE t1 SET b = 'B1' WHERE id = 'r'");
+    sync(&b, &a);
+    b.exec("DELETE FROM t1 WHERE id = 'r'");
+    sync(&b, &a);
+    assert!(a.conflicts().is_empty(), "{:?}", a.conflicts());
+    assert_eq!(row_r(&a), None);
+    assert_same(&a, &b);
 }
 
 #[test]
