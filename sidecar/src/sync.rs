@@ -32,6 +32,9 @@ pub struct Report {
     /// Origins whose changes this device holds back from the peer's pages (not asked for
     /// again in this sync; `sync_status` lists them under `waiting`).
     pub held_here: Vec<Held>,
+    /// What the peer holds, as it said (what it holds back is not in it): what is recorded
+    /// for `is_synced`, never the versions skipped for this sync.
+    peer_vector: Vector,
 }
 
 impl Report {
@@ -77,6 +80,7 @@ impl Syncer {
             })
             .await?;
         let mut pages = PageSize::new(self.page);
+        report.peer_vector = reply.vector.clone();
         let theirs = self.push_all(url, reply.vector, &mut pages, &mut report, stop, progress).await?;
         let (p, v) = (report.peer_device.clone(), theirs);
         self.db.run(move |c| Ok(peersync_core::note_peer_vector(c, &p, &v)?)).await?;
@@ -191,7 +195,12 @@ impl Syncer {
             // The time this page took the peer, not counting the wait for the one before it.
             pages.took(page.batch.changes.len(), page.asked, page.sent_at.max(last_reply).elapsed());
             last_reply = Instant::now();
-            if reply.accepted == 0 && reply.refused == 0 && reply.vector == theirs && page.made_for == theirs {
+            if reply.accepted == 0
+                && reply.refused == 0
+                && reply.held.is_empty()
+                && reply.vector == theirs
+                && page.made_for == theirs
+            {
                 let message = format!(
                     "accepted nothing of a page of {} changes (deferred {})",
                     page.batch.changes.len(),
@@ -213,7 +222,7 @@ impl Syncer {
             if !more && flight.is_empty() {
                 break; // `sync` records the final vector
             }
-            let (db, p, held) = (self.db.clone(), report.peer_device.clone(), theirs.clone());
+            let (db, p, held) = (self.db.clone(), report.peer_device.clone(), report.peer_vector.clone());
             noting =
                 Some(tokio::spawn(
                     async move { db.run(move |c| Ok(peersync_core::note_peer_vector(c, &p, &held)?)).await },
@@ -222,7 +231,7 @@ impl Syncer {
         if let Some(h) = noting.take() {
             finished(h).await?;
         }
-        Ok(theirs)
+        Ok(std::mem::take(&mut report.peer_vector))
     }
 
     /// Waits for the pages still in flight, counting what the peer took of them.
@@ -331,10 +340,17 @@ fn record(
     Metrics::add(&metrics.changes_sent, reply.accepted as u64);
     progress.sent(batch.changes.len() as u64);
     *theirs = reply.vector;
-    // The peer revoked these devices, or holds their changes back: they are not sent to it
-    // again in this sync, so the rest flows.
-    let held = reply.held.iter().map(|h| &h.device_id);
-    for dev in reply.refused_devices.iter().chain(held) {
+    // The peer revoked these devices: their changes stay here, not sent to it again (and it is
+    // recorded as holding them, so they are not offered to it again either).
+    for dev in &reply.refused_devices {
+        if let Some(&v) = batch.vector.get(dev) {
+            theirs.insert(dev.clone(), v);
+        }
+    }
+    report.peer_vector = theirs.clone();
+    // The peer holds these origins' changes back: not sent to it again in this sync, so the
+    // rest flows; what it holds stays as it said.
+    for dev in reply.held.iter().map(|h| &h.device_id) {
         if let Some(&v) = batch.vector.get(dev) {
             theirs.insert(dev.clone(), v);
         }
