@@ -176,24 +176,10 @@ fn merge_all<'b>(
             continue;
         }
         // Changes that wait here, and their origin's later ones with them.
-        let wait = if verdict.unknown.contains(&*e.device_id) {
-            Some(("unknown_origin", format!(
-                "no key of device {} is known here: its changes wait until a trusted device introduces it, or it is paired here",
-                e.device_id
-            )))
-        } else if e.timestamp > horizon {
-            Some(("clock_ahead", format!(
-                "stamped {} s ahead of this device's clock, more than the {} s allowed: it waits until this clock catches up (or a person raises max_clock_skew_secs)",
-                (e.timestamp - m.local.clock.wall()) / 1_000_000,
-                (horizon - m.local.clock.wall()) / 1_000_000
-            )))
-        } else {
-            None
-        };
-        if let Some((reason, detail)) = wait {
+        if let Some(h) = waits(e, verdict, m.local.clock.wall(), horizon) {
             blocked.insert(e.device_id.to_string());
             deferred += 1;
-            held.push(Held { device_id: e.device_id.to_string(), version: e.version, reason: reason.into(), detail });
+            held.push(h);
             continue;
         }
         let hash_ok = match p.hash {
@@ -224,7 +210,7 @@ fn merge_all<'b>(
                 e.device_id,
                 quota.describe()
             );
-            held.push(Held { device_id: e.device_id.to_string(), version: e.version, reason: "quota".into(), detail });
+            held.push(Held::new(e, "quota", detail));
             continue;
         }
         let id = log::insert(&mut m.hot, e, floors.get(&*e.device_id).is_some_and(|&f| e.version <= f))?;
@@ -276,6 +262,27 @@ fn merge_all<'b>(
         held,
         vector: vector(conn)?,
     })
+}
+
+/// Why change `e` waits here, if it does: its origin's key is unknown here, or it is stamped
+/// later than `horizon` (this device's clock, `wall`, plus the skew allowed).
+fn waits(e: &crate::wire::Entry, verdict: &Verdict, wall: i64, horizon: i64) -> Option<Held> {
+    if verdict.unknown.contains(&*e.device_id) {
+        let detail = format!(
+            "no key of device {} is known here: its changes wait until a trusted device introduces it, or it is paired here",
+            e.device_id
+        );
+        return Some(Held::new(e, "unknown_origin", detail));
+    }
+    if e.timestamp > horizon {
+        let detail = format!(
+            "stamped {} s ahead of this device's clock, more than the {} s allowed: it waits until this clock catches up (or a person raises max_clock_skew_secs)",
+            (e.timestamp - wall) / 1_000_000,
+            (horizon - wall) / 1_000_000
+        );
+        return Some(Held::new(e, "clock_ahead", detail));
+    }
+    None
 }
 
 /// About what logging `e` costs here, in bytes (its text and the log row's own fields).

@@ -1,6 +1,7 @@
 //! `sync_waiting`: origins whose changes peers offered and this device holds back (no key for
 //! the origin yet, a timestamp too far ahead), so status shows what waits, since when and why.
 use crate::error::Result;
+use crate::wire::Entry;
 use rusqlite::{params, Connection};
 use serde::{Deserialize, Serialize};
 
@@ -15,6 +16,13 @@ pub struct Held {
     pub reason: String,
     /// The same, for people.
     pub detail: String,
+}
+
+impl Held {
+    /// Change `e` waits here, for `reason` (explained to people in `detail`).
+    pub fn new(e: &Entry, reason: &str, detail: String) -> Held {
+        Held { device_id: e.device_id.to_string(), version: e.version, reason: reason.into(), detail }
+    }
 }
 
 /// Records that `h` waits here, offered by device `by` (the first version and time it was
