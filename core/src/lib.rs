@@ -13,7 +13,7 @@
 //! | `db/` | SQLite plumbing: identifier quoting, write transactions, statements bound without copies, the sync tables' DDL and state |
 //! | `model/` | tracked tables and strategies, a change's writes and bases, the hybrid logical clock |
 //! | `store/` | the log and its runs, origin heads, slot state, table rows, this device's own logging, setup and the one migration path |
-//! | `trust/` | paired, revoked and quarantined devices: whether a device may talk to us |
+//! | `trust/` | paired, introduced, revoked and quarantined devices (whether a device may talk to us), the changes that wait here, each origin's write quota |
 //! | `capture/` | `sync_track`'s triggers and stage tables, sealing |
 //! | `merge/` | the merge rules, conflicts, `sync_resolve` |
 //! | `exchange/` | `sync_changes` and signed batches, `sync_apply`, peers' vectors, `sync_verify`, `sync_status` |
