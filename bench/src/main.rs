@@ -65,17 +65,7 @@ fn workload(c: &Connection, n: usize, one_tx: bool) -> [f64; 3] {
     };
     let ins = secs(|| {
         begin(c);
-        let mut s = c.prepare("INSERT INTO loans VALUES (?1, ?2, ?3, ?4, ?5)").unwrap();
-        for i in 0..n {
-            s.execute(params![
-                key(i),
-                format!("borrower {i}"),
-                i as i64 * 100,
-                3.5 + i as f64 / 1000.0,
-                &[1u8, 2, 3, 4][..]
-            ])
-            .unwrap();
-        }
+        insert_rows(c, 0..n);
         commit(c);
     });
     let upd = secs(|| {
@@ -128,8 +118,14 @@ fn capture(d: &Path, n: usize) {
 
 fn fill(c: &Connection, n: usize, offset: usize) {
     c.execute_batch("BEGIN").unwrap();
+    insert_rows(c, offset..offset + n);
+    c.execute_batch("COMMIT").unwrap();
+}
+
+/// One INSERT statement per loan, for the loans numbered `rows`.
+fn insert_rows(c: &Connection, rows: std::ops::Range<usize>) {
     let mut s = c.prepare("INSERT INTO loans VALUES (?1, ?2, ?3, ?4, ?5)").unwrap();
-    for i in offset..offset + n {
+    for i in rows {
         s.execute(params![
             key(i),
             format!("borrower {i}"),
@@ -139,7 +135,6 @@ fn fill(c: &Connection, n: usize, offset: usize) {
         ])
         .unwrap();
     }
-    c.execute_batch("COMMIT").unwrap();
 }
 
 /// Times of one exchange run: the plain insert and each step of the sync.

@@ -308,3 +308,28 @@ fn bases_held(conn: &Connection, heads: &mut HashMap<String, (i64, String)>, ch:
     }
     Ok(true)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::entry_bytes;
+    use crate::wire::{name, Entry};
+
+    #[test]
+    fn an_entry_costs_its_texts_and_a_fixed_row() {
+        let e = Entry {
+            table_name: name("loans"),
+            record_id: "'L1'".into(),
+            operation: name("INSERT"),
+            change_data: "{\"id\":\"L1\"}".into(),
+            device_id: name("00112233445566778899aabbccddeeff"),
+            version: 1,
+            timestamp: 0,
+            bases: "{}".into(),
+            resolution: false,
+            hash: String::new(),
+        };
+        assert_eq!(entry_bytes(&e), 11 + 2 + 4 + 5 + 160);
+        let bigger = Entry { change_data: "x".repeat(1000), ..e.clone() };
+        assert_eq!(entry_bytes(&bigger) - entry_bytes(&e), 1000 - 11);
+    }
+}

@@ -1,5 +1,4 @@
 //! A change as the wire and the log carry it ([`Entry`]): its fields, its hash, its `device:version` name.
-use super::hash::HashInput;
 use std::sync::Arc;
 
 /// A sealed change, as logged and as sent to peers (the wire form of a change).
@@ -60,7 +59,12 @@ impl From<EntryRef<'_>> for Entry {
 impl Entry {
     /// The hash of this entry's canonical encoding on the chain whose previous hash is `prev_hash`.
     pub fn compute_hash(&self, prev_hash: &str) -> String {
-        HashInput {
+        self.as_ref().compute_hash(prev_hash)
+    }
+
+    /// This entry, borrowed.
+    pub fn as_ref(&self) -> EntryRef<'_> {
+        EntryRef {
             table_name: &self.table_name,
             record_id: &self.record_id,
             operation: &self.operation,
@@ -70,9 +74,8 @@ impl Entry {
             timestamp: self.timestamp,
             bases: &self.bases,
             resolution: self.resolution,
-            prev_hash,
+            hash: &self.hash,
         }
-        .hash()
     }
 
     /// `device:version`, how bases name a change.

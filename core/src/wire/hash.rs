@@ -5,20 +5,8 @@
 //! version (decimal), timestamp (decimal), bases, resolution (`1` or `0`), and the previous
 //! hash of the same origin (64 lowercase hex characters, or empty for version 1). The hash is
 //! the lowercase hex SHA-256 of those bytes.
+use super::entry::EntryRef;
 use sha2::{Digest, Sha256};
-
-pub struct HashInput<'a> {
-    pub table_name: &'a str,
-    pub record_id: &'a str,
-    pub operation: &'a str,
-    pub change_data: &'a str,
-    pub device_id: &'a str,
-    pub version: i64,
-    pub timestamp: i64,
-    pub bases: &'a str,
-    pub resolution: bool,
-    pub prev_hash: &'a str,
-}
 
 fn field(h: &mut Sha256, bytes: &[u8]) {
     h.update(decimal(bytes.len() as u64, &mut [0u8; 20]));
@@ -62,8 +50,10 @@ fn lower_hex(bytes: &[u8]) -> String {
     s
 }
 
-impl HashInput<'_> {
-    pub fn hash(&self) -> String {
+impl EntryRef<'_> {
+    /// The hash of this entry's canonical encoding on the chain whose previous hash is
+    /// `prev_hash` (its own `hash` field is not part of it).
+    pub fn compute_hash(&self, prev_hash: &str) -> String {
         let mut h = Sha256::new();
         field(&mut h, b"peersync-v1");
         field(&mut h, self.table_name.as_bytes());
@@ -75,7 +65,7 @@ impl HashInput<'_> {
         field(&mut h, integer(self.timestamp, &mut [0u8; 20]));
         field(&mut h, self.bases.as_bytes());
         field(&mut h, if self.resolution { b"1" } else { b"0" });
-        field(&mut h, self.prev_hash.as_bytes());
+        field(&mut h, prev_hash.as_bytes());
         lower_hex(&h.finalize())
     }
 }
@@ -85,7 +75,7 @@ mod tests {
     use super::*;
     #[test]
     fn known_vector() {
-        let h = HashInput {
+        let h = EntryRef {
             table_name: "loans",
             record_id: "'L1'",
             operation: "INSERT",
@@ -95,11 +85,11 @@ mod tests {
             timestamp: 1700000000000000,
             bases: "{\"live\":[],\"cols\":{\"id\":[]}}",
             resolution: false,
-            prev_hash: "",
+            hash: "not part of the encoding",
         };
         // The same bytes, spelled out, hashed independently of `field`.
         let enc = "11:peersync-v1,5:loans,4:'L1',6:INSERT,11:{\"id\":\"L1\"},32:00112233445566778899aabbccddeeff,1:1,16:1700000000000000,28:{\"live\":[],\"cols\":{\"id\":[]}},1:0,0:,";
-        assert_eq!(h.hash(), hex::encode(Sha256::digest(enc.as_bytes())));
+        assert_eq!(h.compute_hash(""), hex::encode(Sha256::digest(enc.as_bytes())));
     }
 
     #[test]

@@ -76,8 +76,16 @@ impl Req {
         self.headers.get("host").and_then(|h| h.to_str().ok()).unwrap_or("").to_string()
     }
 
-    fn view(&self) -> (String, HeaderMap) {
-        (self.host(), self.headers.clone())
+    /// `f` of this request as httpsig sees it.
+    fn with_view<T>(&self, f: impl FnOnce(&RequestView) -> T) -> T {
+        let host = self.host();
+        f(&RequestView {
+            method: &self.method,
+            scheme: "http",
+            authority: &host,
+            path_and_query: &self.path,
+            headers: &self.headers,
+        })
     }
 
     /// A covered component's value, computed independently of httpsig (RFC 9421 2.1, 2.2).
@@ -137,17 +145,11 @@ fn sign(req: &mut Req, input: &MutInput, now: i64) -> (Vec<String>, bool) {
     let has_body = !req.body.is_empty();
     if input.style == 0 {
         req.headers.remove("content-digest");
-        let (host, headers) = req.view();
-        let view = RequestView {
-            method: &req.method,
-            scheme: "http",
-            authority: &host,
-            path_and_query: &req.path,
-            headers: &headers,
-        };
         let comps = if has_body { httpsig::COVERED_WITH_BODY } else { httpsig::COVERED_NO_BODY };
         // (fails only for a request line the server could not receive, e.g. a method with a newline)
-        let Ok(out) = httpsig::sign(&view, has_body.then_some(req.body.as_slice()), &key(), KEYID, now, &nonce) else {
+        let signed =
+            req.with_view(|view| httpsig::sign(view, has_body.then_some(&req.body[..]), &key(), KEYID, now, &nonce));
+        let Ok(out) = signed else {
             return (comps.iter().map(|s| s.to_string()).collect(), false);
         };
         for (k, v) in out {
@@ -172,15 +174,7 @@ fn sign(req: &mut Req, input: &MutInput, now: i64) -> (Vec<String>, bool) {
     let n = params.len();
     params.rotate_left(input.params_order as usize % n);
     let line = format!("({});{}", comps.iter().map(|c| sf_string(c)).collect::<Vec<_>>().join(" "), params.join(";"));
-    let (host, headers) = req.view();
-    let view = RequestView {
-        method: &req.method,
-        scheme: "http",
-        authority: &host,
-        path_and_query: &req.path,
-        headers: &headers,
-    };
-    let Ok(base) = httpsig::signature_base(&view, &comps, &line) else { return (comps, false) };
+    let Ok(base) = req.with_view(|view| httpsig::signature_base(view, &comps, &line)) else { return (comps, false) };
     let sig = key().sign(base.as_bytes());
     req.headers.insert("signature-input", format!("sig1={line}").parse().unwrap());
     req.headers.insert("signature", format!("sig1=:{}:", B64.encode(sig.to_bytes())).parse().unwrap());
