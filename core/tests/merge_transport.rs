@@ -221,6 +221,45 @@ fn a_change_claiming_to_be_the_receivers_own_quarantines_the_sender() {
     assert_unchanged(&fp, &b.fingerprint(), "forged own change, then released");
 }
 
+/// The receiver's own changes, its latest among them, relayed back to it are duplicates.
+#[test]
+fn the_receivers_own_changes_echoed_back_are_duplicates() {
+    let a = writer();
+    let b = fresh();
+    b.exec("INSERT INTO t1 VALUES ('b1', 1, 'b', NULL); UPDATE t1 SET a = 2 WHERE id = 'b1';");
+    a.apply(&b.changes("{}", 1000)).unwrap();
+    let fp = b.fingerprint();
+    let echo = a.changes("{}", 1000);
+    assert!(echo.contains(&format!("\"device_id\":\"{}\",\"version\":2", b.dev)), "{echo}");
+    let r = b.apply(&echo).unwrap();
+    assert_eq!((r["accepted"].as_i64(), r["duplicates"].as_i64()), (Some(8), Some(2)), "{r}");
+    assert_eq!(b.json("SELECT sync_status()")["quarantined"], json!([]));
+    assert_ne!(fp, b.fingerprint());
+}
+
+/// A sender whose chain of an origin differs from the one held here before the changes it
+/// sends (its `prevs`) holds a fork, even when the changes it sends are genuine.
+#[test]
+fn a_sender_whose_chain_differs_before_its_changes_is_quarantined() {
+    let a = writer();
+    let b = fresh();
+    b.apply(&a.changes("{}", 2)).unwrap();
+    let fp = b.fingerprint();
+    let since = format!("{{\"{}\":2}}", a.dev);
+    let mut bj = batch_json(&a, &since, 1);
+    assert_eq!(bj["changes"][0]["version"], 3);
+    let prev = bj["prevs"][&a.dev].as_str().unwrap().to_string();
+    bj["prevs"][&a.dev] = json!(flip_hex(&prev));
+    let e = b.apply(&bj.to_string()).unwrap_err();
+    assert!(
+        e.contains(&format!("device {} at version 2", a.dev)) && e.contains("the chain the sender's changes build on"),
+        "{e}"
+    );
+    assert_eq!(b.json("SELECT sync_status()")["quarantined"][0]["device_id"], json!(a.dev));
+    assert_eq!(b.int(&format!("SELECT sync_release('{}')", a.dev)), 1);
+    assert_unchanged(&fp, &b.fingerprint(), "a forked chain before the changes, then released");
+}
+
 /// Inside the caller's own transaction a fork is still refused, but nothing is written (the
 /// caller decides what to do with its transaction), so no quarantine is recorded.
 #[test]
