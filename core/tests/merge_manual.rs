@@ -141,6 +141,60 @@ fn manual_delete_vs_update_is_pending_and_local_value_stays() {
     assert_same(&a, &b);
 }
 
+/// Resolving a delete-vs-update conflict for the delete logs a DELETE resolution that, as
+/// every DELETE does, names the column writers it saw; the row stays gone everywhere.
+#[test]
+fn manual_delete_vs_update_resolved_for_the_delete() {
+    let (a, b) = pair_with_row("manual");
+    a.exec("DELETE FROM t1 WHERE id = 'r'");
+    b.exec("UPDATE t1 SET a = 'B' WHERE id = 'r'");
+    sync_pair(&a, &b);
+    let id = a.pending()[0];
+    assert_eq!(a.resolve(id, "local").as_deref(), Ok("resolved"));
+    let r = resolution_rows(&a).pop().unwrap();
+    let bases: serde_json::Value = serde_json::from_str(r.bases.as_deref().unwrap()).unwrap();
+    assert_eq!(
+        (r.operation.as_str(), bases["seen"]["a"].as_str()),
+        ("DELETE", Some(&*format!("{}:1", b.dev))),
+        "{r:?}"
+    );
+    quiet(&[&a, &b]);
+    assert!(a.pending().is_empty() && b.pending().is_empty(), "A {:?} B {:?}", a.conflicts(), b.conflicts());
+    assert_eq!((row_r(&a), row_r(&b)), (None, None));
+    assert_same(&a, &b);
+    // A resolution that keeps the row is no DELETE and names nothing as seen.
+    let (_, b, id) = manual_setup();
+    assert_eq!(b.resolve(id, "local").as_deref(), Ok("resolved"));
+    let r = resolution_rows(&b).pop().unwrap();
+    assert!(r.operation != "DELETE" && !r.bases.unwrap().contains("seen"), "{:?}", resolution_rows(&b));
+}
+
+/// However a delete-vs-update conflict is settled, on either device and for either side, the
+/// other device's copy closes and no new conflict appears: one decision, made once.
+#[test]
+fn a_delete_vs_update_settled_anywhere_closes_everywhere() {
+    for resolver in ["deleter", "updater"] {
+        for choice in ["local", "remote", "ignore", r#"{"a": "J"}"#] {
+            let (a, b) = pair_with_row("manual");
+            a.exec("DELETE FROM t1 WHERE id = 'r'");
+            b.exec("UPDATE t1 SET a = 'B' WHERE id = 'r'");
+            sync_pair(&a, &b);
+            let p = if resolver == "deleter" { &a } else { &b };
+            let id = p.pending()[0];
+            assert_eq!(p.resolve(id, choice).as_deref(), Ok(if choice == "ignore" { "ignored" } else { "resolved" }));
+            quiet(&[&a, &b]);
+            let what = format!("{resolver} resolved with {choice}");
+            assert!(
+                a.pending().is_empty() && b.pending().is_empty(),
+                "{what}: A {:?} B {:?}",
+                a.conflicts(),
+                b.conflicts()
+            );
+            assert_same(&a, &b);
+        }
+    }
+}
+
 /// A resolution made by a device whose clock is behind is stamped after both sides.
 #[test]
 fn hlc_resolution_is_stamped_after_both_sides() {

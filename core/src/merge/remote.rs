@@ -9,7 +9,7 @@ use crate::error::Result;
 use crate::model::change::{Change, ColWrite, Op};
 use crate::store::log::Writers;
 use crate::store::slots::Slots;
-use crate::wire::Value;
+use crate::wire::{parse_reference, Value};
 use std::sync::Arc;
 
 /// The received change being merged.
@@ -97,7 +97,7 @@ impl Merger<'_> {
             conflicts::close_matching(self.conn, r.t, r.rid, Slot::Live, &base, &inc.reference)?;
         }
         let cur = out.slots.live;
-        if based_on(cur, &base, &ch.live) {
+        if based_on(cur, &base, &ch.live) || self.resolution_saw(inc, cur, &ch.live)? {
             let held = !alive && self.delete_meets_updates(r, ch, inc, out)?;
             if !held {
                 out.slots.live = Some(inc.id);
@@ -128,10 +128,13 @@ impl Merger<'_> {
         for (c, w) in out.slots.cols.iter().enumerate() {
             let Some(w) = *w else { continue };
             let saw = match seen.iter().find(|(sc, _)| *sc == c).and_then(|(_, r)| r.as_ref()) {
-                Some(r) => self.ids(std::slice::from_ref(r))?.first().copied(),
-                None => None,
+                Some(r) => {
+                    let named = std::slice::from_ref(r);
+                    self.ids(named)?.first() == Some(&w) || self.resolution_saw(inc, Some(w), named)?
+                }
+                None => false,
             };
-            if saw != Some(w) && !unseen.contains(&w) {
+            if !saw && !unseen.contains(&w) {
                 unseen.push(w);
             }
         }
@@ -188,7 +191,7 @@ impl Merger<'_> {
             conflicts::close_matching(self.conn, r.t, r.rid, Slot::Col(c), &base, &inc.reference)?;
         }
         let cur = out.slots.cols[c];
-        let based = based_on(cur, &base, &w.base);
+        let based = based_on(cur, &base, &w.base) || self.resolution_saw(inc, cur, &w.base)?;
         if r.t.is_pk(c) {
             // Key columns always hold the record's key: writes to them agree.
             if based || inc.order > self.order(cur)? {
@@ -227,7 +230,7 @@ impl Merger<'_> {
     /// not see: delete against update, which by the rules the delete wins.
     fn update_after_delete(&mut self, r: &Record<'_>, ch: &Change, inc: &Incoming, out: &mut Outcome) -> Result<()> {
         let Some(deleted_by) = out.slots.live.filter(|_| !out.slots.alive) else { return Ok(()) };
-        if self.ids(&ch.live)?.contains(&deleted_by) {
+        if self.ids(&ch.live)?.contains(&deleted_by) || self.resolution_saw(inc, Some(deleted_by), &ch.live)? {
             return Ok(());
         }
         let (local, remote) = (SlotVal::Alive(false), SlotVal::Alive(true));
@@ -241,6 +244,17 @@ impl Merger<'_> {
     /// its bases name; against any other write it is an ordinary write under the strategy.
     fn both_resolutions(&mut self, inc: &Incoming, w: i64) -> Result<bool> {
         Ok(inc.resolution && self.writers.get(self.conn, w)?.resolution)
+    }
+
+    /// Whether a received resolution saw the local writer `w` though its bases (`named`) do
+    /// not name it: they name a later change of w's origin, and a device that holds `X:v`
+    /// holds every `X:u` before it. (A delete held back here as a pending conflict leaves
+    /// the insert before it as the liveness writer; the resolution that settles the conflict
+    /// names the delete, and supersedes the insert.)
+    fn resolution_saw(&mut self, inc: &Incoming, w: Option<i64>, named: &[String]) -> Result<bool> {
+        let Some(w) = w.filter(|_| inc.resolution) else { return Ok(false) };
+        let w = self.writers.get(self.conn, w)?;
+        Ok(named.iter().filter_map(|r| parse_reference(r)).any(|(d, v)| *d == *w.device_id && v >= w.version))
     }
 
     /// A received write to `slot` concurrent with the local writer `cur` and differing from
