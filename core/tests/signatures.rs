@@ -476,3 +476,19 @@ fn changes_every_peer_holds_are_logged_as_synced() {
     assert_eq!(synced(&a.p.dev), 2, "A holds its own changes: synced everywhere B knows of");
     assert_eq!(synced(&b.p.dev), 0, "A has not said it holds B's change");
 }
+
+/// A change some trusted peer is not known to hold is not synced, until that peer says it is.
+#[test]
+fn a_change_some_peer_lacks_is_not_synced_until_it_holds_it() {
+    let (a, b, c) = (Signer::new("a", 1), Signer::new("b", 2), Signer::new("c", 3));
+    b.trusts(&a);
+    b.trusts(&c);
+    write(&a.p, 0, 2);
+    apply(&b.p, &a.outgoing(&b.p, 1000)).unwrap();
+    let synced = || b.p.int(&format!("SELECT ifnull(sum(is_synced), 0) FROM sync_log WHERE device_id = '{}'", a.p.dev));
+    assert_eq!(synced(), 0, "C has not said it holds A's changes");
+    assert_eq!(b.p.json("SELECT sync_status()")["log"]["unsynced"], 2);
+    let holds: peersync_core::Vector = [(a.p.dev.clone(), 1)].into_iter().collect();
+    peersync_core::note_peer_vector(&b.p.conn, &c.p.dev, &holds).unwrap();
+    assert_eq!(synced(), 1, "C holds A:1 only");
+}
