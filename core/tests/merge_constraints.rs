@@ -28,6 +28,23 @@ fn push(a: &Peer, b: &Peer) -> Json {
     }
 }
 
+/// A constraint conflict over a record new here waits for a person: a later change of the
+/// same origin to that record, based on the refused one, does not close it.
+#[test]
+fn a_later_change_of_the_refused_record_leaves_the_constraint_conflict_pending() {
+    let schema = "CREATE TABLE u(id TEXT PRIMARY KEY, email TEXT UNIQUE, note)";
+    let (a, b) = peers(schema, schema, &["u"]);
+    a.exec("INSERT INTO u VALUES ('1', 'x@', 'A1')");
+    b.exec("INSERT INTO u VALUES ('2', 'x@', 'B2')");
+    assert_eq!(constraint_conflicts(&push(&a, &b)).len(), 1);
+    let id = b.pending()[0];
+    for later in ["UPDATE u SET note = 'A1 again' WHERE id = '1'", "DELETE FROM u WHERE id = '1'"] {
+        a.exec(later);
+        push(&a, &b);
+        assert!(b.pending().contains(&id), "after {later}: {:?}", b.conflicts());
+    }
+}
+
 #[test]
 fn unique_violation_becomes_a_pending_constraint_conflict() {
     let schema = "CREATE TABLE u(id TEXT PRIMARY KEY, email TEXT UNIQUE, note)";

@@ -182,11 +182,7 @@ fn merge_all<'b>(
             held.push(h);
             continue;
         }
-        let hash_ok = match p.hash {
-            Some((prev, matched)) if prev == prev_hash => matched,
-            _ => e.compute_hash(prev_hash) == e.hash,
-        };
-        if !hash_ok {
+        if !hash_matches(e, p.hash, prev_hash) {
             return Err(hash_mismatch(e));
         }
         let t = tables.get(&e.table_name).unwrap();
@@ -283,6 +279,16 @@ fn waits(e: &crate::wire::Entry, verdict: &Verdict, wall: i64, horizon: i64) -> 
         return Some(Held::new(e, "clock_ahead", detail));
     }
     None
+}
+
+/// Whether `e`'s hash is the one computed on `prev_hash` (the head held here): what was
+/// prepared says, when it was prepared on that same hash (as it always is for a change that
+/// gets this far); else it is computed now.
+fn hash_matches(e: &crate::wire::Entry, prepared: Option<(&str, bool)>, prev_hash: &str) -> bool {
+    match prepared {
+        Some((prev, matched)) if prev == prev_hash => matched,
+        _ => e.compute_hash(prev_hash) == e.hash,
+    }
 }
 
 /// About what logging `e` costs here, in bytes (its text and the log row's own fields).
