@@ -56,6 +56,7 @@ MUTANTS_EDGES := core/src/exchange/sign.rs core/src/exchange/verify.rs core/src/
 MUTANTS_MERGE := core/src/merge/merger.rs core/src/merge/remote.rs core/src/merge/rules.rs
 mutants:
 	@command -v cargo-mutants >/dev/null || $(CARGO) install --locked cargo-mutants@27.1.0
+	mkdir -p target/mutants
 	$(CARGO) mutants --package peersync-core $(addprefix -f ,$(MUTANTS_EDGES)) -o target/mutants/edges -- -- --skip converges_ || true
 	PEERSYNC_CASES=$(MUTANTS_CASES) $(CARGO) mutants --package peersync-core $(addprefix -f ,$(MUTANTS_MERGE)) -o target/mutants/merge || true
 	@cat target/mutants/*/mutants.out/missed.txt 2>/dev/null | sed 's/^/missed: /'; echo "make mutants: results in target/mutants/"
