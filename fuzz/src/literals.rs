@@ -1,4 +1,4 @@
-//! The value harness: record_id literals, change_data values and vectors (core/src/value.rs, changes.rs) parse without panics and round-trip.
+//! The value harness: record_id literals, change_data values and vectors (core/src/wire/value.rs, model/change.rs) parse without panics and round-trip.
 use peersync_core::{parse_literals, record_id, Value};
 use std::path::Path;
 
