@@ -78,8 +78,18 @@ fn genuine(view: &RequestView<'_>, sig: &httpsig::Received) -> bool {
     }
 }
 
+/// Whether some `:`-delimited part of `header` decodes to the body's SHA-256 or SHA-512. Decoded as
+/// RFC 8941 4.2.7 asks parsers to: padding optional, non-zero pad bits accepted.
 fn digest_holds(header: &str, body: &[u8]) -> bool {
-    header.contains(&B64.encode(Sha256::digest(body))) || header.contains(&B64.encode(Sha512::digest(body)))
+    use base64::engine::{general_purpose::GeneralPurpose, DecodePaddingMode, GeneralPurposeConfig};
+    let lenient = GeneralPurpose::new(
+        &base64::alphabet::STANDARD,
+        GeneralPurposeConfig::new()
+            .with_decode_allow_trailing_bits(true)
+            .with_decode_padding_mode(DecodePaddingMode::Indifferent),
+    );
+    let (sha256, sha512) = (Sha256::digest(body).to_vec(), Sha512::digest(body).to_vec());
+    header.split(':').filter_map(|b| lenient.decode(b).ok()).any(|d| d == sha256 || d == sha512)
 }
 
 // ------------------------------------------------------------------ raw inputs

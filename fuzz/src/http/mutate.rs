@@ -182,7 +182,7 @@ fn sign(req: &mut Req, input: &MutInput, now: i64) -> (Vec<String>, bool) {
     let acceptable = buildable
         && host_ok
         && has("@method")
-        && (has("@target-uri") || has("@path"))
+        && (has("@target-uri") || (has("@authority") && has("@path") && (has("@query") || !req.path.contains('?'))))
         && (!(has_body || body_signals) || has("content-digest"))
         && input.expires.is_none_or(|e| e >= 2);
     (comps, acceptable)
