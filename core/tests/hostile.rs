@@ -1,6 +1,7 @@
 //! Owns the engine's side of the hostile-peer rules (issue "a hostile or compromised trusted
 //! device"): resolutions that name nothing they supersede, record ids that alias a row, values
-//! the receiver's column types would change, and timestamps far ahead of the receiver's clock.
+//! the receiver's column types would change, timestamps far ahead of the receiver's clock, and
+//! one origin's changes stamped alike.
 mod common;
 
 use common::*;
@@ -253,4 +254,20 @@ fn a_change_whose_base_is_missing_waits() {
     let res = b.apply(&batch_of(FORGER, vec![base, upd])).unwrap();
     assert_eq!(res["accepted"], 2, "{res}");
     assert_eq!(b.row("t1", "id = 'k'").unwrap()[1], V::Int(2));
+}
+
+#[test]
+fn two_changes_of_one_origin_with_one_timestamp_are_ordered_by_version() {
+    // Timestamps are hybrid logical clocks: an honest origin never stamps two changes alike, but
+    // a restored copy or a hostile origin can. The winner order stays total (timestamp, device,
+    // version): the later version wins, on every receiver.
+    let (b, w) = holder("timestamp_wins");
+    let ts = last_own(&b).timestamp.unwrap() + 1;
+    let bases = json!({"cols": {"a": [w]}}).to_string();
+    let mut f = Forger::new(FORGER);
+    let first = f.change("t1", "'r'", "UPDATE", r#"{"a":"first"}"#, &bases, ts, false);
+    let second = f.change("t1", "'r'", "UPDATE", r#"{"a":"second"}"#, &bases, ts, false);
+    let res = b.apply(&batch_of(FORGER, vec![first, second])).unwrap();
+    assert_eq!(res["accepted"], 2, "{res}");
+    assert_eq!(row_r(&b).unwrap()[1], t("second"), "{:?}", b.conflicts());
 }

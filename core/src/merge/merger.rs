@@ -7,13 +7,12 @@ use crate::error::Result;
 use crate::model::change::{Change, ColWrite, Op};
 use crate::model::table::Table;
 use crate::store::local::LocalLog;
-use crate::store::log::Writers;
+use crate::store::log::{Order, Writers};
 use crate::store::rows;
 use crate::store::slots::Slots;
 use crate::wire::{parse_reference, write_json_string, Value};
 use rusqlite::Connection;
 use std::borrow::Cow;
-use std::sync::Arc;
 
 /// State shared by everything one write transaction merges.
 pub struct Merger<'c> {
@@ -57,14 +56,11 @@ impl<'c> Merger<'c> {
         Ok(v)
     }
 
-    /// (timestamp, device id) of a writer; no writer sorts first.
-    pub(super) fn order(&mut self, id: Option<i64>) -> Result<(i64, Arc<str>)> {
+    /// A writer's place in the winner rule's order; no writer sorts first.
+    pub(super) fn order(&mut self, id: Option<i64>) -> Result<Order> {
         Ok(match id {
-            None => (i64::MIN, "".into()),
-            Some(id) => {
-                let w = self.writers.get(self.conn, id)?;
-                (w.timestamp, w.device_id)
-            }
+            None => (i64::MIN, "".into(), 0),
+            Some(id) => self.writers.get(self.conn, id)?.order(),
         })
     }
 

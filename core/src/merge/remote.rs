@@ -7,10 +7,9 @@ use super::merger::{values_json, Merger, Record};
 use super::rules::{How, Settle, Side};
 use crate::error::Result;
 use crate::model::change::{Change, ColWrite, Op};
-use crate::store::log::Writers;
+use crate::store::log::{Order, Writers};
 use crate::store::slots::Slots;
 use crate::wire::{parse_reference, Value};
-use std::sync::Arc;
 
 /// The received change being merged.
 struct Incoming {
@@ -18,8 +17,8 @@ struct Incoming {
     id: i64,
     /// `device:version`, how bases name it.
     reference: String,
-    /// Its place in the winner rule's order: (timestamp, device id).
-    order: (i64, Arc<str>),
+    /// Its place in the winner rule's order.
+    order: Order,
     resolution: bool,
 }
 
@@ -48,12 +47,7 @@ impl Merger<'_> {
     /// into record `r`, then writes the table, the slot state, any resolution and conflicts.
     pub fn merge_remote(&mut self, r: &Record<'_>, ch: &Change, this: i64, data: &str) -> Result<()> {
         let w = self.writers.get(self.conn, this)?;
-        let inc = Incoming {
-            id: this,
-            reference: w.reference(),
-            order: (w.timestamp, w.device_id.clone()),
-            resolution: w.resolution,
-        };
+        let inc = Incoming { id: this, reference: w.reference(), order: w.order(), resolution: w.resolution };
         let before = self.slots_before(r, ch, this)?;
         let mut local_values = None;
         let mut out = Outcome { slots: before.clone(), applied: Vec::new(), found: Vec::new(), auto: Vec::new() };

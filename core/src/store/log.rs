@@ -106,6 +106,9 @@ pub fn mark_sealed(conn: &Connection) -> Result<()> {
 }
 
 /// What the merge needs to know about a slot's writer.
+/// A writer's place in the winner rule's order; see [`Writer::order`].
+pub type Order = (i64, Arc<str>, i64);
+
 #[derive(Debug, Clone)]
 pub struct Writer {
     /// Shared: writers are cloned for every slot the merge compares.
@@ -118,6 +121,13 @@ pub struct Writer {
 impl Writer {
     pub fn reference(&self) -> String {
         format!("{}:{}", self.device_id, self.version)
+    }
+
+    /// Its place in the winner rule's order: (timestamp, device id), then version, so that two
+    /// distinct changes never tie, not even two of one origin with one timestamp (a restored
+    /// copy, or a hostile origin), and every device picks the same winner.
+    pub fn order(&self) -> Order {
+        (self.timestamp, self.device_id.clone(), self.version)
     }
 }
 
