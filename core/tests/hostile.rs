@@ -271,3 +271,20 @@ fn two_changes_of_one_origin_with_one_timestamp_are_ordered_by_version() {
     assert_eq!(res["accepted"], 2, "{res}");
     assert_eq!(row_r(&b).unwrap()[1], t("second"), "{:?}", b.conflicts());
 }
+
+#[test]
+fn an_update_that_names_the_delete_it_saw_is_no_conflict_and_the_record_stays_deleted() {
+    // An honest device cannot update a deleted row; a crafted update that says it saw the
+    // delete neither revives the record nor opens a conflict.
+    let (b, w) = holder("manual");
+    b.exec("DELETE FROM t1 WHERE id='r'");
+    let deleted = reference(&last_own(&b));
+    let ts = last_own(&b).timestamp.unwrap() + 1;
+    let bases = json!({"live": [deleted], "cols": {"a": [w]}}).to_string();
+    let mut f = Forger::new(FORGER);
+    let late = f.change("t1", "'r'", "UPDATE", r#"{"a":"late"}"#, &bases, ts, false);
+    let res = b.apply(&batch_of(FORGER, vec![late])).unwrap();
+    assert_eq!(res["accepted"], 1, "{res}");
+    assert_eq!(row_r(&b), None);
+    assert!(b.conflicts().is_empty(), "{:?}", b.conflicts());
+}

@@ -287,3 +287,24 @@ fn resolve_with_a_bad_json_row_is_refused() {
     }
     assert!(problems.is_empty(), "{}", problems.join("\n"));
 }
+
+#[test]
+fn a_delete_after_one_row_was_inserted_alike_on_two_devices_is_no_conflict() {
+    // Both devices insert the same row before they sync: the writes agree, so no conflict. Every
+    // column's writer (the key's too) must then be the same on both, so that a later delete on
+    // either has seen what the other holds.
+    for deleter in [0, 1] {
+        let a = Peer::standard("A", "manual", "manual");
+        let b = Peer::standard("B", "manual", "manual");
+        a.exec("INSERT INTO t1 VALUES ('r', 1, 2, 3)");
+        b.exec("INSERT INTO t1 VALUES ('r', 1, 2, 3)");
+        sync_pair(&a, &b);
+        assert!(a.conflicts().is_empty() && b.conflicts().is_empty(), "{:?} {:?}", a.conflicts(), b.conflicts());
+        let (d, other) = if deleter == 0 { (&a, &b) } else { (&b, &a) };
+        d.exec("DELETE FROM t1 WHERE id='r'");
+        sync_pair(d, other);
+        assert_eq!(row_r(other), None, "the delete applied on {}", other.dev);
+        assert!(other.conflicts().is_empty(), "no conflict on {}: {:?}", other.dev, other.conflicts());
+        assert_same(&a, &b);
+    }
+}

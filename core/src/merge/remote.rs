@@ -186,34 +186,26 @@ impl Merger<'_> {
         }
         let cur = out.slots.cols[c];
         let based = based_on(cur, &base, &w.base) || self.resolution_saw(inc, cur, &w.base)?;
-        if r.t.is_pk(c) {
-            // Key columns always hold the record's key: writes to them agree.
-            if based || inc.order > self.order(cur)? {
-                out.slots.cols[c] = Some(inc.id);
+        // Key columns always hold the record's key: their writes agree, and the row needs none.
+        let key = r.t.is_pk(c);
+        if based {
+            out.slots.cols[c] = Some(inc.id);
+            if !key {
+                out.applied.push((c, &w.value));
             }
             return Ok(());
         }
-        if based {
-            out.slots.cols[c] = Some(inc.id);
-            out.applied.push((c, &w.value));
-            return Ok(());
-        }
-        let local = self.values_once(local_values, r, before)?[c].clone();
-        if w.value == local {
-            // Concurrent and agreeing: no conflict; the greater writer holds the slot.
+        if key || w.value == self.values_once(local_values, r, before)?[c] {
+            // Concurrent and agreeing: no conflict; the greater writer holds the slot (the same
+            // one on every device, so a later delete that saw it has seen what each holds).
             if inc.order > self.order(cur)? {
                 out.slots.cols[c] = Some(inc.id);
             }
-        } else if self.contest(
-            r,
-            inc,
-            Slot::Col(c),
-            cur,
-            SlotVal::Val(local),
-            SlotVal::Val(w.value.clone()),
-            How::TimestampWins,
-            out,
-        )? {
+            return Ok(());
+        }
+        let local = SlotVal::Val(self.values_once(local_values, r, before)?[c].clone());
+        let remote = SlotVal::Val(w.value.clone());
+        if self.contest(r, inc, Slot::Col(c), cur, local, remote, How::TimestampWins, out)? {
             out.slots.cols[c] = Some(inc.id);
             out.applied.push((c, &w.value));
         }
