@@ -105,10 +105,10 @@ pub fn mark_sealed(conn: &Connection) -> Result<()> {
     set_state(conn, "sealed_upto", &last_id(conn)?)
 }
 
-/// What the merge needs to know about a slot's writer.
 /// A writer's place in the winner rule's order; see [`Writer::order`].
 pub type Order = (i64, Arc<str>, i64);
 
+/// What the merge needs to know about a slot's writer.
 #[derive(Debug, Clone)]
 pub struct Writer {
     /// Shared: writers are cloned for every slot the merge compares.
