@@ -61,6 +61,26 @@ def test_on_update_cascade_replays_to_an_identical_table(tmp_path, fk):
         assert table_rows(b, t) == table_rows(a, t), t
 
 
+def test_sql_apply_with_foreign_keys_on_makes_a_violation_a_constraint_conflict(tmp_path):
+    """sync_apply from SQL on a connection that enforces foreign keys: the child whose parent is
+    missing becomes a pending `constraint` conflict and the rest of the batch applies. (The
+    commit's deferred foreign-key check fails as plain SQLITE_CONSTRAINT in SQLite 3.40, the
+    host here, and as SQLITE_CONSTRAINT_FOREIGNKEY in newer ones.)"""
+    a, b = pair(tmp_path, FK_SCHEMA, ["parent", "child"], fk=True)
+    a.execute("pragma foreign_keys = off")  # the origin does not enforce them
+    a.execute("insert into child values ('c1', 'nope', 1)")
+    a.execute("insert into parent values ('p1', 'P')")
+    a.execute("insert into child values ('c2', 'p1', 2)")
+    batch = one(a, "select sync_changes('{}')")
+    res = json.loads(one(b, "select sync_apply(?)", (batch,)))
+    assert res["accepted"] == 3, res
+    assert [(c["table_name"], c["record_id"]) for c in res["conflicts"]] == [("child", "'c1'")], res
+    assert b.execute("select * from child").fetchall() == [("c2", "p1", 2)]
+    assert b.execute("select * from parent").fetchall() == [("p1", "P")]
+    assert b.execute("select kind, status from sync_conflicts").fetchall() == [("constraint", "pending")]
+    assert b.execute("select count(*) from pragma_foreign_key_check").fetchone()[0] == 0
+
+
 def test_strict_table(tmp_path):
     schema = ["create table s(id text primary key, n integer, r real, t text, b blob, a any) strict"]
     a, b = pair(tmp_path, schema, ["s"])

@@ -65,8 +65,11 @@ pub fn apply(conn: &Connection, batch: &Batch) -> Result<Applied> {
     let mut result = None;
     if fk && autocommit {
         match apply_once(conn, batch, true) {
+            // The commit's foreign-key check fails as SQLITE_CONSTRAINT_FOREIGNKEY, or as plain
+            // SQLITE_CONSTRAINT in older SQLite (3.40 among them); other constraints never
+            // reach here: each becomes a `constraint` conflict where it happens.
             Err(Error::Sqlite(rusqlite::Error::SqliteFailure(f, _)))
-                if f.extended_code == rusqlite::ffi::SQLITE_CONSTRAINT_FOREIGNKEY => {}
+                if f.code == rusqlite::ErrorCode::ConstraintViolation => {}
             other => result = Some(other),
         }
     }
