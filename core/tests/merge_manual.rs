@@ -308,3 +308,25 @@ fn a_delete_after_one_row_was_inserted_alike_on_two_devices_is_no_conflict() {
         assert_same(&a, &b);
     }
 }
+
+/// A delete-vs-update conflict shows each side as it is: on the deleting device the remote
+/// side is the row with the update's values (not the record's first INSERT), on the updating
+/// device the local side is; under every strategy.
+#[test]
+fn a_delete_vs_update_conflict_shows_the_update_s_values() {
+    for s in ["manual", "timestamp_wins", "local_wins", "remote_wins"] {
+        let (a, b) = pair_with_row(s);
+        a.exec("DELETE FROM t1 WHERE id = 'r'");
+        b.exec("UPDATE t1 SET a = 'B' WHERE id = 'r'");
+        sync_pair(&a, &b);
+        let updated = json!({"id": "r", "a": "B", "b": 0, "c": 0});
+        let on_a: Vec<_> = a.conflicts().into_iter().filter(|c| c.local_data.is_null()).collect();
+        assert!(!on_a.is_empty(), "{s}: {:?}", a.conflicts());
+        for c in on_a {
+            assert_eq!(c.remote_data, updated, "{s}: the deleter's conflict {c:?}");
+        }
+        let on_b = b.conflicts();
+        assert_eq!(on_b.len(), 1, "{s}: {on_b:?}");
+        assert_eq!((&on_b[0].local_data, &on_b[0].remote_data), (&updated, &json!(null)), "{s}: {on_b:?}");
+    }
+}

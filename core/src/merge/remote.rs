@@ -352,7 +352,14 @@ impl Merger<'_> {
             resolution = Some(self.writers.get(conn, id)?.reference());
         }
         if !out.found.is_empty() {
-            let image_vals = self.values_once(&mut local_values, r, before)?.clone();
+            let mut image_vals = self.values_once(&mut local_values, r, before)?.clone();
+            if !before.alive {
+                // Deleted here: the record's live side is the incoming change's, so it shows
+                // with the change's values over what each column's writer wrote.
+                for w in &ch.writes {
+                    image_vals[w.col] = w.value.clone();
+                }
+            }
             let image = move |_: &mut Writers| Ok(values_json(t, &image_vals));
             let recorded =
                 conflicts::record(conn, &mut self.writers, t, r.rid, &image, &out.found, resolution.as_deref())?;
