@@ -330,3 +330,21 @@ fn a_delete_vs_update_conflict_shows_the_update_s_values() {
         assert_eq!((&on_b[0].local_data, &on_b[0].remote_data), (&updated, &json!(null)), "{s}: {on_b:?}");
     }
 }
+
+/// A column added after a record was written has no writer for it until its first write:
+/// a device that joins with the table as it is now takes that write without a conflict.
+#[test]
+fn a_column_added_later_is_first_written_without_a_conflict() {
+    let a = Peer::new("A", "CREATE TABLE t(id TEXT PRIMARY KEY, x)");
+    a.track("t", "manual");
+    a.exec("INSERT INTO t VALUES ('r', 1)");
+    a.exec("ALTER TABLE t ADD COLUMN y");
+    a.track("t", "manual");
+    a.exec("UPDATE t SET y = 'new' WHERE id = 'r'");
+    let b = Peer::new("B", "CREATE TABLE t(id TEXT PRIMARY KEY, x, y)");
+    b.track("t", "manual");
+    sync_pair(&a, &b);
+    assert!(b.conflicts().is_empty() && a.conflicts().is_empty(), "A {:?} B {:?}", a.conflicts(), b.conflicts());
+    assert_eq!(b.row("t", "id = 'r'"), Some(vec![t("r"), V::Int(1), t("new")]));
+    assert_eq!(a.snapshot(&["t"]), b.snapshot(&["t"]));
+}

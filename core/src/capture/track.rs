@@ -13,6 +13,7 @@ use crate::error::{Error, Result};
 use crate::model::clock::{now_us, TRIGGER_WALL_CLOCK};
 use crate::model::table::{affinities, introspect, Shape, Strategy, Table, Tables};
 use crate::store::format::device_id;
+use crate::store::slots;
 use crate::wire::{record_id, Value};
 use rusqlite::{params, Connection, OptionalExtension};
 
@@ -44,9 +45,11 @@ pub fn track(conn: &Connection, name: &str, strategy: Option<&str>) -> Result<i6
             }
             None => Vec::new(),
         };
+        let mut added = Vec::new();
         for c in &shape.columns {
             if !columns.contains(c) {
                 columns.push(c.clone());
+                added.push(c.clone());
             }
         }
         let pk: Vec<usize> =
@@ -58,6 +61,7 @@ pub fn track(conn: &Connection, name: &str, strategy: Option<&str>) -> Result<i6
         let pk_json = serde_json::to_string(&pk)?;
         let id = match existing {
             Some((id, _, _)) => {
+                slots::columns_added(conn, id, &added)?;
                 conn.execute(
                     "UPDATE sync_tables SET strategy=?2, columns=?3, pk=?4, active=1 WHERE id=?1",
                     params![id, strategy.as_str(), cols_json, pk_json],

@@ -25,6 +25,35 @@ pub struct Slots {
 /// A `sync_meta` row's (live, alive, cw, cols).
 type Stored = (Option<i64>, bool, Option<i64>, String);
 
+/// Columns `added` to table `tbl` after some of its records were stored: no writer of those
+/// records wrote them, so each record's state names no writer for them (without this, `cw`
+/// would stand for them too, and the first write to a new column would be judged against a
+/// change that never wrote it). Rewrites the table's records in pages of 5,000.
+pub fn columns_added(conn: &Connection, tbl: i64, added: &[String]) -> Result<()> {
+    if added.is_empty() {
+        return Ok(());
+    }
+    let mut page = conn.prepare(
+        "SELECT record_id, cols FROM sync_meta WHERE tbl = ?1 AND record_id > ?2 AND cw IS NOT NULL ORDER BY record_id LIMIT 5000",
+    )?;
+    let mut set = conn.prepare("UPDATE sync_meta SET cols = ?3 WHERE tbl = ?1 AND record_id = ?2")?;
+    let mut after = String::new();
+    loop {
+        let rows: Vec<(String, String)> =
+            page.query_map(params![tbl, after], |r| Ok((r.get(0)?, r.get(1)?)))?.collect::<rusqlite::Result<_>>()?;
+        let Some(last) = rows.last() else { return Ok(()) };
+        after = last.0.clone();
+        for (rid, cols) in rows {
+            let mut m: serde_json::Map<String, serde_json::Value> =
+                if cols.is_empty() { serde_json::Map::new() } else { serde_json::from_str(&cols)? };
+            for c in added {
+                m.entry(c.clone()).or_insert(serde_json::Value::Null);
+            }
+            set.execute(params![tbl, rid, serde_json::to_string(&m)?])?;
+        }
+    }
+}
+
 impl Slots {
     pub fn load(conn: &Connection, t: &Table, rid: &str) -> Result<Slots> {
         let row: Option<(Option<i64>, bool, Option<i64>, String)> = conn
