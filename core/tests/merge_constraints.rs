@@ -260,3 +260,56 @@ fn a_foreign_key_violation_inside_the_caller_s_transaction_is_a_conflict() {
     assert_eq!(b.rows("ch"), Vec::<Vec<V>>::new());
     assert_eq!(b.rows("p"), vec![vec![t("p2")]]);
 }
+
+/// The loan story (issue "never silently differ"): A deletes a loan, B edits it and adds a
+/// payment (B enforces foreign keys). A keeps its delete; on B that delete meets the payment
+/// and waits as a `constraint` conflict. However B settles it, both devices end alike with
+/// nothing pending: taking the delete (after removing the payment) removes the loan
+/// everywhere; keeping the loan (or a row of B's own) brings it back on A.
+#[test]
+fn a_delete_refused_by_a_constraint_is_settled_alike_everywhere() {
+    const LOANS: &str = "CREATE TABLE loans(id TEXT PRIMARY KEY, amount INTEGER);
+                         CREATE TABLE payments(id TEXT PRIMARY KEY, loan_id TEXT REFERENCES loans(id), amt INTEGER)";
+    for choice in ["remote", "local", r#"{"amount": 300}"#] {
+        let a = Peer::new("A", LOANS);
+        let b = Peer::new("B", LOANS);
+        for t in ["loans", "payments"] {
+            a.track(t, "manual");
+            b.track(t, "manual");
+        }
+        b.exec("PRAGMA foreign_keys = ON");
+        a.exec("PRAGMA foreign_keys = OFF");
+        a.exec("INSERT INTO loans VALUES ('L1', 100)");
+        sync_pair(&a, &b);
+        a.exec("DELETE FROM loans WHERE id = 'L1'");
+        b.exec("UPDATE loans SET amount = 200 WHERE id = 'L1'; INSERT INTO payments VALUES ('P1', 'L1', 10)");
+        sync_pair(&a, &b);
+        let on_a = a.pending();
+        assert_eq!(on_a.len(), 1, "A: {:?}", a.conflicts());
+        assert_eq!(a.resolve(on_a[0], "local").as_deref(), Ok("resolved"));
+        sync_pair(&a, &b);
+        let on_b: Vec<_> = b.conflicts().into_iter().filter(|c| c.status == "pending").collect();
+        assert_eq!(on_b.len(), 1, "B: {:?}", b.conflicts());
+        assert_eq!(on_b[0].kind, "constraint", "{on_b:?}");
+        if choice == "remote" {
+            b.exec("DELETE FROM payments WHERE id = 'P1'");
+        }
+        assert_eq!(b.resolve(on_b[0].id, choice).as_deref(), Ok("resolved"));
+        quiet(&[&a, &b]);
+        let what = format!("B chose {choice}");
+        assert!(
+            a.pending().is_empty() && b.pending().is_empty(),
+            "{what}: A {:?} B {:?}",
+            a.conflicts(),
+            b.conflicts()
+        );
+        assert_eq!(b.rows("loans"), a.rows("loans"), "{what}: loans differ");
+        assert_eq!(b.rows("payments"), a.rows("payments"), "{what}: payments differ");
+        let want = match choice {
+            "remote" => vec![],
+            "local" => vec![vec![t("L1"), V::Int(200)]],
+            _ => vec![vec![t("L1"), V::Int(300)]],
+        };
+        assert_eq!(a.rows("loans"), want, "{what}");
+    }
+}

@@ -7,8 +7,8 @@ use crate::db::tx;
 use crate::error::{Error, Result};
 use crate::model::table::Tables;
 use crate::store::format::device_id;
-use crate::store::rows;
 use crate::store::slots::Slots;
+use crate::store::{log, rows};
 use crate::wire::{parse_literals, Value};
 use rusqlite::params;
 use rusqlite::Connection;
@@ -97,11 +97,14 @@ pub fn resolve(conn: &Connection, id: i64, choice: Choice) -> Result<String> {
                 _ => (0..t.columns.len()).map(|i| rows::written_value(conn, t, i, slots.cols[i])).collect(),
             }
         };
+        let refused_delete = c.kind == "constraint"
+            && c.remote_change.map(|id| log::operation(conn, id)).transpose()?.flatten().as_deref() == Some("DELETE");
         match c.kind.as_str() {
-            "delete" => {
+            // A delete refused by a constraint is settled as a delete against an update is.
+            k if k == "delete" || refused_delete => {
                 let alive = match &choice {
                     Choice::Local | Choice::Ignore => slots.alive,
-                    Choice::Remote => !c.remote_data.is_null(),
+                    Choice::Remote => !refused_delete && !c.remote_data.is_null(),
                     Choice::Row(row) => {
                         let cur = current()?;
                         let mut vals = Vec::new();

@@ -105,6 +105,11 @@ pub fn mark_sealed(conn: &Connection) -> Result<()> {
     set_state(conn, "sealed_upto", &last_id(conn)?)
 }
 
+/// The operation (`INSERT`, `UPDATE`, `DELETE`) of log row `id`, if the log holds it.
+pub fn operation(conn: &Connection, id: i64) -> Result<Option<String>> {
+    Ok(conn.query_row("SELECT operation FROM sync_log WHERE id = ?1", [id], |r| r.get(0)).optional()?)
+}
+
 /// A writer's place in the winner rule's order; see [`Writer::order`].
 pub type Order = (i64, Arc<str>, i64);
 
