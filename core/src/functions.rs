@@ -4,6 +4,7 @@ use crate::capture::seal::seal;
 use crate::capture::track::{track, untrack};
 use crate::error::{Error, Result};
 use crate::exchange::apply::apply;
+use crate::exchange::digest::digest;
 use crate::exchange::export::{changes_json, vector};
 use crate::exchange::status::status;
 use crate::exchange::verify::{hash_of, verify};
@@ -118,6 +119,10 @@ pub fn register_functions(conn: &Connection) -> rusqlite::Result<()> {
     register(conn, "sync_hash", 1, |ctx, c| {
         let id = arg_int(ctx, "sync_hash", 0, "the log id")?;
         Ok(text(hash_of(c, id)?))
+    })?;
+    register(conn, "sync_digest", 0, |_, c| {
+        device_id(c)?;
+        Ok(text(serde_json::to_string(&digest(c)?)?))
     })?;
     register(conn, "sync_verify", 0, |_, c| {
         device_id(c)?;

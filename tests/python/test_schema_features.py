@@ -81,6 +81,25 @@ def test_sql_apply_with_foreign_keys_on_makes_a_violation_a_constraint_conflict(
     assert b.execute("select count(*) from pragma_foreign_key_check").fetchone()[0] == 0
 
 
+def test_digest_agrees_across_devices_and_sees_a_write_the_log_missed(tmp_path):
+    """sync_digest() from Debian's sqlite3 module: equal on two devices with the same rows (the
+    vector it names is the database's), different once one holds a row the logs do not know."""
+    a, b = pair(tmp_path, FK_SCHEMA, ["parent", "child"])
+    a.execute("insert into parent values ('p1', 'P'), ('p2', x'01')")
+    a.execute("insert into child values ('c1', 'p1', 1.5)")
+    copy_via_sync(a, b)
+    da, db = (json.loads(one(c, "select sync_digest()")) for c in (a, b))
+    assert da == db, (da, db)
+    assert da["vector"] == json.loads(one(a, "select sync_vector()"))
+    assert {t: d["rows"] for t, d in da["tables"].items()} == {"child": 1, "parent": 2}
+    b.execute("select sync_untrack('child')")
+    b.execute("update child set v = 2 where id = 'c1'")
+    b.execute("select sync_track('child')")
+    db = json.loads(one(b, "select sync_digest()"))
+    assert db["vector"] == da["vector"] and db["tables"]["parent"] == da["tables"]["parent"]
+    assert db["tables"]["child"]["digest"] != da["tables"]["child"]["digest"]
+
+
 def test_strict_table(tmp_path):
     schema = ["create table s(id text primary key, n integer, r real, t text, b blob, a any) strict"]
     a, b = pair(tmp_path, schema, ["s"])

@@ -1,7 +1,8 @@
 //! Exchanging changes with peers: export (`sync_changes`, signed batches), the checks and merge
 //! of a received batch (`sync_apply`), what peers hold, and the audits (`sync_verify`,
-//! `sync_status`).
+//! `sync_status`, `sync_digest`).
 pub mod apply;
+pub mod digest;
 pub mod export;
 pub mod peers;
 mod prepare;
