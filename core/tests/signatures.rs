@@ -411,6 +411,33 @@ fn introductions_are_checked_by_their_introducer_s_key() {
     }
 }
 
+#[test]
+fn an_introduction_repeated_by_every_batch_is_recorded_once() {
+    let (a, b, c) = (Signer::new("a", 1), Signer::new("b", 2), Signer::new("c", 3));
+    b.trusts(&a);
+    c.trusts(&b);
+    let received_at = || -> String {
+        let sql = "SELECT received_at FROM sync_introductions WHERE device_id = ?1";
+        c.p.conn.query_row(sql, [&a.p.dev], |r| r.get(0)).unwrap()
+    };
+    apply(&c.p, &peersync_core::hello(&b.p.conn, &b.key).unwrap()).unwrap();
+    let first = received_at();
+    std::thread::sleep(std::time::Duration::from_millis(5));
+    apply(&c.p, &peersync_core::hello(&b.p.conn, &b.key).unwrap()).unwrap();
+    assert_eq!(first, received_at(), "the same introduction again is neither checked nor written again");
+}
+
+#[test]
+fn a_device_name_an_introduction_could_not_carry_is_refused_where_it_is_set() {
+    let (a, b) = (Signer::new("a", 1), Signer::new("b", 2));
+    for name in ["two\nlines".to_string(), "x".repeat(201)] {
+        let e = peersync_core::trust(&b.p.conn, &a.p.dev, &public(&a.key), Some(&name), None).unwrap_err().to_string();
+        assert!(e.contains("control characters"), "{e}");
+        assert!(peersync_core::device(&b.p.conn, &a.p.dev).unwrap().is_none(), "nothing was trusted");
+    }
+    peersync_core::trust(&b.p.conn, &a.p.dev, &public(&a.key), Some(&"x".repeat(200)), None).unwrap();
+}
+
 // ------------------------------------------------------------------ what a receiver keeps
 
 #[test]

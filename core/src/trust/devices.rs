@@ -3,7 +3,7 @@
 use super::quarantine;
 use crate::error::{Error, Result};
 use crate::store::format;
-use crate::wire::{check_device_id, check_public_key};
+use crate::wire::{check_device_id, check_device_name, check_public_key};
 use rusqlite::{params, Connection, OptionalExtension};
 use serde::Serialize;
 
@@ -27,6 +27,7 @@ pub struct Device {
 /// Records this device's name and public key in its own row.
 pub fn set_identity(conn: &Connection, name: Option<&str>, public_key: &str) -> Result<()> {
     check_public_key(public_key)?;
+    name.map(check_device_name).transpose()?;
     let me = format::device_id(conn)?;
     conn.execute(
         "UPDATE sync_devices SET public_key = ?2, device_name = coalesce(?3, device_name), is_authorized = 1 WHERE device_id = ?1",
@@ -46,6 +47,7 @@ pub fn trust(
 ) -> Result<()> {
     check_device_id(device_id)?;
     check_public_key(public_key)?;
+    name.map(check_device_name).transpose()?;
     if let Some(ip) = tailscale_ip.filter(|ip| !ip.is_empty()) {
         ip.parse::<std::net::IpAddr>()
             .map_err(|_| Error::invalid(format!("tailscale ip \"{ip}\" is not an IP address")))?;

@@ -5,7 +5,9 @@
 use super::devices::{device_key, standing, Standing};
 use crate::error::{Error, Result};
 use crate::store::format::device_id;
-use crate::wire::{check_device_id, check_public_key, introduce, shown, verify_introduction, Introduction};
+use crate::wire::{
+    check_device_id, check_device_name, check_public_key, introduce, shown, verify_introduction, Introduction,
+};
 use ed25519_dalek::SigningKey;
 use rusqlite::{params, Connection};
 use serde::Serialize;
@@ -22,6 +24,8 @@ pub fn own(conn: &Connection, key: &SigningKey) -> Result<Vec<Introduction>> {
     let mut out = Vec::new();
     for row in rows {
         let (id, pk, name) = row?;
+        // A name stored before names were checked, that peers would refuse: sent as none.
+        let name = if check_device_name(&name).is_ok() { name } else { String::new() };
         out.push(introduce(key, &me, &id, &pk, &name));
     }
     Ok(out)
@@ -60,6 +64,16 @@ pub fn receive(conn: &Connection, me: &str, intros: &[Introduction]) -> Result<(
             Standing::Trusted { public_key: Some(k), .. } => k,
             _ => continue,
         };
+        // Every batch of a peer repeats its introductions: one recorded as it is now was
+        // checked when it came first.
+        let recorded = conn
+            .prepare_cached(
+                "SELECT 1 FROM sync_introductions WHERE device_id = ?1 AND by = ?2 AND public_key = ?3 AND device_name IS ?4 AND signature = ?5",
+            )?
+            .exists(params![i.device_id, i.by, i.public_key, i.name, i.signature])?;
+        if recorded {
+            continue;
+        }
         let bad = |why: String| {
             Error::Unauthorized(format!(
                 "sync_apply: the introduction of device {} by {}: {why}; nothing was applied",
@@ -69,9 +83,7 @@ pub fn receive(conn: &Connection, me: &str, intros: &[Introduction]) -> Result<(
         };
         check_device_id(&i.device_id).map_err(|e| bad(e.to_string()))?;
         check_public_key(&i.public_key).map_err(|e| bad(e.to_string()))?;
-        if i.name.chars().count() > 200 || i.name.chars().any(char::is_control) {
-            return Err(bad("its name is longer than 200 characters or holds control characters".into()));
-        }
+        check_device_name(&i.name).map_err(|e| bad(e.to_string()))?;
         if !verify_introduction(&introducer_key, i) {
             return Err(bad("it carries no valid signature of its introducer".into()));
         }

@@ -24,6 +24,21 @@ pub fn check_device_id(id: &str) -> Result<()> {
     }
 }
 
+/// Longest device name, in characters.
+pub const MAX_DEVICE_NAME: usize = 200;
+
+/// A device name: at most [`MAX_DEVICE_NAME`] characters, no control characters (names travel
+/// in signed introductions, one per line of the signed text).
+pub fn check_device_name(name: &str) -> Result<()> {
+    if name.chars().count() > MAX_DEVICE_NAME || name.chars().any(char::is_control) {
+        return Err(Error::invalid(format!(
+            "device name {} is longer than {MAX_DEVICE_NAME} characters or holds control characters",
+            shown(name)
+        )));
+    }
+    Ok(())
+}
+
 pub fn check_public_key(key: &str) -> Result<()> {
     let ok = is_hex(key, 64)
         && hex::decode(key)

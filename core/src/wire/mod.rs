@@ -13,7 +13,7 @@ pub use batch::{
     Vector, BATCH_FORMAT, DEFAULT_LIMIT, MAX_LIMIT,
 };
 pub use entry::{name, Entry, EntryRef};
-pub use ids::{check_device_id, check_public_key, is_device_id, is_hex, parse_reference, shown};
+pub use ids::{check_device_id, check_device_name, check_public_key, is_device_id, is_hex, parse_reference, shown};
 pub use signature::{introduce, sign, verify, verify_introduction};
 pub use value::{parse_literals, quote_literal, record_id, write_json_string, Value};
 
