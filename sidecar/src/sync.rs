@@ -29,21 +29,9 @@ pub struct Report {
     pub conflicts: usize,
     /// Origins whose changes the peer holds back, and why (not sent again in this sync).
     pub held_there: Vec<Held>,
-    /// Origins whose changes this device holds back from the peer's pages (not asked for
-    /// again in this sync; `sync_status` lists them under `waiting`).
-    pub held_here: Vec<Held>,
     /// What the peer holds, as it said (what it holds back is not in it): what is recorded
     /// for `is_synced`, never the versions skipped for this sync.
     peer_vector: Vector,
-}
-
-impl Report {
-    /// Notes that `h` waits (once per origin and reason).
-    fn note(list: &mut Vec<Held>, h: Held) {
-        if !list.iter().any(|x| x.device_id == h.device_id && x.reason == h.reason) {
-            list.push(h);
-        }
-    }
 }
 
 pub struct Syncer {
@@ -290,9 +278,9 @@ impl Syncer {
             Metrics::add(&self.metrics.conflicts, applied.conflicts.len() as u64);
             progress.received(n);
             let newly_held = applied.held.iter().filter(|h| skip.insert(h.device_id.clone())).count();
-            for h in applied.held {
+            // (`sync_status` lists them under `waiting`.)
+            for h in &applied.held {
                 tracing::warn!(peer = url, origin = %h.device_id, version = h.version, reason = %h.reason, "{}", h.detail);
-                Report::note(&mut report.held_here, h);
             }
             if !more {
                 return Ok(());
@@ -356,7 +344,9 @@ fn record(
         }
     }
     for h in reply.held {
-        Report::note(&mut report.held_there, h);
+        if !report.held_there.iter().any(|x| x.device_id == h.device_id && x.reason == h.reason) {
+            report.held_there.push(h);
+        }
     }
 }
 

@@ -152,8 +152,8 @@ fn merge_all<'b>(
     let mut advanced: std::collections::BTreeSet<&str> = Default::default();
     let (mut accepted, mut duplicates, mut deferred, mut refused) = (0i64, 0i64, 0i64, 0i64);
     let mut held: Vec<Held> = Vec::new();
-    let horizon = m.local.clock.horizon();
-    let mut quota = Quota::load(conn, m.local.clock.wall())?;
+    let (wall, horizon) = (m.local.clock.wall(), m.local.clock.horizon());
+    let mut quota = Quota::load(conn, wall)?;
     for e in &batch.changes {
         let p = prep.next();
         check_entry(e)?;
@@ -179,7 +179,7 @@ fn merge_all<'b>(
             continue;
         }
         // Changes that wait here, and their origin's later ones with them.
-        if let Some(h) = waits(e, verdict, m.local.clock.wall(), horizon) {
+        if let Some(h) = waits(e, verdict, wall, horizon) {
             blocked.insert(e.device_id.to_string());
             deferred += 1;
             held.push(h);
