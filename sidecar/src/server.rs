@@ -119,6 +119,9 @@ pub async fn serve(listener: TcpListener, state: Arc<AppState>, limits: ServerLi
         };
         let (close_tx, close_rx) = oneshot::channel();
         let Some((id, trusted)) = slots.lock().unwrap().admit(peer.ip(), &limits, close_tx) else {
+            // Counted in /metrics (errors, kind connection_refused); logged only at debug, as a
+            // flood of connections would flood the log.
+            state.metrics.error("connection_refused");
             tracing::debug!(%peer, "no connection slot free (all serve trusted devices, or this source has its share)");
             continue;
         };
