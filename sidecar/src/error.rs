@@ -54,6 +54,9 @@ pub enum Error {
     Cli(String),
     #[error("shutting down")]
     ShuttingDown,
+    /// A command's outcome that has its own exit status (e.g. `check`: 1 diverged, 2 not compared).
+    #[error("{1}")]
+    Exit(u8, String),
 }
 
 impl Error {

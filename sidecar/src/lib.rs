@@ -1,5 +1,6 @@
 //! The sidecar as a library: its modules, so the binary, the fuzz targets and tests can reach them.
 #![forbid(unsafe_code)]
+pub mod audit;
 pub mod auth;
 pub mod backoff;
 pub mod cli;
@@ -14,5 +15,6 @@ pub mod pages;
 pub mod routes;
 pub mod scheduler;
 pub mod server;
+pub mod serving;
 pub mod shutdown;
 pub mod sync;

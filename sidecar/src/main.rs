@@ -11,9 +11,14 @@ fn main() -> std::process::ExitCode {
         .with_env_filter(EnvFilter::try_from_env("PEERSYNC_LOG").unwrap_or_else(|_| EnvFilter::new(default)))
         .with_writer(std::io::stderr)
         .init();
-    match cli::run(cli).map_err(anyhow::Error::from) {
+    match cli::run(cli) {
         Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(peersync::error::Error::Exit(code, message)) => {
+            eprintln!("error: {message}");
+            std::process::ExitCode::from(code)
+        }
         Err(e) => {
+            let e = anyhow::Error::from(e);
             eprintln!("error: {e:#}");
             std::process::ExitCode::FAILURE
         }

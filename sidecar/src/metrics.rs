@@ -21,6 +21,8 @@ pub struct Metrics {
     pub changes_received: AtomicU64,
     pub conflicts: AtomicU64,
     pub syncs: AtomicU64,
+    /// Audits that compared content with a peer.
+    pub audits: AtomicU64,
     pub requests: AtomicU64,
     errors: Mutex<BTreeMap<&'static str, u64>>,
     peers: Mutex<BTreeMap<String, PeerStats>>,
@@ -81,6 +83,7 @@ impl Metrics {
         );
         counter("peersync_conflicts_total", "Conflicts detected while applying changes.", self.conflicts.load(Relaxed));
         counter("peersync_syncs_total", "Completed syncs with peers.", self.syncs.load(Relaxed));
+        counter("peersync_audits_total", "Audits that compared content with a peer.", self.audits.load(Relaxed));
         counter("peersync_http_requests_total", "HTTP requests served.", self.requests.load(Relaxed));
         let _ = writeln!(o, "# HELP peersync_errors_total Errors, by kind.\n# TYPE peersync_errors_total counter");
         let errors = self.errors.lock().unwrap();
@@ -120,5 +123,33 @@ impl Metrics {
             let _ = writeln!(o, "peersync_waiting_origins{{origin=\"{}\",reason=\"{}\"}} 1", esc(origin), esc(reason));
         }
         o
+    }
+}
+
+/// Gauges read from the database (core's `sync_status`): each peer link's state and what it
+/// lacks, and the divergences the audit recorded.
+pub fn render_health(o: &mut String, status: &serde_json::Value) {
+    let list = |k: &str| status[k].as_array().cloned().unwrap_or_default();
+    let _ = writeln!(o, "# HELP peersync_peer_failing Whether the last sync with a peer failed (1) or succeeded (0).\n# TYPE peersync_peer_failing gauge");
+    for l in list("links") {
+        let failing = u8::from(l["state"] == "failing");
+        let _ = writeln!(o, "peersync_peer_failing{{peer=\"{}\"}} {failing}", esc(l["url"].as_str().unwrap_or("")));
+    }
+    let _ = writeln!(o, "# HELP peersync_peer_lacks_changes Changes this device holds that a peer is not known to hold.\n# TYPE peersync_peer_lacks_changes gauge");
+    for p in list("peers") {
+        if let Some(n) = p["lacks"].as_i64() {
+            let _ = writeln!(o, "peersync_peer_lacks_changes{{device=\"{}\"}} {n}", esc(p["device_id"].as_str().unwrap_or("")));
+        }
+    }
+    let divergences = list("divergences");
+    let _ = writeln!(o, "# HELP peersync_divergences Tables whose rows differ from a peer's at the same vector (the audit); should be 0.\n# TYPE peersync_divergences gauge\npeersync_divergences {}", divergences.len());
+    let _ = writeln!(o, "# HELP peersync_divergent_table A table found different from a peer's, by peer and table.\n# TYPE peersync_divergent_table gauge");
+    for d in divergences {
+        let _ = writeln!(
+            o,
+            "peersync_divergent_table{{peer=\"{}\",table=\"{}\"}} 1",
+            esc(d["peer"].as_str().unwrap_or("")),
+            esc(d["table"].as_str().unwrap_or(""))
+        );
     }
 }

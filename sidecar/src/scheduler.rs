@@ -17,6 +17,8 @@ pub struct Schedule {
     pub poll: Duration,
     /// Wait this long after a write before syncing, to catch the writes that follow it.
     pub debounce: Duration,
+    /// Compare content with each peer (after a sync) at most this often.
+    pub audit_every: Duration,
     pub backoff_base: Duration,
     pub backoff_max: Duration,
 }
@@ -36,6 +38,7 @@ pub fn start(syncer: Arc<Syncer>, peers: Vec<String>, s: Schedule, shutdown: Shu
 async fn peer_loop(syncer: Arc<Syncer>, url: String, s: Schedule, mut writes: watch::Receiver<u64>, stop: Shutdown) {
     let mut backoff = Backoff::new(s.backoff_base, s.backoff_max);
     let mut wait = Duration::ZERO;
+    let mut audited: Option<std::time::Instant> = None;
     loop {
         let retrying = backoff.failures() > 0;
         let by_write = tokio::select! {
@@ -59,6 +62,11 @@ async fn peer_loop(syncer: Arc<Syncer>, url: String, s: Schedule, mut writes: wa
                     tracing::warn!(peer = %url, origin = %h.device_id, version = h.version, reason = %h.reason, "the peer holds these changes back: {}", h.detail);
                 }
                 syncer.metrics.peer_ok(&url, &r.peer_device, crate::auth::now_secs(), r.held_there.clone());
+                syncer.note(&url, Ok(&r)).await;
+                if audited.is_none_or(|t| t.elapsed() >= s.audit_every) {
+                    audited = Some(std::time::Instant::now());
+                    syncer.audit(&url).await;
+                }
                 if r.sent + r.received > 0 || r.conflicts > 0 {
                     tracing::info!(peer = %url, device = %r.peer_device, sent = r.sent, received = r.received, conflicts = r.conflicts, "synced");
                 } else {
@@ -70,6 +78,7 @@ async fn peer_loop(syncer: Arc<Syncer>, url: String, s: Schedule, mut writes: wa
                 wait = backoff.next_delay();
                 syncer.metrics.error(e.kind());
                 syncer.metrics.peer_failed(&url, now, e.to_string());
+                syncer.note(&url, Err(&e)).await;
                 tracing::warn!(peer = %url, error = %e, retry_in_ms = wait.as_millis() as u64, failures = backoff.failures(), "sync failed");
             }
         }

@@ -41,6 +41,8 @@ pub struct Syncer {
     pub metrics: Arc<Metrics>,
     /// Most changes per page (one request, one transaction); see [`PageSize`].
     pub page: i64,
+    /// This device's audit account (see `audit.rs`).
+    pub audits: Arc<crate::audit::Audits>,
 }
 
 /// How many changes the holder of `b` lacks from the holder of `a`.
@@ -293,6 +295,65 @@ impl Syncer {
                 });
             }
         }
+    }
+}
+
+impl Syncer {
+    /// Records how a sync with `url` went, where `peersync status` and `/metrics` read it.
+    pub async fn note(&self, url: &str, outcome: std::result::Result<&Report, &Error>) {
+        let url = url.to_string();
+        let (device, error, refused) = match outcome {
+            Ok(r) => (Some(r.peer_device.clone()), None, false),
+            Err(e) => (None, Some(e.to_string()), refuses(e)),
+        };
+        let noted = self
+            .db
+            .run(move |c| {
+                let link = match (&device, &error) {
+                    (Some(d), None) => peersync_core::Link::Ok { device: d },
+                    (_, e) => peersync_core::Link::Failed {
+                        device: device.as_deref(),
+                        error: e.as_deref().unwrap_or(""),
+                        refused,
+                    },
+                };
+                Ok(peersync_core::note_link(c, &url, link)?)
+            })
+            .await;
+        if let Err(e) = noted {
+            tracing::warn!(error = %e, "could not record how the sync went");
+        }
+    }
+
+    /// Compares this device's content with the peer's at `url` (see `audit.rs`); a divergence
+    /// is logged as an error and recorded for `peersync status` and `/metrics`.
+    pub async fn audit(&self, url: &str) {
+        match crate::audit::with_peer(&self.db, &self.client, &self.audits, url).await {
+            Ok((_, peersync_core::Outcome::Diverged { tables, .. })) => {
+                Metrics::add(&self.metrics.audits, 1);
+                self.metrics.error("divergence");
+                tracing::error!(peer = %url, tables = ?tables, "DIVERGENCE: this device and the peer hold the same changes but different rows; run `peersync check --peer {url}` to find the records");
+            }
+            Ok((_, peersync_core::Outcome::Same { tables, skipped })) => {
+                Metrics::add(&self.metrics.audits, 1);
+                tracing::debug!(peer = %url, same = ?tables, skipped = ?skipped, "audit: same content");
+            }
+            Ok((_, peersync_core::Outcome::NotComparable { reason })) => {
+                tracing::debug!(peer = %url, reason, "audit: not comparable now");
+            }
+            Err(e) => tracing::warn!(peer = %url, error = %e, "audit failed"),
+        }
+    }
+}
+
+/// Whether `e` is a device refusing the other (the peer refused us, or we refused it), not a
+/// network failure or a fault.
+fn refuses(e: &Error) -> bool {
+    match e {
+        Error::Peer { status, .. } => (400..500).contains(status),
+        Error::Forbidden(_) | Error::Unauthenticated(_) => true,
+        Error::Core(c) => matches!(c, peersync_core::Error::Unauthorized(_) | peersync_core::Error::Fork(_)),
+        _ => false,
     }
 }
 

@@ -21,14 +21,21 @@ pub const SYNC_TABLES: &[&str] = &[
     "sync_introductions",
     "sync_waiting",
     "sync_quota",
+    "sync_divergences",
+    "sync_peers",
 ];
 
 /// The layout of the sync tables this engine writes (`format` in `sync_state`). Format 1
 /// found changes through an index on `sync_log(device_id, version)`; format 2 through
 /// `sync_runs`; format 3 adds introductions (`sync_introductions`,
 /// `sync_devices.introduced_by`), the changes waiting here (`sync_waiting`) and each origin's
-/// write quota (`sync_quota`).
-pub const LAYOUT: i64 = 3;
+/// write quota (`sync_quota`); format 4 the audit's divergences (`sync_divergences`), the
+/// peers this device syncs with and how that goes (`sync_peers`), and each device's last
+/// refusal and audit (`sync_devices.last_error`, `last_error_at`, `last_audit`, `last_audit_at`).
+pub const LAYOUT: i64 = 4;
+
+/// Columns format 4 added to `sync_devices`.
+pub const DEVICE_COLUMNS_4: &[&str] = &["last_error", "last_error_at", "last_audit", "last_audit_at"];
 
 const SCHEMA: &str = r#"
 CREATE TABLE IF NOT EXISTS sync_log(
@@ -54,7 +61,11 @@ CREATE TABLE IF NOT EXISTS sync_devices(
   is_authorized INTEGER NOT NULL DEFAULT 0,
   last_sync_at TEXT,
   created_at TEXT NOT NULL DEFAULT (strftime('%Y-%m-%dT%H:%M:%fZ','now')),
-  introduced_by TEXT
+  introduced_by TEXT,
+  last_error TEXT,
+  last_error_at TEXT,
+  last_audit TEXT,
+  last_audit_at TEXT
 );
 CREATE TABLE IF NOT EXISTS sync_conflicts(
   id INTEGER PRIMARY KEY,
@@ -145,6 +156,27 @@ CREATE TABLE IF NOT EXISTS sync_quota(
   origin TEXT PRIMARY KEY,
   bytes REAL NOT NULL,
   at INTEGER NOT NULL
+) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS sync_divergences(
+  peer TEXT NOT NULL,
+  table_name TEXT NOT NULL,
+  vector TEXT NOT NULL,
+  local_digest TEXT NOT NULL,
+  peer_digest TEXT NOT NULL,
+  records TEXT,
+  first_seen TEXT NOT NULL DEFAULT (strftime('%Y-%m-%dT%H:%M:%fZ','now')),
+  last_seen TEXT NOT NULL DEFAULT (strftime('%Y-%m-%dT%H:%M:%fZ','now')),
+  PRIMARY KEY(peer, table_name)
+) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS sync_peers(
+  url TEXT PRIMARY KEY,
+  device_id TEXT,
+  last_success_at TEXT,
+  last_error TEXT,
+  last_error_at TEXT,
+  failing_since TEXT,
+  failures INTEGER NOT NULL DEFAULT 0,
+  lacks INTEGER
 ) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS sync_quarantine(
   device_id TEXT PRIMARY KEY,

@@ -249,6 +249,10 @@ fn merge_all<'b>(
     resume_capture(conn, restore)?;
     if noted {
         peers::mark_synced(conn, &floors)?;
+        // A batch that brought something is an exchange; a bare hello is not.
+        if accepted + duplicates > 0 {
+            peers::exchanged(conn, &batch.device_id)?;
+        }
     }
     Ok(Applied {
         accepted,

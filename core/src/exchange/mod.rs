@@ -2,6 +2,7 @@
 //! of a received batch (`sync_apply`), what peers hold, and the audits (`sync_verify`,
 //! `sync_status`, `sync_digest`).
 pub mod apply;
+pub mod audit;
 pub mod digest;
 pub mod export;
 pub mod peers;

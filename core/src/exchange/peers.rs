@@ -31,11 +31,85 @@ pub fn record(conn: &Connection, peer: &str, vector: &Vector) -> Result<bool> {
         )?
         .execute(params![peer, origin, v])?;
     }
+    Ok(true)
+}
+
+/// An exchange with device `peer` succeeded (it took our changes, or we took its): its
+/// `last_sync_at`. Hearing its vector alone is not an exchange.
+pub fn exchanged(conn: &Connection, peer: &str) -> Result<()> {
     conn.prepare_cached(
         "UPDATE sync_devices SET last_sync_at = strftime('%Y-%m-%dT%H:%M:%fZ','now') WHERE device_id = ?1",
     )?
     .execute([peer])?;
-    Ok(true)
+    Ok(())
+}
+
+/// Device `peer` was refused (by us, or it refused us), for `reason`.
+pub fn refused(conn: &Connection, peer: &str, reason: &str) -> Result<()> {
+    conn.prepare_cached(
+        "UPDATE sync_devices SET last_error = ?2, last_error_at = strftime('%Y-%m-%dT%H:%M:%fZ','now') WHERE device_id = ?1",
+    )?
+    .execute(params![peer, reason])?;
+    Ok(())
+}
+
+/// How the last sync with the peer at a URL went.
+#[derive(Debug, Clone)]
+pub enum Link<'a> {
+    /// It succeeded with device `device`.
+    Ok { device: &'a str },
+    /// It failed (`device` when the peer said who it is); `refused` when a device refused the
+    /// other (not a network failure).
+    Failed { device: Option<&'a str>, error: &'a str, refused: bool },
+}
+
+/// Records how a sync with the peer at `url` went (`sync_peers`; the device's own record too).
+pub fn note_link(conn: &Connection, url: &str, link: Link<'_>) -> Result<()> {
+    tx::write(conn, |conn| {
+        conn.prepare_cached("INSERT OR IGNORE INTO sync_peers(url) VALUES (?1)")?.execute([url])?;
+        match link {
+            Link::Ok { device } => {
+                let lacks = lacks(conn, device)?;
+                conn.prepare_cached(
+                    "UPDATE sync_peers SET device_id = ?2, last_success_at = strftime('%Y-%m-%dT%H:%M:%fZ','now'),
+                       failing_since = NULL, failures = 0, lacks = ?3 WHERE url = ?1",
+                )?
+                .execute(params![url, device, lacks])?;
+                exchanged(conn, device)?;
+            }
+            Link::Failed { device, error, refused: was_refused } => {
+                conn.prepare_cached(
+                    "UPDATE sync_peers SET device_id = ifnull(?2, device_id), last_error = ?3,
+                       last_error_at = strftime('%Y-%m-%dT%H:%M:%fZ','now'),
+                       failing_since = ifnull(failing_since, strftime('%Y-%m-%dT%H:%M:%fZ','now')), failures = failures + 1
+                     WHERE url = ?1",
+                )?
+                .execute(params![url, device, error])?;
+                if was_refused {
+                    // The device at this URL, as this failure or an earlier success said.
+                    let known: Option<String> = conn
+                        .prepare_cached("SELECT device_id FROM sync_peers WHERE url = ?1")?
+                        .query_row([url], |r| r.get(0))?;
+                    if let Some(d) = known {
+                        refused(conn, &d, error)?;
+                    }
+                }
+            }
+        }
+        Ok(())
+    })
+}
+
+/// How many changes this database holds that device `peer` is not known to hold.
+pub fn lacks(conn: &Connection, peer: &str) -> Result<i64> {
+    let mut n = 0;
+    for (origin, head, _) in log::heads(conn)? {
+        let has: i64 = conn
+            .prepare_cached("SELECT ifnull(max(version), 0) FROM sync_peer_vectors WHERE peer = ?1 AND origin = ?2")?
+            .query_row([peer, &origin], |r| r.get(0))?;
+        n += (head - has).max(0);
+    }
+    Ok(n)
 }
 
 /// For each origin any peer reported: the least version every authorized peer holds.

@@ -3,6 +3,7 @@ use super::export::vector;
 use crate::error::Result;
 use crate::store::format::device_id;
 use crate::trust::{introductions, quarantine, waiting};
+use super::{audit, peers::lacks};
 use rusqlite::Connection;
 use serde_json::{json, Value};
 
@@ -28,17 +29,44 @@ pub fn status(conn: &Connection) -> Result<Value> {
         conn.query_row("SELECT count(*) FROM sync_conflicts WHERE status = 'pending'", [], |r| r.get(0))?;
     let mut peers = Vec::new();
     let mut stmt = conn.prepare(
-        "SELECT device_id, device_name, is_authorized, last_sync_at, tailscale_ip, public_key IS NOT NULL FROM sync_devices WHERE device_id != ?1 ORDER BY id",
+        "SELECT device_id, device_name, is_authorized, last_sync_at, tailscale_ip, public_key IS NOT NULL,
+           last_error, last_error_at, last_audit, last_audit_at FROM sync_devices WHERE device_id != ?1 ORDER BY id",
     )?;
     let mut rows = stmt.query([&device])?;
     while let Some(r) = rows.next()? {
+        let id = r.get::<_, String>(0)?;
+        let authorized = r.get::<_, bool>(2)?;
         peers.push(json!({
-            "device_id": r.get::<_, String>(0)?,
             "name": r.get::<_, Option<String>>(1)?,
-            "authorized": r.get::<_, bool>(2)?,
+            "authorized": authorized,
             "last_sync_at": r.get::<_, Option<String>>(3)?,
             "tailscale_ip": r.get::<_, Option<String>>(4)?,
             "has_key": r.get::<_, bool>(5)?,
+            "last_error": r.get::<_, Option<String>>(6)?,
+            "last_error_at": r.get::<_, Option<String>>(7)?,
+            "last_audit": r.get::<_, Option<String>>(8)?,
+            "last_audit_at": r.get::<_, Option<String>>(9)?,
+            "lacks": if authorized { Some(lacks(conn, &id)?) } else { None },
+            "device_id": id,
+        }));
+    }
+    let mut links = Vec::new();
+    let mut stmt = conn.prepare(
+        "SELECT url, device_id, last_success_at, last_error, last_error_at, failing_since, failures, lacks FROM sync_peers ORDER BY url",
+    )?;
+    let mut rows = stmt.query([])?;
+    while let Some(r) = rows.next()? {
+        let failing_since = r.get::<_, Option<String>>(5)?;
+        links.push(json!({
+            "url": r.get::<_, String>(0)?,
+            "device_id": r.get::<_, Option<String>>(1)?,
+            "state": if failing_since.is_some() { "failing" } else { "ok" },
+            "last_success_at": r.get::<_, Option<String>>(2)?,
+            "last_error": r.get::<_, Option<String>>(3)?,
+            "last_error_at": r.get::<_, Option<String>>(4)?,
+            "failing_since": failing_since,
+            "failures": r.get::<_, i64>(6)?,
+            "lacks": r.get::<_, Option<i64>>(7)?,
         }));
     }
     Ok(json!({
@@ -49,6 +77,8 @@ pub fn status(conn: &Connection) -> Result<Value> {
         "vector": vector,
         "conflicts_pending": pending,
         "peers": peers,
+        "links": links,
+        "divergences": audit::divergences(conn)?,
         "quarantined": quarantine::list(conn)?,
         "waiting": waiting::list(conn)?,
         "disputed_keys": introductions::disputes(conn)?,

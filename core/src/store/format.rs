@@ -63,6 +63,12 @@ fn upgrade(conn: &Connection) -> Result<()> {
             if !schema::has_column(conn, "sync_devices", "introduced_by")? {
                 conn.execute_batch("ALTER TABLE sync_devices ADD COLUMN introduced_by TEXT")?;
             }
+            // 3 → 4: each device's last refusal and audit.
+            for col in schema::DEVICE_COLUMNS_4 {
+                if !schema::has_column(conn, "sync_devices", col)? {
+                    conn.execute_batch(&format!("ALTER TABLE sync_devices ADD COLUMN {col} TEXT"))?;
+                }
+            }
             set_state(conn, "format", &LAYOUT)
         }
     }

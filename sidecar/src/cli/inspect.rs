@@ -6,12 +6,18 @@ use std::path::Path;
 
 pub fn status(db: &Path, json: bool) -> Result<()> {
     let conn = db::open(db, false)?;
-    let s = peersync_core::status(&conn)?;
+    let mut s = peersync_core::status(&conn)?;
+    let serving = crate::serving::who(db);
+    s["sidecar"] = serde_json::json!({ "serving": serving.is_some(), "by": serving });
     if json {
         println!("{}", serde_json::to_string_pretty(&s)?);
         return Ok(());
     }
     println!("device:    {}", s["device_id"].as_str().unwrap_or("?"));
+    match s["sidecar"]["by"].as_str() {
+        Some(by) => println!("sidecar:   serving this file ({by})"),
+        None => println!("sidecar:   NOT RUNNING on this file (changes sync only when `peersync serve` or `peersync sync` runs)"),
+    }
     let tables: Vec<String> = s["tables"]
         .as_array()
         .into_iter()
@@ -53,14 +59,51 @@ pub fn status(db: &Path, json: bool) -> Result<()> {
             d["public_key"].as_str().unwrap_or("?")
         );
     }
-    for p in s["peers"].as_array().into_iter().flatten() {
+    for d in s["divergences"].as_array().into_iter().flatten() {
+        let records = d["records"].as_array().map(|r| {
+            r.iter().map(|x| x.as_str().unwrap_or("?").to_string()).collect::<Vec<_>>().join(", ")
+        });
         println!(
-            "peer:      {} {:<12} {:<8} last sync {}",
+            "DIVERGED:  table {} differs from device {} at the same changes (since {}){}; run `peersync check --peer URL` to list the records",
+            d["table"].as_str().unwrap_or("?"),
+            d["peer"].as_str().unwrap_or("?"),
+            d["first_seen"].as_str().unwrap_or("?"),
+            records.map(|r| format!(": records {r}")).unwrap_or_default()
+        );
+    }
+    for p in s["peers"].as_array().into_iter().flatten() {
+        let lacks = p["lacks"].as_i64().map(|n| format!(", lacks {n} change(s)")).unwrap_or_default();
+        let error = match (p["last_error"].as_str(), p["last_error_at"].as_str()) {
+            (Some(e), Some(at)) if p["last_sync_at"].as_str().is_none_or(|ok| ok < at) => {
+                format!("\n           REFUSED at {at}: {e}")
+            }
+            _ => String::new(),
+        };
+        let audit = match (p["last_audit"].as_str(), p["last_audit_at"].as_str()) {
+            (Some(a), Some(at)) => format!(", audit {a} at {at}"),
+            _ => String::new(),
+        };
+        println!(
+            "peer:      {} {:<12} {:<8} last sync {}{lacks}{audit}{error}",
             p["device_id"].as_str().unwrap_or("?"),
             p["name"].as_str().unwrap_or("-"),
             if p["authorized"].as_bool() == Some(true) { "trusted" } else { "revoked" },
             p["last_sync_at"].as_str().unwrap_or("never")
         );
+    }
+    for l in s["links"].as_array().into_iter().flatten() {
+        let url = l["url"].as_str().unwrap_or("?");
+        if l["state"] == "failing" {
+            println!(
+                "link:      {url} FAILING since {} ({} attempt(s)): {}; last success {}",
+                l["failing_since"].as_str().unwrap_or("?"),
+                l["failures"],
+                l["last_error"].as_str().unwrap_or("?"),
+                l["last_success_at"].as_str().unwrap_or("never")
+            );
+        } else {
+            println!("link:      {url} ok, last success {}", l["last_success_at"].as_str().unwrap_or("never"));
+        }
     }
     Ok(())
 }

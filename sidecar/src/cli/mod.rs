@@ -1,4 +1,5 @@
 //! The command line: every command and its options (clap derive), and dispatch to the files that run them.
+mod check;
 mod inspect;
 mod run;
 mod setup;
@@ -107,6 +108,9 @@ pub enum Command {
     Serve(run::ServeArgs),
     /// Sync once with one peer (push what it lacks, pull what we lack), with a progress bar on a terminal.
     Sync(run::SyncArgs),
+    /// Sync with a peer, then compare both devices' rows (table digests) and list the records that differ.
+    /// Exits 0 when the same, 1 when they differ, 2 when they could not be compared.
+    Check(check::CheckArgs),
     /// Show this database's sync status: device, tables, log, conflicts, peers.
     Status {
         #[command(flatten)]
@@ -162,6 +166,7 @@ pub fn run(cli: Cli) -> crate::error::Result<()> {
         Command::Track { db, table, strategy } => setup::track(&db.db, &table, strategy.as_deref()),
         Command::Serve(a) => run::serve(a),
         Command::Sync(a) => run::sync(a),
+        Command::Check(a) => check::check(a),
         Command::Status { db, json } => inspect::status(&db.db, json),
         Command::Conflicts { db, action } => inspect::conflicts(&db.db, action),
         Command::Verify { db } => inspect::verify(&db.db),

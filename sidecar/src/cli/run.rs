@@ -1,5 +1,6 @@
 //! Commands that talk to peers: serve (HTTP server + scheduled syncs) and sync (one sync with a progress bar).
 use super::{DbArg, KeyArg};
+use crate::audit::Audits;
 use crate::auth::{self, Gate, Server};
 use crate::client::{normalize_url, Client};
 use crate::db::Db;
@@ -64,6 +65,10 @@ pub struct ServeArgs {
     /// source's oldest connection that has not yet carried a trusted device's signed request).
     #[arg(long, default_value_t = 64)]
     max_connections_per_source: usize,
+    /// Compare this device's content with each peer's (digests of every tracked table, a pass
+    /// over each) after a sync, at most this often, in seconds.
+    #[arg(long, default_value = "600", value_parser = secs, value_name = "SECS")]
+    audit_interval: Duration,
     /// How often to look for local writes, in seconds.
     #[arg(long, default_value = "0.5", value_parser = secs, value_name = "SECS")]
     poll: Duration,
@@ -97,23 +102,23 @@ pub struct ServeArgs {
 #[derive(Args)]
 pub struct SyncArgs {
     #[command(flatten)]
-    db: DbArg,
+    pub db: DbArg,
     #[command(flatten)]
-    key: KeyArg,
+    pub key: KeyArg,
     /// The peer to sync with (http://HOST:PORT).
     #[arg(long, value_name = "URL")]
-    peer: String,
+    pub peer: String,
     /// Most changes per page (see `serve --help`).
     #[arg(long, default_value_t = 10_000)]
-    page: i64,
+    pub page: i64,
     /// Give up on a peer's reply after this many seconds.
     #[arg(long, default_value = "120", value_parser = secs, value_name = "SECS")]
-    request_timeout: Duration,
+    pub request_timeout: Duration,
 }
 
 /// Opens the database and this device's key, checked against each other.
 /// The database, this device's id, its key, and the key file's path.
-fn identity(db: &DbArg, key: &KeyArg) -> Result<(Db, String, SigningKey, PathBuf)> {
+pub(super) fn identity(db: &DbArg, key: &KeyArg) -> Result<(Db, String, SigningKey, PathBuf)> {
     let db = Db::new(&db.db)?;
     let conn = crate::db::open(db.path(), false)?;
     let me = peersync_core::device_id(&conn)?;
@@ -124,12 +129,13 @@ fn identity(db: &DbArg, key: &KeyArg) -> Result<(Db, String, SigningKey, PathBuf
     Ok((db, me, signing, path))
 }
 
-fn runtime() -> Result<tokio::runtime::Runtime> {
+pub(super) fn runtime() -> Result<tokio::runtime::Runtime> {
     Ok(tokio::runtime::Builder::new_multi_thread().enable_all().build()?)
 }
 
 pub fn serve(a: ServeArgs) -> Result<()> {
     let (db, me, key, key_path) = identity(&a.db, &a.key)?;
+    let _serving = crate::serving::claim(db.path(), &a.listen)?;
     let peers = a.peers.iter().map(|p| normalize_url(p)).collect::<Result<Vec<_>>>()?;
     {
         let conn = crate::db::open(db.path(), false)?;
@@ -148,6 +154,7 @@ pub fn serve(a: ServeArgs) -> Result<()> {
     }
     let key = Arc::new(key);
     let metrics = Arc::new(Metrics::default());
+    let audits = Arc::new(Audits::new(a.audit_interval));
     let rt = runtime()?;
     rt.block_on(async move {
         let shutdown = Shutdown::default();
@@ -168,13 +175,15 @@ pub fn serve(a: ServeArgs) -> Result<()> {
             limits: Limits { max_body: a.max_body, body_timeout: a.body_timeout },
             listen: a.listen.clone(),
             pushes: Default::default(),
+            audits: audits.clone(),
         });
         let client = Client::new(key.clone(), me.clone(), a.max_body, a.request_timeout);
-        let syncer = Arc::new(Syncer { db, client, key, metrics, page: a.page });
+        let syncer = Arc::new(Syncer { db, client, key, metrics, page: a.page, audits });
         let schedule = Schedule {
             interval: a.interval,
             poll: a.poll,
             debounce: Duration::from_millis(300),
+            audit_every: a.audit_interval,
             backoff_base: a.retry_base,
             backoff_max: a.retry_max,
         };
@@ -219,7 +228,8 @@ pub fn sync(a: SyncArgs) -> Result<()> {
     let key = Arc::new(key);
     let metrics = Arc::new(Metrics::default());
     let client = Client::new(key.clone(), me, 64 << 20, a.request_timeout);
-    let syncer = Syncer { db, client, key, metrics, page: a.page };
+    let audits = Arc::new(Audits::new(Duration::ZERO));
+    let syncer = Syncer { db, client, key, metrics, page: a.page, audits };
     let bar = ProgressBar::with_draw_target(
         Some(0),
         if std::io::stderr().is_terminal() { ProgressDrawTarget::stderr() } else { ProgressDrawTarget::hidden() },
@@ -232,7 +242,9 @@ pub fn sync(a: SyncArgs) -> Result<()> {
     let report = rt.block_on(async {
         let shutdown = Shutdown::default();
         shutdown.on_signals()?;
-        syncer.sync(&url, &shutdown, &bar).await
+        let r = syncer.sync(&url, &shutdown, &bar).await;
+        syncer.note(&url, r.as_ref()).await;
+        r
     });
     bar.0.finish_and_clear();
     let r = report.map_err(|e| Error::Cli(format!("sync with {url} failed: {e}")))?;

@@ -25,15 +25,16 @@ pub async fn status(state: &Arc<AppState>) -> Result<Reply> {
 }
 
 pub async fn metrics(state: &Arc<AppState>) -> Result<Reply> {
-    let (pending, waiting) = state
+    let (pending, waiting, status) = state
         .db
         .run(|c| {
             let waiting = peersync_core::waiting(c)?.into_iter().map(|w| (w.origin, w.reason)).collect::<Vec<_>>();
-            Ok((peersync_core::pending_conflicts(c)?, waiting))
+            Ok((peersync_core::pending_conflicts(c)?, waiting, peersync_core::status(c)?))
         })
         .await?;
     let nonces = state.gate.nonces.lock().unwrap().len();
-    let text = state.metrics.render(pending, nonces, &waiting);
+    let mut text = state.metrics.render(pending, nonces, &waiting);
+    crate::metrics::render_health(&mut text, &status);
     Ok(Response::builder()
         .status(StatusCode::OK)
         .header(hyper::header::CONTENT_TYPE, "text/plain; version=0.0.4")

@@ -1,5 +1,6 @@
 //! The HTTP API: shared state, routing, authentication gate, body reading (size cap, timeout), JSON replies and errors.
 mod conflicts;
+mod digest;
 mod info;
 pub mod order;
 mod sync;
@@ -36,6 +37,8 @@ pub struct AppState {
     pub limits: Limits,
     pub listen: String,
     pub pushes: Arc<order::PushOrder>,
+    /// This device's audit account, shared with the sync loops.
+    pub audits: Arc<crate::audit::Audits>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -45,6 +48,7 @@ enum Route {
     Status,
     Push,
     Pull,
+    Digest,
     Conflicts,
     Conflict(i64),
     Resolve(i64),
@@ -59,6 +63,7 @@ fn route(method: &Method, path: &str) -> Result<Route> {
         ["status"] => (Method::GET, Route::Status),
         ["sync", "push"] => (Method::POST, Route::Push),
         ["sync", "pull"] => (Method::POST, Route::Pull),
+        ["sync", "digest"] => (Method::POST, Route::Digest),
         ["conflicts"] => (Method::GET, Route::Conflicts),
         ["conflicts", n] => (Method::GET, Route::Conflict(id(n)?)),
         ["conflicts", n, "resolve"] => (Method::POST, Route::Resolve(id(n)?)),
@@ -168,6 +173,10 @@ async fn dispatch(
         Route::Status => info::status(state).await,
         Route::Push => sync::push(state, device(&caller)?, body, turn).await,
         Route::Pull => sync::pull(state, device(&caller)?, body).await,
+        Route::Digest => {
+            device(&caller)?;
+            digest::digest(state, body).await
+        }
         Route::Conflicts => conflicts::list(state, parts.uri.query()).await,
         Route::Conflict(id) => conflicts::show(state, id).await,
         Route::Resolve(id) => {

@@ -21,7 +21,17 @@ pub async fn push(state: &Arc<AppState>, caller: String, body: Bytes, turn: Opti
     if let Some(turn) = &turn {
         turn.wait(&batch).await;
     }
-    let applied = state.db.run(move |c| Ok(peersync_core::apply(c, &batch)?)).await?;
+    let applied = match state.db.run(move |c| Ok(peersync_core::apply(c, &batch)?)).await {
+        Ok(a) => a,
+        Err(e) => {
+            if e.status().is_client_error() {
+                // Refused: the sender's record says why, for `peersync status`.
+                let (who, why) = (caller.clone(), e.to_string());
+                let _ = state.db.run(move |c| Ok(peersync_core::note_refusal(c, &who, &why)?)).await;
+            }
+            return Err(e);
+        }
+    };
     if let Some(turn) = &turn {
         turn.applied(&applied.vector);
     }
@@ -70,7 +80,9 @@ pub async fn pull(state: &Arc<AppState>, caller: String, body: Bytes) -> Result<
             .db
             .run(move |c| {
                 peersync_core::note_peer_vector(c, &who, &since)?;
-                Ok(peersync_core::outgoing(c, &key, &page_since, limit)?)
+                let batch = peersync_core::outgoing(c, &key, &page_since, limit)?;
+                peersync_core::note_exchange(c, &who)?;
+                Ok(batch)
             })
             .await?;
         let out = serde_json::to_vec(&batch)?;
