@@ -48,9 +48,11 @@ pub use store::log::tail as log_tail;
 // Exchanging changes.
 pub use exchange::apply::{apply, Applied};
 pub use exchange::export::{changes, changes_json, hello, outgoing, vector};
-pub use exchange::peers::{exchanged as note_exchange, note_link, note_vector as note_peer_vector, refused as note_refusal, Link};
+pub use exchange::peers::{exchanged as note_exchange, note_link, note_vector as note_peer_vector, Link};
 // Comparing content across devices.
-pub use exchange::audit::{audit, compare as compare_audit, divergences, note_records as note_divergent_records, Audit, Divergence, Outcome};
+pub use exchange::audit::{
+    audit, compare as compare_audit, divergences, note_records as note_divergent_records, Audit, Divergence, Outcome,
+};
 pub use exchange::digest::{digest, range as digest_range, Digest, Range, TableDigest, RANGE_ROWS};
 pub use exchange::status::status;
 pub use exchange::verify::{hash_of, verify};

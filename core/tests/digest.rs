@@ -136,8 +136,10 @@ fn range_digests_narrow_a_difference_down_to_its_record() {
     let (mut todo, mut found, mut rounds) = (vec![String::new()], Vec::new(), 0);
     while let Some(prefix) = todo.pop() {
         rounds += 1;
-        let (x, y) =
-            (peersync_core::digest_range(&a.conn, "t", &prefix).unwrap(), peersync_core::digest_range(&b.conn, "t", &prefix).unwrap());
+        let (x, y) = (
+            peersync_core::digest_range(&a.conn, "t", &prefix).unwrap(),
+            peersync_core::digest_range(&b.conn, "t", &prefix).unwrap(),
+        );
         assert_eq!(x.vector, y.vector);
         match (&x.rows, &y.rows) {
             (Some(r), Some(s)) => found.extend(r.keys().filter(|k| r.get(*k) != s.get(*k)).cloned()),

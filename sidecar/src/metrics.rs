@@ -138,7 +138,11 @@ pub fn render_health(o: &mut String, status: &serde_json::Value) {
     let _ = writeln!(o, "# HELP peersync_peer_lacks_changes Changes this device holds that a peer is not known to hold.\n# TYPE peersync_peer_lacks_changes gauge");
     for p in list("peers") {
         if let Some(n) = p["lacks"].as_i64() {
-            let _ = writeln!(o, "peersync_peer_lacks_changes{{device=\"{}\"}} {n}", esc(p["device_id"].as_str().unwrap_or("")));
+            let _ = writeln!(
+                o,
+                "peersync_peer_lacks_changes{{device=\"{}\"}} {n}",
+                esc(p["device_id"].as_str().unwrap_or(""))
+            );
         }
     }
     let divergences = list("divergences");

@@ -151,9 +151,9 @@ pub fn range(conn: &Connection, table: &str, prefix: &str) -> Result<Range> {
     }
     sealed_snapshot(conn, |c| {
         let tables = Tables::load(c)?;
-        let t = tables.get(table).ok_or_else(|| {
-            Error::invalid(format!("table \"{}\" is not tracked here", crate::wire::shown(table)))
-        })?;
+        let t = tables
+            .get(table)
+            .ok_or_else(|| Error::invalid(format!("table \"{}\" is not tracked here", crate::wire::shown(table))))?;
         let mut ranges: BTreeMap<String, ([u8; 32], i64)> = BTreeMap::new();
         let mut rows = BTreeMap::new();
         let mut key = Vec::with_capacity(t.pk.len());

@@ -1,9 +1,9 @@
 //! `sync_status`: what this database is and holds, as JSON.
 use super::export::vector;
+use super::{audit, peers::lacks};
 use crate::error::Result;
 use crate::store::format::device_id;
 use crate::trust::{introductions, quarantine, waiting};
-use super::{audit, peers::lacks};
 use rusqlite::Connection;
 use serde_json::{json, Value};
 

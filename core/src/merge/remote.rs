@@ -309,8 +309,28 @@ impl Merger<'_> {
         out: Outcome,
     ) -> Result<()> {
         let (conn, t) = (self.conn, r.t);
-        if let Err(e) = self.write_table(r, before, &out.slots, &out.applied) {
-            let e = crate::error::Error::from(e);
+        // A strategy that settles at once writes its resolution too (a delete, say), which the
+        // table's constraints may refuse as well: then none of it stays.
+        let settles = !out.auto.is_empty();
+        if settles {
+            conn.execute_batch("SAVEPOINT peersync_settle")?;
+        }
+        let (mut refused, mut settled) = (None, None);
+        match self.write_table(r, before, &out.slots, &out.applied) {
+            Err(e) => refused = Some(crate::error::Error::from(e)),
+            Ok(()) if settles => match self.settle_at_once(r, out.slots.clone(), &out.auto) {
+                Ok(id) => settled = Some(id),
+                Err(e) => refused = Some(e),
+            },
+            Ok(()) => {}
+        }
+        if settles {
+            if refused.is_some() {
+                conn.execute_batch("ROLLBACK TO peersync_settle")?;
+            }
+            conn.execute_batch("RELEASE peersync_settle")?;
+        }
+        if let Some(e) = refused {
             if !e.is_constraint() {
                 return Err(e);
             }
@@ -338,19 +358,14 @@ impl Merger<'_> {
             self.conflicts.push(s);
             return Ok(());
         }
-        let mut slots = out.slots;
-        slots.save(conn, t, r.rid)?;
-        // Slots settled at once (local_wins / remote_wins): one resolution for all of them.
-        let mut resolution = None;
-        if !out.auto.is_empty() {
-            let mut items: Vec<(Slot, SlotVal, Vec<Option<i64>>)> = Vec::new();
-            for it in out.auto {
-                items.retain(|x| x.0 != it.0);
-                items.push(it);
+        let resolution = match settled {
+            Some(id) => Some(self.writers.get(conn, id)?.reference()),
+            None => {
+                let mut slots = out.slots;
+                slots.save(conn, t, r.rid)?;
+                None
             }
-            let id = self.resolve_slots(r, &items, None)?;
-            resolution = Some(self.writers.get(conn, id)?.reference());
-        }
+        };
         if !out.found.is_empty() {
             let mut image_vals = self.values_once(&mut local_values, r, before)?.clone();
             if !before.alive {
@@ -366,5 +381,22 @@ impl Merger<'_> {
             self.conflicts.extend(recorded);
         }
         Ok(())
+    }
+
+    /// Stores the slot state and writes the one resolution of the slots a strategy settled at
+    /// once (local_wins / remote_wins); returns its log id.
+    fn settle_at_once(
+        &mut self,
+        r: &Record<'_>,
+        mut slots: Slots,
+        auto: &[(Slot, SlotVal, Vec<Option<i64>>)],
+    ) -> Result<i64> {
+        slots.save(self.conn, r.t, r.rid)?;
+        let mut items: Vec<(Slot, SlotVal, Vec<Option<i64>>)> = Vec::new();
+        for it in auto {
+            items.retain(|x| x.0 != it.0);
+            items.push(it.clone());
+        }
+        self.resolve_slots(r, &items, None)
     }
 }

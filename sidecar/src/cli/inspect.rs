@@ -16,7 +16,9 @@ pub fn status(db: &Path, json: bool) -> Result<()> {
     println!("device:    {}", s["device_id"].as_str().unwrap_or("?"));
     match s["sidecar"]["by"].as_str() {
         Some(by) => println!("sidecar:   serving this file ({by})"),
-        None => println!("sidecar:   NOT RUNNING on this file (changes sync only when `peersync serve` or `peersync sync` runs)"),
+        None => println!(
+            "sidecar:   NOT RUNNING on this file (changes sync only when `peersync serve` or `peersync sync` runs)"
+        ),
     }
     let tables: Vec<String> = s["tables"]
         .as_array()
@@ -60,9 +62,9 @@ pub fn status(db: &Path, json: bool) -> Result<()> {
         );
     }
     for d in s["divergences"].as_array().into_iter().flatten() {
-        let records = d["records"].as_array().map(|r| {
-            r.iter().map(|x| x.as_str().unwrap_or("?").to_string()).collect::<Vec<_>>().join(", ")
-        });
+        let records = d["records"]
+            .as_array()
+            .map(|r| r.iter().map(|x| x.as_str().unwrap_or("?").to_string()).collect::<Vec<_>>().join(", "));
         println!(
             "DIVERGED:  table {} differs from device {} at the same changes (since {}){}; run `peersync check --peer URL` to list the records",
             d["table"].as_str().unwrap_or("?"),

@@ -21,17 +21,7 @@ pub async fn push(state: &Arc<AppState>, caller: String, body: Bytes, turn: Opti
     if let Some(turn) = &turn {
         turn.wait(&batch).await;
     }
-    let applied = match state.db.run(move |c| Ok(peersync_core::apply(c, &batch)?)).await {
-        Ok(a) => a,
-        Err(e) => {
-            if e.status().is_client_error() {
-                // Refused: the sender's record says why, for `peersync status`.
-                let (who, why) = (caller.clone(), e.to_string());
-                let _ = state.db.run(move |c| Ok(peersync_core::note_refusal(c, &who, &why)?)).await;
-            }
-            return Err(e);
-        }
-    };
+    let applied = state.db.run(move |c| Ok(peersync_core::apply(c, &batch)?)).await?;
     if let Some(turn) = &turn {
         turn.applied(&applied.vector);
     }
