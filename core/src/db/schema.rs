@@ -21,14 +21,17 @@ pub const SYNC_TABLES: &[&str] = &[
     "sync_introductions",
     "sync_waiting",
     "sync_quota",
+    "sync_schema_waiting",
 ];
 
 /// The layout of the sync tables this engine writes (`format` in `sync_state`). Format 1
 /// found changes through an index on `sync_log(device_id, version)`; format 2 through
 /// `sync_runs`; format 3 adds introductions (`sync_introductions`,
 /// `sync_devices.introduced_by`), the changes waiting here (`sync_waiting`) and each origin's
-/// write quota (`sync_quota`).
-pub const LAYOUT: i64 = 3;
+/// write quota (`sync_quota`); format 4 the received changes whose effect waits for this
+/// database's schema (`sync_schema_waiting`) and when a tracked table was found dropped
+/// (`sync_tables.dropped_at`).
+pub const LAYOUT: i64 = 4;
 
 const SCHEMA: &str = r#"
 CREATE TABLE IF NOT EXISTS sync_log(
@@ -85,7 +88,8 @@ CREATE TABLE IF NOT EXISTS sync_tables(
   strategy TEXT NOT NULL DEFAULT 'timestamp_wins',
   columns TEXT NOT NULL,
   pk TEXT NOT NULL,
-  active INTEGER NOT NULL DEFAULT 1
+  active INTEGER NOT NULL DEFAULT 1,
+  dropped_at TEXT
 );
 CREATE TABLE IF NOT EXISTS sync_meta(
   tbl INTEGER NOT NULL,
@@ -141,6 +145,16 @@ CREATE TABLE IF NOT EXISTS sync_waiting(
   last_seen TEXT NOT NULL DEFAULT (strftime('%Y-%m-%dT%H:%M:%fZ','now')),
   PRIMARY KEY(origin, reason)
 ) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS sync_schema_waiting(
+  log_id INTEGER PRIMARY KEY,
+  table_name TEXT NOT NULL,
+  record_id TEXT NOT NULL,
+  reason TEXT NOT NULL,
+  detail TEXT NOT NULL,
+  missing TEXT NOT NULL DEFAULT '[]',
+  since TEXT NOT NULL DEFAULT (strftime('%Y-%m-%dT%H:%M:%fZ','now'))
+);
+CREATE INDEX IF NOT EXISTS sync_schema_waiting_record ON sync_schema_waiting(table_name, record_id);
 CREATE TABLE IF NOT EXISTS sync_quota(
   origin TEXT PRIMARY KEY,
   bytes REAL NOT NULL,

@@ -4,6 +4,7 @@
 pub mod apply;
 pub mod digest;
 pub mod export;
+pub mod held;
 pub mod peers;
 mod prepare;
 pub mod sign;

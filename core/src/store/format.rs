@@ -63,6 +63,10 @@ fn upgrade(conn: &Connection) -> Result<()> {
             if !schema::has_column(conn, "sync_devices", "introduced_by")? {
                 conn.execute_batch("ALTER TABLE sync_devices ADD COLUMN introduced_by TEXT")?;
             }
+            // 3 → 4: when a tracked table was found dropped (`sync_schema_waiting` is new).
+            if !schema::has_column(conn, "sync_tables", "dropped_at")? {
+                conn.execute_batch("ALTER TABLE sync_tables ADD COLUMN dropped_at TEXT")?;
+            }
             set_state(conn, "format", &LAYOUT)
         }
     }
