@@ -6,7 +6,7 @@
 //! them. The triggers call no extension function, so every connection's writes are captured.
 //! Sealing (see `seal.rs`) later turns these into JSON, versions, timestamps and hashes.
 use super::seal::seal_captured;
-use super::stage::{capture_guard, capture_triggers, create_stage, remove_capture, stage_table, trigger_prefix};
+use super::stage::{capture_guard, create_stage, remove_capture, stage_table, trigger_prefix};
 use crate::db::ident::{quote_ident, quote_list, quote_literal};
 use crate::db::{read_values, tx};
 use crate::error::{Error, Result};
@@ -45,9 +45,11 @@ pub fn track(conn: &Connection, name: &str, strategy: Option<&str>) -> Result<i6
 /// lost). A table tracked before whose triggers are gone (it was dropped) gets back the rows
 /// the log holds alive. Returns how many rows it logged as inserts.
 pub fn track_shape(conn: &Connection, shape: &Shape, strategy: Option<Strategy>, device: &str) -> Result<i64> {
+    // (id, strategy, columns, whether it was dropped: found gone, or tracked and its triggers
+    // gone, which a DROP TABLE does; an untracked table has no triggers either).
     let existing: Option<(i64, String, String, bool)> = conn
         .query_row(
-            "SELECT id, strategy, columns, dropped_at IS NOT NULL FROM sync_tables WHERE name = ?1",
+            "SELECT id, strategy, columns, dropped_at IS NOT NULL OR (active AND NOT EXISTS (SELECT 1 FROM sqlite_master WHERE type = 'trigger' AND substr(name, 1, length('sync_' || sync_tables.id || '_')) = 'sync_' || sync_tables.id || '_')) FROM sync_tables WHERE name = ?1",
             [&shape.name],
             |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)),
         )
@@ -74,8 +76,7 @@ pub fn track_shape(conn: &Connection, shape: &Shape, strategy: Option<Strategy>,
     let cols_json = serde_json::to_string(&columns)?;
     let pk_json = serde_json::to_string(&pk)?;
     let (id, recreated) = match existing {
-        Some((id, _, _, dropped)) => {
-            let recreated = dropped || capture_triggers(conn, id)?.is_empty();
+        Some((id, _, _, recreated)) => {
             slots::columns_added(conn, id, &added)?;
             conn.execute(
                 "UPDATE sync_tables SET strategy=?2, columns=?3, pk=?4, active=1, dropped_at=NULL WHERE id=?1",
