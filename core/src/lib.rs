@@ -42,7 +42,7 @@ pub use wire::{
 // Setting up, capturing and sealing.
 pub use capture::follow::seal;
 pub use capture::track::untrack;
-pub use exchange::held::track;
+pub use exchange::held::{list as schema_waiting, track, Waiting as SchemaWaiting};
 pub use model::clock::set_max_skew as set_max_clock_skew;
 pub use store::format::{device_id, init};
 pub use store::log::tail as log_tail;

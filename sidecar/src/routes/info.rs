@@ -25,15 +25,17 @@ pub async fn status(state: &Arc<AppState>) -> Result<Reply> {
 }
 
 pub async fn metrics(state: &Arc<AppState>) -> Result<Reply> {
-    let (pending, waiting) = state
+    let (pending, waiting, schema) = state
         .db
         .run(|c| {
             let waiting = peersync_core::waiting(c)?.into_iter().map(|w| (w.origin, w.reason)).collect::<Vec<_>>();
-            Ok((peersync_core::pending_conflicts(c)?, waiting))
+            let schema =
+                peersync_core::schema_waiting(c)?.into_iter().map(|w| (w.table, w.reason, w.changes)).collect::<Vec<_>>();
+            Ok((peersync_core::pending_conflicts(c)?, waiting, schema))
         })
         .await?;
     let nonces = state.gate.nonces.lock().unwrap().len();
-    let text = state.metrics.render(pending, nonces, &waiting);
+    let text = state.metrics.render(pending, nonces, &waiting, &schema);
     Ok(Response::builder()
         .status(StatusCode::OK)
         .header(hyper::header::CONTENT_TYPE, "text/plain; version=0.0.4")
