@@ -262,7 +262,11 @@ fn unknown_untracked_and_nonexistent_names() {
 fn hostile_identifiers() {
     check_held(vec![
         ("table name with SQL", hashed(|e| e["table_name"] = json!("t1\"; DROP TABLE t1; --")), "unknown_table"),
-        ("table name with quote", hashed(|e| e["table_name"] = json!("t1'); DELETE FROM sync_log; --")), "unknown_table"),
+        (
+            "table name with quote",
+            hashed(|e| e["table_name"] = json!("t1'); DELETE FROM sync_log; --")),
+            "unknown_table",
+        ),
         (
             "column name with SQL",
             hashed(|e| e["change_data"] = json!(r#"{"id":"k","a\" = 1; DROP TABLE t1; --":1}"#)),

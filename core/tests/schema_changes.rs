@@ -18,7 +18,10 @@ fn waiting(p: &Peer) -> std::collections::BTreeMap<(String, String), i64> {
         .unwrap()
         .iter()
         .map(|w| {
-            ((w["table"].as_str().unwrap().to_string(), w["reason"].as_str().unwrap().to_string()), w["changes"].as_i64().unwrap())
+            (
+                (w["table"].as_str().unwrap().to_string(), w["reason"].as_str().unwrap().to_string()),
+                w["changes"].as_i64().unwrap(),
+            )
         })
         .collect()
 }

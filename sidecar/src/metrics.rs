@@ -129,7 +129,12 @@ impl Metrics {
         }
         let _ = writeln!(o, "# HELP peersync_schema_waiting_changes Received changes whose effect waits for this database's schema (a table or column not tracked here), by table and reason.\n# TYPE peersync_schema_waiting_changes gauge");
         for (table, reason, n) in schema_waiting {
-            let _ = writeln!(o, "peersync_schema_waiting_changes{{table=\"{}\",reason=\"{}\"}} {n}", esc(table), esc(reason));
+            let _ = writeln!(
+                o,
+                "peersync_schema_waiting_changes{{table=\"{}\",reason=\"{}\"}} {n}",
+                esc(table),
+                esc(reason)
+            );
         }
         o
     }

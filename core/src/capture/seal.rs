@@ -166,7 +166,13 @@ fn seal_row(
                 if writes.is_empty() {
                     return Ok(false);
                 }
-                Change { op: Op::Update, writes, live: base(conn, writers, slots.live)?, seen: None, unknown: Vec::new() }
+                Change {
+                    op: Op::Update,
+                    writes,
+                    live: base(conn, writers, slots.live)?,
+                    seen: None,
+                    unknown: Vec::new(),
+                }
             };
             (rid, change, slots)
         }
@@ -207,5 +213,11 @@ fn delete_change(conn: &Connection, writers: &mut Writers, t: &Table, slots: &Sl
     for (i, w) in slots.cols.iter().enumerate() {
         seen.push((i, writers.reference(conn, *w)?));
     }
-    Ok(Change { op: Op::Delete, writes: Vec::new(), live: base(conn, writers, slots.live)?, seen: Some(seen), unknown: Vec::new() })
+    Ok(Change {
+        op: Op::Delete,
+        writes: Vec::new(),
+        live: base(conn, writers, slots.live)?,
+        seen: Some(seen),
+        unknown: Vec::new(),
+    })
 }

@@ -13,8 +13,8 @@ use crate::error::{Error, Result};
 use crate::model::clock::{now_us, TRIGGER_WALL_CLOCK};
 use crate::model::table::{affinities, column_defaults, introspect, Shape, Strategy, Table, Tables};
 use crate::store::format::device_id;
-use crate::store::slots::{self, Slots};
 use crate::store::rows;
+use crate::store::slots::{self, Slots};
 use crate::wire::{parse_literals, record_id, Value};
 use rusqlite::{params, Connection, OptionalExtension};
 
@@ -70,9 +70,8 @@ pub fn track_shape(conn: &Connection, shape: &Shape, strategy: Option<Strategy>,
     }
     let pk: Vec<usize> =
         shape.pk.iter().map(|&i| columns.iter().position(|c| *c == shape.columns[i]).unwrap()).collect();
-    let strategy = strategy
-        .or_else(|| existing.as_ref().and_then(|e| Strategy::parse(&e.1)))
-        .unwrap_or(Strategy::TimestampWins);
+    let strategy =
+        strategy.or_else(|| existing.as_ref().and_then(|e| Strategy::parse(&e.1))).unwrap_or(Strategy::TimestampWins);
     let cols_json = serde_json::to_string(&columns)?;
     let pk_json = serde_json::to_string(&pk)?;
     let (id, recreated) = match existing {

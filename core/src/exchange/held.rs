@@ -65,7 +65,9 @@ impl Why {
     pub fn behind(first: i64) -> Why {
         Why {
             reason: BEHIND,
-            detail: format!("an earlier change to this record (log id {first}) waits for the schema: this one waits behind it"),
+            detail: format!(
+                "an earlier change to this record (log id {first}) waits for the schema: this one waits behind it"
+            ),
             missing: Vec::new(),
         }
     }

@@ -22,7 +22,8 @@ pub fn status(conn: &Connection) -> Result<Value> {
         }));
     }
     let mut dropped = Vec::new();
-    let mut stmt = conn.prepare("SELECT name, dropped_at FROM sync_tables WHERE dropped_at IS NOT NULL ORDER BY name")?;
+    let mut stmt =
+        conn.prepare("SELECT name, dropped_at FROM sync_tables WHERE dropped_at IS NOT NULL ORDER BY name")?;
     let mut rows = stmt.query([])?;
     while let Some(r) = rows.next()? {
         dropped.push(json!({ "table": r.get::<_, String>(0)?, "dropped_at": r.get::<_, String>(1)? }));

@@ -111,7 +111,8 @@ impl<'c> Merger<'c> {
             (_, true) if !before.alive || rows::read(conn, r.t, &r.key).ok().flatten().is_none() => {
                 // A column no change ever wrote (one the writers' devices did not have yet)
                 // holds its declared default, as on a device that added it to existing rows.
-                let unwritten = |c: usize| after.cols[c].is_none() && !r.t.is_pk(c) && !applied.iter().any(|(ac, _)| *ac == c);
+                let unwritten =
+                    |c: usize| after.cols[c].is_none() && !r.t.is_pk(c) && !applied.iter().any(|(ac, _)| *ac == c);
                 if (0..r.t.columns.len()).any(unwritten) {
                     let mut cols = Vec::with_capacity(r.t.columns.len());
                     let mut vals = Vec::with_capacity(r.t.columns.len());

@@ -2,8 +2,8 @@
 use super::affinity::Affinity;
 use crate::db::ident::is_reserved_table;
 use crate::db::read_values;
-use crate::wire::Value;
 use crate::error::{Error, Result};
+use crate::wire::Value;
 use rusqlite::{Connection, OptionalExtension};
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -75,7 +75,15 @@ impl Table {
     /// no affinity. Reading a change against it checks the change's shape and finds its bases.
     pub fn shadow(name: &str, columns: Vec<String>) -> Table {
         let affinity = vec![Affinity::Blob; columns.len()];
-        Table { sql: SqlCache::default(), id: 0, name: name.to_string(), columns, pk: Vec::new(), strategy: Strategy::TimestampWins, affinity }
+        Table {
+            sql: SqlCache::default(),
+            id: 0,
+            name: name.to_string(),
+            columns,
+            pk: Vec::new(),
+            strategy: Strategy::TimestampWins,
+            affinity,
+        }
     }
 }
 
@@ -114,10 +122,9 @@ pub fn column_defaults(conn: &Connection, name: &str) -> Result<HashMap<String, 
         let value = match dflt {
             None => Some(Value::Null),
             Some(expr) if expr.to_ascii_uppercase().contains("CURRENT_") => None,
-            Some(expr) => conn
-                .query_row(&format!("SELECT ({expr})"), [], |r| read_values(r, 0, 1))
-                .ok()
-                .and_then(|mut v| v.pop()),
+            Some(expr) => {
+                conn.query_row(&format!("SELECT ({expr})"), [], |r| read_values(r, 0, 1)).ok().and_then(|mut v| v.pop())
+            }
         };
         out.insert(col, value);
     }

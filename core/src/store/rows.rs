@@ -42,7 +42,13 @@ pub fn insert<'v>(hot: &mut Hot<'_>, t: &Table, values: impl IntoIterator<Item =
 
 /// Inserts a row giving only columns `cols` (in `t`'s column order) `values`: the others take
 /// their declared default. `or_ignore`: a row that breaks a constraint is left out.
-pub fn insert_some(conn: &Connection, t: &Table, cols: &[usize], values: &[&Value], or_ignore: bool) -> rusqlite::Result<()> {
+pub fn insert_some(
+    conn: &Connection,
+    t: &Table,
+    cols: &[usize],
+    values: &[&Value],
+    or_ignore: bool,
+) -> rusqlite::Result<()> {
     let names: Vec<String> = cols.iter().map(|&c| t.columns[c].clone()).collect();
     let marks = (1..=cols.len()).map(|i| format!("?{i}")).collect::<Vec<_>>().join(", ");
     let verb = if or_ignore { "INSERT OR IGNORE" } else { "INSERT" };

@@ -29,8 +29,10 @@ pub async fn metrics(state: &Arc<AppState>) -> Result<Reply> {
         .db
         .run(|c| {
             let waiting = peersync_core::waiting(c)?.into_iter().map(|w| (w.origin, w.reason)).collect::<Vec<_>>();
-            let schema =
-                peersync_core::schema_waiting(c)?.into_iter().map(|w| (w.table, w.reason, w.changes)).collect::<Vec<_>>();
+            let schema = peersync_core::schema_waiting(c)?
+                .into_iter()
+                .map(|w| (w.table, w.reason, w.changes))
+                .collect::<Vec<_>>();
             Ok((peersync_core::pending_conflicts(c)?, waiting, schema))
         })
         .await?;
