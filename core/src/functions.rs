@@ -1,11 +1,12 @@
 //! Registers the SQL functions (`sync_*`) on a connection: argument checks, errors, panic guard.
 //! The top of the engine: each function is a thin call into the layer that owns it.
-use crate::capture::seal::seal;
-use crate::capture::track::{track, untrack};
+use crate::capture::follow::seal;
+use crate::capture::track::untrack;
 use crate::error::{Error, Result};
 use crate::exchange::apply::apply;
 use crate::exchange::digest::digest;
 use crate::exchange::export::{changes_json, vector};
+use crate::exchange::held::track;
 use crate::exchange::status::status;
 use crate::exchange::verify::{hash_of, verify};
 use crate::merge::resolve::{resolve, Choice};

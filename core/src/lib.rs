@@ -40,8 +40,9 @@ pub use wire::{
     Entry, HeadSignature, Introduction, Value, Vector, BATCH_FORMAT, DEFAULT_LIMIT, MAX_LIMIT, VERSION,
 };
 // Setting up, capturing and sealing.
-pub use capture::seal::seal;
-pub use capture::track::{track, untrack};
+pub use capture::follow::seal;
+pub use capture::track::untrack;
+pub use exchange::held::{list as schema_waiting, track, Waiting as SchemaWaiting};
 pub use model::clock::set_max_skew as set_max_clock_skew;
 pub use store::format::{device_id, init};
 pub use store::log::tail as log_tail;

@@ -103,7 +103,7 @@ fn a_database_made_with_the_origin_index_is_upgraded_on_its_next_use() {
     assert_runs_match(&b);
 }
 
-/// Format 2 (before introductions and waiting changes): its next use adds what format 3 has.
+/// Format 2 (before introductions and waiting changes): its next use adds what formats 3 and 4 have.
 #[test]
 fn a_format_2_database_gains_introductions_and_waiting_on_its_next_use() {
     let a = Peer::standard("A", "timestamp_wins", "timestamp_wins");

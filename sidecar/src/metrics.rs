@@ -65,8 +65,16 @@ impl Metrics {
     }
 
     /// Prometheus text exposition (version 0.0.4). `waiting` is what this device holds back
-    /// (core's `sync_status().waiting`): origin and reason of each.
-    pub fn render(&self, conflicts_pending: i64, nonces: usize, waiting: &[(String, String)]) -> String {
+    /// (core's `sync_status().waiting`): origin and reason of each. `schema_waiting` is what
+    /// waits here for this database's schema (`sync_status().schema_waiting`): table, reason
+    /// and how many changes.
+    pub fn render(
+        &self,
+        conflicts_pending: i64,
+        nonces: usize,
+        waiting: &[(String, String)],
+        schema_waiting: &[(String, String, i64)],
+    ) -> String {
         let mut o = String::new();
         let mut counter = |name: &str, help: &str, v: u64| {
             let _ = writeln!(o, "# HELP {name} {help}\n# TYPE {name} counter\n{name} {v}");
@@ -121,6 +129,15 @@ impl Metrics {
         let _ = writeln!(o, "# HELP peersync_waiting_origins Origins whose changes this device holds back, by reason.\n# TYPE peersync_waiting_origins gauge");
         for (origin, reason) in waiting {
             let _ = writeln!(o, "peersync_waiting_origins{{origin=\"{}\",reason=\"{}\"}} 1", esc(origin), esc(reason));
+        }
+        let _ = writeln!(o, "# HELP peersync_schema_waiting_changes Received changes whose effect waits for this database's schema (a table or column not tracked here), by table and reason.\n# TYPE peersync_schema_waiting_changes gauge");
+        for (table, reason, n) in schema_waiting {
+            let _ = writeln!(
+                o,
+                "peersync_schema_waiting_changes{{table=\"{}\",reason=\"{}\"}} {n}",
+                esc(table),
+                esc(reason)
+            );
         }
         o
     }

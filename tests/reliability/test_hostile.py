@@ -1,4 +1,5 @@
 # tests/reliability/test_hostile.py: the hostile input matrix against a real sidecar (and sync_apply in the extension): each input refused with the right status and message, the database unchanged.
+import json
 import sqlite3
 import threading
 import time
@@ -39,6 +40,32 @@ def test_batch_family(env, reliability, family):
         judge_batch(env, fam, case)
     assert requests.get(f"{env.b.url}/health", timeout=5).status_code == 200
     fam.record(reliability, f"POST /sync/push (signed by a trusted peer) and sync_apply: {family}")
+    fam.check()
+
+
+def test_hostile_names_not_tracked_here_wait_for_the_schema(env, reliability):
+    """A signed change naming a table or column not tracked here, whatever the name holds, is
+    logged and waits for the schema (README "Schema changes"): 200, the schema and the tracked
+    table unchanged, the change listed under sync_status().schema_waiting."""
+    fam = Family("held names")
+    cases = [(f"table {t[:40]!r}", {"table_name": t}, "unknown_table")
+             for t in hc.HOSTILE_TABLES if not hc.never_a_table(t) and t != "notes"]
+    cases += [(f"column {c[:40]!r}", {"change_data": json.dumps({"id": "held", c: "x"}, separators=(",", ":")),
+                                      "record_id": "'held'"}, "unknown_column")
+              for c in hc.HOSTILE_COLUMNS if c != "" and "\u0000" not in c and c != "body"]
+    for label, spec, reason in cases:
+        schema, notes = table_rows(env.b.db, "sqlite_master"), table_rows(env.b.db, "notes")
+        code, reply = env.request("POST", "/sync/push", dumps(forge(env.a.id, env.b.db, [spec], signer=env.a)), None)
+        problems = [] if code == 200 and reply.get("schema_waiting") == 1 else [f"push: {code} {str(reply)[:300]}"]
+        if table_rows(env.b.db, "sqlite_master") != schema or table_rows(env.b.db, "notes") != notes:
+            problems.append("the schema or the tracked table changed")
+        con = sqlite3.connect(env.b.db)
+        last = con.execute("SELECT reason FROM sync_schema_waiting ORDER BY log_id DESC LIMIT 1").fetchone()
+        con.close()
+        if last is None or last[0] not in (reason, "behind"):
+            problems.append(f"not waiting for the schema as {reason}: {last}")
+        fam.judge(label, problems)
+    fam.record(reliability, "POST /sync/push: hostile table and column names not tracked here are held for the schema, never run as SQL")
     fam.check()
 
 

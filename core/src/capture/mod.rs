@@ -1,5 +1,6 @@
 //! Capturing local writes: `sync_track`'s plain-SQL triggers and stage tables, and sealing what
 //! they captured into this device's versioned, hashed changes.
+pub mod follow;
 pub mod seal;
 mod stage;
 pub mod track;

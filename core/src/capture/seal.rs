@@ -8,6 +8,7 @@
 //! record already deleted, a possible REPLACE removal whose row still exists.
 use super::stage::stage_table;
 use crate::db::hot::Hot;
+use crate::db::schema::has_table;
 use crate::db::{read_values, tx};
 use crate::error::Result;
 use crate::model::change::{Change, ColWrite, Op};
@@ -23,8 +24,9 @@ use std::collections::HashMap;
 
 const CHUNK: i64 = 2000;
 
-/// Seals every unsealed row; returns how many changes it sealed.
-pub fn seal(conn: &Connection) -> Result<i64> {
+/// Seals every unsealed row; returns how many changes it sealed. (`follow::seal` is the seal
+/// everything else calls: this, after tracked tables have followed any schema change.)
+pub fn seal_captured(conn: &Connection) -> Result<i64> {
     catch_up(conn)?;
     if last_id(conn)? <= sealed_upto(conn)? {
         return Ok(0);
@@ -164,7 +166,13 @@ fn seal_row(
                 if writes.is_empty() {
                     return Ok(false);
                 }
-                Change { op: Op::Update, writes, live: base(conn, writers, slots.live)?, seen: None }
+                Change {
+                    op: Op::Update,
+                    writes,
+                    live: base(conn, writers, slots.live)?,
+                    seen: None,
+                    unknown: Vec::new(),
+                }
             };
             (rid, change, slots)
         }
@@ -175,7 +183,8 @@ fn seal_row(
             }
             let rid = record_id(&key);
             let slots = Slots::load(conn, t, &rid)?;
-            if !slots.alive || (op == "REPLACE" && rows::exists(conn, t, &key)?) {
+            if !slots.alive || (op == "REPLACE" && (!has_table(conn, &t.name)? || rows::exists(conn, t, &key)?)) {
+                // (A table dropped since the write took its rows with it, and is not a delete.)
                 return Ok(false);
             }
             let change = delete_change(conn, writers, t, &slots)?;
@@ -196,7 +205,7 @@ fn insert_change(conn: &Connection, writers: &mut Writers, slots: &Slots, values
     for (i, v) in values.into_iter().enumerate() {
         writes.push(ColWrite { col: i, value: v, base: base(conn, writers, slots.cols[i])? });
     }
-    Ok(Change { op: Op::Insert, writes, live: base(conn, writers, slots.live)?, seen: None })
+    Ok(Change { op: Op::Insert, writes, live: base(conn, writers, slots.live)?, seen: None, unknown: Vec::new() })
 }
 
 fn delete_change(conn: &Connection, writers: &mut Writers, t: &Table, slots: &Slots) -> Result<Change> {
@@ -204,5 +213,11 @@ fn delete_change(conn: &Connection, writers: &mut Writers, t: &Table, slots: &Sl
     for (i, w) in slots.cols.iter().enumerate() {
         seen.push((i, writers.reference(conn, *w)?));
     }
-    Ok(Change { op: Op::Delete, writes: Vec::new(), live: base(conn, writers, slots.live)?, seen: Some(seen) })
+    Ok(Change {
+        op: Op::Delete,
+        writes: Vec::new(),
+        live: base(conn, writers, slots.live)?,
+        seen: Some(seen),
+        unknown: Vec::new(),
+    })
 }

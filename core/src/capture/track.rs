@@ -5,16 +5,17 @@
 //! row into `sync_stage_<id>` holding the new (and old) column values exactly as SQLite has
 //! them. The triggers call no extension function, so every connection's writes are captured.
 //! Sealing (see `seal.rs`) later turns these into JSON, versions, timestamps and hashes.
-use super::seal::seal;
+use super::seal::seal_captured;
 use super::stage::{capture_guard, create_stage, remove_capture, stage_table, trigger_prefix};
 use crate::db::ident::{quote_ident, quote_list, quote_literal};
 use crate::db::{read_values, tx};
 use crate::error::{Error, Result};
 use crate::model::clock::{now_us, TRIGGER_WALL_CLOCK};
-use crate::model::table::{affinities, introspect, Shape, Strategy, Table, Tables};
+use crate::model::table::{affinities, column_defaults, introspect, Shape, Strategy, Table, Tables};
 use crate::store::format::device_id;
-use crate::store::slots;
-use crate::wire::{record_id, Value};
+use crate::store::rows;
+use crate::store::slots::{self, Slots};
+use crate::wire::{parse_literals, record_id, Value};
 use rusqlite::{params, Connection, OptionalExtension};
 
 /// `sync_track(table [, strategy])`: installs (or refreshes) capture for `name` and logs the
@@ -32,58 +33,76 @@ pub fn track(conn: &Connection, name: &str, strategy: Option<&str>) -> Result<i6
     })?;
     let shape = introspect(conn, F, name)?;
     tx::write(conn, |conn| {
-        seal(conn)?;
-        let existing: Option<(i64, String, String)> = conn
-            .query_row("SELECT id, strategy, columns FROM sync_tables WHERE name = ?1", [&shape.name], |r| {
-                Ok((r.get(0)?, r.get(1)?, r.get(2)?))
-            })
-            .optional()?;
-        // Keep the captured order of columns that still exist; new ones go last.
-        let mut columns: Vec<String> = match &existing {
-            Some((_, _, cols)) => {
-                serde_json::from_str::<Vec<String>>(cols)?.into_iter().filter(|c| shape.columns.contains(c)).collect()
-            }
-            None => Vec::new(),
-        };
-        let mut added = Vec::new();
-        for c in &shape.columns {
-            if !columns.contains(c) {
-                columns.push(c.clone());
-                added.push(c.clone());
-            }
-        }
-        let pk: Vec<usize> =
-            shape.pk.iter().map(|&i| columns.iter().position(|c| *c == shape.columns[i]).unwrap()).collect();
-        let strategy = strategy
-            .or_else(|| existing.as_ref().and_then(|e| Strategy::parse(&e.1)))
-            .unwrap_or(Strategy::TimestampWins);
-        let cols_json = serde_json::to_string(&columns)?;
-        let pk_json = serde_json::to_string(&pk)?;
-        let id = match existing {
-            Some((id, _, _)) => {
-                slots::columns_added(conn, id, &added)?;
-                conn.execute(
-                    "UPDATE sync_tables SET strategy=?2, columns=?3, pk=?4, active=1 WHERE id=?1",
-                    params![id, strategy.as_str(), cols_json, pk_json],
-                )?;
-                id
-            }
-            None => {
-                conn.execute(
-                    "INSERT INTO sync_tables(name, strategy, columns, pk) VALUES (?1, ?2, ?3, ?4)",
-                    params![shape.name, strategy.as_str(), cols_json, pk_json],
-                )?;
-                conn.last_insert_rowid()
-            }
-        };
-        let affinity = affinities(conn, &shape.name, &columns)?;
-        let table = Table { sql: Default::default(), id, name: shape.name.clone(), columns, pk, strategy, affinity };
-        remove_capture(conn, id)?;
-        install_capture(conn, &table, &shape, &device)?;
-        let logged = log_existing_rows(conn, &table, &device)?;
-        seal(conn)?;
-        Ok(logged)
+        seal_captured(conn)?;
+        track_shape(conn, &shape, strategy, &device)
     })
+}
+
+/// Tracks the table of `shape` (as SQLite reports it now) with `strategy` (None: the one it
+/// has, else the default), inside the caller's write transaction, its captured writes sealed
+/// already. Columns added since it was last tracked: their values in rows the log holds are
+/// logged if not the column's default (so a write made between the ALTER TABLE and now is not
+/// lost). A table tracked before whose triggers are gone (it was dropped) gets back the rows
+/// the log holds alive. Returns how many rows it logged as inserts.
+pub fn track_shape(conn: &Connection, shape: &Shape, strategy: Option<Strategy>, device: &str) -> Result<i64> {
+    // (id, strategy, columns, whether it was dropped: found gone, or tracked and its triggers
+    // gone, which a DROP TABLE does; an untracked table has no triggers either).
+    let existing: Option<(i64, String, String, bool)> = conn
+        .query_row(
+            "SELECT id, strategy, columns, dropped_at IS NOT NULL OR (active AND NOT EXISTS (SELECT 1 FROM sqlite_master WHERE type = 'trigger' AND substr(name, 1, length('sync_' || sync_tables.id || '_')) = 'sync_' || sync_tables.id || '_')) FROM sync_tables WHERE name = ?1",
+            [&shape.name],
+            |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)),
+        )
+        .optional()?;
+    // Keep the captured order of columns that still exist; new ones go last.
+    let mut columns: Vec<String> = match &existing {
+        Some((_, _, cols, _)) => {
+            serde_json::from_str::<Vec<String>>(cols)?.into_iter().filter(|c| shape.columns.contains(c)).collect()
+        }
+        None => Vec::new(),
+    };
+    let mut added = Vec::new();
+    for c in &shape.columns {
+        if !columns.contains(c) {
+            columns.push(c.clone());
+            added.push(c.clone());
+        }
+    }
+    let pk: Vec<usize> =
+        shape.pk.iter().map(|&i| columns.iter().position(|c| *c == shape.columns[i]).unwrap()).collect();
+    let strategy =
+        strategy.or_else(|| existing.as_ref().and_then(|e| Strategy::parse(&e.1))).unwrap_or(Strategy::TimestampWins);
+    let cols_json = serde_json::to_string(&columns)?;
+    let pk_json = serde_json::to_string(&pk)?;
+    let (id, recreated) = match existing {
+        Some((id, _, _, recreated)) => {
+            slots::columns_added(conn, id, &added)?;
+            conn.execute(
+                "UPDATE sync_tables SET strategy=?2, columns=?3, pk=?4, active=1, dropped_at=NULL WHERE id=?1",
+                params![id, strategy.as_str(), cols_json, pk_json],
+            )?;
+            (id, recreated)
+        }
+        None => {
+            conn.execute(
+                "INSERT INTO sync_tables(name, strategy, columns, pk) VALUES (?1, ?2, ?3, ?4)",
+                params![shape.name, strategy.as_str(), cols_json, pk_json],
+            )?;
+            added.clear(); // every row is logged whole
+            (conn.last_insert_rowid(), false)
+        }
+    };
+    let affinity = affinities(conn, &shape.name, &columns)?;
+    let table = Table { sql: Default::default(), id, name: shape.name.clone(), columns, pk, strategy, affinity };
+    remove_capture(conn, id)?;
+    if recreated {
+        restore_rows(conn, &table)?;
+    }
+    install_capture(conn, &table, shape, device)?;
+    let logged = log_existing_rows(conn, &table, device)?;
+    log_added_values(conn, &table, &added, device)?;
+    seal_captured(conn)?;
+    Ok(logged)
 }
 
 /// `sync_untrack(table)`: removes the triggers (after sealing what they captured).
@@ -99,7 +118,7 @@ pub fn untrack(conn: &Connection, name: &str) -> Result<i64> {
         None => return Err(Error::invalid(format!("{F}: table \"{name}\" is not tracked"))),
     };
     tx::write(conn, |conn| {
-        seal(conn)?;
+        seal_captured(conn)?;
         remove_capture(conn, t.id)?;
         conn.execute("UPDATE sync_tables SET active = 0 WHERE id = ?1", [t.id])?;
         Ok(1)
@@ -243,4 +262,96 @@ fn log_existing_rows(conn: &Connection, t: &Table, device: &str) -> Result<i64> 
         count += 1;
     }
     Ok(count)
+}
+
+/// Logs (unsealed) an UPDATE of columns `added` for every row of `t` the log holds alive
+/// whose value in them is not the column's declared default: what was written to a new column
+/// before it was tracked (a row that shows the default is what every device that adds the
+/// column gets, and what a received insert that does not write the column leaves there). A
+/// default that is not a constant counts as unknown: every row's value is logged.
+fn log_added_values(conn: &Connection, t: &Table, added: &[String], device: &str) -> Result<()> {
+    if added.is_empty() {
+        return Ok(());
+    }
+    let defaults = column_defaults(conn, &t.name)?;
+    let added: Vec<(usize, Option<Value>)> = added
+        .iter()
+        .filter_map(|c| t.column_index(c).map(|i| (i, defaults.get(c).cloned().unwrap_or(Some(Value::Null)))))
+        .collect();
+    let mut rows = conn.prepare(&format!("SELECT {} FROM {}", quote_list("", &t.columns), quote_ident(&t.name)))?;
+    let mut alive = conn.prepare_cached("SELECT alive FROM sync_meta WHERE tbl = ?1 AND record_id = ?2")?;
+    let mut log = conn.prepare(
+        "INSERT INTO sync_log(table_name, record_id, operation, device_id, timestamp) VALUES (?1, ?2, 'UPDATE', ?3, ?4)",
+    )?;
+    let n = t.columns.len();
+    let marks = (0..=2 * n).map(|i| format!("?{}", i + 1)).collect::<Vec<_>>().join(", ");
+    let mut stage = conn.prepare(&format!("INSERT INTO {} VALUES ({marks})", stage_table(t.id)))?;
+    let now = now_us();
+    let mut it = rows.query([])?;
+    while let Some(r) = it.next()? {
+        let new = read_values(r, 0, n)?;
+        let mut old = new.clone();
+        let mut differs = false;
+        for (i, default) in &added {
+            match default {
+                Some(d) if new[*i].sql_is(d) => {}
+                Some(d) => {
+                    old[*i] = d.clone();
+                    differs = true;
+                }
+                // Unknown default: "before" is a value no row holds, so the seal logs it.
+                None => {
+                    old[*i] = Value::Blob(b"peersync: no default".to_vec());
+                    differs |= !new[*i].sql_is(&old[*i]);
+                }
+            }
+        }
+        if !differs {
+            continue;
+        }
+        let key: Vec<Value> = t.pk.iter().map(|&i| new[i].clone()).collect();
+        let rid = record_id(&key);
+        let is_alive: Option<i64> = alive.query_row(params![t.id, rid], |r| r.get(0)).optional()?;
+        if is_alive != Some(1) {
+            continue; // logged whole by log_existing_rows
+        }
+        log.execute(params![t.name, rid, device, now])?;
+        let id = conn.last_insert_rowid();
+        let mut p: Vec<&dyn rusqlite::ToSql> = vec![&id];
+        p.extend(new.iter().map(|v| v as &dyn rusqlite::ToSql));
+        p.extend(old.iter().map(|v| v as &dyn rusqlite::ToSql));
+        stage.execute(&*p)?;
+    }
+    Ok(())
+}
+
+/// Puts back into `t` (tracked again after it was dropped and created anew) every record the
+/// log holds alive and the table lacks, with the values its writers wrote (a column no change
+/// wrote takes its default). Dropping a table is not a delete: the other devices keep its rows,
+/// and so does this one's log. Runs before the triggers are installed, so it is not captured.
+fn restore_rows(conn: &Connection, t: &Table) -> Result<()> {
+    let rids: Vec<String> = conn
+        .prepare("SELECT record_id FROM sync_meta WHERE tbl = ?1 AND alive")?
+        .query_map([t.id], |r| r.get(0))?
+        .collect::<rusqlite::Result<_>>()?;
+    for rid in rids {
+        let key = parse_literals(&rid)?;
+        if key.len() != t.pk.len() || rows::exists(conn, t, &key)? {
+            continue;
+        }
+        let slots = Slots::load(conn, t, &rid)?;
+        let (mut cols, mut vals) = (Vec::new(), Vec::new());
+        for (c, w) in slots.cols.iter().enumerate() {
+            if let Some(k) = t.pk.iter().position(|&p| p == c) {
+                vals.push(key[k].clone());
+            } else if w.is_some() {
+                vals.push(rows::written_value(conn, t, c, *w)?);
+            } else {
+                continue;
+            }
+            cols.push(c);
+        }
+        rows::insert_some(conn, t, &cols, &vals.iter().collect::<Vec<_>>(), true)?;
+    }
+    Ok(())
 }

@@ -23,6 +23,7 @@ pub const SYNC_TABLES: &[&str] = &[
     "sync_quota",
     "sync_divergences",
     "sync_peers",
+    "sync_schema_waiting",
 ];
 
 /// The layout of the sync tables this engine writes (`format` in `sync_state`). Format 1
@@ -30,8 +31,10 @@ pub const SYNC_TABLES: &[&str] = &[
 /// `sync_runs`; format 3 adds introductions (`sync_introductions`,
 /// `sync_devices.introduced_by`), the changes waiting here (`sync_waiting`) and each origin's
 /// write quota (`sync_quota`); format 4 the audit's divergences (`sync_divergences`), the
-/// peers this device syncs with and how that goes (`sync_peers`), and each device's last
-/// refusal and audit (`sync_devices.last_error`, `last_error_at`, `last_audit`, `last_audit_at`).
+/// peers this device syncs with and how that goes (`sync_peers`), each device's last refusal
+/// and audit (`sync_devices.last_error`, `last_error_at`, `last_audit`, `last_audit_at`), the
+/// received changes whose effect waits for this database's schema (`sync_schema_waiting`) and
+/// when a tracked table was found dropped (`sync_tables.dropped_at`).
 pub const LAYOUT: i64 = 4;
 
 /// Columns format 4 added to `sync_devices`.
@@ -96,7 +99,8 @@ CREATE TABLE IF NOT EXISTS sync_tables(
   strategy TEXT NOT NULL DEFAULT 'timestamp_wins',
   columns TEXT NOT NULL,
   pk TEXT NOT NULL,
-  active INTEGER NOT NULL DEFAULT 1
+  active INTEGER NOT NULL DEFAULT 1,
+  dropped_at TEXT
 );
 CREATE TABLE IF NOT EXISTS sync_meta(
   tbl INTEGER NOT NULL,
@@ -152,6 +156,16 @@ CREATE TABLE IF NOT EXISTS sync_waiting(
   last_seen TEXT NOT NULL DEFAULT (strftime('%Y-%m-%dT%H:%M:%fZ','now')),
   PRIMARY KEY(origin, reason)
 ) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS sync_schema_waiting(
+  log_id INTEGER PRIMARY KEY,
+  table_name TEXT NOT NULL,
+  record_id TEXT NOT NULL,
+  reason TEXT NOT NULL,
+  detail TEXT NOT NULL,
+  missing TEXT NOT NULL DEFAULT '[]',
+  since TEXT NOT NULL DEFAULT (strftime('%Y-%m-%dT%H:%M:%fZ','now'))
+);
+CREATE INDEX IF NOT EXISTS sync_schema_waiting_record ON sync_schema_waiting(table_name, record_id);
 CREATE TABLE IF NOT EXISTS sync_quota(
   origin TEXT PRIMARY KEY,
   bytes REAL NOT NULL,

@@ -1,9 +1,10 @@
 //! `sync_apply`: verifies a batch (format, hashes, chains, signatures) and merges it, atomically.
 use super::export::vector;
+use super::held::{self, Why};
 use super::peers;
 use super::prepare::{self, Preparer};
 use super::sign::{self, Verdict};
-use crate::capture::seal::seal;
+use crate::capture::follow::seal;
 use crate::capture::{pause_capture, resume_capture};
 use crate::db::tx;
 use crate::error::{Error, Result};
@@ -16,7 +17,7 @@ use crate::store::log::{self, head, set_head, Writer};
 use crate::trust::quota::Quota;
 use crate::trust::waiting::{self, Held};
 use crate::trust::{introductions, quarantine};
-use crate::wire::{check_entry, describe, hash_mismatch, parse_reference, shown, Batch, Vector};
+use crate::wire::{check_entry, describe, hash_mismatch, parse_reference, Batch, Vector};
 use rusqlite::Connection;
 use serde::Serialize;
 use std::collections::HashMap;
@@ -42,6 +43,13 @@ pub struct Applied {
     /// Origins whose changes wait here, and why: the first such change of each (they are
     /// among `deferred`; `sync_status` lists what waits).
     pub held: Vec<Held>,
+    /// Changes of this batch logged here (among `accepted`) whose effect waits for this
+    /// database's schema: they name a table or column not tracked here, or a record that has
+    /// such a change waiting (`sync_status` lists them under `schema_waiting`).
+    pub schema_waiting: i64,
+    /// Changes that waited for the schema and were merged by this call, the schema having
+    /// caught up.
+    pub schema_applied: i64,
     /// This database's vector after the batch.
     pub vector: Vector,
 }
@@ -93,6 +101,9 @@ fn apply_once(conn: &Connection, batch: &Batch, defer_fk: bool) -> Result<Applie
         quarantine::detect(conn, &me, batch)?;
         introductions::receive(conn, &me, &batch.introductions)?;
         let verdict = sign::check_batch(conn, &me, batch)?;
+        // What waited for the schema, if the schema has caught up, before the batch's changes
+        // (which come later in log order).
+        let replayed = held::replay(conn, &tables)?;
         let mut heads: HashMap<String, (i64, String)> = HashMap::new();
         for e in &batch.changes {
             if !heads.contains_key(&*e.device_id) {
@@ -109,9 +120,12 @@ fn apply_once(conn: &Connection, batch: &Batch, defer_fk: bool) -> Result<Applie
             (merged, prep.finish())
         });
         verdict.confirm(batch, &matched)?;
-        let applied = merged.unwrap_or_else(|| {
+        let mut applied = merged.unwrap_or_else(|| {
             Err(Error::Integrity("sync_apply: the batch's signatures do not vouch for its changes".into()))
         })?;
+        applied.schema_applied = replayed.merged;
+        applied.resolutions += replayed.resolutions;
+        applied.conflicts.splice(0..0, replayed.conflicts);
         sign::store_batch_signatures(conn, batch)?;
         Ok(applied)
     })
@@ -131,18 +145,11 @@ fn merge_all<'b>(
     let mut names: Vec<&str> = batch.changes.iter().map(|c| &*c.table_name).collect();
     names.sort_unstable();
     names.dedup();
-    let mut paused = Vec::new();
-    for n in names {
-        match tables.get(n) {
-            Some(t) => paused.push(t.id),
-            None => {
-                return Err(Error::invalid(format!(
-                    "sync_apply: table \"{}\" is not tracked here (create it and run sync_track on it first)",
-                    shown(n)
-                )))
-            }
-        }
-    }
+    // Changes of tables not tracked here are logged, and wait (see `held.rs`).
+    let paused: Vec<i64> = names.iter().filter_map(|n| tables.get(n).map(|t| t.id)).collect();
+    // Records with a change waiting for the schema: their later changes wait behind it.
+    let mut waiting = held::records(conn)?;
+    let mut schema_waiting = 0i64;
     // What the sender holds is known now, so changes every authorized peer holds are
     // logged as synced at once rather than marked afterwards.
     let noted = peers::record(conn, &batch.device_id, &batch.vector)?;
@@ -188,10 +195,21 @@ fn merge_all<'b>(
         if !hash_matches(e, p.hash, prev_hash) {
             return Err(hash_mismatch(e));
         }
-        let t = tables.get(&e.table_name).unwrap();
-        let (key, change) = match p.parsed {
-            Some(parsed) => parsed?,
-            None => prepare::parse(t, op, e)?,
+        let t = tables.get(&e.table_name);
+        let (key, change, why) = match t {
+            Some(t) => {
+                let (key, change) = match p.parsed {
+                    Some(parsed) => parsed?,
+                    None => prepare::parse(t, op, e)?,
+                };
+                let behind = || match waiting.is_empty() {
+                    true => None,
+                    false => waiting.get(&(e.table_name.to_string(), e.record_id.clone())).map(|&f| Why::behind(f)),
+                };
+                let why = held::unknown_columns(t, &change).or_else(behind);
+                (key, change, why)
+            }
+            None => (Vec::new(), prepare::parse_untracked(op, e)?, Some(Why::unknown_table(&e.table_name))),
         };
         // A change can arrive before a change it is based on (a batch made for another
         // peer's vector, say): leave it, and its origin's later ones, for a later batch.
@@ -223,9 +241,20 @@ fn merge_all<'b>(
             },
         );
         m.local.clock.receive(e.timestamp);
-        let rec = Record { t, rid: &e.record_id, key };
-        m.merge_remote(&rec, &change, id, &e.change_data)?;
-        prep.done((rec.key, change));
+        match (t, why) {
+            (Some(t), None) => {
+                let rec = Record { t, rid: &e.record_id, key };
+                m.merge_remote(&rec, &change, id, &e.change_data)?;
+                prep.done((rec.key, change));
+            }
+            (_, why) => {
+                // Logged, its effect waits for the schema (and the record's later changes with it).
+                let why = why.unwrap_or_else(|| Why::unknown_table(&e.table_name));
+                held::hold(conn, id, &e.table_name, &e.record_id, &why)?;
+                waiting.entry((e.table_name.to_string(), e.record_id.clone())).or_insert(id);
+                schema_waiting += 1;
+            }
+        }
         match heads.get_mut(&*e.device_id) {
             Some(head) => {
                 head.0 = e.version;
@@ -263,6 +292,8 @@ fn merge_all<'b>(
         conflicts: m.conflicts,
         resolutions: m.resolutions,
         held,
+        schema_waiting,
+        schema_applied: 0,
         vector: vector(conn)?,
     })
 }

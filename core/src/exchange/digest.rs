@@ -10,7 +10,7 @@
 //! A range is the rows whose record id's SHA-256, in hex, starts with a prefix; a range digest
 //! splits it into 16 by the next hex digit, so two devices narrow a difference down to records
 //! in a few round trips (see [`range`]).
-use crate::capture::seal::seal;
+use crate::capture::follow::seal;
 use crate::db::ident::{quote_ident, quote_list};
 use crate::db::read_values;
 use crate::error::{Error, Result};

@@ -2,7 +2,7 @@
 //! (`store/runs.rs`), cut where every relayed origin ends on a version it signed; and the
 //! batches the sidecar sends, signed by this device.
 use super::sign;
-use crate::capture::seal::seal;
+use crate::capture::follow::seal;
 use crate::db::tx::BiggerCache;
 use crate::error::{Error, Result};
 use crate::store::format::device_id;

@@ -5,6 +5,7 @@ pub mod apply;
 pub mod audit;
 pub mod digest;
 pub mod export;
+pub mod held;
 pub mod peers;
 mod prepare;
 pub mod sign;

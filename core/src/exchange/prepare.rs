@@ -2,6 +2,7 @@
 //! and data. A large batch does it on a second thread while `apply` writes; results come back
 //! in batch order, and `apply` still decides, change by change, what to do with them. What
 //! `apply` is done with goes back to that thread to be freed, where it was allocated.
+use crate::db::ident::is_reserved_table;
 use crate::error::{Error, Result};
 use crate::model::change::{Change, Op};
 use crate::model::table::{Table, Tables};
@@ -74,6 +75,41 @@ pub fn parse(t: &Table, op: Op, e: &Entry) -> Result<Parsed> {
         }
     }
     Ok((key, change))
+}
+
+/// Reads change `e` of a table that is not tracked here, as far as that can be done without the
+/// table: its record id must be canonical literals with no NULL, its data and bases well formed
+/// (their values and references). Its effect waits until the table is tracked (then [`parse`]
+/// reads it in full). A table that can never be tracked (SQLite's or peersync's own) is refused.
+pub fn parse_untracked(op: Op, e: &Entry) -> Result<Change> {
+    let what = || describe(e);
+    if is_reserved_table(&e.table_name) || e.table_name.is_empty() || e.table_name.contains('\0') {
+        return Err(Error::invalid(format!(
+            "sync_apply: table \"{}\" is not tracked here and can never be (SQLite's or peersync's own name, or no table's name)",
+            shown(&e.table_name)
+        )));
+    }
+    let key = parse_literals(&e.record_id).map_err(|err| Error::invalid(format!("{}: {err}", what())))?;
+    if key.is_empty() || key.iter().any(|v| v.is_null()) || record_id(&key) != e.record_id {
+        return Err(Error::invalid(format!("{}: record_id is not a primary key's canonical literals", what())));
+    }
+    // The names the change uses: its data's members and the columns its bases saw.
+    let names = |text: &str, field: &str| -> Result<Vec<String>> {
+        match serde_json::from_str::<serde_json::Value>(text) {
+            Ok(serde_json::Value::Object(m)) => Ok(m.keys().cloned().collect()),
+            Ok(_) => Err(Error::invalid(format!("{}: {field} is not a JSON object", what()))),
+            Err(err) => Err(Error::invalid(format!("{}: {field} is not JSON ({err})", what()))),
+        }
+    };
+    let mut columns = names(&e.change_data, "change_data")?;
+    if let Ok(serde_json::Value::Object(b)) = serde_json::from_str::<serde_json::Value>(&e.bases) {
+        if let Some(serde_json::Value::Object(seen)) = b.get("seen") {
+            columns.extend(seen.keys().filter(|k| !columns.contains(k)).cloned().collect::<Vec<_>>());
+        }
+    }
+    let shadow = Table::shadow(&e.table_name, columns);
+    let change = Change::parse(&shadow, op, &e.change_data, &e.bases, &what)?;
+    Ok(change)
 }
 
 /// The refusal of a change whose `field` holds `v` for column `c`, which `t`'s declared type

@@ -1,6 +1,6 @@
 //! `sync_status`: what this database is and holds, as JSON.
 use super::export::vector;
-use super::{audit, peers::lacks};
+use super::{audit, held, peers::lacks};
 use crate::error::Result;
 use crate::store::format::device_id;
 use crate::trust::{introductions, quarantine, waiting};
@@ -20,6 +20,13 @@ pub fn status(conn: &Connection) -> Result<Value> {
             "strategy": r.get::<_, String>(1)?,
             "columns": serde_json::from_str::<Value>(&cols)?,
         }));
+    }
+    let mut dropped = Vec::new();
+    let mut stmt =
+        conn.prepare("SELECT name, dropped_at FROM sync_tables WHERE dropped_at IS NOT NULL ORDER BY name")?;
+    let mut rows = stmt.query([])?;
+    while let Some(r) = rows.next()? {
+        dropped.push(json!({ "table": r.get::<_, String>(0)?, "dropped_at": r.get::<_, String>(1)? }));
     }
     let (entries, unsynced): (i64, i64) =
         conn.query_row("SELECT count(*), ifnull(sum(is_synced = 0), 0) FROM sync_log", [], |r| {
@@ -81,6 +88,8 @@ pub fn status(conn: &Connection) -> Result<Value> {
         "divergences": audit::divergences(conn)?,
         "quarantined": quarantine::list(conn)?,
         "waiting": waiting::list(conn)?,
+        "schema_waiting": held::list(conn)?,
+        "dropped_tables": dropped,
         "disputed_keys": introductions::disputes(conn)?,
     }))
 }

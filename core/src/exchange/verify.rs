@@ -1,5 +1,5 @@
 //! `sync_verify` and `sync_hash`: recomputing hashes and checking every origin's chain.
-use crate::capture::seal::seal;
+use crate::capture::follow::seal;
 use crate::error::{Error, Result};
 use crate::store::format::device_id;
 use crate::store::log::{entry, ENTRY_COLUMNS};

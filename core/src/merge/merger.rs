@@ -109,6 +109,28 @@ impl<'c> Merger<'c> {
         let conn = self.conn;
         match (before.alive, after.alive) {
             (_, true) if !before.alive || rows::read(conn, r.t, &r.key).ok().flatten().is_none() => {
+                // A column no change ever wrote (one the writers' devices did not have yet)
+                // holds its declared default, as on a device that added it to existing rows.
+                let unwritten =
+                    |c: usize| after.cols[c].is_none() && !r.t.is_pk(c) && !applied.iter().any(|(ac, _)| *ac == c);
+                if (0..r.t.columns.len()).any(unwritten) {
+                    let mut cols = Vec::with_capacity(r.t.columns.len());
+                    let mut vals = Vec::with_capacity(r.t.columns.len());
+                    for (c, w) in after.cols.iter().enumerate() {
+                        if unwritten(c) {
+                            continue;
+                        }
+                        cols.push(c);
+                        vals.push(if let Some(k) = r.t.pk.iter().position(|&p| p == c) {
+                            r.key[k].clone()
+                        } else if let Some((_, v)) = applied.iter().find(|(ac, _)| *ac == c) {
+                            (*v).clone()
+                        } else {
+                            rows::written_value(conn, r.t, c, *w).map_err(to_sql_err)?
+                        });
+                    }
+                    return rows::insert_some(conn, r.t, &cols, &vals.iter().collect::<Vec<_>>(), false);
+                }
                 let mut vals = Vec::with_capacity(r.t.columns.len());
                 for (c, w) in after.cols.iter().enumerate() {
                     let v = if let Some(k) = r.t.pk.iter().position(|&p| p == c) {
@@ -188,7 +210,7 @@ impl<'c> Merger<'c> {
         } else {
             None
         };
-        let change = Change { op, writes, live, seen };
+        let change = Change { op, writes, live, seen, unknown: Vec::new() };
         let mut after = slots.clone();
         if let Some(alive) = op.live_write() {
             after.alive = alive;

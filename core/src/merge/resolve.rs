@@ -1,7 +1,7 @@
 //! `sync_resolve`: settles a pending conflict with 'local', 'remote', 'ignore' or a JSON row.
 use super::conflicts::{self, Slot, SlotVal};
 use super::merger::{Merger, Record};
-use crate::capture::seal::seal;
+use crate::capture::follow::seal;
 use crate::capture::{pause_capture, resume_capture};
 use crate::db::tx;
 use crate::error::{Error, Result};

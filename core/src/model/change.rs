@@ -97,6 +97,10 @@ pub struct Change {
     pub live: Vec<String>,
     /// DELETE-type changes: the column writers seen, by column index.
     pub seen: Option<Vec<(usize, Option<String>)>>,
+    /// Columns the change names (in `change_data` or `bases.seen`) that the table does not
+    /// track here: a change read with some waits until the local schema has them (their
+    /// writes are not in `writes`).
+    pub unknown: Vec<String>,
 }
 
 impl Change {
@@ -220,21 +224,33 @@ impl Change {
         if let Some(k) = col_bases.and_then(|m| m.keys().find(|k| !data.iter().any(|(n, _)| n == k))) {
             return Err(bad(format!("bases.cols names column \"{}\", which the change does not write", shown(k))));
         }
-        let col = |name: &str| {
-            t.column_index(name).ok_or_else(|| {
-                bad(format!(
-                    "column \"{}\" does not exist in table \"{}\" here (add it, then re-run sync_track)",
+        // A column this table does not track here is kept aside (the change waits for it); a
+        // name no SQLite column can have is refused.
+        let mut unknown: Vec<String> = Vec::new();
+        let mut col = |name: &str| -> Result<Option<usize>> {
+            if let Some(c) = t.column_index(name) {
+                return Ok(Some(c));
+            }
+            if name.is_empty() || name.contains('\0') {
+                return Err(bad(format!(
+                    "column \"{}\" does not exist in table \"{}\" here, and no SQLite column can have that name",
                     shown(name),
                     shown(&t.name)
-                ))
-            })
+                )));
+            }
+            if !unknown.iter().any(|u| u == name) {
+                unknown.push(name.to_string());
+            }
+            Ok(None)
         };
         let mut writes = Vec::with_capacity(data.len());
         for (name, v) in data {
             let c = col(name)?;
             let value = Value::from_json_text(v.get(), &|| format!("{}: column \"{name}\"", what()))?;
             let base = ref_list(col_bases.and_then(|m| m.get(name)), name)?;
-            writes.push(ColWrite { col: c, value, base });
+            if let Some(c) = c {
+                writes.push(ColWrite { col: c, value, base });
+            }
         }
         if op == Op::Delete && writes.iter().any(|w| t.is_pk(w.col)) {
             return Err(bad("a DELETE cannot write primary key columns".into()));
@@ -251,13 +267,15 @@ impl Change {
                         Json::String(s) if parse_reference(s).is_some() => Some(s.clone()),
                         _ => return Err(bad(format!("bases.seen.{name} is not a reference or null"))),
                     };
-                    v.push((c, r));
+                    if let Some(c) = c {
+                        v.push((c, r));
+                    }
                 }
                 Some(v)
             }
             Some(_) => return Err(bad("bases.seen is not an object".into())),
         };
-        Ok(Change { op, writes, live, seen })
+        Ok(Change { op, writes, live, seen, unknown })
     }
 }
 
@@ -292,6 +310,10 @@ mod tests {
 
     fn fast(t: &Table, data: &str) -> std::result::Result<Vec<(usize, Value)>, String> {
         let ch = Change::parse(t, Op::Insert, data, "{}", &|| "x".into()).map_err(|e| e.to_string())?;
+        // Unknown columns are kept aside (the change waits for them); the plain reading refused them.
+        if let Some(c) = ch.unknown.first() {
+            return Err(format!("column \"{c}\" does not exist"));
+        }
         Ok(ch.writes.into_iter().map(|w| (w.col, w.value)).collect())
     }
 

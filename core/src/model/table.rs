@@ -1,7 +1,9 @@
 //! Tracked tables as the engine sees them: columns, primary key, strategy; and their introspection.
 use super::affinity::Affinity;
 use crate::db::ident::is_reserved_table;
+use crate::db::read_values;
 use crate::error::{Error, Result};
+use crate::wire::Value;
 use rusqlite::{Connection, OptionalExtension};
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -68,6 +70,21 @@ impl Table {
     pub fn is_pk(&self, col: usize) -> bool {
         self.pk.contains(&col)
     }
+
+    /// A table as a change names it, for a table that is not tracked here: `columns`, no key,
+    /// no affinity. Reading a change against it checks the change's shape and finds its bases.
+    pub fn shadow(name: &str, columns: Vec<String>) -> Table {
+        let affinity = vec![Affinity::Blob; columns.len()];
+        Table {
+            sql: SqlCache::default(),
+            id: 0,
+            name: name.to_string(),
+            columns,
+            pk: Vec::new(),
+            strategy: Strategy::TimestampWins,
+            affinity,
+        }
+    }
 }
 
 /// The affinity of each of `columns` of table `name` as declared here now (a column the
@@ -90,6 +107,28 @@ pub fn affinities(conn: &Connection, name: &str, columns: &[String]) -> Result<V
         declared.insert(r.get(0)?, r.get::<_, Option<String>>(1)?.unwrap_or_default());
     }
     Ok(columns.iter().map(|c| declared.get(c).map_or(Affinity::Blob, |d| Affinity::of(d, strict))).collect())
+}
+
+/// Each column of table `name` and its declared default's value (NULL for a column with no
+/// default), None where the default is not a constant (`CURRENT_TIMESTAMP`, say). The default
+/// is evaluated from this database's own schema text, as SQLite stored it after parsing it as
+/// an expression: never a peer's text.
+pub fn column_defaults(conn: &Connection, name: &str) -> Result<HashMap<String, Option<Value>>> {
+    let mut out = HashMap::new();
+    let mut stmt = conn.prepare_cached("SELECT name, dflt_value FROM pragma_table_info(?1, 'main')")?;
+    let cols: Vec<(String, Option<String>)> =
+        stmt.query_map([name], |r| Ok((r.get(0)?, r.get(1)?)))?.collect::<rusqlite::Result<_>>()?;
+    for (col, dflt) in cols {
+        let value = match dflt {
+            None => Some(Value::Null),
+            Some(expr) if expr.to_ascii_uppercase().contains("CURRENT_") => None,
+            Some(expr) => {
+                conn.query_row(&format!("SELECT ({expr})"), [], |r| read_values(r, 0, 1)).ok().and_then(|mut v| v.pop())
+            }
+        };
+        out.insert(col, value);
+    }
+    Ok(out)
 }
 
 /// A table's shape as SQLite reports it now.

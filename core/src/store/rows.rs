@@ -40,6 +40,23 @@ pub fn insert<'v>(hot: &mut Hot<'_>, t: &Table, values: impl IntoIterator<Item =
     Ok(())
 }
 
+/// Inserts a row giving only columns `cols` (in `t`'s column order) `values`: the others take
+/// their declared default. `or_ignore`: a row that breaks a constraint is left out.
+pub fn insert_some(
+    conn: &Connection,
+    t: &Table,
+    cols: &[usize],
+    values: &[&Value],
+    or_ignore: bool,
+) -> rusqlite::Result<()> {
+    let names: Vec<String> = cols.iter().map(|&c| t.columns[c].clone()).collect();
+    let marks = (1..=cols.len()).map(|i| format!("?{i}")).collect::<Vec<_>>().join(", ");
+    let verb = if or_ignore { "INSERT OR IGNORE" } else { "INSERT" };
+    let sql = format!("{verb} INTO {} ({}) VALUES ({marks})", quote_ident(&t.name), quote_list("", &names));
+    conn.prepare_cached(&sql)?.execute(params_from_iter(values.iter()))?;
+    Ok(())
+}
+
 /// Sets some columns of an existing row.
 pub fn update(conn: &Connection, t: &Table, key: &[Value], cols: &[(usize, &Value)]) -> rusqlite::Result<()> {
     let cols: Vec<&(usize, &Value)> = cols.iter().filter(|(c, _)| !t.is_pk(*c)).collect();

@@ -53,6 +53,23 @@ pub fn status(db: &Path, json: bool) -> Result<()> {
             w["detail"].as_str().unwrap_or("?")
         );
     }
+    for w in s["schema_waiting"].as_array().into_iter().flatten() {
+        println!(
+            "SCHEMA:    {} change(s) to table {} wait for this database's schema ({}, since {}): {}",
+            w["changes"],
+            w["table"].as_str().unwrap_or("?"),
+            w["reason"].as_str().unwrap_or("?"),
+            w["since"].as_str().unwrap_or("?"),
+            w["detail"].as_str().unwrap_or("?")
+        );
+    }
+    for d in s["dropped_tables"].as_array().into_iter().flatten() {
+        println!(
+            "DROPPED:   tracked table {} was dropped here ({}): changes to it wait; create it again and `peersync track` it to get its rows back",
+            d["table"].as_str().unwrap_or("?"),
+            d["dropped_at"].as_str().unwrap_or("?")
+        );
+    }
     for d in s["disputed_keys"].as_array().into_iter().flatten() {
         println!(
             "DISPUTED KEY: {} introduced device {} with key {}, not the key paired here; check both devices, then `peersync trust` the right key or `peersync revoke` the introducer",

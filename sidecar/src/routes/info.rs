@@ -25,15 +25,19 @@ pub async fn status(state: &Arc<AppState>) -> Result<Reply> {
 }
 
 pub async fn metrics(state: &Arc<AppState>) -> Result<Reply> {
-    let (pending, waiting, status) = state
+    let (pending, waiting, schema, status) = state
         .db
         .run(|c| {
             let waiting = peersync_core::waiting(c)?.into_iter().map(|w| (w.origin, w.reason)).collect::<Vec<_>>();
-            Ok((peersync_core::pending_conflicts(c)?, waiting, peersync_core::status(c)?))
+            let schema = peersync_core::schema_waiting(c)?
+                .into_iter()
+                .map(|w| (w.table, w.reason, w.changes))
+                .collect::<Vec<_>>();
+            Ok((peersync_core::pending_conflicts(c)?, waiting, schema, peersync_core::status(c)?))
         })
         .await?;
     let nonces = state.gate.nonces.lock().unwrap().len();
-    let mut text = state.metrics.render(pending, nonces, &waiting);
+    let mut text = state.metrics.render(pending, nonces, &waiting, &schema);
     crate::metrics::render_health(&mut text, &status);
     Ok(Response::builder()
         .status(StatusCode::OK)
