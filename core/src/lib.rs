@@ -45,6 +45,7 @@ pub use capture::track::{track, untrack};
 pub use model::clock::set_max_skew as set_max_clock_skew;
 pub use store::format::{device_id, init};
 pub use store::log::tail as log_tail;
+pub use store::settings::{of as strategy_of, StrategyInfo};
 // Exchanging changes.
 pub use exchange::apply::{apply, Applied};
 pub use exchange::export::{changes, changes_json, hello, outgoing, vector};

@@ -89,7 +89,7 @@ fn a_database_made_with_the_origin_index_is_upgraded_on_its_next_use() {
          UPDATE sync_state SET value = 1 WHERE key = 'format';",
     );
     let vector = b.vector(); // any use upgrades
-    assert_eq!(b.int("SELECT value FROM sync_state WHERE key = 'format'"), 3);
+    assert_eq!(b.int("SELECT value FROM sync_state WHERE key = 'format'"), 4);
     assert_eq!(b.int("SELECT count(*) FROM sqlite_master WHERE name = 'sync_log_origin'"), 0);
     assert_eq!(stored_runs(&b), before);
     assert_runs_match(&b);
@@ -115,7 +115,7 @@ fn a_format_2_database_gains_introductions_and_waiting_on_its_next_use() {
     );
     let status = a.json("SELECT sync_status()");
     assert_eq!(status["waiting"], serde_json::json!([]));
-    assert_eq!(a.int("SELECT value FROM sync_state WHERE key = 'format'"), 3);
+    assert_eq!(a.int("SELECT value FROM sync_state WHERE key = 'format'"), 4);
     assert_eq!(a.int("SELECT count(*) FROM pragma_table_info('sync_devices') WHERE name = 'introduced_by'"), 1);
     assert_eq!(a.int("SELECT count(*) FROM sqlite_master WHERE name IN ('sync_introductions', 'sync_waiting')"), 2);
     assert_runs_match(&a);

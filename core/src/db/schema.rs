@@ -27,8 +27,9 @@ pub const SYNC_TABLES: &[&str] = &[
 /// found changes through an index on `sync_log(device_id, version)`; format 2 through
 /// `sync_runs`; format 3 adds introductions (`sync_introductions`,
 /// `sync_devices.introduced_by`), the changes waiting here (`sync_waiting`) and each origin's
-/// write quota (`sync_quota`).
-pub const LAYOUT: i64 = 3;
+/// write quota (`sync_quota`); format 4 shares strategies: who set each table's strategy,
+/// and when (`sync_tables.strategy_by`, `strategy_at`, `strategy_version`).
+pub const LAYOUT: i64 = 4;
 
 const SCHEMA: &str = r#"
 CREATE TABLE IF NOT EXISTS sync_log(
@@ -85,7 +86,10 @@ CREATE TABLE IF NOT EXISTS sync_tables(
   strategy TEXT NOT NULL DEFAULT 'timestamp_wins',
   columns TEXT NOT NULL,
   pk TEXT NOT NULL,
-  active INTEGER NOT NULL DEFAULT 1
+  active INTEGER NOT NULL DEFAULT 1,
+  strategy_by TEXT,
+  strategy_at INTEGER,
+  strategy_version INTEGER
 );
 CREATE TABLE IF NOT EXISTS sync_meta(
   tbl INTEGER NOT NULL,

@@ -5,7 +5,7 @@ use super::conflicts::{Slot, SlotVal, Summary};
 use crate::db::hot::Hot;
 use crate::error::Result;
 use crate::model::change::{Change, ColWrite, Op};
-use crate::model::table::Table;
+use crate::model::table::{Strategy, Table};
 use crate::store::local::LocalLog;
 use crate::store::log::{Order, Writers};
 use crate::store::rows;
@@ -30,6 +30,9 @@ pub struct Record<'t> {
     pub t: &'t Table,
     pub rid: &'t str,
     pub key: Vec<Value>,
+    /// The table's strategy in force when the change is merged (a setting earlier in the
+    /// same batch may have changed it since the table was loaded).
+    pub strategy: Strategy,
 }
 
 impl<'c> Merger<'c> {

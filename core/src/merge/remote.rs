@@ -140,7 +140,7 @@ impl Merger<'_> {
                 updates.push(u);
             }
         }
-        let settle = Settle::of(r.t.strategy, updates.is_empty());
+        let settle = Settle::of(r.strategy, updates.is_empty());
         let conflict = |u: i64| Detected {
             slot: Slot::Live,
             local: Some(u),
@@ -260,7 +260,7 @@ impl Merger<'_> {
         out: &mut Outcome,
     ) -> Result<bool> {
         let settle = Settle::of(
-            r.t.strategy,
+            r.strategy,
             match cur {
                 Some(cur) => self.both_resolutions(inc, cur)?,
                 None => false,
