@@ -40,7 +40,8 @@ fn interleaved() -> (Peer, Peer, Peer, Peer) {
     let a = Peer::standard("A", "timestamp_wins", "manual");
     let b = Peer::standard("B", "timestamp_wins", "manual");
     let c = Peer::standard("C", "timestamp_wins", "manual");
-    let d = Peer::standard("D", "timestamp_wins", "manual");
+    // D sets no strategy: it takes up the others' `manual` setting with everything else from B.
+    let d = Peer::standard("D", "timestamp_wins", "timestamp_wins");
     for i in 0..30 {
         a.exec(&format!("INSERT INTO t1 VALUES ('a{i}', {i}, 'x', NULL)"));
         c.exec(&format!("INSERT INTO t1 VALUES ('c{i}', {i}, 'y', NULL)"));
@@ -129,7 +130,7 @@ fn a_database_from_a_newer_peersync_is_refused_unchanged() {
     a.seal();
     a.exec("UPDATE sync_state SET value = 9 WHERE key = 'format'");
     let err = a.conn.query_row("SELECT sync_changes('{}')", [], |r| r.get::<_, String>(0)).unwrap_err().to_string();
-    assert!(err.contains("format 9") && err.contains("newer peersync") && err.contains("reads format 3"), "{err}");
+    assert!(err.contains("format 9") && err.contains("newer peersync") && err.contains("reads format 4"), "{err}");
     assert_eq!(a.int("SELECT value FROM sync_state WHERE key = 'format'"), 9);
     assert_eq!(a.int("SELECT count(*) FROM sync_runs"), 1);
 }

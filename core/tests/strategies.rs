@@ -245,9 +245,11 @@ fn a_late_joiner_does_not_settle_again_what_was_settled() {
                 break;
             }
         }
-        eprintln!("limit {limit} from_b {from_b}: C wrote {} change(s), C shows {:?}, settled {settled:?}", c.own_version(), value_a(&c));
         quiet(&[&a, &b, &c]);
-        assert_eq!(value_a(&a), settled, "limit {limit}: C's arrival changed what A and B settled");
+        let what = format!("limit {limit}, from {}", if from_b { "B" } else { "A" });
+        assert_eq!(value_a(&a), settled, "{what}: C's arrival changed what A and B settled");
+        assert_eq!(c.own_version(), 0, "{what}: C settled again what A and B settled");
+        assert!(c.conflicts().iter().all(|k| k.status == "resolved" && k.resolution["strategy"] == "settled_elsewhere"));
         assert_same(&a, &c);
         assert_same(&b, &c);
     }

@@ -154,6 +154,7 @@ fn merge_all<'b>(
     let floors = peers::floors(conn)?;
     let restore = pause_capture(conn, &paused, batch.changes.len())?;
     let mut m = Merger::new(conn)?;
+    m.sender.clone_from(&batch.vector);
     let mut advanced: std::collections::BTreeSet<&str> = Default::default();
     let (mut accepted, mut duplicates, mut deferred, mut refused) = (0i64, 0i64, 0i64, 0i64);
     let mut held: Vec<Held> = Vec::new();

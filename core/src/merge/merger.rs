@@ -10,7 +10,7 @@ use crate::store::local::LocalLog;
 use crate::store::log::{Order, Writers};
 use crate::store::rows;
 use crate::store::slots::Slots;
-use crate::wire::{parse_reference, write_json_string, Value};
+use crate::wire::{parse_reference, write_json_string, Value, Vector};
 use rusqlite::Connection;
 use std::borrow::Cow;
 
@@ -23,6 +23,9 @@ pub struct Merger<'c> {
     pub local: LocalLog,
     pub conflicts: Vec<Summary>,
     pub resolutions: i64,
+    /// The vector of the device that sent the changes being merged (empty when none did):
+    /// what it held when it sent them.
+    pub sender: Vector,
 }
 
 /// One record being merged: its key and what the merge has learned of its values.
@@ -44,6 +47,7 @@ impl<'c> Merger<'c> {
             local: LocalLog::open(conn)?,
             conflicts: Vec::new(),
             resolutions: 0,
+            sender: Vector::new(),
         })
     }
 
