@@ -249,7 +249,10 @@ fn a_late_joiner_does_not_settle_again_what_was_settled() {
         let what = format!("limit {limit}, from {}", if from_b { "B" } else { "A" });
         assert_eq!(value_a(&a), settled, "{what}: C's arrival changed what A and B settled");
         assert_eq!(c.own_version(), 0, "{what}: C settled again what A and B settled");
-        assert!(c.conflicts().iter().all(|k| k.status == "resolved" && k.resolution["strategy"] == "settled_elsewhere"));
+        assert!(c
+            .conflicts()
+            .iter()
+            .all(|k| k.status == "resolved" && k.resolution["strategy"] == "settled_elsewhere"));
         assert_same(&a, &c);
         assert_same(&b, &c);
     }

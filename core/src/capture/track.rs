@@ -7,13 +7,13 @@
 //! Sealing (see `seal.rs`) later turns these into JSON, versions, timestamps and hashes.
 use super::seal::seal;
 use super::stage::{capture_guard, create_stage, remove_capture, stage_table, trigger_prefix};
+use crate::db::hot::Hot;
 use crate::db::ident::{quote_ident, quote_list, quote_literal};
 use crate::db::{read_values, tx};
 use crate::error::{Error, Result};
 use crate::model::clock::{now_us, TRIGGER_WALL_CLOCK};
 use crate::model::table::{affinities, introspect, Shape, Strategy, Table, Tables};
 use crate::store::format::device_id;
-use crate::db::hot::Hot;
 use crate::store::local::LocalLog;
 use crate::store::log::Writers;
 use crate::store::{settings, slots};

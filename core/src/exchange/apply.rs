@@ -5,21 +5,22 @@ use super::prepare::{self, Preparer};
 use super::sign::{self, Verdict};
 use crate::capture::seal::seal;
 use crate::capture::{pause_capture, resume_capture};
+use crate::db::ident::is_reserved_table;
 use crate::db::tx;
 use crate::error::{Error, Result};
 use crate::merge::conflicts::Summary;
 use crate::merge::merger::{Merger, Record};
 use crate::model::change::{Change, Op};
-use crate::db::ident::is_reserved_table;
 use crate::model::table::{Strategy, Tables};
-use crate::store::settings;
 use crate::store::format::device_id;
 use crate::store::log::{self, head, set_head, Writer};
+use crate::store::settings;
 use crate::trust::quota::Quota;
 use crate::trust::waiting::{self, Held};
 use crate::trust::{introductions, quarantine};
 use crate::wire::{
-    check_entry, describe, hash_mismatch, is_setting, parse_reference, parse_setting, shown, Batch, Vector, SETTINGS_TABLE,
+    check_entry, describe, hash_mismatch, is_setting, parse_reference, parse_setting, shown, Batch, Vector,
+    SETTINGS_TABLE,
 };
 use rusqlite::Connection;
 use serde::Serialize;

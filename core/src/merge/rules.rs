@@ -145,7 +145,10 @@ mod tests {
                 .iter()
                 .map(|h| h.as_str())
                 .collect();
-        assert_eq!(names, ["timestamp_wins", "delete_wins", "manual", "local_wins", "remote_wins", "settled_elsewhere"]);
+        assert_eq!(
+            names,
+            ["timestamp_wins", "delete_wins", "manual", "local_wins", "remote_wins", "settled_elsewhere"]
+        );
         // A conflict the sender met is settled by its resolution, never by a second one here.
         assert_eq!(Settle::Resolve(Side::Local).met_by_sender(true), Settle::Elsewhere);
         assert_eq!(Settle::Resolve(Side::Remote).met_by_sender(false), Settle::Resolve(Side::Remote));

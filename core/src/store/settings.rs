@@ -93,9 +93,8 @@ pub fn record(
 /// Every table's strategy here, tracked or not, by name.
 #[cfg(test)]
 pub fn all(conn: &Connection) -> Result<Vec<StrategyInfo>> {
-    let mut stmt = conn.prepare(
-        "SELECT name, strategy, strategy_by, strategy_at, strategy_version FROM sync_tables ORDER BY name",
-    )?;
+    let mut stmt = conn
+        .prepare("SELECT name, strategy, strategy_by, strategy_at, strategy_version FROM sync_tables ORDER BY name")?;
     let v = stmt
         .query_map([], |r| {
             Ok(StrategyInfo {

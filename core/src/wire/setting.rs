@@ -5,10 +5,10 @@
 //! Its one spelling (anything else is refused, so one hash has one meaning): table_name
 //! `sync_tables`, record_id the canonical literal of the table's name (`'loans'`), operation
 //! `UPDATE`, change_data `{"strategy":"<name>"}`, bases `{}`, not a resolution.
-use super::entry::Entry;
-use super::value::{parse_literals, record_id, Value};
 use super::batch::describe;
+use super::entry::Entry;
 use super::value::write_json_string;
+use super::value::{parse_literals, record_id, Value};
 use crate::error::{Error, Result};
 
 /// The pseudo-table settings are entries of. No user table can have this name: it is one of
