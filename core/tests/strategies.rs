@@ -307,3 +307,24 @@ fn a_setting_relayed_by_another_device_is_verified_against_its_origin() {
     assert_eq!(set_by(&c.p).as_deref(), Some(a.p.dev.as_str()));
     assert_eq!(c.p.verify()["ok"], true);
 }
+
+/// A database from before strategies were shared (format 3): its next use adds who set each
+/// strategy; a strategy set then is this device's own until `sync_track` shares it.
+#[test]
+fn a_format_3_database_upgrades_and_shares_its_strategy_on_the_next_track() {
+    let a = peer("A", None);
+    a.exec(
+        "UPDATE sync_tables SET strategy = 'manual' WHERE name = 't1';
+         ALTER TABLE sync_tables DROP COLUMN strategy_by; ALTER TABLE sync_tables DROP COLUMN strategy_at;
+         ALTER TABLE sync_tables DROP COLUMN strategy_version; UPDATE sync_state SET value = 3 WHERE key = 'format';",
+    );
+    let before = log_size(&a);
+    assert_eq!(a.json("SELECT sync_status()")["tables"][0]["strategy"], "manual");
+    assert_eq!(a.int("SELECT value FROM sync_state WHERE key = 'format'"), 4);
+    assert_eq!((set_by(&a), log_size(&a)), (None, before), "upgrading sets nothing");
+    a.int("SELECT sync_track('t1')");
+    assert_eq!((set_by(&a).as_deref(), log_size(&a)), (Some(a.dev.as_str()), before + 1));
+    let b = peer("B", None);
+    sync(&a, &b);
+    assert_eq!(strategy(&b), "manual");
+}
