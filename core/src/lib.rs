@@ -46,6 +46,7 @@ pub use exchange::held::{list as schema_waiting, track, Waiting as SchemaWaiting
 pub use model::clock::set_max_skew as set_max_clock_skew;
 pub use store::format::{device_id, init};
 pub use store::log::tail as log_tail;
+pub use store::settings::{of as strategy_of, StrategyInfo};
 // Exchanging changes.
 pub use exchange::apply::{apply, Applied};
 pub use exchange::export::{changes, changes_json, hello, outgoing, vector};

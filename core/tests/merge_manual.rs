@@ -155,7 +155,7 @@ fn manual_delete_vs_update_resolved_for_the_delete() {
     let bases: serde_json::Value = serde_json::from_str(r.bases.as_deref().unwrap()).unwrap();
     assert_eq!(
         (r.operation.as_str(), bases["seen"]["a"].as_str()),
-        ("DELETE", Some(&*format!("{}:1", b.dev))),
+        ("DELETE", Some(&*reference(&own_rows(&b)[0]))),
         "{r:?}"
     );
     quiet(&[&a, &b]);

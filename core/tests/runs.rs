@@ -40,7 +40,8 @@ fn interleaved() -> (Peer, Peer, Peer, Peer) {
     let a = Peer::standard("A", "timestamp_wins", "manual");
     let b = Peer::standard("B", "timestamp_wins", "manual");
     let c = Peer::standard("C", "timestamp_wins", "manual");
-    let d = Peer::standard("D", "timestamp_wins", "manual");
+    // D sets no strategy: it takes up the others' `manual` setting with everything else from B.
+    let d = Peer::standard("D", "timestamp_wins", "timestamp_wins");
     for i in 0..30 {
         a.exec(&format!("INSERT INTO t1 VALUES ('a{i}', {i}, 'x', NULL)"));
         c.exec(&format!("INSERT INTO t1 VALUES ('c{i}', {i}, 'y', NULL)"));

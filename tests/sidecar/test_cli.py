@@ -61,11 +61,11 @@ def test_one_shot_sync_and_a_manual_conflict(devices):
     a, b = devices("a"), devices("b")
     pair(a, b)
     a.track(strategy="manual")
-    b.track(strategy="manual")
+    b.track()  # takes up a's setting (one strategy per table across devices)
     a.sql("INSERT INTO notes VALUES ('n1', 'first', 1)")
     b.serve("127.0.0.2", free_port())
     out = a.cli("sync", "--peer", b.url).stdout
-    assert "sent 1, received 0" in out
+    assert "sent 2, received 0" in out  # the setting, then the insert
     assert table_rows(b.db) == [("n1", "first", 1)]
     # concurrent edits of the same column: a manual conflict on A when it pulls B's edit
     a.sql("UPDATE notes SET body = 'edited on a' WHERE id = 'n1'")
@@ -115,3 +115,24 @@ def test_conflicts_over_http(devices):
     assert table_rows(b.db) == [("n1", "merged", 1)]
     r = requests.post(f"{b.url}/conflicts/{cid}/resolve", json={"choice": "local"}, auth=signer(a), timeout=10)
     assert r.status_code == 400 and "already resolved" in r.json()["error"]
+
+
+def test_track_prints_the_strategy_the_table_really_has(devices):
+    # One strategy per table across devices: `track` without --strategy keeps (and prints)
+    # the one another device set; an explicit one is set everywhere.
+    a, b = devices("a"), devices("b")
+    pair(a, b)
+    out = a.cli("track", "notes").stdout
+    assert "tracking notes (strategy timestamp_wins, the default (no device has set one))" in out, out
+    out = b.cli("track", "notes", "--strategy", "manual").stdout
+    assert "tracking notes (strategy manual, set by this device at " in out, out
+    b.serve("127.0.0.2", free_port())
+    a.cli("sync", "--peer", b.url)
+    out = a.cli("track", "notes").stdout
+    assert f"tracking notes (strategy manual, set by device {b.id} (b) at " in out, out
+    assert "notes (manual)" in a.cli("status").stdout
+    out = a.cli("track", "notes", "--strategy", "remote_wins").stdout
+    assert "(strategy remote_wins, set by this device at " in out, out
+    a.cli("sync", "--peer", b.url)
+    out = b.cli("status").stdout
+    assert "notes (remote_wins)" in out, out

@@ -7,13 +7,17 @@
 //! Sealing (see `seal.rs`) later turns these into JSON, versions, timestamps and hashes.
 use super::seal::seal_captured;
 use super::stage::{capture_guard, create_stage, remove_capture, stage_table, trigger_prefix};
+use crate::db::hot::Hot;
 use crate::db::ident::{quote_ident, quote_list, quote_literal};
 use crate::db::{read_values, tx};
 use crate::error::{Error, Result};
 use crate::model::clock::{now_us, TRIGGER_WALL_CLOCK};
 use crate::model::table::{affinities, column_defaults, introspect, Shape, Strategy, Table, Tables};
 use crate::store::format::device_id;
+use crate::store::local::LocalLog;
+use crate::store::log::Writers;
 use crate::store::rows;
+use crate::store::settings;
 use crate::store::slots::{self, Slots};
 use crate::wire::{parse_literals, record_id, Value};
 use rusqlite::{params, Connection, OptionalExtension};
@@ -49,7 +53,7 @@ pub fn track_shape(conn: &Connection, shape: &Shape, strategy: Option<Strategy>,
     // gone, which a DROP TABLE does; an untracked table has no triggers either).
     let existing: Option<(i64, String, String, bool)> = conn
         .query_row(
-            "SELECT id, strategy, columns, dropped_at IS NOT NULL OR (active AND NOT EXISTS (SELECT 1 FROM sqlite_master WHERE type = 'trigger' AND substr(name, 1, length('sync_' || sync_tables.id || '_')) = 'sync_' || sync_tables.id || '_')) FROM sync_tables WHERE name = ?1",
+            "SELECT id, strategy, columns, dropped_at IS NOT NULL OR (active AND NOT EXISTS (SELECT 1 FROM sqlite_master WHERE type = 'trigger' AND substr(name, 1, length('sync_' || sync_tables.id || '_')) = 'sync_' || sync_tables.id || '_')) FROM sync_tables WHERE name = ?1 COLLATE NOCASE ORDER BY active DESC, id LIMIT 1",
             [&shape.name],
             |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)),
         )
@@ -70,28 +74,27 @@ pub fn track_shape(conn: &Connection, shape: &Shape, strategy: Option<Strategy>,
     }
     let pk: Vec<usize> =
         shape.pk.iter().map(|&i| columns.iter().position(|c| *c == shape.columns[i]).unwrap()).collect();
-    let strategy =
-        strategy.or_else(|| existing.as_ref().and_then(|e| Strategy::parse(&e.1))).unwrap_or(Strategy::TimestampWins);
     let cols_json = serde_json::to_string(&columns)?;
     let pk_json = serde_json::to_string(&pk)?;
     let (id, recreated) = match existing {
         Some((id, _, _, recreated)) => {
             slots::columns_added(conn, id, &added)?;
             conn.execute(
-                "UPDATE sync_tables SET strategy=?2, columns=?3, pk=?4, active=1, dropped_at=NULL WHERE id=?1",
-                params![id, strategy.as_str(), cols_json, pk_json],
+                "UPDATE sync_tables SET name=?2, columns=?3, pk=?4, active=1, dropped_at=NULL WHERE id=?1",
+                params![id, shape.name, cols_json, pk_json],
             )?;
             (id, recreated)
         }
         None => {
             conn.execute(
-                "INSERT INTO sync_tables(name, strategy, columns, pk) VALUES (?1, ?2, ?3, ?4)",
-                params![shape.name, strategy.as_str(), cols_json, pk_json],
+                "INSERT INTO sync_tables(name, columns, pk) VALUES (?1, ?2, ?3)",
+                params![shape.name, cols_json, pk_json],
             )?;
             added.clear(); // every row is logged whole
             (conn.last_insert_rowid(), false)
         }
     };
+    let strategy = share_strategy(conn, &shape.name, strategy)?;
     let affinity = affinities(conn, &shape.name, &columns)?;
     let table = Table { sql: Default::default(), id, name: shape.name.clone(), columns, pk, strategy, affinity };
     remove_capture(conn, id)?;
@@ -103,6 +106,25 @@ pub fn track_shape(conn: &Connection, shape: &Shape, strategy: Option<Strategy>,
     log_added_values(conn, &table, &added, device)?;
     seal_captured(conn)?;
     Ok(logged)
+}
+
+/// The strategy table `name` has after `sync_track(name [, strategy])`. The strategy is one
+/// setting for the table across devices (`store/settings.rs`): only an explicit `strategy`
+/// that differs from the one in force is logged as this device's setting, and so reaches every
+/// device; without one the table keeps the setting in force (the default when none is known).
+/// A strategy set here before strategies were shared is shared now.
+fn share_strategy(conn: &Connection, name: &str, strategy: Option<Strategy>) -> Result<Strategy> {
+    let held = settings::of(conn, name)?;
+    let in_force = held.as_ref().map_or(Strategy::TimestampWins, |h| h.strategy());
+    let unshared = held.as_ref().is_some_and(|h| h.unshared());
+    let wanted = strategy.unwrap_or(in_force);
+    if wanted != in_force || unshared {
+        let mut local = LocalLog::open(conn)?;
+        let (mut hot, mut writers) = (Hot::new(conn), Writers::default());
+        local.log_setting(conn, &mut hot, &mut writers, name, wanted)?;
+        local.finish(conn, &mut writers)?;
+    }
+    Ok(settings::of(conn, name)?.map_or(Strategy::TimestampWins, |h| h.strategy()))
 }
 
 /// `sync_untrack(table)`: removes the triggers (after sealing what they captured).

@@ -33,8 +33,10 @@ pub const SYNC_TABLES: &[&str] = &[
 /// write quota (`sync_quota`); format 4 the audit's divergences (`sync_divergences`), the
 /// peers this device syncs with and how that goes (`sync_peers`), each device's last refusal
 /// and audit (`sync_devices.last_error`, `last_error_at`, `last_audit`, `last_audit_at`), the
-/// received changes whose effect waits for this database's schema (`sync_schema_waiting`) and
-/// when a tracked table was found dropped (`sync_tables.dropped_at`).
+/// received changes whose effect waits for this database's schema (`sync_schema_waiting`),
+/// when a tracked table was found dropped (`sync_tables.dropped_at`), and shared strategies:
+/// who set each table's strategy, and when (`sync_tables.strategy_by`, `strategy_at`,
+/// `strategy_version`).
 pub const LAYOUT: i64 = 4;
 
 /// Columns format 4 added to `sync_devices`.
@@ -100,7 +102,10 @@ CREATE TABLE IF NOT EXISTS sync_tables(
   columns TEXT NOT NULL,
   pk TEXT NOT NULL,
   active INTEGER NOT NULL DEFAULT 1,
-  dropped_at TEXT
+  dropped_at TEXT,
+  strategy_by TEXT,
+  strategy_at INTEGER,
+  strategy_version INTEGER
 );
 CREATE TABLE IF NOT EXISTS sync_meta(
   tbl INTEGER NOT NULL,

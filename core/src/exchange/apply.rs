@@ -6,18 +6,23 @@ use super::prepare::{self, Preparer};
 use super::sign::{self, Verdict};
 use crate::capture::follow::seal;
 use crate::capture::{pause_capture, resume_capture};
+use crate::db::ident::is_reserved_table;
 use crate::db::tx;
 use crate::error::{Error, Result};
 use crate::merge::conflicts::Summary;
 use crate::merge::merger::{Merger, Record};
 use crate::model::change::{Change, Op};
-use crate::model::table::Tables;
+use crate::model::table::{Strategy, Tables};
 use crate::store::format::device_id;
 use crate::store::log::{self, head, set_head, Writer};
+use crate::store::settings;
 use crate::trust::quota::Quota;
 use crate::trust::waiting::{self, Held};
 use crate::trust::{introductions, quarantine};
-use crate::wire::{check_entry, describe, hash_mismatch, parse_reference, Batch, Vector};
+use crate::wire::{
+    check_entry, describe, hash_mismatch, is_setting, parse_reference, parse_setting, shown, Batch, Vector,
+    SETTINGS_TABLE,
+};
 use rusqlite::Connection;
 use serde::Serialize;
 use std::collections::HashMap;
@@ -145,8 +150,10 @@ fn merge_all<'b>(
     let mut names: Vec<&str> = batch.changes.iter().map(|c| &*c.table_name).collect();
     names.sort_unstable();
     names.dedup();
-    // Changes of tables not tracked here are logged, and wait (see `held.rs`).
-    let paused: Vec<i64> = names.iter().filter_map(|n| tables.get(n).map(|t| t.id)).collect();
+    // Changes of tables not tracked here are logged, and wait (see `held.rs`); settings are
+    // no table's.
+    let paused: Vec<i64> =
+        names.iter().filter(|n| **n != SETTINGS_TABLE).filter_map(|n| tables.get(n).map(|t| t.id)).collect();
     // Records with a change waiting for the schema: their later changes wait behind it.
     let mut waiting = held::records(conn)?;
     let mut schema_waiting = 0i64;
@@ -156,11 +163,14 @@ fn merge_all<'b>(
     let floors = peers::floors(conn)?;
     let restore = pause_capture(conn, &paused, batch.changes.len())?;
     let mut m = Merger::new(conn)?;
+    m.sender.clone_from(&batch.vector);
     let mut advanced: std::collections::BTreeSet<&str> = Default::default();
     let (mut accepted, mut duplicates, mut deferred, mut refused) = (0i64, 0i64, 0i64, 0i64);
     let mut held: Vec<Held> = Vec::new();
     let (wall, horizon) = (m.local.clock.wall(), m.local.clock.horizon());
     let mut quota = Quota::load(conn, wall)?;
+    // Strategies set by settings earlier in this batch, by table id.
+    let mut in_force: HashMap<i64, Strategy> = HashMap::new();
     for e in &batch.changes {
         let p = prep.next();
         check_entry(e)?;
@@ -195,6 +205,29 @@ fn merge_all<'b>(
         if !hash_matches(e, p.hash, prev_hash) {
             return Err(hash_mismatch(e));
         }
+        if is_setting(e) {
+            let setting = read_setting(e)?;
+            if !quota.take(conn, &e.device_id, entry_bytes(e))? {
+                blocked.insert(e.device_id.to_string());
+                deferred += 1;
+                held.push(over_quota(e, &quota));
+                continue;
+            }
+            let id = log::insert(&mut m.hot, e, floors.get(&*e.device_id).is_some_and(|&f| e.version <= f))?;
+            m.writers.logged(id, writer(e));
+            m.local.clock.receive(e.timestamp);
+            let (table, strategy) = setting;
+            if let Some(name) = settings::record(conn, &table, strategy, &e.device_id, e.version, e.timestamp)? {
+                // The changes after it in this batch are judged by it.
+                if let Some(t) = tables.get(&name) {
+                    in_force.insert(t.id, strategy);
+                }
+            }
+            advance(&mut heads, e);
+            advanced.insert(&e.device_id);
+            accepted += 1;
+            continue;
+        }
         let t = tables.get(&e.table_name);
         let (key, change, why) = match t {
             Some(t) => {
@@ -222,28 +255,16 @@ fn merge_all<'b>(
         if !quota.take(conn, &e.device_id, entry_bytes(e))? {
             blocked.insert(e.device_id.to_string());
             deferred += 1;
-            let detail = format!(
-                "device {} wrote more here than its quota allows ({}): its changes wait until the allowance grows back, or a person raises it",
-                e.device_id,
-                quota.describe()
-            );
-            held.push(Held::new(e, "quota", detail));
+            held.push(over_quota(e, &quota));
             continue;
         }
         let id = log::insert(&mut m.hot, e, floors.get(&*e.device_id).is_some_and(|&f| e.version <= f))?;
-        m.writers.logged(
-            id,
-            Writer {
-                device_id: e.device_id.clone(),
-                version: e.version,
-                timestamp: e.timestamp,
-                resolution: e.resolution,
-            },
-        );
+        m.writers.logged(id, writer(e));
         m.local.clock.receive(e.timestamp);
         match (t, why) {
             (Some(t), None) => {
-                let rec = Record { t, rid: &e.record_id, key };
+                let strategy = in_force.get(&t.id).copied().unwrap_or(t.strategy);
+                let rec = Record { t, rid: &e.record_id, key, strategy };
                 m.merge_remote(&rec, &change, id, &e.change_data)?;
                 prep.done((rec.key, change));
             }
@@ -255,13 +276,7 @@ fn merge_all<'b>(
                 schema_waiting += 1;
             }
         }
-        match heads.get_mut(&*e.device_id) {
-            Some(head) => {
-                head.0 = e.version;
-                head.1.clone_from(&e.hash);
-            }
-            None => _ = heads.insert(e.device_id.to_string(), (e.version, e.hash.clone())),
-        }
+        advance(&mut heads, e);
         advanced.insert(&e.device_id);
         accepted += 1;
     }
@@ -296,6 +311,54 @@ fn merge_all<'b>(
         schema_applied: 0,
         vector: vector(conn)?,
     })
+}
+
+/// The writer `e` is once logged.
+fn writer(e: &crate::wire::Entry) -> Writer {
+    Writer { device_id: e.device_id.clone(), version: e.version, timestamp: e.timestamp, resolution: e.resolution }
+}
+
+/// Notes `e` as the head of its origin held here.
+fn advance(heads: &mut HashMap<String, (i64, String)>, e: &crate::wire::Entry) {
+    match heads.get_mut(&*e.device_id) {
+        Some(head) => {
+            head.0 = e.version;
+            head.1.clone_from(&e.hash);
+        }
+        None => _ = heads.insert(e.device_id.to_string(), (e.version, e.hash.clone())),
+    }
+}
+
+/// Why `e` waits: its origin wrote more here than its quota allows.
+fn over_quota(e: &crate::wire::Entry, quota: &Quota) -> Held {
+    let detail = format!(
+        "device {} wrote more here than its quota allows ({}): its changes wait until the allowance grows back, or a person raises it",
+        e.device_id,
+        quota.describe()
+    );
+    Held::new(e, "quota", detail)
+}
+
+/// Setting `e` read: the table it is about (never one of peersync's own) and a strategy this
+/// peersync knows; anything else refuses the batch, as a malformed change does.
+fn read_setting(e: &crate::wire::Entry) -> Result<(String, Strategy)> {
+    let s = parse_setting(e)?;
+    if is_reserved_table(&s.table) {
+        return Err(Error::invalid(format!(
+            "{}: a setting for \"{}\", one of peersync's own tables",
+            describe(e),
+            shown(&s.table)
+        )));
+    }
+    let strategy = Strategy::parse(&s.strategy).ok_or_else(|| {
+        Error::invalid(format!(
+            "{}: unknown strategy \"{}\" (this peersync knows: {}; a newer peersync may know more)",
+            describe(e),
+            shown(&s.strategy),
+            Strategy::NAMES.join(", ")
+        ))
+    })?;
+    Ok((s.table, strategy))
 }
 
 /// Why change `e` waits here, if it does: its origin's key is unknown here, or it is stamped

@@ -180,7 +180,7 @@ pub fn replay(conn: &Connection, tables: &Tables) -> Result<Replayed> {
             continue;
         }
         blocked.remove(&(table, rid));
-        let rec = Record { t, rid: &e.record_id, key };
+        let rec = Record { t, rid: &e.record_id, key, strategy: t.strategy };
         m.merge_remote(&rec, &ch, id, &e.change_data)?;
         conn.prepare_cached("DELETE FROM sync_schema_waiting WHERE log_id = ?1")?.execute([id])?;
         merged += 1;

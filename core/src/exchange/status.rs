@@ -11,7 +11,7 @@ pub fn status(conn: &Connection) -> Result<Value> {
     let device = device_id(conn)?;
     let vector = vector(conn)?;
     let mut tables = Vec::new();
-    let mut stmt = conn.prepare("SELECT name, strategy, columns FROM sync_tables WHERE active AND name IN (SELECT name FROM sqlite_master WHERE type = 'table') ORDER BY name")?;
+    let mut stmt = conn.prepare("SELECT name, strategy, columns, strategy_by, strftime('%Y-%m-%dT%H:%M:%fZ', strategy_at / 1000000.0, 'unixepoch') FROM sync_tables WHERE active AND name IN (SELECT name FROM sqlite_master WHERE type = 'table') ORDER BY name")?;
     let mut rows = stmt.query([])?;
     while let Some(r) = rows.next()? {
         let cols: String = r.get(2)?;
@@ -19,6 +19,8 @@ pub fn status(conn: &Connection) -> Result<Value> {
             "table": r.get::<_, String>(0)?,
             "strategy": r.get::<_, String>(1)?,
             "columns": serde_json::from_str::<Value>(&cols)?,
+            "strategy_set_by": r.get::<_, Option<String>>(3)?,
+            "strategy_set_at": r.get::<_, Option<String>>(4)?,
         }));
     }
     let mut dropped = Vec::new();

@@ -5,12 +5,12 @@ use super::conflicts::{Slot, SlotVal, Summary};
 use crate::db::hot::Hot;
 use crate::error::Result;
 use crate::model::change::{Change, ColWrite, Op};
-use crate::model::table::Table;
+use crate::model::table::{Strategy, Table};
 use crate::store::local::LocalLog;
 use crate::store::log::{Order, Writers};
 use crate::store::rows;
 use crate::store::slots::Slots;
-use crate::wire::{parse_reference, write_json_string, Value};
+use crate::wire::{parse_reference, write_json_string, Value, Vector};
 use rusqlite::Connection;
 use std::borrow::Cow;
 
@@ -23,6 +23,9 @@ pub struct Merger<'c> {
     pub local: LocalLog,
     pub conflicts: Vec<Summary>,
     pub resolutions: i64,
+    /// The vector of the device that sent the changes being merged (empty when none did):
+    /// what it held when it sent them.
+    pub sender: Vector,
 }
 
 /// One record being merged: its key and what the merge has learned of its values.
@@ -30,6 +33,9 @@ pub struct Record<'t> {
     pub t: &'t Table,
     pub rid: &'t str,
     pub key: Vec<Value>,
+    /// The table's strategy in force when the change is merged (a setting earlier in the
+    /// same batch may have changed it since the table was loaded).
+    pub strategy: Strategy,
 }
 
 impl<'c> Merger<'c> {
@@ -41,6 +47,7 @@ impl<'c> Merger<'c> {
             local: LocalLog::open(conn)?,
             conflicts: Vec::new(),
             resolutions: 0,
+            sender: Vector::new(),
         })
     }
 

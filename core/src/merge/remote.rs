@@ -140,7 +140,7 @@ impl Merger<'_> {
                 updates.push(u);
             }
         }
-        let settle = Settle::of(r.t.strategy, updates.is_empty());
+        let settle = Settle::of(r.strategy, updates.is_empty()).met_by_sender(self.sender_held(&updates)?);
         let conflict = |u: i64| Detected {
             slot: Slot::Live,
             local: Some(u),
@@ -151,7 +151,7 @@ impl Merger<'_> {
             winner: None,
         };
         match settle {
-            Settle::ByRule => {
+            Settle::ByRule | Settle::Elsewhere => {
                 out.found.extend(unseen.iter().map(|&u| conflict(u)));
                 Ok(false)
             }
@@ -232,6 +232,23 @@ impl Merger<'_> {
         Ok(inc.resolution && self.writers.get(self.conn, w)?.resolution)
     }
 
+    /// Whether the device that sent the batch held every one of the local writers `ws` when it
+    /// made it (by the vector it sent): then it met this conflict before, and settled it with
+    /// a resolution that follows in its log, so this device writes none (README, "A device
+    /// that joins late"). None held when `ws` is empty.
+    fn sender_held(&mut self, ws: &[i64]) -> Result<bool> {
+        if ws.is_empty() {
+            return Ok(false);
+        }
+        for &w in ws {
+            let w = self.writers.get(self.conn, w)?;
+            if self.sender.get(&*w.device_id).is_none_or(|&held| held < w.version) {
+                return Ok(false);
+            }
+        }
+        Ok(true)
+    }
+
     /// Whether a received resolution saw the local writer `w` though its bases (`named`) do
     /// not name it: they name a later change of w's origin, and a device that holds `X:v`
     /// holds every `X:u` before it. (A delete held back here as a pending conflict leaves
@@ -260,19 +277,20 @@ impl Merger<'_> {
         out: &mut Outcome,
     ) -> Result<bool> {
         let settle = Settle::of(
-            r.t.strategy,
+            r.strategy,
             match cur {
                 Some(cur) => self.both_resolutions(inc, cur)?,
                 None => false,
             },
-        );
+        )
+        .met_by_sender(self.sender_held(cur.as_slice())?);
         let (mut takes, mut winner) = (false, None);
         match settle {
-            Settle::ByRule if rule == How::TimestampWins => {
+            Settle::ByRule | Settle::Elsewhere if rule == How::TimestampWins => {
                 takes = inc.order > self.order(cur)?;
                 winner = Some(if takes { Side::Remote } else { Side::Local });
             }
-            Settle::ByRule | Settle::Hold => {}
+            Settle::ByRule | Settle::Elsewhere | Settle::Hold => {}
             Settle::Resolve(side) => {
                 let kept = match side {
                     Side::Local => local.clone(),

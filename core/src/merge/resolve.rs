@@ -78,7 +78,7 @@ pub fn resolve(conn: &Connection, id: i64, choice: Choice) -> Result<String> {
                 }
             }
         }
-        let rec = Record { t, rid: &c.record_id, key };
+        let rec = Record { t, rid: &c.record_id, key, strategy: t.strategy };
         let slots = Slots::load(conn, t, rec.rid)?;
         let sides = vec![c.local_change, c.remote_change];
         let custom_val = |m: &serde_json::Map<String, serde_json::Value>, col: &str| -> Result<Value> {

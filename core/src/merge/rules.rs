@@ -32,6 +32,10 @@ pub enum How {
     LocalWins,
     /// Settled at once by a resolution keeping the received side (`remote_wins`).
     RemoteWins,
+    /// `local_wins` / `remote_wins` met here after the device that sent the change had met
+    /// it (and settled it, by a resolution that follows in its log): no resolution of this
+    /// device's own; the winner rule until that one arrives.
+    SettledElsewhere,
 }
 
 impl How {
@@ -42,6 +46,7 @@ impl How {
             How::Manual => "manual",
             How::LocalWins => "local_wins",
             How::RemoteWins => "remote_wins",
+            How::SettledElsewhere => "settled_elsewhere",
         }
     }
 
@@ -67,6 +72,10 @@ pub enum Settle {
     Hold,
     /// `local_wins` / `remote_wins`: a resolution keeping that side, written at once.
     Resolve(Side),
+    /// `local_wins` / `remote_wins` on a conflict the sender of the change met before (it
+    /// holds both sides): its resolution settles it; the winner rule meanwhile, and no
+    /// resolution here, so a device that meets it late never settles again what was settled.
+    Elsewhere,
 }
 
 impl Settle {
@@ -91,6 +100,16 @@ impl Settle {
             Settle::Hold => How::Manual,
             Settle::Resolve(Side::Local) => How::LocalWins,
             Settle::Resolve(Side::Remote) => How::RemoteWins,
+            Settle::Elsewhere => How::SettledElsewhere,
+        }
+    }
+
+    /// This settlement, given that the device that sent the change already held the other
+    /// side (`met`): a resolution becomes [`Settle::Elsewhere`]; anything else stays.
+    pub fn met_by_sender(self, met: bool) -> Settle {
+        match self {
+            Settle::Resolve(_) if met => Settle::Elsewhere,
+            other => other,
         }
     }
 }
@@ -121,11 +140,22 @@ mod tests {
         assert!(
             !How::Manual.by_resolution() && !How::DeleteWins.by_resolution() && !How::TimestampWins.by_resolution()
         );
-        let names: Vec<&str> = [How::TimestampWins, How::DeleteWins, How::Manual, How::LocalWins, How::RemoteWins]
-            .iter()
-            .map(|h| h.as_str())
-            .collect();
-        assert_eq!(names, ["timestamp_wins", "delete_wins", "manual", "local_wins", "remote_wins"]);
+        let names: Vec<&str> =
+            [How::TimestampWins, How::DeleteWins, How::Manual, How::LocalWins, How::RemoteWins, How::SettledElsewhere]
+                .iter()
+                .map(|h| h.as_str())
+                .collect();
+        assert_eq!(
+            names,
+            ["timestamp_wins", "delete_wins", "manual", "local_wins", "remote_wins", "settled_elsewhere"]
+        );
+        // A conflict the sender met is settled by its resolution, never by a second one here.
+        assert_eq!(Settle::Resolve(Side::Local).met_by_sender(true), Settle::Elsewhere);
+        assert_eq!(Settle::Resolve(Side::Remote).met_by_sender(false), Settle::Resolve(Side::Remote));
+        assert_eq!(Settle::Hold.met_by_sender(true), Settle::Hold);
+        assert_eq!(Settle::ByRule.met_by_sender(true), Settle::ByRule);
+        assert_eq!(Settle::Elsewhere.how(How::TimestampWins), How::SettledElsewhere);
+        assert!(!How::SettledElsewhere.is_pending() && !How::SettledElsewhere.by_resolution());
         assert_eq!((Side::Local.as_str(), Side::Remote.as_str()), ("local", "remote"));
     }
 }

@@ -73,6 +73,14 @@ fn upgrade(conn: &Connection) -> Result<()> {
             if !schema::has_column(conn, "sync_tables", "dropped_at")? {
                 conn.execute_batch("ALTER TABLE sync_tables ADD COLUMN dropped_at TEXT")?;
             }
+            // 3 → 4: who set each table's strategy, and when (a strategy set before is this
+            // device's own until `sync_track` shares it: see `capture/track.rs`).
+            for col in ["strategy_by TEXT", "strategy_at INTEGER", "strategy_version INTEGER"] {
+                let name = col.split(' ').next().unwrap_or_default();
+                if !schema::has_column(conn, "sync_tables", name)? {
+                    conn.execute_batch(&format!("ALTER TABLE sync_tables ADD COLUMN {col}"))?;
+                }
+            }
             set_state(conn, "format", &LAYOUT)
         }
     }

@@ -1,13 +1,14 @@
-//! Logging this device's own changes: version, timestamp, bases, hash chain, slot state.
+//! Logging this device's own changes (and settings): version, timestamp, bases, hash chain, slot state.
 use super::format::device_id;
 use super::log::{self, head, set_head, Writer, Writers};
+use super::settings;
 use super::slots::Slots;
 use crate::db::hot::Hot;
 use crate::error::Result;
 use crate::model::change::{Change, Op};
 use crate::model::clock::Clock;
-use crate::model::table::Table;
-use crate::wire::{name, Entry};
+use crate::model::table::{Strategy, Table};
+use crate::wire::{name, setting_data, setting_record_id, Entry, SETTINGS_TABLE, SETTING_BASES, SETTING_OPERATION};
 use rusqlite::Connection;
 
 /// This device's side of the log for one write transaction.
@@ -83,6 +84,40 @@ impl LocalLog {
         }
         slots.save(conn, t, rid)?;
         Ok(id)
+    }
+
+    /// Logs this device's setting of `strategy` for table `table` as its next version (see
+    /// `wire/setting.rs`), and takes it up here. Returns whether it took effect (it always
+    /// does: its timestamp exceeds every one this device has seen).
+    pub fn log_setting(
+        &mut self,
+        conn: &Connection,
+        hot: &mut Hot<'_>,
+        writers: &mut Writers,
+        table: &str,
+        strategy: Strategy,
+    ) -> Result<bool> {
+        self.version += 1;
+        let mut e = Entry {
+            table_name: name(SETTINGS_TABLE),
+            record_id: setting_record_id(table),
+            operation: name(SETTING_OPERATION),
+            change_data: setting_data(strategy.as_str()),
+            device_id: name(&self.device),
+            version: self.version,
+            timestamp: self.clock.stamp_at(None),
+            bases: SETTING_BASES.to_string(),
+            resolution: false,
+            hash: String::new(),
+        };
+        e.hash = e.compute_hash(&self.head_hash);
+        let id = log::insert(hot, &e, false)?;
+        writers.logged(
+            id,
+            Writer { device_id: e.device_id.clone(), version: e.version, timestamp: e.timestamp, resolution: false },
+        );
+        self.head_hash = e.hash;
+        Ok(settings::record(conn, table, strategy, &self.device, e.version, e.timestamp)?.is_some())
     }
 
     /// Ends the transaction's logging: saves this device's head and clock, where every

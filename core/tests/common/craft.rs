@@ -128,7 +128,11 @@ pub fn greatest_write(p: &Peer, table: &str, rid: &str, col: &str) -> Option<V> 
 
 /// This peer's own log rows (device_id = its own), in order.
 pub fn own_rows(p: &Peer) -> Vec<LogRow> {
-    p.log().into_iter().filter(|r| r.device_id.as_deref() == Some(p.dev.as_str())).collect()
+    // A strategy setting is an entry of the device's chain too, but no change to a table.
+    p.log()
+        .into_iter()
+        .filter(|r| r.device_id.as_deref() == Some(p.dev.as_str()) && r.table_name != "sync_tables")
+        .collect()
 }
 
 /// The last row this peer logged as its own.

@@ -151,6 +151,29 @@ pub fn track(db: &Path, table: &str, strategy: Option<&str>) -> Result<()> {
     let conn = db::open(db, false)?;
     own_row(&conn)?;
     let n = peersync_core::track(&conn, table, strategy)?;
-    println!("tracking {table} ({}); {n} existing row(s) logged", strategy.unwrap_or("timestamp_wins"));
+    // The strategy the table really has now: one setting across devices, maybe another's.
+    let info = peersync_core::strategy_of(&conn, table)?
+        .ok_or_else(|| Error::Cli(format!("table {table} is tracked but has no strategy row")))?;
+    println!("tracking {} ({}); {n} existing row(s) logged", info.table, describe_strategy(&conn, &info)?);
     Ok(())
+}
+
+/// `strategy manual, set by device <id> (<name>) at <time>`, or `strategy timestamp_wins, the
+/// default (no device has set one)`.
+pub fn describe_strategy(conn: &rusqlite::Connection, info: &peersync_core::StrategyInfo) -> Result<String> {
+    let Some(by) = &info.set_by else {
+        return Ok(format!("strategy {}, the default (no device has set one)", info.strategy));
+    };
+    let who = match peersync_core::device(conn, by)? {
+        Some(d) if d.is_self => "this device".to_string(),
+        Some(d) => format!("device {by} ({})", d.device_name.as_deref().unwrap_or("no name")),
+        None => format!("device {by}"),
+    };
+    let at: Option<String> = match info.set_at {
+        Some(us) => {
+            conn.query_row("SELECT strftime('%Y-%m-%dT%H:%M:%fZ', ?1 / 1000000.0, 'unixepoch')", [us], |r| r.get(0))?
+        }
+        None => None,
+    };
+    Ok(format!("strategy {}, set by {who} at {}", info.strategy, at.as_deref().unwrap_or("?")))
 }
