@@ -314,3 +314,40 @@ fn a_delete_refused_by_a_constraint_is_settled_alike_everywhere() {
         assert_eq!(a.rows("loans"), want, "{what}");
     }
 }
+
+/// Found by the life property test: an insert refused here (a payment whose loan this device
+/// never had), resolved `local` ("keep what is here": no row). The resolution must take the
+/// record away everywhere; it used to write the columns as NULL, leaving the inserting device a
+/// row of NULLs and this one none.
+#[test]
+fn an_insert_refused_by_a_constraint_and_resolved_local_is_gone_everywhere() {
+    const LOANS: &str = "CREATE TABLE loans(id TEXT PRIMARY KEY, amount INTEGER);
+                         CREATE TABLE payments(id TEXT PRIMARY KEY, loan_id TEXT REFERENCES loans(id), amt INTEGER)";
+    for choice in ["local", "ignore", "remote"] {
+        let a = Peer::new("A", LOANS);
+        let b = Peer::new("B", LOANS);
+        for t in ["loans", "payments"] {
+            a.track(t, "manual");
+            b.track(t, "manual");
+        }
+        a.exec("PRAGMA foreign_keys = OFF");
+        b.exec("PRAGMA foreign_keys = ON");
+        a.exec("INSERT INTO payments VALUES ('P1', 'L9', 10)"); // no such loan anywhere
+        sync(&a, &b);
+        let on_b: Vec<_> = b.conflicts().into_iter().filter(|c| c.status == "pending").collect();
+        assert_eq!(on_b.len(), 1, "{:?}", b.conflicts());
+        assert_eq!(on_b[0].kind, "constraint");
+        if choice == "remote" {
+            b.exec("INSERT INTO loans VALUES ('L9', 5)"); // the person fixes the data first
+        }
+        let status = if choice == "ignore" { "ignored" } else { "resolved" };
+        assert_eq!(b.resolve(on_b[0].id, choice).as_deref(), Ok(status));
+        quiet(&[&a, &b]);
+        let what = format!("B chose {choice}");
+        assert!(a.pending().is_empty() && b.pending().is_empty(), "{what}");
+        assert_eq!(a.rows("payments"), b.rows("payments"), "{what}");
+        assert_eq!(a.rows("loans"), b.rows("loans"), "{what}");
+        let want = if choice == "remote" { vec![vec![t("P1"), t("L9"), V::Int(10)]] } else { vec![] };
+        assert_eq!(a.rows("payments"), want, "{what}");
+    }
+}

@@ -209,9 +209,12 @@ impl<'c> Merger<'c> {
             None => refs(self, &[slots.live])?,
         };
         let seen = if op == Op::Delete {
+            // What the delete saw of each column: its writer here; where no change wrote it here
+            // (a change refused here, whose record never was), the change it settles.
+            let settled = live_item.and_then(|i| i.2.iter().rev().flatten().next().copied());
             let mut v = Vec::new();
             for (c, w) in slots.cols.iter().enumerate() {
-                v.push((c, self.writers.reference(conn, *w)?));
+                v.push((c, self.writers.reference(conn, w.or(settled))?));
             }
             Some(v)
         } else {

@@ -121,6 +121,11 @@ pub fn resolve(conn: &Connection, id: i64, choice: Choice) -> Result<String> {
                 };
                 items.push((Slot::Live, SlotVal::Alive(alive), sides));
             }
+            // A change refused here by a constraint while the record is not here (an insert, say):
+            // keeping what is here keeps it away, on every device.
+            "constraint" if !slots.alive && matches!(choice, Choice::Local | Choice::Ignore) => {
+                items.push((Slot::Live, SlotVal::Alive(false), sides));
+            }
             _ => {
                 // column conflicts, and changes refused by a constraint
                 let cur = current()?;
