@@ -166,6 +166,31 @@ impl Life {
                 if n > 0 {
                     self.trace
                         .push(format!("P{from} -> P{to}: {n} sent, {accepted} accepted, conflicts {conflicts:?}"));
+                    if std::env::var("LIFE_DEBUG").is_ok() {
+                        eprintln!(
+                            "P{from} -> P{to}: {}",
+                            b["changes"]
+                                .as_array()
+                                .unwrap()
+                                .iter()
+                                .map(|c| format!(
+                                    "\n   {}:{} {} {} {} {} {} res={}",
+                                    &c["device_id"].as_str().unwrap()[..4],
+                                    c["version"],
+                                    c["table_name"],
+                                    c["operation"],
+                                    c["record_id"],
+                                    c["change_data"],
+                                    c["bases"],
+                                    c["resolution"]
+                                ))
+                                .collect::<String>()
+                        );
+                        for c in self.peers[to].conflicts() {
+                            eprintln!("   P{to} conflict {:?}", c);
+                        }
+                        eprintln!("   P{to} rows {:?}", self.peers[to].snapshot(&["loans", "payments"]));
+                    }
                 }
                 Ok(accepted > 0)
             }
@@ -400,6 +425,46 @@ fn found_a_batch_failed_on_a_foreign_key_with_remote_wins() {
             Step::Write(0, Op::UpdateLoan(1, 2, None::<String>)),
         ],
         choices: vec![1, 1, 0, 0, 1, 0, 0, 0],
+    };
+    run(&c).unwrap();
+}
+
+#[test]
+fn found_a_constraint_conflict_closed_by_a_resolution_it_refuses() {
+    let c = Case {
+        devices: vec![(false, 0), (false, 0), (true, 0)],
+        strategies: (1, 2),
+        steps: vec![
+            Step::Write(0, Op::UpdateLoan(0, 0, None::<String>)),
+            Step::Write(0, Op::InsertLoan(0, 0)),
+            Step::Write(0, Op::UpdateLoan(0, 0, None::<String>)),
+            Step::Write(0, Op::UpdatePayment(0, 0)),
+            Step::Write(0, Op::UpdateLoan(0, 0, None::<String>)),
+            Step::Write(0, Op::UpdateLoan(0, 0, None::<String>)),
+            Step::Write(0, Op::UpdateLoan(0, 0, None::<String>)),
+            Step::Write(0, Op::InsertLoan(0, 0)),
+            Step::Write(0, Op::InsertLoan(0, 0)),
+            Step::Write(0, Op::InsertLoan(0, 0)),
+            Step::Write(0, Op::InsertLoan(0, 0)),
+            Step::Write(0, Op::InsertLoan(0, 0)),
+            Step::Write(0, Op::InsertLoan(0, 0)),
+            Step::Write(0, Op::InsertPayment(2, 2, 0)),
+            Step::Write(0, Op::InsertLoan(0, 0)),
+            Step::Write(1, Op::InsertPayment(1, 0, 0)),
+            Step::Write(1, Op::InsertPayment(2, 1, 0)),
+            Step::Send { from: 0, to: 0, limit: 1000 },
+            Step::Write(0, Op::UpdateLoan(0, 0, None::<String>)),
+            Step::Send { from: 0, to: 0, limit: 1000 },
+            Step::Write(0, Op::InsertLoan(0, 0)),
+            Step::Write(0, Op::InsertLoan(0, 0)),
+            Step::Write(0, Op::InsertLoan(0, 0)),
+            Step::Write(0, Op::UpdateLoan(0, 0, None::<String>)),
+            Step::Write(0, Op::UpdateLoan(0, 0, None::<String>)),
+            Step::Write(0, Op::UpdateLoan(0, 0, None::<String>)),
+            Step::Write(0, Op::UpdateLoan(0, 0, None::<String>)),
+            Step::Write(0, Op::UpdateLoan(0, 0, None::<String>)),
+        ],
+        choices: vec![0, 0, 0, 0, 0, 0, 0, 0],
     };
     run(&c).unwrap();
 }

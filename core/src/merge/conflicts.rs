@@ -202,8 +202,17 @@ fn slot_json(v: &SlotVal) -> serde_json::Value {
 
 /// Closes, on pending conflicts of the record whose both sides are in `base`, the slot
 /// `slot`: a resolution made elsewhere has arrived. A conflict over several columns closes
-/// when each of them has been. Returns how many conflicts it closed.
-pub fn close_matching(conn: &Connection, t: &Table, rid: &str, slot: Slot, base: &[i64], by: &str) -> Result<usize> {
+/// when each of them has been. A constraint conflict closes by a column resolution only where
+/// the record is `alive` here. Returns how many conflicts it closed.
+pub fn close_matching(
+    conn: &Connection,
+    t: &Table,
+    rid: &str,
+    slot: Slot,
+    base: &[i64],
+    by: &str,
+    alive: bool,
+) -> Result<usize> {
     let mut stmt = conn.prepare_cached(
         "SELECT id, kind, open_columns, local_change, remote_change FROM sync_conflicts WHERE status = 'pending' AND table_name = ?1 AND record_id = ?2",
     )?;
@@ -219,7 +228,10 @@ pub fn close_matching(conn: &Connection, t: &Table, rid: &str, slot: Slot, base:
         }
         let mut open: Vec<String> = serde_json::from_str(&open)?;
         let now_closed = match (kind.as_str(), slot) {
-            ("delete", Slot::Live) | ("constraint", _) => true,
+            ("delete", Slot::Live) | ("constraint", Slot::Live) => true,
+            // A column resolution cannot bring back a record refused here: the refusal stays
+            // for a person (see `resolve.rs`).
+            ("constraint", Slot::Col(_)) => alive,
             ("update", Slot::Col(c)) => {
                 let before = open.len();
                 open.retain(|n| *n != t.columns[c]);

@@ -88,7 +88,7 @@ impl Merger<'_> {
         let base = self.ids(&ch.live)?;
         if base.len() > 1 {
             // A resolution made elsewhere: it closes the conflict between its two sides here.
-            conflicts::close_matching(self.conn, r.t, r.rid, Slot::Live, &base, &inc.reference)?;
+            conflicts::close_matching(self.conn, r.t, r.rid, Slot::Live, &base, &inc.reference, true)?;
         }
         let cur = out.slots.live;
         if based_on(cur, &base, &ch.live) || self.resolution_saw(inc, cur, &ch.live)? {
@@ -182,7 +182,7 @@ impl Merger<'_> {
         let c = w.col;
         let base = self.ids(&w.base)?;
         if base.len() > 1 {
-            conflicts::close_matching(self.conn, r.t, r.rid, Slot::Col(c), &base, &inc.reference)?;
+            conflicts::close_matching(self.conn, r.t, r.rid, Slot::Col(c), &base, &inc.reference, out.slots.alive)?;
         }
         let cur = out.slots.cols[c];
         let based = based_on(cur, &base, &w.base) || self.resolution_saw(inc, cur, &w.base)?;
