@@ -1,4 +1,4 @@
-//! Owns the convergence test's final checks (model.py `check`): identical tables and vectors, every change everywhere, no cascade, winning writes.
+//! Owns the convergence test's final checks (model.py `check`): identical tables, vectors and digests, every change everywhere, no cascade, winning writes.
 use crate::common::*;
 use crate::scenario::*;
 use crate::world::*;
@@ -56,6 +56,14 @@ impl World {
             let v = self.peers[p].vector_json();
             if v != v0 {
                 return self.fail(format!("vectors differ: P0 {v0} / P{p} {v}"));
+            }
+        }
+        // Equal digests (the audit's view of content, `sync_digest`).
+        let d0 = self.peers[0].json("SELECT sync_digest()");
+        for p in 1..n {
+            let d = self.peers[p].json("SELECT sync_digest()");
+            if d != d0 {
+                return self.fail(format!("digests differ: P0 {d0} / P{p} {d}"));
             }
         }
         // Identical tables.
