@@ -154,32 +154,39 @@ pub fn range(conn: &Connection, table: &str, prefix: &str) -> Result<Range> {
         let t = tables
             .get(table)
             .ok_or_else(|| Error::invalid(format!("table \"{}\" is not tracked here", crate::wire::shown(table))))?;
-        let mut ranges: BTreeMap<String, ([u8; 32], i64)> = BTreeMap::new();
+        // The prefix as nibbles; a record's place is the nibbles of SHA-256(record id).
+        let want: Vec<u8> = prefix.bytes().map(|b| (b as char).to_digit(16).unwrap_or(0) as u8).collect();
+        let nibble = |d: &[u8], i: usize| if i % 2 == 0 { d[i / 2] >> 4 } else { d[i / 2] & 0x0f };
+        let mut ranges = [([0u8; 32], 0i64); 16];
         let mut rows = BTreeMap::new();
         let mut key = Vec::with_capacity(t.pk.len());
         scan(c, t, |vals, h| {
             key.clear();
             key.extend(t.pk.iter().map(|&i| vals[i].clone()));
             let rid = record_id(&key);
-            let place = hex::encode(Sha256::digest(rid.as_bytes()));
-            if !place.starts_with(prefix) {
+            let place = Sha256::digest(rid.as_bytes());
+            if want.iter().enumerate().any(|(i, &n)| nibble(&place, i) != n) {
                 return;
             }
-            let sub = ranges.entry(place[..prefix.len() + 1].to_string()).or_insert(([0u8; 32], 0));
+            let sub = &mut ranges[nibble(&place, want.len()) as usize];
             add(&mut sub.0, h);
             sub.1 += 1;
             if rows.len() as i64 <= RANGE_ROWS {
                 rows.insert(rid, hex::encode(h));
             }
         })?;
-        let total: i64 = ranges.values().map(|r| r.1).sum();
+        let total: i64 = ranges.iter().map(|r| r.1).sum();
         Ok(Range {
             table: t.name.clone(),
             prefix: prefix.to_string(),
             vector: held(c)?,
-            ranges: ranges
-                .into_iter()
-                .map(|(p, (sum, n))| (p, TableDigest { rows: n, digest: hex::encode(sum) }))
+            ranges: (0..16u32)
+                .filter(|&i| ranges[i as usize].1 > 0)
+                .map(|i| {
+                    let (sum, n) = ranges[i as usize];
+                    let sub = format!("{prefix}{}", char::from_digit(i, 16).expect("a hex digit"));
+                    (sub, TableDigest { rows: n, digest: hex::encode(sum) })
+                })
                 .collect(),
             rows: (total <= RANGE_ROWS).then_some(rows),
         })
