@@ -10,6 +10,7 @@ pub mod error;
 pub mod httpsig;
 pub mod keys;
 pub mod metrics;
+pub mod pairing;
 pub mod nonces;
 pub mod pages;
 pub mod routes;
