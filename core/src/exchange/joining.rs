@@ -29,7 +29,9 @@ pub fn tracked_tables(conn: &Connection) -> Result<Vec<TrackedTable>> {
 /// True if a table (or view) named `name` exists here.
 pub fn table_exists(conn: &Connection, name: &str) -> Result<bool> {
     Ok(conn
-        .prepare_cached("SELECT count(*) FROM sqlite_master WHERE type IN ('table', 'view') AND name = ?1 COLLATE NOCASE")?
+        .prepare_cached(
+            "SELECT count(*) FROM sqlite_master WHERE type IN ('table', 'view') AND name = ?1 COLLATE NOCASE",
+        )?
         .query_row([name], |r| r.get::<_, i64>(0))?
         > 0)
 }
@@ -39,9 +41,7 @@ pub fn table_exists(conn: &Connection, name: &str) -> Result<bool> {
 /// statement that does anything else (another name, `AS SELECT` copying local rows, several
 /// statements) is refused and nothing changes. Says false (and does nothing) if the table exists.
 pub fn create_table(conn: &Connection, name: &str, sql: &str) -> Result<bool> {
-    let refuse = |why: &str| {
-        Error::invalid(format!("refusing the definition of table \"{}\": {why}", shown(name)))
-    };
+    let refuse = |why: &str| Error::invalid(format!("refusing the definition of table \"{}\": {why}", shown(name)));
     if is_reserved_table(name) {
         return Err(refuse("the name is reserved"));
     }

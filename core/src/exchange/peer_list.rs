@@ -29,10 +29,7 @@ pub fn check_url(url: &str) -> Result<()> {
         Some(r) if !r.is_empty() && url.len() <= 2048 && !url.chars().any(|c| c.is_whitespace() || c.is_control()) => {
             Ok(())
         }
-        _ => Err(Error::invalid(format!(
-            "\"{}\" is not a peer URL (http://HOST:PORT)",
-            crate::wire::shown(url)
-        ))),
+        _ => Err(Error::invalid(format!("\"{}\" is not a peer URL (http://HOST:PORT)", crate::wire::shown(url)))),
     }
 }
 

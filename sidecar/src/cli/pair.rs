@@ -229,7 +229,8 @@ fn show(code: &Code) {
     println!("pairing code: {shown}");
     if let Ok(qr) = qrcode::QrCode::new(shown.as_bytes()) {
         use qrcode::render::unicode::Dense1x2;
-        let img = qr.render::<Dense1x2>().dark_color(Dense1x2::Light).light_color(Dense1x2::Dark).quiet_zone(true).build();
+        let img =
+            qr.render::<Dense1x2>().dark_color(Dense1x2::Light).light_color(Dense1x2::Dark).quiet_zone(true).build();
         println!("{img}");
     }
     println!("On the other device, run:  peersync pair --db PATH {shown}");
@@ -338,9 +339,19 @@ fn join(a: PairArgs, code: &str) -> Result<()> {
     let mine = serde_json::to_string(&own_payload(&a.db.db, &a.key, url, false)?)?;
     let base = format!("http://{}", code.addr);
     let rt = runtime()?;
-    let (theirs_text, theirs) = rt.block_on(async {
+    let gone = |e: Error| {
+        match e {
+        Error::Unreachable { message, .. } => Error::Cli(format!(
+            "pairing failed: cannot reach the pairing endpoint at {} ({message}): the code expired, was used or died, or `peersync pair` stopped on the other device",
+            code.addr
+        )),
+        e => e,
+    }
+    };
+    let theirs = rt.block_on(async {
         let (pake, msg_b) = Pake::start(Side::Joiner, &code.secret);
-        let started: Started = post(&base, "/pair/start", serde_json::json!({ "msg": hex::encode(&msg_b) }).to_string()).await?;
+        let started: Started =
+            post(&base, "/pair/start", serde_json::json!({ "msg": hex::encode(&msg_b) }).to_string()).await?;
         let msg_a = hex::decode(&started.msg).map_err(|_| Error::Cli("pairing failed: malformed reply".into()))?;
         let keys = pake.finish(&msg_a, &msg_a, &msg_b)?;
         let tag = keys.tag(Side::Joiner, mine.as_bytes());
@@ -351,9 +362,9 @@ fn join(a: PairArgs, code: &str) -> Result<()> {
         }
         let theirs: Payload = serde_json::from_str(&done.payload)
             .map_err(|e| Error::Cli(format!("pairing failed: malformed payload: {e}")))?;
-        Ok::<_, Error>((done.payload, theirs))
-    })?;
-    drop(theirs_text);
+        Ok::<_, Error>(theirs)
+    });
+    let theirs = theirs.map_err(gone)?;
     adopt(&a.db.db, &theirs)?;
     println!(
         "paired with {}{}",
@@ -382,4 +393,108 @@ fn join(a: PairArgs, code: &str) -> Result<()> {
         );
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// An inviter's state on a fresh database, with `attempts` and its outcome channel.
+    fn inviter(name: &str, attempts: u32) -> (Arc<Ctx>, mpsc::UnboundedReceiver<Outcome>) {
+        let dir = std::env::temp_dir().join(format!("peersync-pair-{name}-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join("a.db");
+        let conn = db::open(&path, true).unwrap();
+        peersync_core::init(&conn).unwrap();
+        peersync_core::set_identity(&conn, Some("a"), &keys::public_hex(&keys::generate().unwrap())).unwrap();
+        let (tx, rx) = mpsc::unbounded_channel();
+        let state = Invite {
+            code: Code { secret: "abcdefgh".into(), addr: "127.0.0.1:1".into() },
+            expires: Instant::now() + Duration::from_secs(60),
+            attempts,
+            started: 0,
+            failed: 0,
+            used: false,
+            sessions: HashMap::new(),
+        };
+        (Arc::new(Ctx { state: Mutex::new(state), db: path, mine: "{}".into(), done: tx }), rx)
+    }
+
+    fn joiner_payload() -> String {
+        let key = keys::generate().unwrap();
+        serde_json::to_string(&Payload {
+            device_id: "0123456789abcdef0123456789abcdef".into(),
+            public_key: keys::public_hex(&key),
+            name: Some("b".into()),
+            url: Some("http://127.0.0.2:8080".into()),
+            peers: Vec::new(),
+            tables: Vec::new(),
+        })
+        .unwrap()
+    }
+
+    /// Runs the joiner's side against `ctx` with `secret`: the start and finish bodies sent,
+    /// and the finish reply's status.
+    fn attempt(ctx: &Ctx, secret: &str) -> (String, StatusCode) {
+        let (pake, msg_b) = Pake::start(Side::Joiner, secret);
+        let r = start(ctx, serde_json::json!({ "msg": hex::encode(&msg_b) }).to_string().as_bytes());
+        assert_eq!(r.status(), StatusCode::OK);
+        let body = futures_body(r);
+        let started: Started = serde_json::from_slice(&body).unwrap();
+        let msg_a = hex::decode(&started.msg).unwrap();
+        let keys = pake.finish(&msg_a, &msg_a, &msg_b).unwrap();
+        let payload = joiner_payload();
+        let tag = keys.tag(Side::Joiner, payload.as_bytes());
+        let finish_body = serde_json::to_string(&Finish { session: started.session, payload, tag }).unwrap();
+        let status = finish(ctx, finish_body.as_bytes()).status();
+        (finish_body, status)
+    }
+
+    fn futures_body(r: Response<Full<Bytes>>) -> Bytes {
+        let rt = tokio::runtime::Builder::new_current_thread().build().unwrap();
+        rt.block_on(r.into_body().collect()).unwrap().to_bytes()
+    }
+
+    #[test]
+    fn a_used_code_and_a_replayed_finish_are_refused() {
+        let (ctx, mut rx) = inviter("replay", 5);
+        let (finish_body, status) = attempt(&ctx, "abcdefgh");
+        assert_eq!(status, StatusCode::OK);
+        assert!(matches!(rx.try_recv(), Ok(Outcome::Paired(_))));
+        // The same finish again, and a new start with the right code: the code is used.
+        assert_eq!(finish(&ctx, finish_body.as_bytes()).status(), StatusCode::GONE);
+        let (_, msg) = Pake::start(Side::Joiner, "abcdefgh");
+        let r = start(&ctx, serde_json::json!({ "msg": hex::encode(msg) }).to_string().as_bytes());
+        assert_eq!(r.status(), StatusCode::GONE);
+    }
+
+    #[test]
+    fn wrong_codes_use_up_the_attempts_then_the_code_dies() {
+        let (ctx, mut rx) = inviter("wrong", 2);
+        let (finish_body, status) = attempt(&ctx, "abcdefgj");
+        assert_eq!(status, StatusCode::FORBIDDEN);
+        // A session serves one finish: replaying it is not another guess.
+        assert_eq!(finish(&ctx, finish_body.as_bytes()).status(), StatusCode::FORBIDDEN);
+        assert_eq!(ctx.state.lock().unwrap().failed, 1);
+        assert!(rx.try_recv().is_err());
+        assert_eq!(attempt(&ctx, "abcdefgk").1, StatusCode::FORBIDDEN);
+        assert!(matches!(rx.try_recv(), Ok(Outcome::Died(_))));
+        // Dead: even the right code is refused, and nothing was trusted.
+        let (_, msg) = Pake::start(Side::Joiner, "abcdefgh");
+        let r = start(&ctx, serde_json::json!({ "msg": hex::encode(msg) }).to_string().as_bytes());
+        assert_eq!(r.status(), StatusCode::GONE);
+        let conn = db::open(&ctx.db, false).unwrap();
+        assert!(peersync_core::configured_peers(&conn).unwrap().is_empty());
+        assert_eq!(peersync_core::devices(&conn).unwrap().len(), 1);
+    }
+
+    #[test]
+    fn an_expired_code_is_refused() {
+        let (ctx, _rx) = inviter("expired", 5);
+        ctx.state.lock().unwrap().expires = Instant::now();
+        let (_, msg) = Pake::start(Side::Joiner, "abcdefgh");
+        let r = start(&ctx, serde_json::json!({ "msg": hex::encode(msg) }).to_string().as_bytes());
+        assert_eq!(r.status(), StatusCode::GONE);
+    }
 }

@@ -78,9 +78,11 @@ fn matches(status: &Value, devices: &[peersync_core::Device], port: u16) -> Vec<
             if !(by_ip || by_name) {
                 return None;
             }
-            let ip = d.tailscale_ip.clone().filter(|ip| ips.contains(&ip.as_str())).or_else(|| {
-                ips.iter().find(|ip| !ip.contains(':')).or(ips.first()).map(|s| s.to_string())
-            })?;
+            let ip = d
+                .tailscale_ip
+                .clone()
+                .filter(|ip| ips.contains(&ip.as_str()))
+                .or_else(|| ips.iter().find(|ip| !ip.contains(':')).or(ips.first()).map(|s| s.to_string()))?;
             let host = if ip.contains(':') { format!("[{ip}]") } else { ip };
             Some(Found {
                 device_id: d.device_id.clone(),
@@ -116,7 +118,13 @@ pub fn discover(db: &Path, add: bool, port: u16) -> Result<()> {
         let online = if f.online { "online" } else { "offline" };
         if add {
             let new = peersync_core::add_peer(&conn, &f.url, "discover", Some(&f.device_id))?;
-            println!("{} {} ({}, {online}){}", f.url, f.device_id, f.name, if new { ": added" } else { ": already a peer" });
+            println!(
+                "{} {} ({}, {online}){}",
+                f.url,
+                f.device_id,
+                f.name,
+                if new { ": added" } else { ": already a peer" }
+            );
         } else {
             println!("{} {} ({}, {online})", f.url, f.device_id, f.name);
         }
