@@ -60,10 +60,10 @@ async fn supervise(syncer: Arc<Syncer>, fixed: Vec<String>, s: Schedule, rx: wat
             keep
         });
         for url in wanted {
-            if !loops.contains_key(&url) {
-                tracing::info!(peer = %url, "syncing with peer");
-                let task = tokio::spawn(peer_loop(syncer.clone(), url.clone(), s.clone(), rx.clone(), stop.clone()));
-                loops.insert(url, task);
+            if let std::collections::hash_map::Entry::Vacant(e) = loops.entry(url) {
+                tracing::info!(peer = %e.key(), "syncing with peer");
+                let url = e.key().clone();
+                e.insert(tokio::spawn(peer_loop(syncer.clone(), url, s.clone(), rx.clone(), stop.clone())));
             }
         }
         tokio::select! {

@@ -330,7 +330,7 @@ async fn post<T: serde::de::DeserializeOwned>(base: &str, path: &str, body: Stri
             .unwrap_or_else(|| status.to_string());
         return Err(Error::Cli(format!("pairing failed: {msg}")));
     }
-    Ok(serde_json::from_slice(&body).map_err(|e| Error::Cli(format!("pairing failed: malformed reply: {e}")))?)
+    serde_json::from_slice(&body).map_err(|e| Error::Cli(format!("pairing failed: malformed reply: {e}")))
 }
 
 fn join(a: PairArgs, code: &str) -> Result<()> {
