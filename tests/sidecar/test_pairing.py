@@ -207,3 +207,9 @@ def test_peers_discover_matches_tailnet_peers_to_trusted_devices(devices, tmp_pa
     laptop.env["PATH"] = "/nonexistent"
     r = laptop.cli("peers", "discover", check=False)
     assert r.returncode != 0 and "tailscale" in r.stderr
+
+
+def test_a_code_must_name_a_reachable_address(devices):
+    a = devices("a")
+    r = a.cli("pair", "--listen", f"0.0.0.0:{free_port()}", check=False)
+    assert r.returncode != 0 and "reaches" in r.stderr, r.stderr

@@ -245,7 +245,14 @@ fn invite(a: PairArgs) -> Result<()> {
         let listener = tokio::net::TcpListener::bind(&a.listen)
             .await
             .map_err(|e| Error::Cli(format!("cannot listen on {} for pairing: {e}", a.listen)))?;
-        let code = Code::new(&listener.local_addr()?.to_string())?;
+        let addr = listener.local_addr()?;
+        if addr.ip().is_unspecified() {
+            return Err(Error::Cli(format!(
+                "--listen {}: the code must name an address the other device reaches; give this device's own (e.g. its Tailscale address)",
+                a.listen
+            )));
+        }
+        let code = Code::new(&addr.to_string())?;
         show(&code);
         let (tx, mut rx) = mpsc::unbounded_channel();
         let expires = Duration::from_secs(a.expires);
@@ -267,7 +274,10 @@ fn invite(a: PairArgs) -> Result<()> {
             let ctx = ctx.clone();
             async move {
                 loop {
-                    let Ok((stream, _)) = listener.accept().await else { continue };
+                    let Ok((stream, _)) = listener.accept().await else {
+                        tokio::time::sleep(Duration::from_millis(100)).await;
+                        continue;
+                    };
                     let ctx = ctx.clone();
                     tokio::spawn(async move {
                         let svc = hyper::service::service_fn(move |req| {
