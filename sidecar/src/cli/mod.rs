@@ -1,6 +1,7 @@
 //! The command line: every command and its options (clap derive), and dispatch to the files that run them.
 mod check;
 mod inspect;
+mod invite;
 mod pair;
 mod peers;
 mod run;
