@@ -215,7 +215,7 @@ pub(super) fn invite(a: PairArgs) -> Result<()> {
         match outcome {
             Outcome::Paired(who) => {
                 // Let the reply reach the joiner before the endpoint goes.
-                tokio::time::sleep(Duration::from_millis(300)).await;
+                tokio::time::sleep(Duration::from_secs(1)).await;
                 println!("paired with {who}; a running `peersync serve` syncs with it within seconds");
                 Ok(())
             }
