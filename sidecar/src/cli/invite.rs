@@ -15,6 +15,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 use tokio::sync::mpsc;
 
+/// A code's state: its attempts (each start uses one; each wrong tag fails one) and sessions.
 struct Invite {
     code: Code,
     expires: Instant,
@@ -22,9 +23,11 @@ struct Invite {
     started: u32,
     failed: u32,
     used: bool,
-    sessions: HashMap<String, (Keys, Vec<u8>)>,
+    /// Started sessions waiting for their finish, by id.
+    sessions: HashMap<String, Keys>,
 }
 
+/// How the wait ends: paired with (who), or the code died (why).
 enum Outcome {
     Paired(String),
     Died(String),
@@ -98,7 +101,7 @@ fn start(ctx: &Ctx, body: &[u8]) -> Response<Full<Bytes>> {
         return error(StatusCode::INTERNAL_SERVER_ERROR, "no randomness");
     }
     let session = hex::encode(id);
-    inv.sessions.insert(session.clone(), (keys, mine.clone()));
+    inv.sessions.insert(session.clone(), keys);
     reply(StatusCode::OK, serde_json::to_value(Started { session, msg: hex::encode(mine) }).unwrap_or_default())
 }
 
@@ -111,7 +114,7 @@ fn finish(ctx: &Ctx, body: &[u8]) -> Response<Full<Bytes>> {
         return r;
     }
     // A session serves one finish, right or wrong.
-    let Some((keys, _)) = inv.sessions.remove(&f.session) else {
+    let Some(keys) = inv.sessions.remove(&f.session) else {
         return error(StatusCode::FORBIDDEN, "unknown or finished pairing session");
     };
     if !keys.check(Side::Joiner, f.payload.as_bytes(), &f.tag) {
