@@ -12,6 +12,7 @@ pub mod keys;
 pub mod metrics;
 pub mod nonces;
 pub mod pages;
+pub mod pairing;
 pub mod routes;
 pub mod scheduler;
 pub mod server;

@@ -1,8 +1,9 @@
-//! When to sync: every --interval, soon after local writes (PRAGMA data_version polling), with backoff per unreachable peer.
+//! Whom and when to sync: the --peer and configured peers (re-read every 2 s), every --interval, soon after local writes (PRAGMA data_version polling), with backoff per unreachable peer.
 use crate::backoff::Backoff;
 use crate::error::Error;
 use crate::shutdown::Shutdown;
 use crate::sync::Syncer;
+use std::collections::{BTreeSet, HashMap};
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
@@ -23,16 +24,56 @@ pub struct Schedule {
     pub backoff_max: Duration,
 }
 
-/// Starts the write watcher and one sync loop per peer.
-pub fn start(syncer: Arc<Syncer>, peers: Vec<String>, s: Schedule, shutdown: Shutdown) -> Vec<JoinHandle<()>> {
+/// How often a running sidecar re-reads the configured peers (`peersync peers add|remove`, pairing).
+pub const PEERS_REREAD: Duration = Duration::from_secs(2);
+
+/// Starts the write watcher and one sync loop per peer: each of `fixed` (`--peer`) and each
+/// peer configured in the database, re-read every [`PEERS_REREAD`]: a loop starts for a peer
+/// added since, and stops for one removed.
+pub fn start(syncer: Arc<Syncer>, fixed: Vec<String>, s: Schedule, shutdown: Shutdown) -> Vec<JoinHandle<()>> {
     let (tx, rx) = watch::channel(0u64);
     let mut tasks = Vec::new();
     let (path, sd, poll) = (syncer.db.path().to_path_buf(), shutdown.clone(), s.poll);
     tasks.push(tokio::task::spawn_blocking(move || watch_writes(path, poll, tx, sd)));
-    for url in peers {
-        tasks.push(tokio::spawn(peer_loop(syncer.clone(), url, s.clone(), rx.clone(), shutdown.clone())));
-    }
+    tasks.push(tokio::spawn(supervise(syncer, fixed, s, rx, shutdown)));
     tasks
+}
+
+/// Keeps one loop per peer: the fixed ones, and the configured ones as they come and go.
+async fn supervise(syncer: Arc<Syncer>, fixed: Vec<String>, s: Schedule, rx: watch::Receiver<u64>, stop: Shutdown) {
+    let mut loops: HashMap<String, JoinHandle<()>> = HashMap::new();
+    loop {
+        let configured = syncer.db.run(|c| Ok(peersync_core::configured_peers(c)?)).await;
+        let wanted: BTreeSet<String> = match configured {
+            Ok(list) => fixed.iter().cloned().chain(list.into_iter().map(|p| p.url)).collect(),
+            Err(e) => {
+                tracing::warn!(error = %e, "cannot read the configured peers; keeping the current ones");
+                loops.keys().cloned().collect()
+            }
+        };
+        loops.retain(|url, task| {
+            let keep = wanted.contains(url);
+            if !keep {
+                tracing::info!(peer = %url, "peer removed; no longer syncing with it");
+                task.abort();
+            }
+            keep
+        });
+        for url in wanted {
+            if let std::collections::hash_map::Entry::Vacant(e) = loops.entry(url) {
+                tracing::info!(peer = %e.key(), "syncing with peer");
+                let url = e.key().clone();
+                e.insert(tokio::spawn(peer_loop(syncer.clone(), url, s.clone(), rx.clone(), stop.clone())));
+            }
+        }
+        tokio::select! {
+            _ = tokio::time::sleep(PEERS_REREAD) => {}
+            _ = stop.wait() => break,
+        }
+    }
+    for (_, task) in loops {
+        let _ = task.await;
+    }
 }
 
 async fn peer_loop(syncer: Arc<Syncer>, url: String, s: Schedule, mut writes: watch::Receiver<u64>, stop: Shutdown) {

@@ -31,7 +31,8 @@ pub const SYNC_TABLES: &[&str] = &[
 /// `sync_runs`; format 3 adds introductions (`sync_introductions`,
 /// `sync_devices.introduced_by`), the changes waiting here (`sync_waiting`) and each origin's
 /// write quota (`sync_quota`); format 4 the audit's divergences (`sync_divergences`), the
-/// peers this device syncs with and how that goes (`sync_peers`), each device's last refusal
+/// peers this device syncs with and how that goes (`sync_peers`, the configured ones among
+/// them: `configured`, `added_at`, `source`), each device's last refusal
 /// and audit (`sync_devices.last_error`, `last_error_at`, `last_audit`, `last_audit_at`), the
 /// received changes whose effect waits for this database's schema (`sync_schema_waiting`),
 /// when a tracked table was found dropped (`sync_tables.dropped_at`), and shared strategies:
@@ -41,6 +42,11 @@ pub const LAYOUT: i64 = 4;
 
 /// Columns format 4 added to `sync_devices`.
 pub const DEVICE_COLUMNS_4: &[&str] = &["last_error", "last_error_at", "last_audit", "last_audit_at"];
+
+/// Columns format 4 added to `sync_peers` after it first appeared (a peer configured by
+/// `peersync peers add` or pairing, when, and by what), with their types.
+pub const PEER_COLUMNS_4: &[(&str, &str)] =
+    &[("configured", "INTEGER NOT NULL DEFAULT 0"), ("added_at", "TEXT"), ("source", "TEXT")];
 
 const SCHEMA: &str = r#"
 CREATE TABLE IF NOT EXISTS sync_log(
@@ -195,7 +201,10 @@ CREATE TABLE IF NOT EXISTS sync_peers(
   last_error_at TEXT,
   failing_since TEXT,
   failures INTEGER NOT NULL DEFAULT 0,
-  lacks INTEGER
+  lacks INTEGER,
+  configured INTEGER NOT NULL DEFAULT 0,
+  added_at TEXT,
+  source TEXT
 ) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS sync_quarantine(
   device_id TEXT PRIMARY KEY,

@@ -1,11 +1,13 @@
 //! Exchanging changes with peers: export (`sync_changes`, signed batches), the checks and merge
 //! of a received batch (`sync_apply`), what peers hold, and the audits (`sync_verify`,
-//! `sync_status`, `sync_digest`).
+//! `sync_status`, `sync_digest`), the configured peers and what a pairing device learns.
 pub mod apply;
 pub mod audit;
 pub mod digest;
 pub mod export;
 pub mod held;
+pub mod joining;
+pub mod peer_list;
 pub mod peers;
 mod prepare;
 pub mod sign;

@@ -81,6 +81,12 @@ fn upgrade(conn: &Connection) -> Result<()> {
                     conn.execute_batch(&format!("ALTER TABLE sync_tables ADD COLUMN {col}"))?;
                 }
             }
+            // 3 → 4: peers configured as data (`peersync peers add`, pairing).
+            for (col, ty) in schema::PEER_COLUMNS_4 {
+                if !schema::has_column(conn, "sync_peers", col)? {
+                    conn.execute_batch(&format!("ALTER TABLE sync_peers ADD COLUMN {col} {ty}"))?;
+                }
+            }
             set_state(conn, "format", &LAYOUT)
         }
     }

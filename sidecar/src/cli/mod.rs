@@ -1,6 +1,9 @@
 //! The command line: every command and its options (clap derive), and dispatch to the files that run them.
 mod check;
 mod inspect;
+mod invite;
+mod pair;
+mod peers;
 mod run;
 mod setup;
 
@@ -14,7 +17,7 @@ use std::path::PathBuf;
     about = "Keeps SQLite databases in sync, peer to peer, over HTTP with signed requests."
 )]
 #[command(
-    after_help = "Pair two devices:\n  a$ peersync init --db app.db --name laptop\n  b$ peersync init --db app.db --name phone\n  a$ peersync trust --db app.db <phone-id> <phone-public-key> --name phone\n  b$ peersync trust --db app.db <laptop-id> <laptop-public-key> --name laptop\n  a$ peersync serve --db app.db --listen 127.0.0.1:8080 --peer http://127.0.0.2:8080"
+    after_help = "Pair two devices:\n  a$ peersync init --db app.db --name laptop\n  a$ peersync track --db app.db notes\n  b$ peersync init --db app.db --name phone\n  a$ peersync pair --db app.db --listen 100.64.0.1:7447 --url http://100.64.0.1:8080\n  b$ peersync pair --db app.db --url http://100.64.0.2:8080 --schema <code shown on a>\n  a$ peersync serve --db app.db --listen 100.64.0.1:8080\n  b$ peersync serve --db app.db --listen 100.64.0.2:8080"
 )]
 pub struct Cli {
     #[command(subcommand)]
@@ -126,10 +129,43 @@ pub enum Command {
         #[command(subcommand)]
         action: Option<ConflictAction>,
     },
+    /// Pair with another device by a one-time code: without CODE, show a code (and its QR code)
+    /// and wait; with CODE (shown on the other device), pair with it. Both then trust and sync
+    /// with each other, and the joiner learns the tracked tables.
+    Pair(pair::PairArgs),
+    /// The peers this device syncs with, kept in the database (a running `serve` follows changes).
+    Peers {
+        #[command(flatten)]
+        db: DbArg,
+        #[command(subcommand)]
+        action: PeerAction,
+    },
     /// Check every change's hash and chain in the log.
     Verify {
         #[command(flatten)]
         db: DbArg,
+    },
+}
+
+#[derive(Subcommand)]
+pub enum PeerAction {
+    /// Sync with the peer at URL (http://HOST:PORT) from now on.
+    Add { url: String },
+    /// Stop syncing with the peer at URL.
+    Remove { url: String },
+    /// List the configured peers and how syncing with each goes.
+    List {
+        #[arg(long)]
+        json: bool,
+    },
+    /// Find the trusted devices on the tailnet (`tailscale status --json`) and print their URLs.
+    Discover {
+        /// Add them as peers.
+        #[arg(long)]
+        add: bool,
+        /// The port their `peersync serve` listens on.
+        #[arg(long, default_value_t = 8080)]
+        port: u16,
     },
 }
 
@@ -170,5 +206,12 @@ pub fn run(cli: Cli) -> crate::error::Result<()> {
         Command::Status { db, json } => inspect::status(&db.db, json),
         Command::Conflicts { db, action } => inspect::conflicts(&db.db, action),
         Command::Verify { db } => inspect::verify(&db.db),
+        Command::Pair(a) => pair::pair(a),
+        Command::Peers { db, action } => match action {
+            PeerAction::Add { url } => peers::add(&db.db, &url),
+            PeerAction::Remove { url } => peers::remove(&db.db, &url),
+            PeerAction::List { json } => peers::list(&db.db, json),
+            PeerAction::Discover { add, port } => peers::discover(&db.db, add, port),
+        },
     }
 }

@@ -38,7 +38,9 @@ pub struct ServeArgs {
     /// Address to serve peers on (a Tailscale address such as 100.x.y.z:8080 on a tailnet).
     #[arg(long, default_value = "127.0.0.1:8080", value_name = "ADDR")]
     listen: String,
-    /// A peer to sync with (http://HOST:PORT); repeat for several.
+    /// A peer to sync with during this run only (http://HOST:PORT); repeat for several. The
+    /// peers kept in the database (`peersync peers`, pairing) are synced with too, and
+    /// followed as they are added and removed (re-read every 2 s).
     #[arg(long = "peer", value_name = "URL")]
     peers: Vec<String>,
     /// Sync with every peer at least this often, in seconds (also soon after local writes).

@@ -27,6 +27,7 @@ fn print_pairing(db: &Path, d: &peersync_core::Device) {
         d.device_id,
         d.device_name.as_deref().unwrap_or("NAME")
     );
+    println!("or pair by a one-time code: `peersync pair` on one device, `peersync pair CODE` on the other");
 }
 
 pub fn init(db: &Path, name: &str, key: Option<&Path>, adopt: bool) -> Result<()> {
