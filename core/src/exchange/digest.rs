@@ -156,7 +156,7 @@ pub fn range(conn: &Connection, table: &str, prefix: &str) -> Result<Range> {
             .ok_or_else(|| Error::invalid(format!("table \"{}\" is not tracked here", crate::wire::shown(table))))?;
         // The prefix as nibbles; a record's place is the nibbles of SHA-256(record id).
         let want: Vec<u8> = prefix.bytes().map(|b| (b as char).to_digit(16).unwrap_or(0) as u8).collect();
-        let nibble = |d: &[u8], i: usize| if i % 2 == 0 { d[i / 2] >> 4 } else { d[i / 2] & 0x0f };
+        let nibble = |d: &[u8], i: usize| if i.is_multiple_of(2) { d[i / 2] >> 4 } else { d[i / 2] & 0x0f };
         let mut ranges = [([0u8; 32], 0i64); 16];
         let mut rows = BTreeMap::new();
         let mut key = Vec::with_capacity(t.pk.len());
