@@ -36,11 +36,22 @@ pub const SYNC_TABLES: &[&str] = &[
 /// received changes whose effect waits for this database's schema (`sync_schema_waiting`),
 /// when a tracked table was found dropped (`sync_tables.dropped_at`), and shared strategies:
 /// who set each table's strategy, and when (`sync_tables.strategy_by`, `strategy_at`,
-/// `strategy_version`).
+/// `strategy_version`), and revocations as signed events: when this device paired each
+/// device last, and the revocation in force (`sync_devices.trusted_at`, `revoked_by`,
+/// `revoked_at`, `revoked_version`).
 pub const LAYOUT: i64 = 4;
 
 /// Columns format 4 added to `sync_devices`.
-pub const DEVICE_COLUMNS_4: &[&str] = &["last_error", "last_error_at", "last_audit", "last_audit_at"];
+pub const DEVICE_COLUMNS_4: &[&str] = &[
+    "last_error TEXT",
+    "last_error_at TEXT",
+    "last_audit TEXT",
+    "last_audit_at TEXT",
+    "trusted_at INTEGER",
+    "revoked_by TEXT",
+    "revoked_at INTEGER",
+    "revoked_version INTEGER",
+];
 
 const SCHEMA: &str = r#"
 CREATE TABLE IF NOT EXISTS sync_log(
@@ -70,7 +81,11 @@ CREATE TABLE IF NOT EXISTS sync_devices(
   last_error TEXT,
   last_error_at TEXT,
   last_audit TEXT,
-  last_audit_at TEXT
+  last_audit_at TEXT,
+  trusted_at INTEGER,
+  revoked_by TEXT,
+  revoked_at INTEGER,
+  revoked_version INTEGER
 );
 CREATE TABLE IF NOT EXISTS sync_conflicts(
   id INTEGER PRIMARY KEY,

@@ -16,12 +16,13 @@ use crate::model::table::{Strategy, Tables};
 use crate::store::format::device_id;
 use crate::store::log::{self, head, set_head, Writer};
 use crate::store::settings;
+use crate::trust::devices::{self, device_key};
 use crate::trust::quota::Quota;
 use crate::trust::waiting::{self, Held};
 use crate::trust::{introductions, quarantine};
 use crate::wire::{
-    check_entry, describe, hash_mismatch, is_setting, parse_reference, parse_setting, shown, Batch, Vector,
-    SETTINGS_TABLE,
+    check_entry, describe, hash_mismatch, is_revocation, is_setting, parse_reference, parse_revocation, parse_setting,
+    shown, Batch, Vector, REVOCATIONS_TABLE, SETTINGS_TABLE,
 };
 use rusqlite::Connection;
 use serde::Serialize;
@@ -150,10 +151,10 @@ fn merge_all<'b>(
     let mut names: Vec<&str> = batch.changes.iter().map(|c| &*c.table_name).collect();
     names.sort_unstable();
     names.dedup();
-    // Changes of tables not tracked here are logged, and wait (see `held.rs`); settings are
-    // no table's.
+    // Changes of tables not tracked here are logged, and wait (see `held.rs`); settings and
+    // revocations are no table's.
     let paused: Vec<i64> =
-        names.iter().filter(|n| **n != SETTINGS_TABLE).filter_map(|n| tables.get(n).map(|t| t.id)).collect();
+        names.iter().filter(|n| **n != SETTINGS_TABLE && **n != REVOCATIONS_TABLE).filter_map(|n| tables.get(n).map(|t| t.id)).collect();
     // Records with a change waiting for the schema: their later changes wait behind it.
     let mut waiting = held::records(conn)?;
     let mut schema_waiting = 0i64;
@@ -169,6 +170,9 @@ fn merge_all<'b>(
     let mut held: Vec<Held> = Vec::new();
     let (wall, horizon) = (m.local.clock.wall(), m.local.clock.horizon());
     let mut quota = Quota::load(conn, wall)?;
+    // Origins revoked here: by this device, or by a revocation earlier in this batch.
+    let mut revoked = verdict.revoked.clone();
+    let mut refused_from: std::collections::BTreeSet<String> = Default::default();
     // Strategies set by settings earlier in this batch, by table id.
     let mut in_force: HashMap<i64, Strategy> = HashMap::new();
     for e in &batch.changes {
@@ -176,8 +180,9 @@ fn merge_all<'b>(
         check_entry(e)?;
         let op = Op::parse(&e.operation)
             .ok_or_else(|| Error::invalid(format!("{}: unknown operation \"{}\"", describe(e), e.operation)))?;
-        if verdict.revoked.contains(&*e.device_id) {
+        if revoked.contains(&*e.device_id) {
             refused += 1;
+            refused_from.insert(e.device_id.to_string());
             continue;
         }
         if blocked.contains(&*e.device_id) {
@@ -205,8 +210,12 @@ fn merge_all<'b>(
         if !hash_matches(e, p.hash, prev_hash) {
             return Err(hash_mismatch(e));
         }
-        if is_setting(e) {
-            let setting = read_setting(e)?;
+        if is_setting(e) || is_revocation(e) {
+            // A shared event: a setting or a revocation (read before anything is logged).
+            let event = match is_setting(e) {
+                true => Event::Setting(read_setting(e)?),
+                false => Event::Revocation(parse_revocation(e)?),
+            };
             if !quota.take(conn, &e.device_id, entry_bytes(e))? {
                 blocked.insert(e.device_id.to_string());
                 deferred += 1;
@@ -216,11 +225,23 @@ fn merge_all<'b>(
             let id = log::insert(&mut m.hot, e, floors.get(&*e.device_id).is_some_and(|&f| e.version <= f))?;
             m.writers.logged(id, writer(e));
             m.local.clock.receive(e.timestamp);
-            let (table, strategy) = setting;
-            if let Some(name) = settings::record(conn, &table, strategy, &e.device_id, e.version, e.timestamp)? {
-                // The changes after it in this batch are judged by it.
-                if let Some(t) = tables.get(&name) {
-                    in_force.insert(t.id, strategy);
+            match event {
+                Event::Setting((table, strategy)) => {
+                    if let Some(name) =
+                        settings::record(conn, &table, strategy, &e.device_id, e.version, e.timestamp)?
+                    {
+                        // The changes after it in this batch are judged by it.
+                        if let Some(t) = tables.get(&name) {
+                            in_force.insert(t.id, strategy);
+                        }
+                    }
+                }
+                Event::Revocation(device) => {
+                    let me = m.local.device.clone();
+                    if devices::receive_revocation(conn, &me, &e.device_id, e.version, e.timestamp, &device)? {
+                        // Its changes after the revocation in this batch are refused too.
+                        revoked.insert(device);
+                    }
                 }
             }
             advance(&mut heads, e);
@@ -303,7 +324,7 @@ fn merge_all<'b>(
         duplicates,
         deferred,
         refused,
-        refused_devices: verdict.revoked.iter().cloned().collect(),
+        refused_devices: refused_from.into_iter().collect(),
         conflicts: m.conflicts,
         resolutions: m.resolutions,
         held,
@@ -311,6 +332,12 @@ fn merge_all<'b>(
         schema_applied: 0,
         vector: vector(conn)?,
     })
+}
+
+/// A shared event read from the wire.
+enum Event {
+    Setting((String, Strategy)),
+    Revocation(String),
 }
 
 /// The writer `e` is once logged.
@@ -397,7 +424,10 @@ fn entry_bytes(e: &crate::wire::Entry) -> usize {
     e.change_data.len() + e.bases.len() + e.record_id.len() + e.table_name.len() + 160
 }
 
-/// Whether this database holds every change that `ch`'s bases name.
+/// Whether this database holds every change that `ch`'s bases name, that it can ever hold: a
+/// base of a device revoked here (which it refuses, whoever relays it) is never waited for:
+/// the change merges without it, as a write concurrent with what is here (so a change built
+/// on a refused one never stalls its origin's later changes).
 fn bases_held(conn: &Connection, heads: &mut HashMap<String, (i64, String)>, ch: &Change) -> Result<bool> {
     let refs = ch
         .live
@@ -409,11 +439,16 @@ fn bases_held(conn: &Connection, heads: &mut HashMap<String, (i64, String)>, ch:
         if !heads.contains_key(dev) {
             heads.insert(dev.to_string(), head(conn, dev)?);
         }
-        if version > heads[dev].0 {
+        if version > heads[dev].0 && !revoked(conn, dev)? {
             return Ok(false);
         }
     }
     Ok(true)
+}
+
+/// Whether device `dev` is revoked here.
+fn revoked(conn: &Connection, dev: &str) -> Result<bool> {
+    Ok(matches!(device_key(conn, dev)?, Some((_, false))))
 }
 
 #[cfg(test)]

@@ -1,5 +1,5 @@
 //! Exchanging changes with peers: export (`sync_changes`, signed batches), the checks and merge
-//! of a received batch (`sync_apply`), what peers hold, and the audits (`sync_verify`,
+//! of a received batch (`sync_apply`), what peers hold, revoking a device, and the audits (`sync_verify`,
 //! `sync_status`, `sync_digest`).
 pub mod apply;
 pub mod audit;
@@ -8,6 +8,7 @@ pub mod export;
 pub mod held;
 pub mod peers;
 mod prepare;
+pub mod revoke;
 pub mod sign;
 pub mod status;
 pub mod verify;
