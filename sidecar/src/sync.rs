@@ -27,8 +27,12 @@ pub struct Report {
     pub sent: i64,
     pub received: i64,
     pub conflicts: usize,
-    /// Origins whose changes the peer holds back, and why (not sent again in this sync).
+    /// Origins whose changes the peer holds back or refuses, and why (not sent again in this
+    /// sync).
     pub held_there: Vec<Held>,
+    /// Why pushing stopped short, when the peer accepted nothing of a page and would be sent
+    /// the same page again: the sync then ends in this error, after pulling (see `sync`).
+    pub stuck: Option<String>,
     /// What the peer holds, as it said (what it holds back is not in it): what is recorded
     /// for `is_synced`, never the versions skipped for this sync.
     peer_vector: Vector,
@@ -75,6 +79,11 @@ impl Syncer {
         let (p, v) = (report.peer_device.clone(), theirs);
         self.db.run(move |c| Ok(peersync_core::note_peer_vector(c, &p, &v)?)).await?;
         self.pull_all(url, &mut pages, &mut report, stop, progress).await?;
+        if let Some(message) = report.stuck.take() {
+            // What the peer would not take is reported as this sync's failure (status, metrics,
+            // the log) and tried again after the backoff; what could be pulled was.
+            return Err(Error::Peer { url: url.to_string(), status: 200, message });
+        }
         Metrics::add(&self.metrics.syncs, 1);
         Ok(report)
     }
@@ -109,6 +118,8 @@ impl Syncer {
         progress: &dyn Progress,
     ) -> Result<Vector> {
         let mut resent = false;
+        // The vectors of pages the peer accepted nothing of.
+        let mut tried: Vec<Vector> = Vec::new();
         let mut flight: VecDeque<InFlight> = VecDeque::new();
         // What the peer will hold once every page in flight applies, and whether there is
         // more to send beyond them.
@@ -185,21 +196,21 @@ impl Syncer {
             // The time this page took the peer, not counting the wait for the one before it.
             pages.took(page.batch.changes.len(), page.asked, page.sent_at.max(last_reply).elapsed());
             last_reply = Instant::now();
-            if reply.accepted == 0
-                && reply.refused == 0
-                && reply.held.is_empty()
-                && reply.vector == theirs
-                && page.made_for == theirs
-            {
-                let message = format!(
-                    "accepted nothing of a page of {} changes (deferred {})",
-                    page.batch.changes.len(),
-                    reply.deferred
-                );
-                self.drain(&mut flight, &mut theirs, report, progress).await;
-                return Err(Error::Peer { url: url.to_string(), status: 200, message });
-            }
+            let (nothing, deferred, n) = (reply.accepted == 0, reply.deferred, page.batch.changes.len());
             record(&page.batch, reply, &mut theirs, report, progress, &self.metrics);
+            if nothing {
+                // A page the peer took nothing of, made for what it holds (or for a vector an
+                // earlier such page was made for): the next page would be the same. Never sent
+                // again in this sync; the peer's later pages are not waited for either.
+                if theirs == page.made_for || tried.contains(&theirs) {
+                    self.drain(&mut flight, &mut theirs, report, progress).await;
+                    report.stuck = Some(format!(
+                        "accepted nothing of a page of {n} changes (deferred {deferred}); not sent again until the next attempt"
+                    ));
+                    break;
+                }
+                tried.push(page.made_for.clone());
+            }
             if page.after.iter().any(|(d, v)| theirs.get(d).copied().unwrap_or(0) < *v) {
                 // The peer did not take all of it (it deferred or refused some), so the pages
                 // after it would not apply: finish them, go on from what the peer holds.
@@ -302,15 +313,15 @@ impl Syncer {
     /// Records how a sync with `url` went, where `peersync status` and `/metrics` read it.
     pub async fn note(&self, url: &str, outcome: std::result::Result<&Report, &Error>) {
         let url = url.to_string();
-        let (device, error, refused) = match outcome {
-            Ok(r) => (Some(r.peer_device.clone()), None, false),
-            Err(e) => (None, Some(e.to_string()), refuses(e)),
+        let (device, error, refused, held) = match outcome {
+            Ok(r) => (Some(r.peer_device.clone()), None, false, r.held_there.clone()),
+            Err(e) => (None, Some(e.to_string()), refuses(e), Vec::new()),
         };
         let noted = self
             .db
             .run(move |c| {
                 let link = match (&device, &error) {
-                    (Some(d), None) => peersync_core::Link::Ok { device: d },
+                    (Some(d), None) => peersync_core::Link::Ok { device: d, held: &held },
                     (_, e) => peersync_core::Link::Failed {
                         device: device.as_deref(),
                         error: e.as_deref().unwrap_or(""),
@@ -393,21 +404,33 @@ fn record(
     // recorded as holding them, so they are not offered to it again either).
     for dev in &reply.refused_devices {
         if let Some(&v) = batch.vector.get(dev) {
+            let first = theirs.get(dev).copied().unwrap_or(0) + 1;
             theirs.insert(dev.clone(), v);
+            let detail = format!(
+                "the peer has revoked device {dev}: it refuses its changes, whoever relays them; they are not sent to it"
+            );
+            let h = Held { device_id: dev.clone(), version: first, reason: "revoked".into(), detail };
+            note_held(report, h);
         }
     }
     report.peer_vector = theirs.clone();
-    // The peer holds these origins' changes back: not sent to it again in this sync, so the
-    // rest flows; what it holds stays as it said.
-    for dev in reply.held.iter().map(|h| &h.device_id) {
+    for h in reply.held {
+        note_held(report, h);
+    }
+    // The peer holds these origins' changes back, or refuses them: not sent to it again in this
+    // sync (whichever page they would be in), so the rest flows; what it holds stays as it said.
+    for dev in report.held_there.iter().map(|h| &h.device_id) {
         if let Some(&v) = batch.vector.get(dev) {
-            theirs.insert(dev.clone(), v);
+            let t = theirs.entry(dev.clone()).or_insert(0);
+            *t = (*t).max(v);
         }
     }
-    for h in reply.held {
-        if !report.held_there.iter().any(|x| x.device_id == h.device_id && x.reason == h.reason) {
-            report.held_there.push(h);
-        }
+}
+
+/// Notes that the peer holds back (or refuses) the changes of `h`'s origin, once per origin and reason.
+fn note_held(report: &mut Report, h: Held) {
+    if !report.held_there.iter().any(|x| x.device_id == h.device_id && x.reason == h.reason) {
+        report.held_there.push(h);
     }
 }
 

@@ -31,7 +31,7 @@ pub const SYNC_TABLES: &[&str] = &[
 /// `sync_runs`; format 3 adds introductions (`sync_introductions`,
 /// `sync_devices.introduced_by`), the changes waiting here (`sync_waiting`) and each origin's
 /// write quota (`sync_quota`); format 4 the audit's divergences (`sync_divergences`), the
-/// peers this device syncs with and how that goes (`sync_peers`), each device's last refusal
+/// peers this device syncs with and how that goes, what each holds back (`sync_peers`), each device's last refusal
 /// and audit (`sync_devices.last_error`, `last_error_at`, `last_audit`, `last_audit_at`), the
 /// received changes whose effect waits for this database's schema (`sync_schema_waiting`),
 /// when a tracked table was found dropped (`sync_tables.dropped_at`), and shared strategies:
@@ -210,7 +210,8 @@ CREATE TABLE IF NOT EXISTS sync_peers(
   last_error_at TEXT,
   failing_since TEXT,
   failures INTEGER NOT NULL DEFAULT 0,
-  lacks INTEGER
+  lacks INTEGER,
+  held_there TEXT
 ) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS sync_quarantine(
   device_id TEXT PRIMARY KEY,

@@ -61,7 +61,7 @@ pub fn status(conn: &Connection) -> Result<Value> {
     }
     let mut links = Vec::new();
     let mut stmt = conn.prepare(
-        "SELECT url, device_id, last_success_at, last_error, last_error_at, failing_since, failures, lacks FROM sync_peers ORDER BY url",
+        "SELECT url, device_id, last_success_at, last_error, last_error_at, failing_since, failures, lacks, held_there FROM sync_peers ORDER BY url",
     )?;
     let mut rows = stmt.query([])?;
     while let Some(r) = rows.next()? {
@@ -76,6 +76,7 @@ pub fn status(conn: &Connection) -> Result<Value> {
             "failing_since": failing_since,
             "failures": r.get::<_, i64>(6)?,
             "lacks": r.get::<_, Option<i64>>(7)?,
+            "held_there": r.get::<_, Option<String>>(8)?.and_then(|h| serde_json::from_str::<Value>(&h).ok()).unwrap_or(json!([])),
         }));
     }
     Ok(json!({

@@ -123,6 +123,15 @@ pub fn status(db: &Path, json: bool) -> Result<()> {
         } else {
             println!("link:      {url} ok, last success {}", l["last_success_at"].as_str().unwrap_or("never"));
         }
+        for h in l["held_there"].as_array().into_iter().flatten() {
+            println!(
+                "held there: {url} {} device {} from version {}: {}",
+                h["reason"].as_str().unwrap_or("?"),
+                h["device_id"].as_str().unwrap_or("?"),
+                h["version"],
+                h["detail"].as_str().unwrap_or("")
+            );
+        }
     }
     Ok(())
 }
