@@ -88,6 +88,45 @@ fn a_change_built_on_a_refused_change_never_stalls_its_origin() {
 }
 
 #[test]
+fn a_change_built_on_a_held_back_change_waits_alone_and_merges_when_its_base_comes() {
+    // The general case: c holds back a's changes (no key for a yet: b's page carries no
+    // introduction); b edited a's row, then wrote elsewhere. b's other changes flow; the edit
+    // waits for a's change, and merges when it comes.
+    let (a, b, c) = (Signer::new("a", 1), Signer::new("b", 2), Signer::new("c", 3));
+    b.trusts(&a);
+    c.trusts(&b);
+    a.p.exec("INSERT INTO t1 VALUES ('tab', 1, 'from a', NULL)");
+    a.send(&b);
+    b.p.exec("UPDATE t1 SET b = 'edited by b' WHERE id = 'tab'");
+    b.p.exec("INSERT INTO t1 VALUES ('phone', 2, 'b', NULL)");
+    b.p.exec("INSERT INTO t2 VALUES ('k', 1, 'x', 'y')");
+    let mut page = b.outgoing(&c);
+    page.introductions.clear();
+    let applied = peersync_core::apply(&c.p.conn, &page).unwrap();
+    assert_eq!((applied.accepted, applied.deferred, applied.schema_waiting), (3, 1, 1), "{applied:?}");
+    assert_eq!(applied.held[0].reason, "unknown_origin");
+    assert_eq!(applied.vector.get(&b.p.dev), vector(&b.p).get(&b.p.dev), "every change of b is logged at c");
+    assert!(c.p.row("t1", "id = 'phone'").is_some());
+    assert_eq!(c.p.rows("t2").len(), 1);
+    assert!(c.p.row("t1", "id = 'tab'").is_none(), "the edit waits for the insert it is based on");
+    let status = c.p.json("SELECT sync_status()");
+    let w = &status["schema_waiting"][0];
+    assert_eq!((w["table"].as_str(), w["reason"].as_str()), (Some("t1"), Some("base_missing")), "{status}");
+    // b is sent again what c holds back: nothing of b's is deferred, nothing is logged twice.
+    let mut again = b.outgoing(&c);
+    again.introductions.clear();
+    let applied = peersync_core::apply(&c.p.conn, &again).unwrap();
+    assert_eq!((applied.accepted, applied.deferred), (0, 1), "{applied:?}");
+    // With the introduction, a's change comes, and the edit merges after it.
+    let applied = b.send(&c);
+    assert_eq!((applied.accepted, applied.schema_applied), (1, 1), "{applied:?}");
+    assert_eq!(c.p.rows("t1"), b.p.rows("t1"));
+    assert_eq!(c.p.rows("t2"), b.p.rows("t2"));
+    assert!(c.p.conflicts().is_empty(), "{:?}", c.p.conflicts());
+    assert_eq!(c.p.json("SELECT sync_status()")["schema_waiting"], json!([]));
+}
+
+#[test]
 fn a_revocation_reaches_every_device_through_relays_and_stops_the_revoked_device() {
     // c never talks to a; a revokes d (a's lost tablet), and c learns it through b.
     let (a, b, c) = mesh();
@@ -196,7 +235,8 @@ fn the_revoked_device_cannot_undo_its_revocation() {
             resolution: false,
             hash: String::new(),
         };
-        let prev = b.p.str(&format!("SELECT hash FROM sync_log WHERE device_id = '{dev}' ORDER BY version DESC LIMIT 1"));
+        let prev =
+            b.p.str(&format!("SELECT hash FROM sync_log WHERE device_id = '{dev}' ORDER BY version DESC LIMIT 1"));
         e.hash = e.compute_hash(&prev);
         hello.changes = vec![e.clone()];
         hello.signatures = vec![peersync_core::sign(&b.key, &dev, e.version, &e.hash)];

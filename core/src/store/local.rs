@@ -9,8 +9,8 @@ use crate::model::change::{Change, Op};
 use crate::model::clock::Clock;
 use crate::model::table::{Strategy, Table};
 use crate::wire::{
-    name, revocation_record_id, setting_data, setting_record_id, Entry, REVOCATIONS_TABLE, REVOCATION_DATA, SETTINGS_TABLE,
-    SETTING_BASES, SETTING_OPERATION,
+    name, revocation_record_id, setting_data, setting_record_id, Entry, REVOCATIONS_TABLE, REVOCATION_DATA,
+    SETTINGS_TABLE, SETTING_BASES, SETTING_OPERATION,
 };
 use rusqlite::Connection;
 
@@ -100,13 +100,8 @@ impl LocalLog {
         table: &str,
         strategy: Strategy,
     ) -> Result<bool> {
-        let (version, timestamp) = self.log_event(
-            hot,
-            writers,
-            SETTINGS_TABLE,
-            setting_record_id(table),
-            setting_data(strategy.as_str()),
-        )?;
+        let (version, timestamp) =
+            self.log_event(hot, writers, SETTINGS_TABLE, setting_record_id(table), setting_data(strategy.as_str()))?;
         Ok(settings::record(conn, table, strategy, &self.device, version, timestamp)?.is_some())
     }
 

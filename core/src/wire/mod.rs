@@ -16,9 +16,7 @@ pub use batch::{
 };
 pub use entry::{name, Entry, EntryRef};
 pub use ids::{check_device_id, check_device_name, check_public_key, is_device_id, is_hex, parse_reference, shown};
-pub use revocation::{
-    is_revocation, parse_revocation, revocation_record_id, REVOCATIONS_TABLE, REVOCATION_DATA,
-};
+pub use revocation::{is_revocation, parse_revocation, revocation_record_id, REVOCATIONS_TABLE, REVOCATION_DATA};
 pub use setting::{
     is_setting, parse_setting, setting_data, setting_record_id, SETTINGS_TABLE, SETTING_BASES, SETTING_OPERATION,
 };
