@@ -181,6 +181,7 @@ fn a_revocation_reaches_every_device_through_relays_and_stops_the_revoked_device
     let status = c.p.json("SELECT sync_status()");
     let row = status["peers"].as_array().unwrap().iter().find(|p| p["device_id"] == json!(d.p.dev)).unwrap();
     assert_eq!(row["authorized"], json!(false));
+    assert_eq!(row["revoked_by"], json!(a.p.dev));
 }
 
 #[test]

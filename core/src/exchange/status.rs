@@ -39,7 +39,7 @@ pub fn status(conn: &Connection) -> Result<Value> {
     let mut peers = Vec::new();
     let mut stmt = conn.prepare(
         "SELECT device_id, device_name, is_authorized, last_sync_at, tailscale_ip, public_key IS NOT NULL,
-           last_error, last_error_at, last_audit, last_audit_at FROM sync_devices WHERE device_id != ?1 ORDER BY id",
+           last_error, last_error_at, last_audit, last_audit_at, revoked_by FROM sync_devices WHERE device_id != ?1 ORDER BY id",
     )?;
     let mut rows = stmt.query([&device])?;
     while let Some(r) = rows.next()? {
@@ -56,6 +56,7 @@ pub fn status(conn: &Connection) -> Result<Value> {
             "last_audit": r.get::<_, Option<String>>(8)?,
             "last_audit_at": r.get::<_, Option<String>>(9)?,
             "lacks": if authorized { Some(lacks(conn, &id)?) } else { None },
+            "revoked_by": r.get::<_, Option<String>>(10)?,
             "device_id": id,
         }));
     }
