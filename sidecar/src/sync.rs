@@ -438,3 +438,42 @@ fn note_held(report: &mut Report, h: Held) {
 async fn finished<T>(h: JoinHandle<Result<T>>) -> Result<T> {
     h.await.map_err(|e| Error::Internal(format!("task failed: {e}")))?
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    const LAPTOP: &str = "11111111111111111111111111111111";
+    const PHONE: &str = "22222222222222222222222222222222";
+    const TABLET: &str = "33333333333333333333333333333333";
+
+    fn reply(v: serde_json::Value) -> PushReply {
+        serde_json::from_value(v).unwrap()
+    }
+
+    #[test]
+    fn what_a_peer_refuses_stays_out_of_what_is_sent_to_it_for_the_whole_sync() {
+        // The phone holds the tablet's version 1 and its own 1..3; the laptop revoked the tablet.
+        let batch: Batch = serde_json::from_value(
+            json!({"format": 1, "device_id": PHONE, "changes": [], "has_more": false, "vector": {TABLET: 1, PHONE: 3}}),
+        )
+        .unwrap();
+        let (mut theirs, mut report, metrics) = (Vector::new(), Report::default(), Metrics::default());
+        let refused = reply(
+            json!({"accepted": 1, "refused": 1, "refused_devices": [TABLET], "vector": {PHONE: 1}, "device_id": LAPTOP}),
+        );
+        record(&batch, refused, &mut theirs, &mut report, &(), &metrics);
+        assert_eq!((theirs.get(TABLET), theirs.get(PHONE)), (Some(&1), Some(&1)));
+        assert_eq!(
+            report.held_there.iter().map(|h| (h.device_id.as_str(), h.version, h.reason.as_str())).collect::<Vec<_>>(),
+            [(TABLET, 1, "revoked")]
+        );
+        // A later reply says nothing of the tablet (its page held none of the tablet's changes):
+        // the tablet stays out of what is sent, so its change is not offered again and again.
+        let later = reply(json!({"accepted": 2, "vector": {PHONE: 3}, "device_id": LAPTOP}));
+        record(&batch, later, &mut theirs, &mut report, &(), &metrics);
+        assert_eq!((theirs.get(TABLET), theirs.get(PHONE)), (Some(&1), Some(&3)));
+        assert_eq!(report.held_there.len(), 1);
+    }
+}
