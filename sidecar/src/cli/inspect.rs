@@ -54,8 +54,12 @@ pub fn status(db: &Path, json: bool) -> Result<()> {
         );
     }
     for w in s["schema_waiting"].as_array().into_iter().flatten() {
+        let what = match w["reason"].as_str() {
+            Some("base_missing") => "changes they are based on",
+            _ => "this database's schema",
+        };
         println!(
-            "SCHEMA:    {} change(s) to table {} wait for this database's schema ({}, since {}): {}",
+            "SCHEMA:    {} change(s) to table {} wait for {what} ({}, since {}): {}",
             w["changes"],
             w["table"].as_str().unwrap_or("?"),
             w["reason"].as_str().unwrap_or("?"),
