@@ -259,8 +259,8 @@ impl Syncer {
         stop: &Shutdown,
         progress: &dyn Progress,
     ) -> Result<()> {
-        // Origins this device holds back (no key for them yet, a clock far ahead): not asked
-        // for again in this sync, so the rest flows.
+        // Origins this device holds back (no key for them yet, a clock far ahead) or refuses
+        // (revoked here): not asked for again in this sync, so the rest flows.
         let mut skip: BTreeSet<String> = BTreeSet::new();
         loop {
             if stop.is_triggered() {
@@ -290,7 +290,8 @@ impl Syncer {
             Metrics::add(&self.metrics.changes_received, applied.accepted as u64);
             Metrics::add(&self.metrics.conflicts, applied.conflicts.len() as u64);
             progress.received(n);
-            let newly_held = applied.held.iter().filter(|h| skip.insert(h.device_id.clone())).count();
+            let newly_held = applied.held.iter().filter(|h| skip.insert(h.device_id.clone())).count()
+                + applied.refused_devices.iter().filter(|d| skip.insert(d.to_string())).count();
             // (`sync_status` lists them under `waiting`.)
             for h in &applied.held {
                 tracing::warn!(peer = url, origin = %h.device_id, version = h.version, reason = %h.reason, "{}", h.detail);

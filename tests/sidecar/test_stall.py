@@ -81,3 +81,29 @@ def test_a_change_built_on_a_refused_one_never_stalls_the_rest(devices):
     assert phone.metrics().get(key) == 1, phone.metrics()
     for d in (laptop, phone):
         assert d.stop() == 0
+
+
+def test_pulling_pages_full_of_refused_changes_never_stalls_the_rest(devices):
+    # The laptop revoked the tablet; the phone holds 12 tablet changes, then its own. The
+    # laptop pulls from the phone in pages of 5: pages of refused tablet changes are skipped,
+    # and the phone's changes come.
+    laptop, phone, tablet = (devices(n, schema=SCHEMA) for n in ("laptop", "phone", "tablet"))
+    pair(laptop, phone, tablet)
+    for d in (laptop, phone, tablet):
+        d.track("notes")
+        d.track("todos")
+    laptop.cli("revoke", tablet.id)
+    port = free_port()
+    phone.url, tablet.url = f"http://127.0.0.2:{port}", f"http://127.0.0.3:{port}"
+    for i in range(12):
+        tablet.sql("INSERT INTO notes VALUES (?, 'tablet', ?)", (f"t{i}", i))
+    tablet.serve("127.0.0.3", port)
+    phone.cli("sync", "--peer", tablet.url)
+    tablet.stop()
+    phone.sql("INSERT INTO todos VALUES ('p1', 'from the phone')")
+    phone.serve("127.0.0.2", port)
+    out = laptop.cli("sync", "--peer", phone.url, "--page", "5", check=False)
+    assert out.returncode == 0, out.stdout + out.stderr
+    assert laptop.sql("SELECT what FROM todos") == [("from the phone",)]
+    assert laptop.sql("SELECT count(*) FROM notes") == [(0,)]
+    assert phone.stop() == 0
