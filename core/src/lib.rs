@@ -65,7 +65,8 @@ pub use trust::waiting::{list as waiting, Held, Waiting};
 pub use merge::conflicts::{get as conflict, list as conflicts, pending_count as pending_conflicts, Conflict};
 pub use merge::resolve::{resolve, Choice};
 // Devices and trust.
-pub use trust::devices::{get as device, list as devices, revoke, set_identity, standing, trust, Device, Standing};
+pub use exchange::revoke::revoke;
+pub use trust::devices::{get as device, list as devices, set_identity, standing, trust, Device, Standing};
 pub use trust::introductions::introduced_by;
 pub use trust::quarantine::{list as quarantined, release, Quarantined};
 pub use trust::quota::set as set_origin_quota;

@@ -230,8 +230,8 @@ fn a_device_over_its_quota_waits_and_the_others_go_on() {
     assert_eq!(b.json("SELECT sync_status()")["waiting"], json!([]));
 }
 
-/// A change based on a change this database does not hold waits (with its origin's later
-/// changes) for a batch that brings the base.
+/// A change based on a change this database does not hold is logged and waits (alone: its
+/// origin's later changes go on) for a batch that brings the base, then merges after it.
 #[test]
 fn a_change_whose_base_is_missing_waits() {
     let b = Peer::standard("B", "timestamp_wins", "timestamp_wins");
@@ -250,10 +250,21 @@ fn a_change_whose_base_is_missing_waits() {
         false,
     );
     let res = b.apply(&batch_of(FORGER, vec![upd.clone()])).unwrap();
-    assert_eq!((res["accepted"].as_i64(), res["deferred"].as_i64()), (Some(0), Some(1)), "{res}");
+    assert_eq!(
+        (res["accepted"].as_i64(), res["deferred"].as_i64(), res["schema_waiting"].as_i64()),
+        (Some(1), Some(0), Some(1)),
+        "{res}"
+    );
+    assert!(b.row("t1", "id = 'k'").is_none());
+    assert_eq!(b.json("SELECT sync_status()")["schema_waiting"][0]["reason"], "base_missing");
     let res = b.apply(&batch_of(FORGER, vec![base, upd])).unwrap();
-    assert_eq!(res["accepted"], 2, "{res}");
+    assert_eq!(
+        (res["accepted"].as_i64(), res["duplicates"].as_i64(), res["schema_applied"].as_i64()),
+        (Some(1), Some(1), Some(1)),
+        "{res}"
+    );
     assert_eq!(b.row("t1", "id = 'k'").unwrap()[1], V::Int(2));
+    assert!(b.conflicts().is_empty());
 }
 
 #[test]

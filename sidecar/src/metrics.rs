@@ -130,7 +130,7 @@ impl Metrics {
         for (origin, reason) in waiting {
             let _ = writeln!(o, "peersync_waiting_origins{{origin=\"{}\",reason=\"{}\"}} 1", esc(origin), esc(reason));
         }
-        let _ = writeln!(o, "# HELP peersync_schema_waiting_changes Received changes whose effect waits for this database's schema (a table or column not tracked here), by table and reason.\n# TYPE peersync_schema_waiting_changes gauge");
+        let _ = writeln!(o, "# HELP peersync_schema_waiting_changes Received changes whose effect waits for this database's schema (a table or column not tracked here) or for a change they are based on (base_missing), by table and reason.\n# TYPE peersync_schema_waiting_changes gauge");
         for (table, reason, n) in schema_waiting {
             let _ = writeln!(
                 o,

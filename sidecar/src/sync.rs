@@ -27,8 +27,12 @@ pub struct Report {
     pub sent: i64,
     pub received: i64,
     pub conflicts: usize,
-    /// Origins whose changes the peer holds back, and why (not sent again in this sync).
+    /// Origins whose changes the peer holds back or refuses, and why (not sent again in this
+    /// sync).
     pub held_there: Vec<Held>,
+    /// Why pushing stopped short, when the peer accepted nothing of a page and would be sent
+    /// the same page again: the sync then ends in this error, after pulling (see `sync`).
+    pub stuck: Option<String>,
     /// What the peer holds, as it said (what it holds back is not in it): what is recorded
     /// for `is_synced`, never the versions skipped for this sync.
     peer_vector: Vector,
@@ -75,6 +79,11 @@ impl Syncer {
         let (p, v) = (report.peer_device.clone(), theirs);
         self.db.run(move |c| Ok(peersync_core::note_peer_vector(c, &p, &v)?)).await?;
         self.pull_all(url, &mut pages, &mut report, stop, progress).await?;
+        if let Some(message) = report.stuck.take() {
+            // What the peer would not take is reported as this sync's failure (status, metrics,
+            // the log) and tried again after the backoff; what could be pulled was.
+            return Err(Error::Peer { url: url.to_string(), status: 200, message });
+        }
         Metrics::add(&self.metrics.syncs, 1);
         Ok(report)
     }
@@ -109,6 +118,8 @@ impl Syncer {
         progress: &dyn Progress,
     ) -> Result<Vector> {
         let mut resent = false;
+        // The vectors of pages the peer accepted nothing of.
+        let mut tried: Vec<Vector> = Vec::new();
         let mut flight: VecDeque<InFlight> = VecDeque::new();
         // What the peer will hold once every page in flight applies, and whether there is
         // more to send beyond them.
@@ -185,21 +196,21 @@ impl Syncer {
             // The time this page took the peer, not counting the wait for the one before it.
             pages.took(page.batch.changes.len(), page.asked, page.sent_at.max(last_reply).elapsed());
             last_reply = Instant::now();
-            if reply.accepted == 0
-                && reply.refused == 0
-                && reply.held.is_empty()
-                && reply.vector == theirs
-                && page.made_for == theirs
-            {
-                let message = format!(
-                    "accepted nothing of a page of {} changes (deferred {})",
-                    page.batch.changes.len(),
-                    reply.deferred
-                );
-                self.drain(&mut flight, &mut theirs, report, progress).await;
-                return Err(Error::Peer { url: url.to_string(), status: 200, message });
-            }
+            let (nothing, deferred, n) = (reply.accepted == 0, reply.deferred, page.batch.changes.len());
             record(&page.batch, reply, &mut theirs, report, progress, &self.metrics);
+            if nothing {
+                // A page the peer took nothing of, made for what it holds (or for a vector an
+                // earlier such page was made for): the next page would be the same. Never sent
+                // again in this sync; the peer's later pages are not waited for either.
+                if theirs == page.made_for || tried.contains(&theirs) {
+                    self.drain(&mut flight, &mut theirs, report, progress).await;
+                    report.stuck = Some(format!(
+                        "accepted nothing of a page of {n} changes (deferred {deferred}); not sent again until the next attempt"
+                    ));
+                    break;
+                }
+                tried.push(page.made_for.clone());
+            }
             if page.after.iter().any(|(d, v)| theirs.get(d).copied().unwrap_or(0) < *v) {
                 // The peer did not take all of it (it deferred or refused some), so the pages
                 // after it would not apply: finish them, go on from what the peer holds.
@@ -248,8 +259,8 @@ impl Syncer {
         stop: &Shutdown,
         progress: &dyn Progress,
     ) -> Result<()> {
-        // Origins this device holds back (no key for them yet, a clock far ahead): not asked
-        // for again in this sync, so the rest flows.
+        // Origins this device holds back (no key for them yet, a clock far ahead) or refuses
+        // (revoked here): not asked for again in this sync, so the rest flows.
         let mut skip: BTreeSet<String> = BTreeSet::new();
         loop {
             if stop.is_triggered() {
@@ -279,7 +290,8 @@ impl Syncer {
             Metrics::add(&self.metrics.changes_received, applied.accepted as u64);
             Metrics::add(&self.metrics.conflicts, applied.conflicts.len() as u64);
             progress.received(n);
-            let newly_held = applied.held.iter().filter(|h| skip.insert(h.device_id.clone())).count();
+            let newly_held = applied.held.iter().filter(|h| skip.insert(h.device_id.clone())).count()
+                + applied.refused_devices.iter().filter(|d| skip.insert(d.to_string())).count();
             // (`sync_status` lists them under `waiting`.)
             for h in &applied.held {
                 tracing::warn!(peer = url, origin = %h.device_id, version = h.version, reason = %h.reason, "{}", h.detail);
@@ -302,15 +314,15 @@ impl Syncer {
     /// Records how a sync with `url` went, where `peersync status` and `/metrics` read it.
     pub async fn note(&self, url: &str, outcome: std::result::Result<&Report, &Error>) {
         let url = url.to_string();
-        let (device, error, refused) = match outcome {
-            Ok(r) => (Some(r.peer_device.clone()), None, false),
-            Err(e) => (None, Some(e.to_string()), refuses(e)),
+        let (device, error, refused, held) = match outcome {
+            Ok(r) => (Some(r.peer_device.clone()), None, false, r.held_there.clone()),
+            Err(e) => (None, Some(e.to_string()), refuses(e), Vec::new()),
         };
         let noted = self
             .db
             .run(move |c| {
                 let link = match (&device, &error) {
-                    (Some(d), None) => peersync_core::Link::Ok { device: d },
+                    (Some(d), None) => peersync_core::Link::Ok { device: d, held: &held },
                     (_, e) => peersync_core::Link::Failed {
                         device: device.as_deref(),
                         error: e.as_deref().unwrap_or(""),
@@ -393,25 +405,76 @@ fn record(
     // recorded as holding them, so they are not offered to it again either).
     for dev in &reply.refused_devices {
         if let Some(&v) = batch.vector.get(dev) {
+            let first = theirs.get(dev).copied().unwrap_or(0) + 1;
             theirs.insert(dev.clone(), v);
+            let detail = format!(
+                "the peer has revoked device {dev}: it refuses its changes, whoever relays them; they are not sent to it"
+            );
+            let h = Held { device_id: dev.clone(), version: first, reason: "revoked".into(), detail };
+            note_held(report, h);
         }
     }
     report.peer_vector = theirs.clone();
-    // The peer holds these origins' changes back: not sent to it again in this sync, so the
-    // rest flows; what it holds stays as it said.
-    for dev in reply.held.iter().map(|h| &h.device_id) {
+    for h in reply.held {
+        note_held(report, h);
+    }
+    // The peer holds these origins' changes back, or refuses them: not sent to it again in this
+    // sync (whichever page they would be in), so the rest flows; what it holds stays as it said.
+    for dev in report.held_there.iter().map(|h| &h.device_id) {
         if let Some(&v) = batch.vector.get(dev) {
-            theirs.insert(dev.clone(), v);
+            let t = theirs.entry(dev.clone()).or_insert(0);
+            *t = (*t).max(v);
         }
     }
-    for h in reply.held {
-        if !report.held_there.iter().any(|x| x.device_id == h.device_id && x.reason == h.reason) {
-            report.held_there.push(h);
-        }
+}
+
+/// Notes that the peer holds back (or refuses) the changes of `h`'s origin, once per origin and reason.
+fn note_held(report: &mut Report, h: Held) {
+    if !report.held_there.iter().any(|x| x.device_id == h.device_id && x.reason == h.reason) {
+        report.held_there.push(h);
     }
 }
 
 /// The outcome of a spawned task (making a page, pushing one, noting a vector).
 async fn finished<T>(h: JoinHandle<Result<T>>) -> Result<T> {
     h.await.map_err(|e| Error::Internal(format!("task failed: {e}")))?
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    const LAPTOP: &str = "11111111111111111111111111111111";
+    const PHONE: &str = "22222222222222222222222222222222";
+    const TABLET: &str = "33333333333333333333333333333333";
+
+    fn reply(v: serde_json::Value) -> PushReply {
+        serde_json::from_value(v).unwrap()
+    }
+
+    #[test]
+    fn what_a_peer_refuses_stays_out_of_what_is_sent_to_it_for_the_whole_sync() {
+        // The phone holds the tablet's version 1 and its own 1..3; the laptop revoked the tablet.
+        let batch: Batch = serde_json::from_value(
+            json!({"format": 1, "device_id": PHONE, "changes": [], "has_more": false, "vector": {TABLET: 1, PHONE: 3}}),
+        )
+        .unwrap();
+        let (mut theirs, mut report, metrics) = (Vector::new(), Report::default(), Metrics::default());
+        let refused = reply(
+            json!({"accepted": 1, "refused": 1, "refused_devices": [TABLET], "vector": {PHONE: 1}, "device_id": LAPTOP}),
+        );
+        record(&batch, refused, &mut theirs, &mut report, &(), &metrics);
+        assert_eq!((theirs.get(TABLET), theirs.get(PHONE)), (Some(&1), Some(&1)));
+        assert_eq!(
+            report.held_there.iter().map(|h| (h.device_id.as_str(), h.version, h.reason.as_str())).collect::<Vec<_>>(),
+            [(TABLET, 1, "revoked")]
+        );
+        // A later reply says nothing of the tablet (its page held none of the tablet's changes):
+        // the tablet stays out of what is sent, so its change is not offered again and again.
+        let later = reply(json!({"accepted": 2, "vector": {PHONE: 3}, "device_id": LAPTOP}));
+        record(&batch, later, &mut theirs, &mut report, &(), &metrics);
+        assert_eq!((theirs.get(TABLET), theirs.get(PHONE)), (Some(&1), Some(&3)));
+        assert_eq!(report.held_there.len(), 1);
+    }
 }

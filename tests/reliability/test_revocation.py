@@ -1,4 +1,4 @@
-# tests/reliability/test_revocation.py: a device revoked on B (sidecar running) is refused at once, its changes relayed by others are refused too, and B never re-admits it by itself.
+# tests/reliability/test_revocation.py: a device revoked on B (sidecar running) is refused at once, the revocation reaches A at its next sync (so C's later changes reach neither), and B never re-admits it by itself.
 import json
 import time
 
@@ -40,38 +40,42 @@ def test_revoked_device_is_refused_at_once_and_for_good(devices, reliability):
     if ok or "403" not in out or "revoked" not in out:
         problems.append(f"C's one-shot sync with B after the revocation: {out.strip()[-300:]}")
 
-    # C's later changes reach A (which still trusts C) and are relayed to B: refused there
+    # The revocation travels: A (which syncs with B) takes it up at its next sync, signed by B;
+    # C's later changes then reach neither A nor B. (Before revocations travelled, A went on
+    # taking C's changes and relaying them to B, which refused them: core tests and
+    # tests/sidecar/test_stall.py cover a relay that has not heard of a revocation yet.)
+    wait_until(lambda: a.sql("SELECT is_authorized, revoked_by FROM sync_devices WHERE device_id = ?", (c.id,)) == [(0, b.id)],
+               30, what="B's revocation of C at A")
     write_notes(c, "c2", "c3")
     write_notes(a, "a2")
-    wait_until(lambda: {"c2", "c3"} <= note_ids(a), 30, what="C's changes at A")
     wait_until(lambda: "a2" in note_ids(b), 30, what="A's change at B")
     time.sleep(WATCH)
-    if {"c2", "c3"} & note_ids(b) or c_rows_on(b, c) != c_on_b:
-        problems.append(f"C's later changes reached B through A: {sorted(note_ids(b))}")
-    code, reply = send(signed("POST", f"{b.url}/sync/push", signer(a), dumps(relay_batch(a, vector(b))).encode()))
-    relayed_refused = reply.get("refused") if isinstance(reply, dict) else None
-    if code != 200 or relayed_refused != 2 or reply.get("accepted") != 0:
-        problems.append(f"A's push of C's changes (signed by C, relayed by A): {code} {str(reply)[:300]}")
-    ok, out = sync(a, b)  # the README: A's push succeeds; C's changes are counted as refused
+    if {"c2", "c3"} & (note_ids(b) | note_ids(a)) or c_rows_on(b, c) != c_on_b or c_rows_on(a, c) != c_on_b:
+        problems.append(f"C's later changes reached B or A: {sorted(note_ids(b))} {sorted(note_ids(a))}")
+    ok, out = sync(c, a)
+    if ok or "403" not in out or "revoked" not in out:
+        problems.append(f"C's one-shot sync with A after the revocation reached A: {out.strip()[-300:]}")
+    relayed_refused = None
+    ok, out = sync(a, b)
     if not ok:
-        problems.append(f"A's one-shot sync with B fails once A holds changes of C that B refuses: {out.strip()[-300:]}")
+        problems.append(f"A's one-shot sync with B fails after the revocation: {out.strip()[-300:]}")
 
     # B never re-admits C by itself: A pushes C's device row, syncs go on, B restarts
     row = json.dumps({"device_id": c.id, "device_name": "c", "public_key": c.public_key, "is_authorized": 1}, separators=(",", ":"))
     forged_row = forge(a.id, b.db, [{"table_name": "sync_devices", "record_id": f"'{c.id}'", "change_data": row}], signer=a)
     code, reply = send(signed("POST", f"{b.url}/sync/push", signer(a), dumps(forged_row).encode()))
-    if code != 400 or "not tracked" not in str(reply):
+    if code != 400 or "malformed revocation" not in str(reply):
         problems.append(f"A's push of C's device row (authorized): {code} {str(reply)[:300]}")
     b.stop()
     b.serve(b.host, b.port, [a, c], interval="1", log_name="b-restarted.log")
     write_notes(c, "c4")
     write_notes(a, "a3")
-    wait_until(lambda: "a3" in note_ids(b) and "c4" in note_ids(a), 30, what="syncs after B's restart")
+    wait_until(lambda: "a3" in note_ids(b), 30, what="syncs after B's restart")
     time.sleep(WATCH)
     code, reply = request_from(c, b)
     if code != 403 or "revoked" not in str(reply):
         problems.append(f"C's request after B's restart: {code} {reply}")
-    if {"c2", "c3", "c4"} & note_ids(b) or c_rows_on(b, c) != c_on_b:
+    if {"c2", "c3", "c4"} & (note_ids(b) | note_ids(a)) or c_rows_on(b, c) != c_on_b:
         problems.append(f"C's changes reached B after its restart: {sorted(note_ids(b))}")
     state = device_states(b).get(c.id)
     if state != "revoked":

@@ -31,17 +31,28 @@ pub const SYNC_TABLES: &[&str] = &[
 /// `sync_runs`; format 3 adds introductions (`sync_introductions`,
 /// `sync_devices.introduced_by`), the changes waiting here (`sync_waiting`) and each origin's
 /// write quota (`sync_quota`); format 4 the audit's divergences (`sync_divergences`), the
-/// peers this device syncs with and how that goes (`sync_peers`, the configured ones among
-/// them: `configured`, `added_at`, `source`), each device's last refusal
+/// peers this device syncs with and how that goes, what each holds back (`sync_peers`, the
+/// configured ones among them: `configured`, `added_at`, `source`), each device's last refusal
 /// and audit (`sync_devices.last_error`, `last_error_at`, `last_audit`, `last_audit_at`), the
 /// received changes whose effect waits for this database's schema (`sync_schema_waiting`),
 /// when a tracked table was found dropped (`sync_tables.dropped_at`), and shared strategies:
 /// who set each table's strategy, and when (`sync_tables.strategy_by`, `strategy_at`,
-/// `strategy_version`).
+/// `strategy_version`), and revocations as signed events: when this device paired each
+/// device last, and the revocation in force (`sync_devices.trusted_at`, `revoked_by`,
+/// `revoked_at`, `revoked_version`).
 pub const LAYOUT: i64 = 4;
 
 /// Columns format 4 added to `sync_devices`.
-pub const DEVICE_COLUMNS_4: &[&str] = &["last_error", "last_error_at", "last_audit", "last_audit_at"];
+pub const DEVICE_COLUMNS_4: &[&str] = &[
+    "last_error TEXT",
+    "last_error_at TEXT",
+    "last_audit TEXT",
+    "last_audit_at TEXT",
+    "trusted_at INTEGER",
+    "revoked_by TEXT",
+    "revoked_at INTEGER",
+    "revoked_version INTEGER",
+];
 
 /// Columns format 4 added to `sync_peers` after it first appeared (a peer configured by
 /// `peersync peers add` or pairing, when, and by what), with their types.
@@ -76,7 +87,11 @@ CREATE TABLE IF NOT EXISTS sync_devices(
   last_error TEXT,
   last_error_at TEXT,
   last_audit TEXT,
-  last_audit_at TEXT
+  last_audit_at TEXT,
+  trusted_at INTEGER,
+  revoked_by TEXT,
+  revoked_at INTEGER,
+  revoked_version INTEGER
 );
 CREATE TABLE IF NOT EXISTS sync_conflicts(
   id INTEGER PRIMARY KEY,
@@ -204,7 +219,8 @@ CREATE TABLE IF NOT EXISTS sync_peers(
   lacks INTEGER,
   configured INTEGER NOT NULL DEFAULT 0,
   added_at TEXT,
-  source TEXT
+  source TEXT,
+  held_there TEXT
 ) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS sync_quarantine(
   device_id TEXT PRIMARY KEY,

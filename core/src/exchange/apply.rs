@@ -11,17 +11,18 @@ use crate::db::tx;
 use crate::error::{Error, Result};
 use crate::merge::conflicts::Summary;
 use crate::merge::merger::{Merger, Record};
-use crate::model::change::{Change, Op};
+use crate::model::change::Op;
 use crate::model::table::{Strategy, Tables};
 use crate::store::format::device_id;
 use crate::store::log::{self, head, set_head, Writer};
 use crate::store::settings;
+use crate::trust::devices;
 use crate::trust::quota::Quota;
 use crate::trust::waiting::{self, Held};
 use crate::trust::{introductions, quarantine};
 use crate::wire::{
-    check_entry, describe, hash_mismatch, is_setting, parse_reference, parse_setting, shown, Batch, Vector,
-    SETTINGS_TABLE,
+    check_entry, describe, hash_mismatch, is_revocation, is_setting, parse_revocation, parse_setting, shown, Batch,
+    Vector, REVOCATIONS_TABLE, SETTINGS_TABLE,
 };
 use rusqlite::Connection;
 use serde::Serialize;
@@ -34,8 +35,8 @@ pub struct Applied {
     pub accepted: i64,
     /// Changes this database already held (same hash).
     pub duplicates: i64,
-    /// Changes left for a later batch: an earlier version of their origin, or a change they
-    /// are based on, is not here yet.
+    /// Changes left for a later batch: an earlier version of their origin is not here yet, or
+    /// their origin is held back here (`held`).
     pub deferred: i64,
     /// Changes from devices this device has revoked (relayed by others): refused.
     pub refused: i64,
@@ -48,11 +49,12 @@ pub struct Applied {
     /// Origins whose changes wait here, and why: the first such change of each (they are
     /// among `deferred`; `sync_status` lists what waits).
     pub held: Vec<Held>,
-    /// Changes of this batch logged here (among `accepted`) whose effect waits for this
-    /// database's schema: they name a table or column not tracked here, or a record that has
-    /// such a change waiting (`sync_status` lists them under `schema_waiting`).
+    /// Changes of this batch logged here (among `accepted`) whose effect waits: for this
+    /// database's schema (they name a table or column not tracked here, or a record that has
+    /// such a change waiting), or for a change they are based on that is not merged here yet
+    /// (`sync_status` lists them under `schema_waiting`).
     pub schema_waiting: i64,
-    /// Changes that waited for the schema and were merged by this call, the schema having
+    /// Changes that waited and were merged by this call, the schema or their bases having
     /// caught up.
     pub schema_applied: i64,
     /// This database's vector after the batch.
@@ -131,6 +133,11 @@ fn apply_once(conn: &Connection, batch: &Batch, defer_fk: bool) -> Result<Applie
         applied.schema_applied = replayed.merged;
         applied.resolutions += replayed.resolutions;
         applied.conflicts.splice(0..0, replayed.conflicts);
+        // What waited for a change this batch brought.
+        let after = held::replay(conn, &tables)?;
+        applied.schema_applied += after.merged;
+        applied.resolutions += after.resolutions;
+        applied.conflicts.extend(after.conflicts);
         sign::store_batch_signatures(conn, batch)?;
         Ok(applied)
     })
@@ -150,12 +157,17 @@ fn merge_all<'b>(
     let mut names: Vec<&str> = batch.changes.iter().map(|c| &*c.table_name).collect();
     names.sort_unstable();
     names.dedup();
-    // Changes of tables not tracked here are logged, and wait (see `held.rs`); settings are
-    // no table's.
-    let paused: Vec<i64> =
-        names.iter().filter(|n| **n != SETTINGS_TABLE).filter_map(|n| tables.get(n).map(|t| t.id)).collect();
+    // Changes of tables not tracked here are logged, and wait (see `held.rs`); settings and
+    // revocations are no table's.
+    let paused: Vec<i64> = names
+        .iter()
+        .filter(|n| **n != SETTINGS_TABLE && **n != REVOCATIONS_TABLE)
+        .filter_map(|n| tables.get(n).map(|t| t.id))
+        .collect();
     // Records with a change waiting for the schema: their later changes wait behind it.
     let mut waiting = held::records(conn)?;
+    // Changes logged here whose effect waits: the changes based on them wait too.
+    let mut unmerged = held::unmerged(conn)?;
     let mut schema_waiting = 0i64;
     // What the sender holds is known now, so changes every authorized peer holds are
     // logged as synced at once rather than marked afterwards.
@@ -169,6 +181,9 @@ fn merge_all<'b>(
     let mut held: Vec<Held> = Vec::new();
     let (wall, horizon) = (m.local.clock.wall(), m.local.clock.horizon());
     let mut quota = Quota::load(conn, wall)?;
+    // Origins revoked here: by this device, or by a revocation earlier in this batch.
+    let mut revoked = verdict.revoked.clone();
+    let mut refused_from: std::collections::BTreeSet<String> = Default::default();
     // Strategies set by settings earlier in this batch, by table id.
     let mut in_force: HashMap<i64, Strategy> = HashMap::new();
     for e in &batch.changes {
@@ -176,8 +191,9 @@ fn merge_all<'b>(
         check_entry(e)?;
         let op = Op::parse(&e.operation)
             .ok_or_else(|| Error::invalid(format!("{}: unknown operation \"{}\"", describe(e), e.operation)))?;
-        if verdict.revoked.contains(&*e.device_id) {
+        if revoked.contains(&*e.device_id) {
             refused += 1;
+            refused_from.insert(e.device_id.to_string());
             continue;
         }
         if blocked.contains(&*e.device_id) {
@@ -205,8 +221,12 @@ fn merge_all<'b>(
         if !hash_matches(e, p.hash, prev_hash) {
             return Err(hash_mismatch(e));
         }
-        if is_setting(e) {
-            let setting = read_setting(e)?;
+        if is_setting(e) || is_revocation(e) {
+            // A shared event: a setting or a revocation (read before anything is logged).
+            let event = match is_setting(e) {
+                true => Event::Setting(read_setting(e)?),
+                false => Event::Revocation(parse_revocation(e)?),
+            };
             if !quota.take(conn, &e.device_id, entry_bytes(e))? {
                 blocked.insert(e.device_id.to_string());
                 deferred += 1;
@@ -216,11 +236,22 @@ fn merge_all<'b>(
             let id = log::insert(&mut m.hot, e, floors.get(&*e.device_id).is_some_and(|&f| e.version <= f))?;
             m.writers.logged(id, writer(e));
             m.local.clock.receive(e.timestamp);
-            let (table, strategy) = setting;
-            if let Some(name) = settings::record(conn, &table, strategy, &e.device_id, e.version, e.timestamp)? {
-                // The changes after it in this batch are judged by it.
-                if let Some(t) = tables.get(&name) {
-                    in_force.insert(t.id, strategy);
+            match event {
+                Event::Setting((table, strategy)) => {
+                    if let Some(name) = settings::record(conn, &table, strategy, &e.device_id, e.version, e.timestamp)?
+                    {
+                        // The changes after it in this batch are judged by it.
+                        if let Some(t) = tables.get(&name) {
+                            in_force.insert(t.id, strategy);
+                        }
+                    }
+                }
+                Event::Revocation(device) => {
+                    let me = m.local.device.clone();
+                    if devices::receive_revocation(conn, &me, &e.device_id, e.version, e.timestamp, &device)? {
+                        // Its changes after the revocation in this batch are refused too.
+                        revoked.insert(device);
+                    }
                 }
             }
             advance(&mut heads, e);
@@ -245,12 +276,16 @@ fn merge_all<'b>(
             None => (Vec::new(), prepare::parse_untracked(op, e)?, Some(Why::unknown_table(&e.table_name))),
         };
         // A change can arrive before a change it is based on (a batch made for another
-        // peer's vector, say): leave it, and its origin's later ones, for a later batch.
-        if !bases_held(conn, &mut heads, &change)? {
-            blocked.insert(e.device_id.to_string());
-            deferred += 1;
-            continue;
-        }
+        // peer's vector, or the base's origin is held back here): it is logged, and waits for
+        // it (see `held.rs`), its origin's later changes going on.
+        let missing = match t.is_some() {
+            true => held::missing_bases(conn, &mut heads, &unmerged, &change)?,
+            false => Vec::new(),
+        };
+        let why = match (why, missing.is_empty()) {
+            (None, false) => Some(Why::base_missing(missing)),
+            (why, _) => why,
+        };
         // A device that writes more than its quota here waits; the others go on.
         if !quota.take(conn, &e.device_id, entry_bytes(e))? {
             blocked.insert(e.device_id.to_string());
@@ -269,10 +304,14 @@ fn merge_all<'b>(
                 prep.done((rec.key, change));
             }
             (_, why) => {
-                // Logged, its effect waits for the schema (and the record's later changes with it).
+                // Logged, its effect waits: for the schema (and the record's later changes with
+                // it), or for its bases (and the changes based on it with it).
                 let why = why.unwrap_or_else(|| Why::unknown_table(&e.table_name));
                 held::hold(conn, id, &e.table_name, &e.record_id, &why)?;
-                waiting.entry((e.table_name.to_string(), e.record_id.clone())).or_insert(id);
+                if why.reason != held::BASE_MISSING {
+                    waiting.entry((e.table_name.to_string(), e.record_id.clone())).or_insert(id);
+                }
+                unmerged.insert((e.device_id.to_string(), e.version));
                 schema_waiting += 1;
             }
         }
@@ -303,7 +342,7 @@ fn merge_all<'b>(
         duplicates,
         deferred,
         refused,
-        refused_devices: verdict.revoked.iter().cloned().collect(),
+        refused_devices: refused_from.into_iter().collect(),
         conflicts: m.conflicts,
         resolutions: m.resolutions,
         held,
@@ -311,6 +350,12 @@ fn merge_all<'b>(
         schema_applied: 0,
         vector: vector(conn)?,
     })
+}
+
+/// A shared event read from the wire.
+enum Event {
+    Setting((String, Strategy)),
+    Revocation(String),
 }
 
 /// The writer `e` is once logged.
@@ -395,25 +440,6 @@ fn hash_matches(e: &crate::wire::Entry, prepared: Option<(&str, bool)>, prev_has
 /// About what logging `e` costs here, in bytes (its text and the log row's own fields).
 fn entry_bytes(e: &crate::wire::Entry) -> usize {
     e.change_data.len() + e.bases.len() + e.record_id.len() + e.table_name.len() + 160
-}
-
-/// Whether this database holds every change that `ch`'s bases name.
-fn bases_held(conn: &Connection, heads: &mut HashMap<String, (i64, String)>, ch: &Change) -> Result<bool> {
-    let refs = ch
-        .live
-        .iter()
-        .chain(ch.writes.iter().flat_map(|w| w.base.iter()))
-        .chain(ch.seen.iter().flatten().filter_map(|(_, r)| r.as_ref()));
-    for r in refs {
-        let Some((dev, version)) = parse_reference(r) else { continue };
-        if !heads.contains_key(dev) {
-            heads.insert(dev.to_string(), head(conn, dev)?);
-        }
-        if version > heads[dev].0 {
-            return Ok(false);
-        }
-    }
-    Ok(true)
 }
 
 #[cfg(test)]

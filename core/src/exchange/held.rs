@@ -1,4 +1,5 @@
-//! Received changes whose effect waits for this database's schema (`sync_schema_waiting`).
+//! Received changes whose effect waits here (`sync_schema_waiting`): for this database's
+//! schema, or for a change they are based on.
 //!
 //! A change naming a table or a column that is not tracked here is verified and logged like
 //! any other (its origin's chain, the vector and the heads move on, so the origin's later
@@ -6,6 +7,12 @@
 //! record still takes its changes in log order. Other records and tables go on. Once the local
 //! schema has the names (`sync_track`, or tracked tables following an `ALTER TABLE` by
 //! themselves), the waiting changes are merged in log order, as if just received.
+//!
+//! A change based on a change not held here yet (its origin's changes are held back here: no
+//! key for it yet, a clock far ahead, over its quota), or held but waiting itself, is logged
+//! and waits the same way (`base_missing`), so its own origin's later changes flow; only the
+//! changes based on it wait with it. It is merged once what it is based on is. A base of a
+//! device revoked here is never waited for (it never comes): the change merges without it.
 use super::prepare::parse;
 use crate::capture::track as capture;
 use crate::capture::{pause_capture, resume_capture};
@@ -15,11 +22,12 @@ use crate::merge::conflicts::Summary;
 use crate::merge::merger::{Merger, Record};
 use crate::model::change::{Change, Op};
 use crate::model::table::{Table, Tables};
-use crate::store::log::{entry, ENTRY_COLUMNS};
-use crate::wire::shown;
+use crate::store::log::{entry, head, ENTRY_COLUMNS};
+use crate::trust::devices::device_key;
+use crate::wire::{parse_reference, shown};
 use rusqlite::{params, Connection};
 use serde::Serialize;
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 
 /// The table is not tracked here (not created yet, dropped, or not tracked).
 pub const UNKNOWN_TABLE: &str = "unknown_table";
@@ -27,6 +35,8 @@ pub const UNKNOWN_TABLE: &str = "unknown_table";
 pub const UNKNOWN_COLUMN: &str = "unknown_column";
 /// An earlier change to the same record waits: this one waits behind it.
 pub const BEHIND: &str = "behind";
+/// A change it is based on is not held here, or waits itself: it waits for it.
+pub const BASE_MISSING: &str = "base_missing";
 /// The schema has the names now, but the change does not fit it (its record id is not a key
 /// of the table as declared here, a value its column would convert): it waits for a person.
 pub const INVALID: &str = "invalid";
@@ -62,6 +72,19 @@ impl Why {
         }
     }
 
+    /// Waits for the changes `refs` (`device:version`) it is based on.
+    pub fn base_missing(refs: Vec<String>) -> Why {
+        Why {
+            reason: BASE_MISSING,
+            detail: format!(
+                "it is based on {} not merged here yet: it waits for {}; the other changes of its origin go on",
+                refs.join(", "),
+                if refs.len() == 1 { "it" } else { "them" }
+            ),
+            missing: refs,
+        }
+    }
+
     pub fn behind(first: i64) -> Why {
         Why {
             reason: BEHIND,
@@ -86,11 +109,49 @@ pub fn hold(conn: &Connection, log_id: i64, table: &str, rid: &str, why: &Why) -
 /// changes wait behind it. Empty (one lookup) when nothing waits.
 pub fn records(conn: &Connection) -> Result<HashMap<(String, String), i64>> {
     let mut out = HashMap::new();
-    let mut stmt =
-        conn.prepare_cached("SELECT table_name, record_id, min(log_id) FROM sync_schema_waiting GROUP BY 1, 2")?;
-    let mut rows = stmt.query([])?;
+    let mut stmt = conn.prepare_cached(
+        "SELECT table_name, record_id, min(log_id) FROM sync_schema_waiting WHERE reason != ?1 GROUP BY 1, 2",
+    )?;
+    let mut rows = stmt.query([BASE_MISSING])?;
     while let Some(r) = rows.next()? {
         out.insert((r.get(0)?, r.get(1)?), r.get(2)?);
+    }
+    Ok(out)
+}
+
+/// The changes (origin, version) logged here whose effect waits: a change based on one waits too.
+pub fn unmerged(conn: &Connection) -> Result<HashSet<(String, i64)>> {
+    let mut stmt = conn.prepare_cached(
+        "SELECT l.device_id, l.version FROM sync_schema_waiting w JOIN sync_log l ON l.id = w.log_id",
+    )?;
+    let v = stmt.query_map([], |r| Ok((r.get(0)?, r.get(1)?)))?.collect::<rusqlite::Result<_>>()?;
+    Ok(v)
+}
+
+/// The bases of `ch` (`device:version`) not merged here: not held (`heads`, the versions held
+/// per origin, filled as needed), or held and waiting (`unmerged`). A base of a device revoked
+/// here is never missing: it will never be held, and the change merges without it.
+pub fn missing_bases(
+    conn: &Connection,
+    heads: &mut HashMap<String, (i64, String)>,
+    unmerged: &HashSet<(String, i64)>,
+    ch: &Change,
+) -> Result<Vec<String>> {
+    let refs = ch
+        .live
+        .iter()
+        .chain(ch.writes.iter().flat_map(|w| w.base.iter()))
+        .chain(ch.seen.iter().flatten().filter_map(|(_, r)| r.as_ref()));
+    let mut out: Vec<String> = Vec::new();
+    for r in refs {
+        let Some((dev, version)) = parse_reference(r) else { continue };
+        if !heads.contains_key(dev) {
+            heads.insert(dev.to_string(), head(conn, dev)?);
+        }
+        let absent = version > heads[dev].0 && !matches!(device_key(conn, dev)?, Some((_, false)));
+        if (absent || (!unmerged.is_empty() && unmerged.contains(&(dev.to_string(), version)))) && !out.contains(r) {
+            out.push(r.clone());
+        }
     }
     Ok(out)
 }
@@ -101,8 +162,25 @@ pub fn unknown_columns(t: &Table, ch: &Change) -> Option<Why> {
 }
 
 /// Whether merging what waits could move anything: some waiting change names a table that is
-/// tracked now, or columns that all are. A few rows read, one per table and set of columns.
+/// tracked now, or columns that all are, or is based on changes all merged here now. A few
+/// rows read, one per table and set of columns or bases.
 fn ready(conn: &Connection, tables: &Tables) -> Result<bool> {
+    let unmerged = unmerged(conn)?;
+    let mut stmt = conn.prepare_cached("SELECT DISTINCT missing FROM sync_schema_waiting WHERE reason = ?1")?;
+    let mut rows = stmt.query([BASE_MISSING])?;
+    while let Some(r) = rows.next()? {
+        let refs: Vec<String> = serde_json::from_str(&r.get::<_, String>(0)?).unwrap_or_default();
+        let mut merged = true;
+        for r in &refs {
+            let Some((dev, version)) = parse_reference(r) else { continue };
+            let held = head(conn, dev)?.0 >= version || matches!(device_key(conn, dev)?, Some((_, false)));
+            merged &= held && !unmerged.contains(&(dev.to_string(), version));
+        }
+        if merged {
+            return Ok(true);
+        }
+    }
+    drop(rows);
     let mut stmt = conn.prepare_cached(
         "SELECT DISTINCT table_name, reason, missing FROM sync_schema_waiting WHERE reason IN (?1, ?2)",
     )?;
@@ -150,6 +228,7 @@ pub fn replay(conn: &Connection, tables: &Tables) -> Result<Replayed> {
     let mut blocked: HashMap<(String, String), i64> = HashMap::new();
     let mut merged = 0;
     let mut read = conn.prepare(&format!("SELECT {ENTRY_COLUMNS} FROM sync_log WHERE id = ?1"))?;
+    let (mut unmerged, mut heads) = (unmerged(conn)?, HashMap::new());
     for (id, table, rid, reason) in rows {
         let k = (table.clone(), rid.clone());
         if let Some(&first) = blocked.get(&k) {
@@ -158,7 +237,7 @@ pub fn replay(conn: &Connection, tables: &Tables) -> Result<Replayed> {
             }
             continue;
         }
-        blocked.insert(k, id);
+        blocked.insert(k.clone(), id);
         let e = read.query_row([id], entry)?;
         let Some(t) = tables.get(&table) else {
             if reason != UNKNOWN_TABLE {
@@ -179,7 +258,14 @@ pub fn replay(conn: &Connection, tables: &Tables) -> Result<Replayed> {
             note(conn, id, &why)?;
             continue;
         }
-        blocked.remove(&(table, rid));
+        blocked.remove(&k);
+        let missing = missing_bases(conn, &mut heads, &unmerged, &ch)?;
+        if !missing.is_empty() {
+            // Waits for its bases; the record's other changes go on (those based on it wait).
+            note(conn, id, &Why::base_missing(missing))?;
+            continue;
+        }
+        unmerged.remove(&(e.device_id.to_string(), e.version));
         let rec = Record { t, rid: &e.record_id, key, strategy: t.strategy };
         m.merge_remote(&rec, &ch, id, &e.change_data)?;
         conn.prepare_cached("DELETE FROM sync_schema_waiting WHERE log_id = ?1")?.execute([id])?;

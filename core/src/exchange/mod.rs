@@ -1,6 +1,7 @@
 //! Exchanging changes with peers: export (`sync_changes`, signed batches), the checks and merge
-//! of a received batch (`sync_apply`), what peers hold, and the audits (`sync_verify`,
-//! `sync_status`, `sync_digest`), the configured peers and what a pairing device learns.
+//! of a received batch (`sync_apply`), what peers hold, revoking a device, and the audits
+//! (`sync_verify`, `sync_status`, `sync_digest`), the configured peers and what a pairing
+//! device learns.
 pub mod apply;
 pub mod audit;
 pub mod digest;
@@ -10,6 +11,7 @@ pub mod joining;
 pub mod peer_list;
 pub mod peers;
 mod prepare;
+pub mod revoke;
 pub mod sign;
 pub mod status;
 pub mod verify;

@@ -4,6 +4,7 @@ use crate::error::Result;
 use crate::store::format::device_id;
 use crate::store::{log, runs};
 use crate::trust::devices::device_key;
+use crate::trust::waiting::Held;
 use crate::wire::Vector;
 use rusqlite::{params, Connection};
 use std::collections::HashMap;
@@ -56,8 +57,9 @@ pub fn refused(conn: &Connection, peer: &str, reason: &str) -> Result<()> {
 /// How the last sync with the peer at a URL went.
 #[derive(Debug, Clone)]
 pub enum Link<'a> {
-    /// It succeeded with device `device`.
-    Ok { device: &'a str },
+    /// It succeeded with device `device`, which holds back (defers, or refuses: an origin it
+    /// revoked) the changes of the origins in `held`, and why.
+    Ok { device: &'a str, held: &'a [Held] },
     /// It failed (`device` when the peer said who it is); `refused` when a device refused the
     /// other (not a network failure).
     Failed { device: Option<&'a str>, error: &'a str, refused: bool },
@@ -68,13 +70,14 @@ pub fn note_link(conn: &Connection, url: &str, link: Link<'_>) -> Result<()> {
     tx::write(conn, |conn| {
         conn.prepare_cached("INSERT OR IGNORE INTO sync_peers(url) VALUES (?1)")?.execute([url])?;
         match link {
-            Link::Ok { device } => {
+            Link::Ok { device, held } => {
                 let lacks = lacks(conn, device)?;
+                let held = (!held.is_empty()).then(|| serde_json::to_string(held)).transpose()?;
                 conn.prepare_cached(
                     "UPDATE sync_peers SET device_id = ?2, last_success_at = strftime('%Y-%m-%dT%H:%M:%fZ','now'),
-                       failing_since = NULL, failures = 0, lacks = ?3 WHERE url = ?1",
+                       failing_since = NULL, failures = 0, lacks = ?3, held_there = ?4 WHERE url = ?1",
                 )?
-                .execute(params![url, device, lacks])?;
+                .execute(params![url, device, lacks, held])?;
                 exchanged(conn, device)?;
             }
             Link::Failed { device, error, refused: was_refused } => {

@@ -39,7 +39,7 @@ pub fn status(conn: &Connection) -> Result<Value> {
     let mut peers = Vec::new();
     let mut stmt = conn.prepare(
         "SELECT device_id, device_name, is_authorized, last_sync_at, tailscale_ip, public_key IS NOT NULL,
-           last_error, last_error_at, last_audit, last_audit_at FROM sync_devices WHERE device_id != ?1 ORDER BY id",
+           last_error, last_error_at, last_audit, last_audit_at, revoked_by FROM sync_devices WHERE device_id != ?1 ORDER BY id",
     )?;
     let mut rows = stmt.query([&device])?;
     while let Some(r) = rows.next()? {
@@ -56,12 +56,13 @@ pub fn status(conn: &Connection) -> Result<Value> {
             "last_audit": r.get::<_, Option<String>>(8)?,
             "last_audit_at": r.get::<_, Option<String>>(9)?,
             "lacks": if authorized { Some(lacks(conn, &id)?) } else { None },
+            "revoked_by": r.get::<_, Option<String>>(10)?,
             "device_id": id,
         }));
     }
     let mut links = Vec::new();
     let mut stmt = conn.prepare(
-        "SELECT url, device_id, last_success_at, last_error, last_error_at, failing_since, failures, lacks, configured FROM sync_peers ORDER BY url",
+        "SELECT url, device_id, last_success_at, last_error, last_error_at, failing_since, failures, lacks, configured, held_there FROM sync_peers ORDER BY url",
     )?;
     let mut rows = stmt.query([])?;
     while let Some(r) = rows.next()? {
@@ -77,6 +78,7 @@ pub fn status(conn: &Connection) -> Result<Value> {
             "failures": r.get::<_, i64>(6)?,
             "lacks": r.get::<_, Option<i64>>(7)?,
             "configured": r.get::<_, bool>(8)?,
+            "held_there": r.get::<_, Option<String>>(9)?.and_then(|h| serde_json::from_str::<Value>(&h).ok()).unwrap_or(json!([])),
         }));
     }
     Ok(json!({

@@ -63,11 +63,13 @@ fn upgrade(conn: &Connection) -> Result<()> {
             if !schema::has_column(conn, "sync_devices", "introduced_by")? {
                 conn.execute_batch("ALTER TABLE sync_devices ADD COLUMN introduced_by TEXT")?;
             }
-            // 3 → 4: each device's last refusal and audit, and when a tracked table was found
-            // dropped (`sync_divergences`, `sync_peers` and `sync_schema_waiting` are new).
+            // 3 → 4: each device's last refusal and audit, when it was paired here and the
+            // revocation in force, and when a tracked table was found dropped
+            // (`sync_divergences`, `sync_peers` and `sync_schema_waiting` are new).
             for col in schema::DEVICE_COLUMNS_4 {
-                if !schema::has_column(conn, "sync_devices", col)? {
-                    conn.execute_batch(&format!("ALTER TABLE sync_devices ADD COLUMN {col} TEXT"))?;
+                let name = col.split(' ').next().unwrap_or_default();
+                if !schema::has_column(conn, "sync_devices", name)? {
+                    conn.execute_batch(&format!("ALTER TABLE sync_devices ADD COLUMN {col}"))?;
                 }
             }
             if !schema::has_column(conn, "sync_tables", "dropped_at")? {

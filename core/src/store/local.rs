@@ -1,4 +1,4 @@
-//! Logging this device's own changes (and settings): version, timestamp, bases, hash chain, slot state.
+//! Logging this device's own changes (and shared events: settings, revocations): version, timestamp, bases, hash chain, slot state.
 use super::format::device_id;
 use super::log::{self, head, set_head, Writer, Writers};
 use super::settings;
@@ -8,7 +8,10 @@ use crate::error::Result;
 use crate::model::change::{Change, Op};
 use crate::model::clock::Clock;
 use crate::model::table::{Strategy, Table};
-use crate::wire::{name, setting_data, setting_record_id, Entry, SETTINGS_TABLE, SETTING_BASES, SETTING_OPERATION};
+use crate::wire::{
+    name, revocation_record_id, setting_data, setting_record_id, Entry, REVOCATIONS_TABLE, REVOCATION_DATA,
+    SETTINGS_TABLE, SETTING_BASES, SETTING_OPERATION,
+};
 use rusqlite::Connection;
 
 /// This device's side of the log for one write transaction.
@@ -97,12 +100,34 @@ impl LocalLog {
         table: &str,
         strategy: Strategy,
     ) -> Result<bool> {
+        let (version, timestamp) =
+            self.log_event(hot, writers, SETTINGS_TABLE, setting_record_id(table), setting_data(strategy.as_str()))?;
+        Ok(settings::record(conn, table, strategy, &self.device, version, timestamp)?.is_some())
+    }
+
+    /// Logs this device's revocation of device `device` as its next version (see
+    /// `wire/revocation.rs`). Returns its (version, timestamp); taking it up here is the
+    /// caller's (`trust/devices.rs`).
+    pub fn log_revocation(&mut self, hot: &mut Hot<'_>, writers: &mut Writers, device: &str) -> Result<(i64, i64)> {
+        self.log_event(hot, writers, REVOCATIONS_TABLE, revocation_record_id(device), REVOCATION_DATA.to_string())
+    }
+
+    /// Logs a shared event (a setting, a revocation) on pseudo-table `table` as this device's
+    /// next version; returns its (version, timestamp).
+    fn log_event(
+        &mut self,
+        hot: &mut Hot<'_>,
+        writers: &mut Writers,
+        table: &str,
+        record_id: String,
+        change_data: String,
+    ) -> Result<(i64, i64)> {
         self.version += 1;
         let mut e = Entry {
-            table_name: name(SETTINGS_TABLE),
-            record_id: setting_record_id(table),
+            table_name: name(table),
+            record_id,
             operation: name(SETTING_OPERATION),
-            change_data: setting_data(strategy.as_str()),
+            change_data,
             device_id: name(&self.device),
             version: self.version,
             timestamp: self.clock.stamp_at(None),
@@ -117,7 +142,7 @@ impl LocalLog {
             Writer { device_id: e.device_id.clone(), version: e.version, timestamp: e.timestamp, resolution: false },
         );
         self.head_hash = e.hash;
-        Ok(settings::record(conn, table, strategy, &self.device, e.version, e.timestamp)?.is_some())
+        Ok((e.version, e.timestamp))
     }
 
     /// Ends the transaction's logging: saves this device's head and clock, where every

@@ -1,8 +1,14 @@
-//! `sync_devices`: this device's identity row, pairing (trust), revocation, listing, and whether
-//! another device may talk to this one ([`standing`]).
+//! `sync_devices`: this device's identity row, pairing (trust), revocation (this device's own,
+//! logged as a signed event in its chain, and those received from trusted devices), listing,
+//! and whether another device may talk to this one ([`standing`]).
 use super::quarantine;
+use crate::db::hot::Hot;
+use crate::db::tx;
 use crate::error::{Error, Result};
+use crate::model::clock::Clock;
 use crate::store::format;
+use crate::store::local::LocalLog;
+use crate::store::log::Writers;
 use crate::wire::{check_device_id, check_device_name, check_public_key};
 use rusqlite::{params, Connection, OptionalExtension};
 use serde::Serialize;
@@ -22,6 +28,8 @@ pub struct Device {
     pub quarantined: Option<String>,
     /// The device that introduced it here, when it was not paired here directly.
     pub introduced_by: Option<String>,
+    /// The device whose revocation of it is in force here (this device's own, or one received).
+    pub revoked_by: Option<String>,
 }
 
 /// Records this device's name and public key in its own row.
@@ -37,7 +45,10 @@ pub fn set_identity(conn: &Connection, name: Option<&str>, public_key: &str) -> 
 }
 
 /// Authorizes another device (pairing). Re-trusting updates its key, name and address (an
-/// empty address clears it), and makes it paired here directly rather than introduced.
+/// empty address clears it), and makes it paired here directly rather than introduced. A
+/// pairing re-admits a revoked device here: it is stamped by this device's clock
+/// (`trusted_at`), and a revocation made before it (by its timestamp) no longer applies here,
+/// also when it arrives later.
 pub fn trust(
     conn: &Connection,
     device_id: &str,
@@ -56,31 +67,97 @@ pub fn trust(
     if device_id == me {
         return Err(Error::invalid("that is this device's own id; trust the other device's id"));
     }
-    conn.execute(
-        "INSERT INTO sync_devices(device_id, public_key, device_name, tailscale_ip, is_authorized) VALUES (?1, ?2, ?3, nullif(?4, ''), 1)
-         ON CONFLICT(device_id) DO UPDATE SET public_key = excluded.public_key, device_name = coalesce(excluded.device_name, device_name),
-           tailscale_ip = CASE WHEN ?4 = '' THEN NULL ELSE coalesce(excluded.tailscale_ip, tailscale_ip) END, is_authorized = 1,
-           introduced_by = NULL",
-        params![device_id, public_key, name, tailscale_ip],
-    )?;
-    Ok(())
+    tx::write(conn, |conn| {
+        let mut clock = Clock::load(conn)?;
+        let at = clock.stamp_at(None);
+        clock.save(conn)?;
+        conn.execute(
+            "INSERT INTO sync_devices(device_id, public_key, device_name, tailscale_ip, is_authorized, trusted_at) VALUES (?1, ?2, ?3, nullif(?4, ''), 1, ?5)
+             ON CONFLICT(device_id) DO UPDATE SET public_key = excluded.public_key, device_name = coalesce(excluded.device_name, device_name),
+               tailscale_ip = CASE WHEN ?4 = '' THEN NULL ELSE coalesce(excluded.tailscale_ip, tailscale_ip) END, is_authorized = 1,
+               introduced_by = NULL, trusted_at = excluded.trusted_at, revoked_by = NULL, revoked_at = NULL, revoked_version = NULL",
+            params![device_id, public_key, name, tailscale_ip, at],
+        )?;
+        Ok(())
+    })
 }
 
-/// Withdraws a device's authorization; its key is kept so its changes stay refused, also
-/// when other peers relay them.
+/// Withdraws a device's authorization, here and on every device: the revocation is logged as
+/// this device's next change (`wire/revocation.rs`), signed and relayed like any, and every
+/// device that trusts this one takes it up at its next sync. Its key is kept so its changes
+/// stay refused, also when other peers relay them. Revoking a device this device has revoked
+/// already logs nothing more.
 pub fn revoke(conn: &Connection, device_id: &str) -> Result<()> {
     let me = format::device_id(conn)?;
     if device_id == me {
         return Err(Error::invalid("cannot revoke this device itself"));
     }
-    let n = conn.execute("UPDATE sync_devices SET is_authorized = 0 WHERE device_id = ?1", [device_id])?;
-    if n == 0 {
-        return Err(Error::invalid(format!("no device \"{device_id}\" is known here")));
-    }
-    Ok(())
+    tx::write(conn, |conn| {
+        let by: Option<Option<String>> = conn
+            .query_row("SELECT revoked_by FROM sync_devices WHERE device_id = ?1", [device_id], |r| r.get(0))
+            .optional()?;
+        match by {
+            None => Err(Error::invalid(format!("no device \"{device_id}\" is known here"))),
+            Some(Some(by)) if by == me => Ok(()),
+            Some(_) => {
+                let mut local = LocalLog::open(conn)?;
+                let (mut hot, mut writers) = (Hot::new(conn), Writers::default());
+                let (version, at) = local.log_revocation(&mut hot, &mut writers, device_id)?;
+                local.finish(conn, &mut writers)?;
+                drop(hot);
+                conn.execute(
+                    "UPDATE sync_devices SET is_authorized = 0, revoked_by = ?2, revoked_at = ?3, revoked_version = ?4 WHERE device_id = ?1",
+                    params![device_id, me, at, version],
+                )?;
+                Ok(())
+            }
+        }
+    })
 }
 
-const SELECT: &str = "SELECT device_id, device_name, public_key, tailscale_ip, is_authorized, last_sync_at, created_at, introduced_by FROM sync_devices";
+/// Takes up a revocation received from device `by` (trusted here: its changes are applied),
+/// its change `version` stamped `at`, of device `revoked`. Returns whether it revoked the
+/// device here. A revocation of this device, or of its own maker, is logged and does nothing;
+/// a device paired here after the revocation was made (by `trusted_at`) stays trusted. A
+/// device not known here is recorded as revoked (so no introduction admits it later).
+pub fn receive_revocation(conn: &Connection, me: &str, by: &str, version: i64, at: i64, revoked: &str) -> Result<bool> {
+    if revoked == me || revoked == by {
+        return Ok(false);
+    }
+    let row: Option<(bool, Option<i64>, Option<String>)> = conn
+        .prepare_cached("SELECT is_authorized, trusted_at, revoked_by FROM sync_devices WHERE device_id = ?1")?
+        .query_row([revoked], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))
+        .optional()?;
+    match row {
+        None => {
+            conn.prepare_cached(
+                "INSERT INTO sync_devices(device_id, is_authorized, revoked_by, revoked_at, revoked_version) VALUES (?1, 0, ?2, ?3, ?4)",
+            )?
+            .execute(params![revoked, by, at, version])?;
+            Ok(true)
+        }
+        Some((_, Some(trusted_at), _)) if trusted_at > at => Ok(false),
+        Some((true, _, _)) => {
+            conn.prepare_cached(
+                "UPDATE sync_devices SET is_authorized = 0, revoked_by = ?2, revoked_at = ?3, revoked_version = ?4 WHERE device_id = ?1",
+            )?
+            .execute(params![revoked, by, at, version])?;
+            Ok(true)
+        }
+        Some((false, _, revoked_by)) => {
+            // Revoked here already (by a person here, or an earlier revocation): who did it first stays.
+            if revoked_by.is_none() {
+                conn.prepare_cached(
+                    "UPDATE sync_devices SET revoked_by = ?2, revoked_at = ?3, revoked_version = ?4 WHERE device_id = ?1",
+                )?
+                .execute(params![revoked, by, at, version])?;
+            }
+            Ok(false)
+        }
+    }
+}
+
+const SELECT: &str = "SELECT device_id, device_name, public_key, tailscale_ip, is_authorized, last_sync_at, created_at, introduced_by, revoked_by FROM sync_devices";
 
 fn from_row(me: &str, r: &rusqlite::Row<'_>) -> rusqlite::Result<Device> {
     let id: String = r.get(0)?;
@@ -95,6 +172,7 @@ fn from_row(me: &str, r: &rusqlite::Row<'_>) -> rusqlite::Result<Device> {
         created_at: r.get(6)?,
         quarantined: None,
         introduced_by: r.get(7)?,
+        revoked_by: r.get(8)?,
     })
 }
 

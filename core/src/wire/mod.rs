@@ -1,10 +1,11 @@
 //! The wire: what peers exchange and what the hash chains cover. Values and their encodings,
-//! changes (entries) and their canonical hash, shared settings (a table's strategy) as entries, batches, head signatures, identifier shapes.
+//! changes (entries) and their canonical hash, shared settings (a table's strategy, a revocation) as entries, batches, head signatures, identifier shapes.
 //! Pure data and checks: no SQL, no database.
 mod batch;
 mod entry;
 mod hash;
 mod ids;
+mod revocation;
 mod setting;
 mod signature;
 mod value;
@@ -15,6 +16,7 @@ pub use batch::{
 };
 pub use entry::{name, Entry, EntryRef};
 pub use ids::{check_device_id, check_device_name, check_public_key, is_device_id, is_hex, parse_reference, shown};
+pub use revocation::{is_revocation, parse_revocation, revocation_record_id, REVOCATIONS_TABLE, REVOCATION_DATA};
 pub use setting::{
     is_setting, parse_setting, setting_data, setting_record_id, SETTINGS_TABLE, SETTING_BASES, SETTING_OPERATION,
 };

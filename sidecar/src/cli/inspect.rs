@@ -54,8 +54,12 @@ pub fn status(db: &Path, json: bool) -> Result<()> {
         );
     }
     for w in s["schema_waiting"].as_array().into_iter().flatten() {
+        let what = match w["reason"].as_str() {
+            Some("base_missing") => "changes they are based on",
+            _ => "this database's schema",
+        };
         println!(
-            "SCHEMA:    {} change(s) to table {} wait for this database's schema ({}, since {}): {}",
+            "SCHEMA:    {} change(s) to table {} wait for {what} ({}, since {}): {}",
             w["changes"],
             w["table"].as_str().unwrap_or("?"),
             w["reason"].as_str().unwrap_or("?"),
@@ -122,6 +126,15 @@ pub fn status(db: &Path, json: bool) -> Result<()> {
             );
         } else {
             println!("link:      {url} ok, last success {}", l["last_success_at"].as_str().unwrap_or("never"));
+        }
+        for h in l["held_there"].as_array().into_iter().flatten() {
+            println!(
+                "held there: {url} {} device {} from version {}: {}",
+                h["reason"].as_str().unwrap_or("?"),
+                h["device_id"].as_str().unwrap_or("?"),
+                h["version"],
+                h["detail"].as_str().unwrap_or("")
+            );
         }
     }
     Ok(())

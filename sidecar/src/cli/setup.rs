@@ -86,7 +86,9 @@ pub fn revoke(db: &Path, id: &str) -> Result<()> {
     let conn = db::open(db, false)?;
     own_row(&conn)?;
     peersync_core::revoke(&conn, id)?;
-    println!("revoked {id}: its requests and its changes are refused from now on");
+    println!(
+        "revoked {id}: its requests and its changes are refused from now on, here and, from their next sync, on every device that trusts this one"
+    );
     let introduced = peersync_core::introduced_by(&conn, id)?;
     if !introduced.is_empty() {
         println!("it introduced these devices here; review them, and `peersync revoke` any you do not know:");
