@@ -92,7 +92,9 @@ impl Merger<'_> {
         }
         let cur = out.slots.live;
         if based_on(cur, &base, &ch.live) || self.resolution_saw(inc, cur, &ch.live)? {
-            let held = !alive && self.delete_meets_updates(r, ch, inc, out)?;
+            // A delete that reaches a record deleted here already meets no update: the local
+            // delete saw the column writers here.
+            let held = !alive && out.slots.alive && self.delete_meets_updates(r, ch, inc, out)?;
             if !held {
                 out.slots.live = Some(inc.id);
                 out.slots.alive = alive;
