@@ -9,7 +9,8 @@ from sidecar_helpers import load_ext
 
 # Bookkeeping a sidecar may rewrite without receiving anything (when it last synced, what a peer
 # holds): left out of content_hash, which is about data.
-VOLATILE = {"sync_devices", "sync_peer_vectors"}
+# (sync_peers: how this device's own syncs go, failing since when and why.)
+VOLATILE = {"sync_devices", "sync_peer_vectors", "sync_peers"}
 # Columns of the same kind: sync_log.is_synced flips when a peer reports holding a change.
 VOLATILE_COLUMNS = {"is_synced"}
 
@@ -99,8 +100,10 @@ def table_hashes(path, skip=VOLATILE):
             if t in skip:
                 continue
             cols = ", ".join(f'"{c[1]}"' for c in con.execute(f'PRAGMA table_info("{t}")') if c[1] not in VOLATILE_COLUMNS)
+            # sync_state's schema_seen: the schema version the schema watcher last looked at.
+            where = " WHERE key != 'schema_seen'" if t == "sync_state" else ""
             h = hashlib.sha256()
-            for row in sorted(repr(r) for r in con.execute(f'SELECT {cols} FROM "{t}"')):
+            for row in sorted(repr(r) for r in con.execute(f'SELECT {cols} FROM "{t}"{where}')):
                 h.update(row.encode())
             out[t] = h.hexdigest()
         return out
