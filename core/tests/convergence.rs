@@ -22,22 +22,12 @@ mod scenario;
 #[path = "convergence/world.rs"]
 mod world;
 
-use proptest::test_runner::{Config, TestCaseError};
+use proptest::test_runner::TestCaseError;
 use scenario::*;
 use world::*;
 
-fn config() -> Config {
-    let long = std::env::var("PEERSYNC_LONG").map(|v| v == "1").unwrap_or(false);
-    // PEERSYNC_CASES overrides the count, and turns shrinking off: `make mutants` runs a few
-    // cases per mutant and needs to know only that one fails.
-    let cases: Option<u32> = std::env::var("PEERSYNC_CASES").ok().and_then(|v| v.parse().ok());
-    let shrink = if cases.is_some() { 0 } else { 2_000 };
-    let cases = cases.unwrap_or(if long { 10_000 } else { 256 });
-    Config { cases, max_shrink_iters: shrink, failure_persistence: None, ..Config::default() }
-}
-
 fn property(mode: Mode, profile: Profile) {
-    let mut runner = proptest::test_runner::TestRunner::new(config());
+    let mut runner = proptest::test_runner::TestRunner::new(common::property_config());
     let total = std::cell::RefCell::new(Stats::default());
     let res = runner.run(&case(mode, profile), |c| {
         let st = run_case(&c).map_err(TestCaseError::fail)?;

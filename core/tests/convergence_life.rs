@@ -9,7 +9,7 @@ mod common;
 
 use common::*;
 use proptest::prelude::*;
-use proptest::test_runner::{Config, TestCaseError};
+use proptest::test_runner::TestCaseError;
 use serde_json::Value as Json;
 
 const SCHEMA: &str = "CREATE TABLE loans(id TEXT PRIMARY KEY, amount INTEGER, note TEXT);
@@ -338,16 +338,8 @@ fn check(life: &Life) -> Result<(), String> {
     Ok(())
 }
 
-fn config() -> Config {
-    let long = std::env::var("PEERSYNC_LONG").map(|v| v == "1").unwrap_or(false);
-    let cases: Option<u32> = std::env::var("PEERSYNC_CASES").ok().and_then(|v| v.parse().ok());
-    let shrink = if cases.is_some() { 0 } else { 2_000 };
-    let cases = cases.unwrap_or(if long { 10_000 } else { 256 });
-    Config { cases, max_shrink_iters: shrink, failure_persistence: None, ..Config::default() }
-}
-
 fn property(alter: bool) {
-    let mut runner = proptest::test_runner::TestRunner::new(config());
+    let mut runner = proptest::test_runner::TestRunner::new(property_config());
     if let Err(e) = runner.run(&case(alter), |c| run(&c).map_err(TestCaseError::fail)) {
         panic!("{e}");
     }

@@ -463,3 +463,13 @@ pub fn quiet(peers: &[&Peer]) -> usize {
     }
     panic!("no quiescence after 50 rounds");
 }
+
+/// The property tests' run: 256 cases (`PEERSYNC_LONG=1`: 10,000; `PEERSYNC_CASES=n`: n, and no
+/// shrinking: `make mutants` runs a few cases per mutant and needs to know only that one fails).
+pub fn property_config() -> proptest::test_runner::Config {
+    let long = std::env::var("PEERSYNC_LONG").map(|v| v == "1").unwrap_or(false);
+    let cases: Option<u32> = std::env::var("PEERSYNC_CASES").ok().and_then(|v| v.parse().ok());
+    let shrink = if cases.is_some() { 0 } else { 2_000 };
+    let cases = cases.unwrap_or(if long { 10_000 } else { 256 });
+    proptest::test_runner::Config { cases, max_shrink_iters: shrink, failure_persistence: None, ..Default::default() }
+}
