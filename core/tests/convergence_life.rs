@@ -4,7 +4,8 @@
 //! with nothing pending and equal vectors, digests (`sync_digest`) and tables everywhere.
 //!
 //! `cargo test --release -p peersync-core --test convergence_life` runs 256 cases per
-//! configuration; `PEERSYNC_LONG=1` runs 10,000 (`PEERSYNC_CASES=n` runs n).
+//! configuration; `PEERSYNC_LONG=1` runs 10,000 (`PEERSYNC_CASES=n` runs n). `LIFE_DEBUG=1` prints
+//! every exchange (the changes sent, the receiver's conflicts and rows) when replaying a found case.
 mod common;
 
 use common::*;
