@@ -250,9 +250,13 @@ pub fn sync(a: SyncArgs) -> Result<()> {
     });
     bar.0.finish_and_clear();
     let r = report.map_err(|e| Error::Cli(format!("sync with {url} failed: {e}")))?;
-    println!(
+    outln!(
         "synced with {} ({}): sent {}, received {}, conflicts {}",
-        url, r.peer_device, r.sent, r.received, r.conflicts
+        url,
+        r.peer_device,
+        r.sent,
+        r.received,
+        r.conflicts
     );
     Ok(())
 }
