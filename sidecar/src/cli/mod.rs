@@ -94,6 +94,10 @@ pub enum Command {
         /// device's key); without it, an existing key file is never taken over.
         #[arg(long)]
         adopt_key: bool,
+        /// This database is a copy of another device's: give it a device id and key pair of its
+        /// own, keeping its data (the original's id becomes another device here). Pair it after.
+        #[arg(long, conflicts_with = "adopt_key")]
+        new_identity: bool,
     },
     /// Print this device's id and public key (what `peersync trust` needs on the other device).
     Id {
@@ -248,7 +252,13 @@ pub enum ConflictAction {
 /// Runs the parsed command.
 pub fn run(cli: Cli) -> crate::error::Result<()> {
     match cli.command {
-        Command::Init { db, name, key, adopt_key } => setup::init(&db.db, &name, key.key.as_deref(), adopt_key),
+        Command::Init { db, name, key, adopt_key, new_identity } => {
+            if new_identity {
+                setup::new_identity(&db.db, &name, key.key.as_deref())
+            } else {
+                setup::init(&db.db, &name, key.key.as_deref(), adopt_key)
+            }
+        }
         Command::Id { db } => setup::id(&db.db),
         Command::Trust { db, device_id, public_key, name, tailscale_ip, no_tailscale_ip } => {
             let ip = if no_tailscale_ip { Some("") } else { tailscale_ip.as_deref() };

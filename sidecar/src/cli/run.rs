@@ -127,7 +127,9 @@ pub(super) fn identity(db: &DbArg, key: &KeyArg) -> Result<(Db, String, SigningK
     let row = peersync_core::device(&conn, &me)?
         .ok_or_else(|| Error::Cli("this device's row is missing from sync_devices".into()))?;
     let path = keys::resolve(key.key.as_deref(), &me)?;
+    crate::instance::check(&conn, db.path(), &path)?;
     let signing = keys::load_for(&path, row.public_key.as_deref())?;
+    crate::instance::record(&conn, db.path(), &path)?;
     Ok((db, me, signing, path))
 }
 

@@ -1,6 +1,7 @@
 //! Commands that set a database up: init (identity and key pair), id, trust, revoke, devices, track.
 use crate::db;
 use crate::error::{Error, Result};
+use crate::instance;
 use crate::keys;
 use std::path::Path;
 
@@ -36,6 +37,9 @@ pub fn init(db: &Path, name: &str, key: Option<&Path>, adopt: bool) -> Result<()
     let id = peersync_core::init(&conn)?;
     let recorded = own_row(&conn)?.public_key;
     let path = keys::resolve(key, &id)?;
+    if recorded.is_some() {
+        instance::check(&conn, db, &path)?;
+    }
     let signing = if path.exists() {
         let k = keys::load(&path)?;
         if let Some(pk) = &recorded {
@@ -64,6 +68,34 @@ pub fn init(db: &Path, name: &str, key: Option<&Path>, adopt: bool) -> Result<()
         k
     };
     peersync_core::set_identity(&conn, Some(name), &keys::public_hex(&signing))?;
+    instance::record(&conn, db, &path)?;
+    outln!("key file:   {}", path.display());
+    print_pairing(db, &own_row(&conn)?)
+}
+
+/// `init --new-identity`: a copy of another device's database becomes a device of its own.
+pub fn new_identity(db: &Path, name: &str, key: Option<&Path>) -> Result<()> {
+    let conn = db::open(db, false)?;
+    let old = own_row(&conn)?;
+    if old.public_key.is_none() {
+        return Err(Error::Cli(
+            "this database has no identity to leave yet; run `peersync init` without --new-identity".into(),
+        ));
+    }
+    let signing = keys::generate()?;
+    // The new id is known only once it is made; the key file is written right after, and a
+    // failure to write it leaves the database with the new id and no key (init says so).
+    let (old_id, new_id) = peersync_core::new_identity(&conn)?;
+    let path = keys::resolve(key, &new_id)?;
+    keys::write_new(&path, &signing)?;
+    peersync_core::set_identity(&conn, Some(name), &keys::public_hex(&signing))?;
+    instance::record(&conn, db, &path)?;
+    outln!("this database is now device {new_id}, with its own key pair; its data stays.");
+    outln!(
+        "device {old_id} ({}) is the original's: it stays another trusted device here, and nothing changes for it on the others.",
+        old.device_name.as_deref().unwrap_or("no name")
+    );
+    outln!("The other devices do not know this one yet: pair it with them before it syncs.");
     outln!("key file:   {}", path.display());
     print_pairing(db, &own_row(&conn)?)
 }
