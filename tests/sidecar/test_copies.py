@@ -85,3 +85,26 @@ def test_a_copy_gets_an_identity_of_its_own_and_converges(devices):
         assert devs[c.id]["device_name"] == "c" and devs[c.id]["public_key"] == c.public_key, (d.name, devs)
         assert devs[a.id]["is_authorized"] and devs[c.id]["is_authorized"]
         assert d.cli("verify").returncode == 0
+
+
+def test_a_moved_file_is_no_copy_and_another_instance_is(devices):
+    a = devices("a")
+    a.track()
+    a.sql("INSERT INTO notes VALUES ('n1', 'x', 1)")
+    # moved: the recorded file is gone, the instance the same
+    moved = copy_of(a, "moved")
+    a.db.unlink()
+    assert a.id in moved.cli("init", "--name", "a").stdout
+    record = json.loads(a.key_file.with_suffix(".json").read_text())
+    assert record["db"] == str(moved.db.resolve())
+    # a file carrying another instance than the key folder's record is refused, also at the recorded path
+    other = copy_of(moved, "other")
+    moved.db.unlink()
+    other.sql("UPDATE sync_state SET value = 'feedfeedfeedfeedfeedfeedfeedfeed' WHERE key = 'instance'")
+    r = other.cli("init", "--name", "a", check=False)
+    assert r.returncode == 1 and "--new-identity" in r.stderr, r.stderr
+    r = other.cli("sync", "--peer", f"http://127.0.0.1:{free_port()}", check=False)
+    assert r.returncode == 1 and "--new-identity" in r.stderr, r.stderr
+    out = other.cli("init", "--name", "o", "--new-identity").stdout
+    assert fields(out)[0] != a.id
+    assert other.cli("status").returncode == 0
