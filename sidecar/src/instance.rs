@@ -64,7 +64,8 @@ pub fn record(conn: &rusqlite::Connection, db: &Path, key: &Path) -> Result<()> 
         Some(i) => i,
         None => {
             let mut seed = [0u8; 16];
-            getrandom::fill(&mut seed).map_err(|e| Error::Key(format!("no randomness from the operating system: {e}")))?;
+            getrandom::fill(&mut seed)
+                .map_err(|e| Error::Key(format!("no randomness from the operating system: {e}")))?;
             let i = hex::encode(seed);
             peersync_core::set_instance(conn, &i)?;
             i
