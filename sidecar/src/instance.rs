@@ -57,6 +57,14 @@ pub fn check(conn: &rusqlite::Connection, db: &Path, key: &Path) -> Result<()> {
     Ok(())
 }
 
+/// [`record`], or a warning when it cannot be written (a key folder this user cannot write):
+/// copies then go unnoticed, and the command goes on.
+pub fn note(conn: &rusqlite::Connection, db: &Path, key: &Path) {
+    if let Err(e) = record(conn, db, key) {
+        tracing::warn!("cannot record which database file uses key {}: {e}", key.display());
+    }
+}
+
 /// Records, beside the key file, that this database file uses the key (after [`check`]), and
 /// gives the file its instance value if it has none. Writes only what changed.
 pub fn record(conn: &rusqlite::Connection, db: &Path, key: &Path) -> Result<()> {

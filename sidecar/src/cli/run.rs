@@ -129,7 +129,7 @@ pub(super) fn identity(db: &DbArg, key: &KeyArg) -> Result<(Db, String, SigningK
     let path = keys::resolve(key.key.as_deref(), &me)?;
     crate::instance::check(&conn, db.path(), &path)?;
     let signing = keys::load_for(&path, row.public_key.as_deref())?;
-    crate::instance::record(&conn, db.path(), &path)?;
+    crate::instance::note(&conn, db.path(), &path);
     Ok((db, me, signing, path))
 }
 

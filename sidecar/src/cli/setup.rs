@@ -68,7 +68,7 @@ pub fn init(db: &Path, name: &str, key: Option<&Path>, adopt: bool) -> Result<()
         k
     };
     peersync_core::set_identity(&conn, Some(name), &keys::public_hex(&signing))?;
-    instance::record(&conn, db, &path)?;
+    instance::note(&conn, db, &path);
     outln!("key file:   {}", path.display());
     print_pairing(db, &own_row(&conn)?)
 }
@@ -89,7 +89,7 @@ pub fn new_identity(db: &Path, name: &str, key: Option<&Path>) -> Result<()> {
     let path = keys::resolve(key, &new_id)?;
     keys::write_new(&path, &signing)?;
     peersync_core::set_identity(&conn, Some(name), &keys::public_hex(&signing))?;
-    instance::record(&conn, db, &path)?;
+    instance::note(&conn, db, &path);
     outln!("this database is now device {new_id}, with its own key pair; its data stays.");
     outln!(
         "device {old_id} ({}) is the original's: it stays another trusted device here, and nothing changes for it on the others.",
