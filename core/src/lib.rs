@@ -44,7 +44,7 @@ pub use capture::follow::seal;
 pub use capture::track::untrack;
 pub use exchange::held::{list as schema_waiting, track, Waiting as SchemaWaiting};
 pub use model::clock::set_max_skew as set_max_clock_skew;
-pub use store::format::{device_id, init};
+pub use store::format::{device_id, init, instance, new_identity, set_instance};
 pub use store::log::tail as log_tail;
 pub use store::settings::{of as strategy_of, StrategyInfo};
 // Exchanging changes.

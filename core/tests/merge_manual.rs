@@ -348,3 +348,44 @@ fn a_column_added_later_is_first_written_without_a_conflict() {
     assert_eq!(b.row("t", "id = 'r'"), Some(vec![t("r"), V::Int(1), t("new")]));
     assert_eq!(a.snapshot(&["t"]), b.snapshot(&["t"]));
 }
+
+/// What the sync_conflicts table says is open, for each conflict, in id order.
+fn open_columns(p: &Peer) -> Vec<(String, String)> {
+    let rows = p.json(
+        "SELECT json_group_array(json_array(status, open_columns)) FROM (SELECT * FROM sync_conflicts ORDER BY id)",
+    );
+    rows.as_array()
+        .unwrap()
+        .iter()
+        .map(|r| (r[0].as_str().unwrap().to_string(), r[1].as_str().unwrap().to_string()))
+        .collect()
+}
+
+#[test]
+fn a_settled_conflict_has_no_open_columns() {
+    // Settled here by sync_resolve (resolved and ignored), and closed on the other device
+    // by the resolution arriving: nothing stays open in sync_conflicts.
+    for choice in ["remote", "ignore"] {
+        let (a, b, id) = manual_setup();
+        sync(&b, &a);
+        assert_eq!(open_columns(&a), vec![("pending".to_string(), r#"["a"]"#.to_string())]);
+        b.resolve(id, choice).unwrap();
+        sync_pair(&a, &b);
+        for p in [&a, &b] {
+            for (status, open) in open_columns(p) {
+                assert_ne!(status, "pending", "{}: {choice}", p.name);
+                assert_eq!(open, "[]", "{}: {status} after {choice}", p.name);
+            }
+        }
+    }
+    // Settled on arrival by a strategy: never open.
+    let (a, b) = pair_with_row("timestamp_wins");
+    b.exec("UPDATE t1 SET a = 'B' WHERE id = 'r'");
+    a.exec("UPDATE t1 SET a = 'A' WHERE id = 'r'");
+    sync_pair(&a, &b);
+    let all: Vec<_> = open_columns(&a).into_iter().chain(open_columns(&b)).collect();
+    assert!(!all.is_empty());
+    for (status, open) in all {
+        assert_eq!((status.as_str(), open.as_str()), ("resolved", "[]"));
+    }
+}

@@ -8,6 +8,7 @@ pub mod client;
 pub mod db;
 pub mod error;
 pub mod httpsig;
+pub mod instance;
 pub mod keys;
 pub mod metrics;
 pub mod nonces;

@@ -116,7 +116,7 @@ pub fn record(
             ("resolved", Some(serde_json::Value::Object(m).to_string()), true)
         };
         conn.prepare_cached(
-            "INSERT INTO sync_conflicts(table_name, record_id, local_data, remote_data, local_version, remote_version, local_device_id, remote_device_id, status, resolution, resolved_at, columns, open_columns, kind, local_change, remote_change) VALUES (?1,?2,?3,?4,?5,?6,?7,?8,?9,?10, CASE WHEN ?11 THEN strftime('%Y-%m-%dT%H:%M:%fZ','now') END, ?12, ?12, ?13, ?14, ?15)",
+            "INSERT INTO sync_conflicts(table_name, record_id, local_data, remote_data, local_version, remote_version, local_device_id, remote_device_id, status, resolution, resolved_at, columns, open_columns, kind, local_change, remote_change) VALUES (?1,?2,?3,?4,?5,?6,?7,?8,?9,?10, CASE WHEN ?11 THEN strftime('%Y-%m-%dT%H:%M:%fZ','now') END, ?12, CASE WHEN ?11 THEN '[]' ELSE ?12 END, ?13, ?14, ?15)",
         )?
         .execute(params![
             t.name,
@@ -292,7 +292,13 @@ fn from_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<Conflict> {
         record_id: r.get(2)?,
         kind: r.get(3)?,
         columns: serde_json::from_str(&r.get::<_, String>(4)?).unwrap_or_default(),
-        open_columns: serde_json::from_str(&r.get::<_, String>(5)?).unwrap_or_default(),
+        // A settled conflict has nothing open, also one settled by a peersync that left its
+        // columns in `open_columns`.
+        open_columns: if r.get_ref(12)?.as_str().ok() == Some("pending") {
+            serde_json::from_str(&r.get::<_, String>(5)?).unwrap_or_default()
+        } else {
+            Vec::new()
+        },
         local_data: json(r.get(6)?),
         remote_data: json(r.get(7)?),
         local_device_id: r.get(8)?,

@@ -169,7 +169,7 @@ pub fn resolve(conn: &Connection, id: i64, choice: Choice) -> Result<String> {
         };
         let reference = m.writers.get(conn, change)?.reference();
         conn.execute(
-            "UPDATE sync_conflicts SET status = ?2, resolution = ?3, resolved_at = strftime('%Y-%m-%dT%H:%M:%fZ','now') WHERE id = ?1",
+            "UPDATE sync_conflicts SET status = ?2, open_columns = '[]', resolution = ?3, resolved_at = strftime('%Y-%m-%dT%H:%M:%fZ','now') WHERE id = ?1",
             params![id, status, serde_json::json!({ "choice": how, "change": reference }).to_string()],
         )?;
         Ok(status.to_string())

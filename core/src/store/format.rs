@@ -27,6 +27,38 @@ pub fn init(conn: &Connection) -> Result<String> {
     })
 }
 
+/// This database file's instance: a random value the sidecar records beside the key file, so
+/// that a copy of the file (same device id, same instance, another path) is told from the
+/// original. None until the sidecar first sets it.
+pub fn instance(conn: &Connection) -> Result<Option<String>> {
+    device_id(conn)?;
+    get_state(conn, "instance")
+}
+
+/// Sets this file's instance (see [`instance`]).
+pub fn set_instance(conn: &Connection, instance: &str) -> Result<()> {
+    device_id(conn)?;
+    tx::write(conn, |conn| set_state(conn, "instance", &instance))
+}
+
+/// Gives this database a new device id, keeping its data: a copy of another device's file
+/// becomes a device of its own. The old id stays as an ordinary device here (trusted, its
+/// chain kept and still verifying: the original goes on under it); this file's own changes
+/// start a new chain under the new id. Returns (old id, new id). The caller sets the new key.
+pub fn new_identity(conn: &Connection) -> Result<(String, String)> {
+    let old = device_id(conn)?;
+    tx::write(conn, |conn| {
+        let new: String = conn.query_row("SELECT lower(hex(randomblob(16)))", [], |r| r.get(0))?;
+        set_state(conn, "device_id", &new)?;
+        conn.execute("DELETE FROM sync_state WHERE key = 'instance'", [])?;
+        conn.execute(
+            "INSERT INTO sync_devices(device_id, device_name, is_authorized) VALUES (?1, 'this device', 1)",
+            [&new],
+        )?;
+        Ok((old.clone(), new))
+    })
+}
+
 /// This database's device id, or [`Error::NotInitialised`]. Every call into the engine starts
 /// here, so a database in an older layout is upgraded before anything reads it.
 pub fn device_id(conn: &Connection) -> Result<String> {

@@ -50,9 +50,9 @@ pub fn check(a: CheckArgs) -> Result<()> {
             audit::with_peer(&syncer.db, &syncer.client, &syncer.audits, &url).await.map_err(cannot)?;
         match outcome {
             Outcome::Same { tables, skipped } => {
-                println!("same: {} table(s) hold the same rows here and at {url}: {}", tables.len(), tables.join(", "));
+                outln!("same: {} table(s) hold the same rows here and at {url}: {}", tables.len(), tables.join(", "));
                 for t in skipped {
-                    println!("not compared: {t} (a conflict waits for a person, or it is not tracked on both)");
+                    outln!("not compared: {t} (a conflict waits for a person, or it is not tracked on both)");
                 }
                 Ok(())
             }
@@ -63,10 +63,10 @@ pub fn check(a: CheckArgs) -> Result<()> {
                     let progress = |n: usize| eprint!("\rnarrowing {t}: {n} range(s) compared");
                     let found = audit::narrow(&syncer.db, &syncer.client, &url, t, &progress).await.map_err(cannot)?;
                     eprintln!();
-                    println!("DIVERGED: table {t}: {} record(s) differ:", found.len());
+                    outln!("DIVERGED: table {t}: {} record(s) differ:", found.len());
                     for d in &found {
                         let side = |h: &Option<String>| h.as_deref().map_or("no row".to_string(), |h| format!("row {}", &h[..12]));
-                        println!("  {}  here: {}  there: {}", d.record_id, side(&d.here), side(&d.there));
+                        outln!("  {}  here: {}  there: {}", d.record_id, side(&d.here), side(&d.there));
                     }
                     let (peer, table) = (peer.clone(), t.clone());
                     let ids: Vec<String> = found.iter().map(|d| d.record_id.clone()).collect();

@@ -10,13 +10,13 @@ pub fn status(db: &Path, json: bool) -> Result<()> {
     let serving = crate::serving::who(db);
     s["sidecar"] = serde_json::json!({ "serving": serving.is_some(), "by": serving });
     if json {
-        println!("{}", serde_json::to_string_pretty(&s)?);
+        outln!("{}", serde_json::to_string_pretty(&s)?);
         return Ok(());
     }
-    println!("device:    {}", s["device_id"].as_str().unwrap_or("?"));
+    outln!("device:    {}", s["device_id"].as_str().unwrap_or("?"));
     match s["sidecar"]["by"].as_str() {
-        Some(by) => println!("sidecar:   serving this file ({by})"),
-        None => println!(
+        Some(by) => outln!("sidecar:   serving this file ({by})"),
+        None => outln!(
             "sidecar:   NOT RUNNING on this file (changes sync only when `peersync serve` or `peersync sync` runs)"
         ),
     }
@@ -26,17 +26,16 @@ pub fn status(db: &Path, json: bool) -> Result<()> {
         .flatten()
         .map(|t| format!("{} ({})", t["table"].as_str().unwrap_or("?"), t["strategy"].as_str().unwrap_or("?")))
         .collect();
-    println!(
-        "tables:    {}",
-        if tables.is_empty() { "none tracked (peersync track)".into() } else { tables.join(", ") }
-    );
-    println!(
+    outln!("tables:    {}", if tables.is_empty() { "none tracked (peersync track)".into() } else { tables.join(", ") });
+    outln!(
         "log:       {} changes, {} not yet on every peer; own version {}",
-        s["log"]["entries"], s["log"]["unsynced"], s["log"]["own_version"]
+        s["log"]["entries"],
+        s["log"]["unsynced"],
+        s["log"]["own_version"]
     );
-    println!("conflicts: {} pending", s["conflicts_pending"]);
+    outln!("conflicts: {} pending", s["conflicts_pending"]);
     for q in s["quarantined"].as_array().into_iter().flatten() {
-        println!(
+        outln!(
             "QUARANTINED: {} since {}: {} (check it, then `peersync release` it or `peersync revoke` it)",
             q["device_id"].as_str().unwrap_or("?"),
             q["detected_at"].as_str().unwrap_or("?"),
@@ -44,7 +43,7 @@ pub fn status(db: &Path, json: bool) -> Result<()> {
         );
     }
     for w in s["waiting"].as_array().into_iter().flatten() {
-        println!(
+        outln!(
             "WAITING:   changes of {} from version {} (offered by {}, since {}): {}",
             w["origin"].as_str().unwrap_or("?"),
             w["version"],
@@ -58,7 +57,7 @@ pub fn status(db: &Path, json: bool) -> Result<()> {
             Some("base_missing") => "changes they are based on",
             _ => "this database's schema",
         };
-        println!(
+        outln!(
             "SCHEMA:    {} change(s) to table {} wait for {what} ({}, since {}): {}",
             w["changes"],
             w["table"].as_str().unwrap_or("?"),
@@ -68,14 +67,14 @@ pub fn status(db: &Path, json: bool) -> Result<()> {
         );
     }
     for d in s["dropped_tables"].as_array().into_iter().flatten() {
-        println!(
+        outln!(
             "DROPPED:   tracked table {} was dropped here ({}): changes to it wait; create it again and `peersync track` it to get its rows back",
             d["table"].as_str().unwrap_or("?"),
             d["dropped_at"].as_str().unwrap_or("?")
         );
     }
     for d in s["disputed_keys"].as_array().into_iter().flatten() {
-        println!(
+        outln!(
             "DISPUTED KEY: {} introduced device {} with key {}, not the key paired here; check both devices, then `peersync trust` the right key or `peersync revoke` the introducer",
             d["by"].as_str().unwrap_or("?"),
             d["device_id"].as_str().unwrap_or("?"),
@@ -86,7 +85,7 @@ pub fn status(db: &Path, json: bool) -> Result<()> {
         let records = d["records"]
             .as_array()
             .map(|r| r.iter().map(|x| x.as_str().unwrap_or("?").to_string()).collect::<Vec<_>>().join(", "));
-        println!(
+        outln!(
             "DIVERGED:  table {} differs from device {} at the same changes (since {}){}; run `peersync check --peer URL` to list the records",
             d["table"].as_str().unwrap_or("?"),
             d["peer"].as_str().unwrap_or("?"),
@@ -106,7 +105,7 @@ pub fn status(db: &Path, json: bool) -> Result<()> {
             (Some(a), Some(at)) => format!(", audit {a} at {at}"),
             _ => String::new(),
         };
-        println!(
+        outln!(
             "peer:      {} {:<12} {:<8} last sync {}{lacks}{audit}{error}",
             p["device_id"].as_str().unwrap_or("?"),
             p["name"].as_str().unwrap_or("-"),
@@ -117,7 +116,7 @@ pub fn status(db: &Path, json: bool) -> Result<()> {
     for l in s["links"].as_array().into_iter().flatten() {
         let url = l["url"].as_str().unwrap_or("?");
         if l["state"] == "failing" {
-            println!(
+            outln!(
                 "link:      {url} FAILING since {} ({} attempt(s)): {}; last success {}",
                 l["failing_since"].as_str().unwrap_or("?"),
                 l["failures"],
@@ -125,10 +124,10 @@ pub fn status(db: &Path, json: bool) -> Result<()> {
                 l["last_success_at"].as_str().unwrap_or("never")
             );
         } else {
-            println!("link:      {url} ok, last success {}", l["last_success_at"].as_str().unwrap_or("never"));
+            outln!("link:      {url} ok, last success {}", l["last_success_at"].as_str().unwrap_or("never"));
         }
         for h in l["held_there"].as_array().into_iter().flatten() {
-            println!(
+            outln!(
                 "held there: {url} {} device {} from version {}: {}",
                 h["reason"].as_str().unwrap_or("?"),
                 h["device_id"].as_str().unwrap_or("?"),
@@ -145,15 +144,15 @@ pub fn conflicts(db: &Path, action: Option<ConflictAction>) -> Result<()> {
     peersync_core::device_id(&conn)?;
     match action.unwrap_or(ConflictAction::List { status: None, all: false, json: false }) {
         ConflictAction::List { status, all, json } => {
-            let status = if all { None } else { Some(status.unwrap_or_else(|| "pending".into())) };
-            let list = peersync_core::conflicts(&conn, status.as_deref())?;
+            let status = if all { None } else { Some(status.map_or("pending", |s| s.as_str())) };
+            let list = peersync_core::conflicts(&conn, status)?;
             if json {
-                println!("{}", serde_json::to_string_pretty(&list)?);
+                outln!("{}", serde_json::to_string_pretty(&list)?);
             } else if list.is_empty() {
-                println!("no {} conflicts", status.as_deref().unwrap_or("recorded"));
+                outln!("no {} conflicts", status.unwrap_or("recorded"));
             } else {
                 for c in list {
-                    println!(
+                    outln!(
                         "#{:<5} {:<9} {}[{}] {} {}",
                         c.id,
                         c.status,
@@ -166,7 +165,7 @@ pub fn conflicts(db: &Path, action: Option<ConflictAction>) -> Result<()> {
             }
         }
         ConflictAction::Show { id } => match peersync_core::conflict(&conn, id)? {
-            Some(c) => println!("{}", serde_json::to_string_pretty(&c)?),
+            Some(c) => outln!("{}", serde_json::to_string_pretty(&c)?),
             None => return Err(Error::Cli(format!("no conflict with id {id}; see `peersync conflicts list --all`"))),
         },
         ConflictAction::Resolve { id, choice } => {
@@ -174,7 +173,7 @@ pub fn conflicts(db: &Path, action: Option<ConflictAction>) -> Result<()> {
                 return Err(Error::Cli(format!("no conflict with id {id}; see `peersync conflicts list`")));
             }
             let status = peersync_core::resolve(&conn, id, peersync_core::Choice::parse(&choice)?)?;
-            println!("conflict {id}: {status} (the resolution syncs to the other devices)");
+            outln!("conflict {id}: {status} (the resolution syncs to the other devices)");
         }
     }
     Ok(())
@@ -185,10 +184,10 @@ pub fn verify(db: &Path) -> Result<()> {
     peersync_core::device_id(&conn)?;
     let v = peersync_core::verify(&conn)?;
     if v["ok"].as_bool() == Some(true) {
-        println!("ok: {} changes checked, every hash and chain verifies", v["checked"]);
+        outln!("ok: {} changes checked, every hash and chain verifies", v["checked"]);
         return Ok(());
     }
-    println!("{}", serde_json::to_string_pretty(&v)?);
+    outln!("{}", serde_json::to_string_pretty(&v)?);
     let failed = v["failed"].as_array().map_or(0, |a| a.len());
     Err(Error::Cli(format!(
         "the log does not verify: {failed} change(s) fail their hash or chain; see `peersync status`"

@@ -140,16 +140,17 @@ fn finish(ctx: &Ctx, body: &[u8]) -> Response<Full<Bytes>> {
     reply(StatusCode::OK, serde_json::json!({ "session": f.session, "payload": ctx.mine, "tag": tag }))
 }
 
-fn show(code: &Code) {
+fn show(code: &Code) -> Result<()> {
     let shown = code.shown();
-    println!("pairing code: {shown}");
+    outln!("pairing code: {shown}");
     if let Ok(qr) = qrcode::QrCode::new(shown.as_bytes()) {
         use qrcode::render::unicode::Dense1x2;
         let img =
             qr.render::<Dense1x2>().dark_color(Dense1x2::Light).light_color(Dense1x2::Dark).quiet_zone(true).build();
-        println!("{img}");
+        outln!("{img}");
     }
-    println!("On the other device, run:  peersync pair --db PATH {shown}");
+    outln!("On the other device, run:  peersync pair --db PATH {shown}");
+    Ok(())
 }
 
 pub(super) fn invite(a: PairArgs) -> Result<()> {
@@ -169,7 +170,7 @@ pub(super) fn invite(a: PairArgs) -> Result<()> {
             )));
         }
         let code = Code::new(&addr.to_string())?;
-        show(&code);
+        show(&code)?;
         let (tx, mut rx) = mpsc::unbounded_channel();
         let expires = Duration::from_secs(a.expires);
         let ctx = Arc::new(Ctx {
@@ -219,7 +220,7 @@ pub(super) fn invite(a: PairArgs) -> Result<()> {
             Outcome::Paired(who) => {
                 // Let the reply reach the joiner before the endpoint goes.
                 tokio::time::sleep(Duration::from_secs(1)).await;
-                println!("paired with {who}; a running `peersync serve` syncs with it within seconds");
+                outln!("paired with {who}; a running `peersync serve` syncs with it within seconds");
                 Ok(())
             }
             Outcome::Died(why) => Err(Error::Cli(why)),

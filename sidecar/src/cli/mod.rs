@@ -1,4 +1,23 @@
 //! The command line: every command and its options (clap derive), and dispatch to the files that run them.
+
+/// `println!` that returns the write error instead of panicking (stdout closed early, as by
+/// `peersync conflicts list | head`): `main` ends quietly on a broken pipe.
+macro_rules! outln {
+    ($($t:tt)*) => {{
+        use std::io::Write as _;
+        writeln!(std::io::stdout(), $($t)*)?;
+    }};
+}
+
+/// `print!` that returns the write error instead of panicking (see `outln!`).
+#[allow(unused_macros)]
+macro_rules! out {
+    ($($t:tt)*) => {{
+        use std::io::Write as _;
+        write!(std::io::stdout(), $($t)*)?;
+    }};
+}
+
 mod check;
 mod inspect;
 mod invite;
@@ -7,7 +26,7 @@ mod peers;
 mod run;
 mod setup;
 
-use clap::{Args, Parser, Subcommand};
+use clap::{Args, Parser, Subcommand, ValueEnum};
 use std::path::PathBuf;
 
 #[derive(Parser)]
@@ -29,6 +48,27 @@ pub struct DbArg {
     /// The app's SQLite database file.
     #[arg(long, env = "PEERSYNC_DB", value_name = "PATH")]
     pub db: PathBuf,
+}
+
+/// `--db` of a command with subcommands: accepted before or after the subcommand
+/// (`peersync conflicts list --db app.db`).
+#[derive(Args, Clone)]
+pub struct GlobalDbArg {
+    /// The app's SQLite database file.
+    /// (clap cannot make a global argument required: [`GlobalDbArg::path`] checks it is there.)
+    #[arg(long, env = "PEERSYNC_DB", value_name = "PATH", global = true)]
+    pub db: Option<PathBuf>,
+}
+
+impl GlobalDbArg {
+    /// The `--db` given, or the error clap gives for a missing required argument.
+    pub fn path(self) -> crate::error::Result<PathBuf> {
+        self.db.ok_or_else(|| {
+            crate::error::Error::Cli(
+                "the following required argument was not provided: --db <PATH> (or $PEERSYNC_DB)".into(),
+            )
+        })
+    }
 }
 
 #[derive(Args, Clone)]
@@ -54,6 +94,10 @@ pub enum Command {
         /// device's key); without it, an existing key file is never taken over.
         #[arg(long)]
         adopt_key: bool,
+        /// This database is a copy of another device's: give it a device id and key pair of its
+        /// own, keeping its data (the original's id becomes another device here). Pair it after.
+        #[arg(long, conflicts_with = "adopt_key")]
+        new_identity: bool,
     },
     /// Print this device's id and public key (what `peersync trust` needs on the other device).
     Id {
@@ -125,7 +169,7 @@ pub enum Command {
     /// List, show and resolve conflicts.
     Conflicts {
         #[command(flatten)]
-        db: DbArg,
+        db: GlobalDbArg,
         #[command(subcommand)]
         action: Option<ConflictAction>,
     },
@@ -136,7 +180,7 @@ pub enum Command {
     /// The peers this device syncs with, kept in the database (a running `serve` follows changes).
     Peers {
         #[command(flatten)]
-        db: DbArg,
+        db: GlobalDbArg,
         #[command(subcommand)]
         action: PeerAction,
     },
@@ -169,13 +213,31 @@ pub enum PeerAction {
     },
 }
 
+/// A conflict's state, as `--status` takes it.
+#[derive(ValueEnum, Clone, Copy)]
+pub enum ConflictStatus {
+    Pending,
+    Resolved,
+    Ignored,
+}
+
+impl ConflictStatus {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ConflictStatus::Pending => "pending",
+            ConflictStatus::Resolved => "resolved",
+            ConflictStatus::Ignored => "ignored",
+        }
+    }
+}
+
 #[derive(Subcommand)]
 pub enum ConflictAction {
     /// List conflicts (pending ones unless --all or --status).
     List {
-        /// pending, resolved or ignored.
-        #[arg(long)]
-        status: Option<String>,
+        /// Only the conflicts in this state.
+        #[arg(long, value_enum)]
+        status: Option<ConflictStatus>,
         #[arg(long)]
         all: bool,
         #[arg(long)]
@@ -190,7 +252,13 @@ pub enum ConflictAction {
 /// Runs the parsed command.
 pub fn run(cli: Cli) -> crate::error::Result<()> {
     match cli.command {
-        Command::Init { db, name, key, adopt_key } => setup::init(&db.db, &name, key.key.as_deref(), adopt_key),
+        Command::Init { db, name, key, adopt_key, new_identity } => {
+            if new_identity {
+                setup::new_identity(&db.db, &name, key.key.as_deref())
+            } else {
+                setup::init(&db.db, &name, key.key.as_deref(), adopt_key)
+            }
+        }
         Command::Id { db } => setup::id(&db.db),
         Command::Trust { db, device_id, public_key, name, tailscale_ip, no_tailscale_ip } => {
             let ip = if no_tailscale_ip { Some("") } else { tailscale_ip.as_deref() };
@@ -204,14 +272,17 @@ pub fn run(cli: Cli) -> crate::error::Result<()> {
         Command::Sync(a) => run::sync(a),
         Command::Check(a) => check::check(a),
         Command::Status { db, json } => inspect::status(&db.db, json),
-        Command::Conflicts { db, action } => inspect::conflicts(&db.db, action),
+        Command::Conflicts { db, action } => inspect::conflicts(&db.path()?, action),
         Command::Verify { db } => inspect::verify(&db.db),
         Command::Pair(a) => pair::pair(a),
-        Command::Peers { db, action } => match action {
-            PeerAction::Add { url } => peers::add(&db.db, &url),
-            PeerAction::Remove { url } => peers::remove(&db.db, &url),
-            PeerAction::List { json } => peers::list(&db.db, json),
-            PeerAction::Discover { add, port } => peers::discover(&db.db, add, port),
-        },
+        Command::Peers { db, action } => {
+            let db = db.path()?;
+            match action {
+                PeerAction::Add { url } => peers::add(&db, &url),
+                PeerAction::Remove { url } => peers::remove(&db, &url),
+                PeerAction::List { json } => peers::list(&db, json),
+                PeerAction::Discover { add, port } => peers::discover(&db, add, port),
+            }
+        }
     }
 }

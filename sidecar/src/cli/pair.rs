@@ -160,28 +160,24 @@ fn join(a: PairArgs, code: &str) -> Result<()> {
     });
     let theirs = theirs.map_err(gone)?;
     adopt(&a.db.db, &theirs)?;
-    println!(
-        "paired with {}{}",
-        theirs.device_id,
-        theirs.name.as_deref().map(|n| format!(" ({n})")).unwrap_or_default()
-    );
+    outln!("paired with {}{}", theirs.device_id, theirs.name.as_deref().map(|n| format!(" ({n})")).unwrap_or_default());
     let conn = db::open(&a.db.db, false)?;
     let mut missing = Vec::new();
     for t in &theirs.tables {
         let exists = peersync_core::table_exists(&conn, &t.name)?;
         if !exists && a.schema {
             peersync_core::create_table(&conn, &t.name, &t.sql)?;
-            println!("created table {}", t.name);
+            outln!("created table {}", t.name);
         } else if !exists {
             missing.push(t.name.clone());
             continue;
         }
         // No strategy given: the inviter's setting arrives with the first sync.
         peersync_core::track(&conn, &t.name, None)?;
-        println!("tracking {} (strategy {} on the other device)", t.name, t.strategy);
+        outln!("tracking {} (strategy {} on the other device)", t.name, t.strategy);
     }
     if !missing.is_empty() {
-        println!(
+        outln!(
             "the other device tracks tables that do not exist here: {} (create them and `peersync track` each, or pair again with --schema)",
             missing.join(", ")
         );

@@ -11,9 +11,9 @@ pub fn add(db: &Path, url: &str) -> Result<()> {
     let conn = db::open(db, false)?;
     peersync_core::device_id(&conn)?;
     if peersync_core::add_peer(&conn, &url, "manual", None)? {
-        println!("added peer {url} (a running `peersync serve` starts syncing with it within seconds)");
+        outln!("added peer {url} (a running `peersync serve` starts syncing with it within seconds)");
     } else {
-        println!("peer {url} is already configured");
+        outln!("peer {url} is already configured");
     }
     Ok(())
 }
@@ -22,7 +22,7 @@ pub fn remove(db: &Path, url: &str) -> Result<()> {
     let url = normalize_url(url)?;
     let conn = db::open(db, false)?;
     if peersync_core::remove_peer(&conn, &url)? {
-        println!("removed peer {url}");
+        outln!("removed peer {url}");
         Ok(())
     } else {
         Err(Error::Cli(format!("{url} is not a configured peer (see `peersync peers list`)")))
@@ -33,11 +33,11 @@ pub fn list(db: &Path, json: bool) -> Result<()> {
     let conn = db::open(db, false)?;
     let peers = peersync_core::configured_peers(&conn)?;
     if json {
-        println!("{}", serde_json::to_string_pretty(&peers)?);
+        outln!("{}", serde_json::to_string_pretty(&peers)?);
         return Ok(());
     }
     if peers.is_empty() {
-        println!("no peers configured (add one with `peersync peers add URL` or `peersync pair`)");
+        outln!("no peers configured (add one with `peersync peers add URL` or `peersync pair`)");
     }
     for p in peers {
         let state = match (&p.last_success_at, &p.last_error, p.failures) {
@@ -45,7 +45,7 @@ pub fn list(db: &Path, json: bool) -> Result<()> {
             (Some(t), _, _) => format!("last synced {t}"),
             _ => "not synced yet".into(),
         };
-        println!("{:<32}  {:<32}  {:<8}  {state}", p.url, p.device_id.as_deref().unwrap_or("-"), p.source);
+        outln!("{:<32}  {:<32}  {:<8}  {state}", p.url, p.device_id.as_deref().unwrap_or("-"), p.source);
     }
     Ok(())
 }
@@ -112,13 +112,13 @@ pub fn discover(db: &Path, add: bool, port: u16) -> Result<()> {
     peersync_core::device_id(&conn)?;
     let found = matches(&status, &peersync_core::devices(&conn)?, port);
     if found.is_empty() {
-        println!("no device this database trusts is on the tailnet (matched by recorded Tailscale IP or by name)");
+        outln!("no device this database trusts is on the tailnet (matched by recorded Tailscale IP or by name)");
     }
     for f in found {
         let online = if f.online { "online" } else { "offline" };
         if add {
             let new = peersync_core::add_peer(&conn, &f.url, "discover", Some(&f.device_id))?;
-            println!(
+            outln!(
                 "{} {} ({}, {online}){}",
                 f.url,
                 f.device_id,
@@ -126,11 +126,11 @@ pub fn discover(db: &Path, add: bool, port: u16) -> Result<()> {
                 if new { ": added" } else { ": already a peer" }
             );
         } else {
-            println!("{} {} ({}, {online})", f.url, f.device_id, f.name);
+            outln!("{} {} ({}, {online})", f.url, f.device_id, f.name);
         }
     }
     if !add {
-        println!("(add them with `peersync peers discover --add`)");
+        outln!("(add them with `peersync peers discover --add`)");
     }
     Ok(())
 }

@@ -127,7 +127,9 @@ pub(super) fn identity(db: &DbArg, key: &KeyArg) -> Result<(Db, String, SigningK
     let row = peersync_core::device(&conn, &me)?
         .ok_or_else(|| Error::Cli("this device's row is missing from sync_devices".into()))?;
     let path = keys::resolve(key.key.as_deref(), &me)?;
+    crate::instance::check(&conn, db.path(), &path)?;
     let signing = keys::load_for(&path, row.public_key.as_deref())?;
+    crate::instance::note(&conn, db.path(), &path);
     Ok((db, me, signing, path))
 }
 
@@ -250,9 +252,13 @@ pub fn sync(a: SyncArgs) -> Result<()> {
     });
     bar.0.finish_and_clear();
     let r = report.map_err(|e| Error::Cli(format!("sync with {url} failed: {e}")))?;
-    println!(
+    outln!(
         "synced with {} ({}): sent {}, received {}, conflicts {}",
-        url, r.peer_device, r.sent, r.received, r.conflicts
+        url,
+        r.peer_device,
+        r.sent,
+        r.received,
+        r.conflicts
     );
     Ok(())
 }

@@ -1,6 +1,7 @@
 //! Commands that set a database up: init (identity and key pair), id, trust, revoke, devices, track.
 use crate::db;
 use crate::error::{Error, Result};
+use crate::instance;
 use crate::keys;
 use std::path::Path;
 
@@ -12,22 +13,23 @@ fn own_row(conn: &rusqlite::Connection) -> Result<peersync_core::Device> {
         .ok_or_else(|| Error::Cli("this device's own row is missing from sync_devices".into()))
 }
 
-fn print_pairing(db: &Path, d: &peersync_core::Device) {
+fn print_pairing(db: &Path, d: &peersync_core::Device) -> Result<()> {
     let pk = d.public_key.as_deref().unwrap_or("(none yet: run `peersync init`)");
-    println!("device id:  {}", d.device_id);
-    println!("public key: {pk}");
+    outln!("device id:  {}", d.device_id);
+    outln!("public key: {pk}");
     if let Some(n) = &d.device_name {
-        println!("name:       {n}");
+        outln!("name:       {n}");
     }
-    println!();
-    println!("On the other device, run:");
-    println!(
+    outln!();
+    outln!("On the other device, run:");
+    outln!(
         "  peersync trust --db {} {} {pk} --name {}",
         db.file_name().map(|f| f.to_string_lossy()).unwrap_or_default(),
         d.device_id,
         d.device_name.as_deref().unwrap_or("NAME")
     );
-    println!("or pair by a one-time code: `peersync pair` on one device, `peersync pair CODE` on the other");
+    outln!("or pair by a one-time code: `peersync pair` on one device, `peersync pair CODE` on the other");
+    Ok(())
 }
 
 pub fn init(db: &Path, name: &str, key: Option<&Path>, adopt: bool) -> Result<()> {
@@ -35,6 +37,9 @@ pub fn init(db: &Path, name: &str, key: Option<&Path>, adopt: bool) -> Result<()
     let id = peersync_core::init(&conn)?;
     let recorded = own_row(&conn)?.public_key;
     let path = keys::resolve(key, &id)?;
+    if recorded.is_some() {
+        instance::check(&conn, db, &path)?;
+    }
     let signing = if path.exists() {
         let k = keys::load(&path)?;
         if let Some(pk) = &recorded {
@@ -63,22 +68,48 @@ pub fn init(db: &Path, name: &str, key: Option<&Path>, adopt: bool) -> Result<()
         k
     };
     peersync_core::set_identity(&conn, Some(name), &keys::public_hex(&signing))?;
-    println!("key file:   {}", path.display());
-    print_pairing(db, &own_row(&conn)?);
-    Ok(())
+    instance::note(&conn, db, &path);
+    outln!("key file:   {}", path.display());
+    print_pairing(db, &own_row(&conn)?)
+}
+
+/// `init --new-identity`: a copy of another device's database becomes a device of its own.
+pub fn new_identity(db: &Path, name: &str, key: Option<&Path>) -> Result<()> {
+    let conn = db::open(db, false)?;
+    let old = own_row(&conn)?;
+    if old.public_key.is_none() {
+        return Err(Error::Cli(
+            "this database has no identity to leave yet; run `peersync init` without --new-identity".into(),
+        ));
+    }
+    let signing = keys::generate()?;
+    // The new id is known only once it is made; the key file is written right after, and a
+    // failure to write it leaves the database with the new id and no key (init says so).
+    let (old_id, new_id) = peersync_core::new_identity(&conn)?;
+    let path = keys::resolve(key, &new_id)?;
+    keys::write_new(&path, &signing)?;
+    peersync_core::set_identity(&conn, Some(name), &keys::public_hex(&signing))?;
+    instance::note(&conn, db, &path);
+    outln!("this database is now device {new_id}, with its own key pair; its data stays.");
+    outln!(
+        "device {old_id} ({}) is the original's: it stays another trusted device here, and nothing changes for it on the others.",
+        old.device_name.as_deref().unwrap_or("no name")
+    );
+    outln!("The other devices do not know this one yet: pair it with them before it syncs.");
+    outln!("key file:   {}", path.display());
+    print_pairing(db, &own_row(&conn)?)
 }
 
 pub fn id(db: &Path) -> Result<()> {
     let conn = db::open(db, false)?;
-    print_pairing(db, &own_row(&conn)?);
-    Ok(())
+    print_pairing(db, &own_row(&conn)?)
 }
 
 pub fn trust(db: &Path, id: &str, pk: &str, name: Option<&str>, ip: Option<&str>) -> Result<()> {
     let conn = db::open(db, false)?;
     own_row(&conn)?;
     peersync_core::trust(&conn, id, pk, name, ip)?;
-    println!("trusted {id}{}", name.map(|n| format!(" ({n})")).unwrap_or_default());
+    outln!("trusted {id}{}", name.map(|n| format!(" ({n})")).unwrap_or_default());
     Ok(())
 }
 
@@ -86,14 +117,14 @@ pub fn revoke(db: &Path, id: &str) -> Result<()> {
     let conn = db::open(db, false)?;
     own_row(&conn)?;
     peersync_core::revoke(&conn, id)?;
-    println!(
+    outln!(
         "revoked {id}: its requests and its changes are refused from now on, here and, from their next sync, on every device that trusts this one"
     );
     let introduced = peersync_core::introduced_by(&conn, id)?;
     if !introduced.is_empty() {
-        println!("it introduced these devices here; review them, and `peersync revoke` any you do not know:");
+        outln!("it introduced these devices here; review them, and `peersync revoke` any you do not know:");
         for d in introduced {
-            println!("  {d}");
+            outln!("  {d}");
         }
     }
     Ok(())
@@ -102,8 +133,15 @@ pub fn revoke(db: &Path, id: &str) -> Result<()> {
 pub fn release(db: &Path, id: &str) -> Result<()> {
     let conn = db::open(db, false)?;
     own_row(&conn)?;
+    let revoked = peersync_core::device(&conn, id)?.is_some_and(|d| !d.is_authorized);
     if peersync_core::release(&conn, id)? {
-        println!("released {id}: sync with it resumes (a forked chain it still sends quarantines it again)");
+        if revoked {
+            outln!(
+                "released {id} from quarantine: it stays revoked, so sync with it does not resume (`peersync trust` it again to sync with it)"
+            );
+        } else {
+            outln!("released {id}: sync with it resumes (a forked chain it still sends quarantines it again)");
+        }
         Ok(())
     } else {
         Err(Error::Cli(format!("device {id} is not quarantined here (see `peersync devices`)")))
@@ -115,12 +153,16 @@ pub fn devices(db: &Path, json: bool) -> Result<()> {
     own_row(&conn)?;
     let list = peersync_core::devices(&conn)?;
     if json {
-        println!("{}", serde_json::to_string_pretty(&list)?);
+        outln!("{}", serde_json::to_string_pretty(&list)?);
         return Ok(());
     }
-    println!(
+    outln!(
         "{:<32}  {:<12}  {:<10}  {:<15}  {:<24}  introduced by",
-        "device id", "name", "state", "address", "last sync"
+        "device id",
+        "name",
+        "state",
+        "address",
+        "last sync"
     );
     let revoked: Vec<String> = list.iter().filter(|d| !d.is_authorized).map(|d| d.device_id.clone()).collect();
     for d in list {
@@ -138,7 +180,7 @@ pub fn devices(db: &Path, json: bool) -> Result<()> {
             Some(by) if revoked.iter().any(|r| r == by) => format!("{by} (revoked: review this device)"),
             Some(by) => by.to_string(),
         };
-        println!(
+        outln!(
             "{:<32}  {:<12}  {:<10}  {:<15}  {:<24}  {by}",
             d.device_id,
             d.device_name.as_deref().unwrap_or("-"),
@@ -157,7 +199,7 @@ pub fn track(db: &Path, table: &str, strategy: Option<&str>) -> Result<()> {
     // The strategy the table really has now: one setting across devices, maybe another's.
     let info = peersync_core::strategy_of(&conn, table)?
         .ok_or_else(|| Error::Cli(format!("table {table} is tracked but has no strategy row")))?;
-    println!("tracking {} ({}); {n} existing row(s) logged", info.table, describe_strategy(&conn, &info)?);
+    outln!("tracking {} ({}); {n} existing row(s) logged", info.table, describe_strategy(&conn, &info)?);
     Ok(())
 }
 
