@@ -333,7 +333,8 @@ impl Syncer {
             })
             .await;
         if let Err(e) = noted {
-            tracing::warn!(error = %e, "could not record how the sync went");
+            self.metrics.error(e.kind());
+            tracing::warn!(error = %e, "could not record how the sync went (peersync status may be out of date)");
         }
     }
 
@@ -353,7 +354,10 @@ impl Syncer {
             Ok((_, peersync_core::Outcome::NotComparable { reason })) => {
                 tracing::debug!(peer = %url, reason, "audit: not comparable now");
             }
-            Err(e) => tracing::warn!(peer = %url, error = %e, "audit failed"),
+            Err(e) => {
+                self.metrics.error("audit");
+                tracing::warn!(peer = %url, error = %e, "audit failed");
+            }
         }
     }
 }

@@ -11,8 +11,8 @@ use crate::db::tx;
 use crate::error::{Error, Result};
 use crate::merge::conflicts::Summary;
 use crate::merge::merger::{Merger, Record};
-use crate::model::change::Op;
-use crate::model::table::{Strategy, Tables};
+use crate::model::change::{Change, Op};
+use crate::model::table::{Strategy, Table, Tables};
 use crate::store::format::device_id;
 use crate::store::log::{self, head, set_head, Writer};
 use crate::store::settings;
@@ -22,11 +22,12 @@ use crate::trust::waiting::{self, Held};
 use crate::trust::{introductions, quarantine};
 use crate::wire::{
     check_entry, describe, hash_mismatch, is_revocation, is_setting, parse_revocation, parse_setting, shown, Batch,
-    Vector, REVOCATIONS_TABLE, SETTINGS_TABLE,
+    Value, Vector, REVOCATIONS_TABLE, SETTINGS_TABLE,
 };
 use rusqlite::Connection;
 use serde::Serialize;
 use std::collections::HashMap;
+use std::sync::Arc;
 
 /// What `sync_apply` reports.
 #[derive(Debug, Serialize)]
@@ -221,70 +222,41 @@ fn merge_all<'b>(
         if !hash_matches(e, p.hash, prev_hash) {
             return Err(hash_mismatch(e));
         }
-        if is_setting(e) || is_revocation(e) {
-            // A shared event: a setting or a revocation (read before anything is logged).
-            let event = match is_setting(e) {
-                true => Event::Setting(read_setting(e)?),
-                false => Event::Revocation(parse_revocation(e)?),
+        // What the entry is: a shared event (a setting or a revocation), or a change to a table
+        // (read before anything is logged: a malformed one fails the batch).
+        let entry = if is_setting(e) {
+            Event::Setting(read_setting(e)?)
+        } else if is_revocation(e) {
+            Event::Revocation(parse_revocation(e)?)
+        } else {
+            let t = tables.get(&e.table_name);
+            let (key, change, why) = match t {
+                Some(t) => {
+                    let (key, change) = match p.parsed {
+                        Some(parsed) => parsed?,
+                        None => prepare::parse(t, op, e)?,
+                    };
+                    let behind = || match waiting.is_empty() {
+                        true => None,
+                        false => waiting.get(&(e.table_name.to_string(), e.record_id.clone())).map(|&f| Why::behind(f)),
+                    };
+                    let why = held::unknown_columns(t, &change).or_else(behind);
+                    (key, change, why)
+                }
+                None => (Vec::new(), prepare::parse_untracked(op, e)?, Some(Why::unknown_table(&e.table_name))),
             };
-            if !quota.take(conn, &e.device_id, entry_bytes(e))? {
-                blocked.insert(e.device_id.to_string());
-                deferred += 1;
-                held.push(over_quota(e, &quota));
-                continue;
-            }
-            let id = log::insert(&mut m.hot, e, floors.get(&*e.device_id).is_some_and(|&f| e.version <= f))?;
-            m.writers.logged(id, writer(e));
-            m.local.clock.receive(e.timestamp);
-            match event {
-                Event::Setting((table, strategy)) => {
-                    if let Some(name) = settings::record(conn, &table, strategy, &e.device_id, e.version, e.timestamp)?
-                    {
-                        // The changes after it in this batch are judged by it.
-                        if let Some(t) = tables.get(&name) {
-                            in_force.insert(t.id, strategy);
-                        }
-                    }
-                }
-                Event::Revocation(device) => {
-                    let me = m.local.device.clone();
-                    if devices::receive_revocation(conn, &me, &e.device_id, e.version, e.timestamp, &device)? {
-                        // Its changes after the revocation in this batch are refused too.
-                        revoked.insert(device);
-                    }
-                }
-            }
-            advance(&mut heads, e);
-            advanced.insert(&e.device_id);
-            accepted += 1;
-            continue;
-        }
-        let t = tables.get(&e.table_name);
-        let (key, change, why) = match t {
-            Some(t) => {
-                let (key, change) = match p.parsed {
-                    Some(parsed) => parsed?,
-                    None => prepare::parse(t, op, e)?,
-                };
-                let behind = || match waiting.is_empty() {
-                    true => None,
-                    false => waiting.get(&(e.table_name.to_string(), e.record_id.clone())).map(|&f| Why::behind(f)),
-                };
-                let why = held::unknown_columns(t, &change).or_else(behind);
-                (key, change, why)
-            }
-            None => (Vec::new(), prepare::parse_untracked(op, e)?, Some(Why::unknown_table(&e.table_name))),
-        };
-        // A change can arrive before a change it is based on (a batch made for another
-        // peer's vector, or the base's origin is held back here): it is logged, and waits for
-        // it (see `held.rs`), its origin's later changes going on.
-        let missing = match t.is_some() {
-            true => held::missing_bases(conn, &mut heads, &unmerged, &change)?,
-            false => Vec::new(),
-        };
-        let why = match (why, missing.is_empty()) {
-            (None, false) => Some(Why::base_missing(missing)),
-            (why, _) => why,
+            // A change can arrive before a change it is based on (a batch made for another
+            // peer's vector, or the base's origin is held back here): it is logged, and waits
+            // for it (see `held.rs`), its origin's later changes going on.
+            let missing = match t.is_some() {
+                true => held::missing_bases(conn, &mut heads, &unmerged, &change)?,
+                false => Vec::new(),
+            };
+            let why = match (why, missing.is_empty()) {
+                (None, false) => Some(Why::base_missing(missing)),
+                (why, _) => why,
+            };
+            Event::Change { t, key, change, why }
         };
         // A device that writes more than its quota here waits; the others go on.
         if !quota.take(conn, &e.device_id, entry_bytes(e))? {
@@ -296,14 +268,29 @@ fn merge_all<'b>(
         let id = log::insert(&mut m.hot, e, floors.get(&*e.device_id).is_some_and(|&f| e.version <= f))?;
         m.writers.logged(id, writer(e));
         m.local.clock.receive(e.timestamp);
-        match (t, why) {
-            (Some(t), None) => {
+        match entry {
+            Event::Setting((table, strategy)) => {
+                if let Some(name) = settings::record(conn, &table, strategy, &e.device_id, e.version, e.timestamp)? {
+                    // The changes after it in this batch are judged by it.
+                    if let Some(t) = tables.get(&name) {
+                        in_force.insert(t.id, strategy);
+                    }
+                }
+            }
+            Event::Revocation(device) => {
+                let me = m.local.device.clone();
+                if devices::receive_revocation(conn, &me, &e.device_id, e.version, e.timestamp, &device)? {
+                    // Its changes after the revocation in this batch are refused too.
+                    revoked.insert(device);
+                }
+            }
+            Event::Change { t: Some(t), key, change, why: None } => {
                 let strategy = in_force.get(&t.id).copied().unwrap_or(t.strategy);
                 let rec = Record { t, rid: &e.record_id, key, strategy };
                 m.merge_remote(&rec, &change, id, &e.change_data)?;
                 prep.done((rec.key, change));
             }
-            (_, why) => {
+            Event::Change { why, .. } => {
                 // Logged, its effect waits: for the schema (and the record's later changes with
                 // it), or for its bases (and the changes based on it with it).
                 let why = why.unwrap_or_else(|| Why::unknown_table(&e.table_name));
@@ -352,10 +339,12 @@ fn merge_all<'b>(
     })
 }
 
-/// A shared event read from the wire.
-enum Event {
+/// An entry of a batch, as read from the wire: a shared event, or a change to a table (`t`
+/// None: not tracked here) with why its effect waits here, if it does.
+enum Event<'t> {
     Setting((String, Strategy)),
     Revocation(String),
+    Change { t: Option<&'t Arc<Table>>, key: Vec<Value>, change: Change, why: Option<Why> },
 }
 
 /// The writer `e` is once logged.

@@ -41,6 +41,11 @@ impl StrategyInfo {
     }
 }
 
+/// A row of `SELECT name, strategy, strategy_by, strategy_at, strategy_version FROM sync_tables`.
+fn info(r: &rusqlite::Row<'_>) -> rusqlite::Result<StrategyInfo> {
+    Ok(StrategyInfo { table: r.get(0)?, strategy: r.get(1)?, set_by: r.get(2)?, set_at: r.get(3)?, version: r.get(4)? })
+}
+
 /// The strategy table `name` has here (its name compared as SQLite compares table names), or
 /// None when this device knows nothing of the table.
 pub fn of(conn: &Connection, name: &str) -> Result<Option<StrategyInfo>> {
@@ -48,15 +53,7 @@ pub fn of(conn: &Connection, name: &str) -> Result<Option<StrategyInfo>> {
         .prepare_cached(
             "SELECT name, strategy, strategy_by, strategy_at, strategy_version FROM sync_tables WHERE name = ?1 COLLATE NOCASE ORDER BY active DESC, id LIMIT 1",
         )?
-        .query_row([name], |r| {
-            Ok(StrategyInfo {
-                table: r.get(0)?,
-                strategy: r.get(1)?,
-                set_by: r.get(2)?,
-                set_at: r.get(3)?,
-                version: r.get(4)?,
-            })
-        })
+        .query_row([name], info)
         .optional()?)
 }
 
@@ -95,17 +92,7 @@ pub fn record(
 pub fn all(conn: &Connection) -> Result<Vec<StrategyInfo>> {
     let mut stmt = conn
         .prepare("SELECT name, strategy, strategy_by, strategy_at, strategy_version FROM sync_tables ORDER BY name")?;
-    let v = stmt
-        .query_map([], |r| {
-            Ok(StrategyInfo {
-                table: r.get(0)?,
-                strategy: r.get(1)?,
-                set_by: r.get(2)?,
-                set_at: r.get(3)?,
-                version: r.get(4)?,
-            })
-        })?
-        .collect::<rusqlite::Result<_>>()?;
+    let v = stmt.query_map([], info)?.collect::<rusqlite::Result<_>>()?;
     Ok(v)
 }
 

@@ -10,7 +10,7 @@
 use super::batch::describe;
 use super::entry::Entry;
 use super::ids::is_device_id;
-use super::value::{parse_literals, record_id, Value};
+use super::setting::{event_envelope, event_name, event_record_id};
 use crate::error::{Error, Result};
 
 /// The pseudo-table revocations are entries of (one of peersync's own tables: no user table
@@ -26,21 +26,21 @@ pub fn is_revocation(e: &Entry) -> bool {
 
 /// The record id of the revocation of device `device`.
 pub fn revocation_record_id(device: &str) -> String {
-    record_id(&[Value::Text(device.to_string())])
+    event_record_id(device)
 }
 
 /// Reads revocation `e`: the id of the device it revokes. Any spelling but the one
 /// [`revocation_record_id`] and [`REVOCATION_DATA`] write is refused.
 pub fn parse_revocation(e: &Entry) -> Result<String> {
     let bad = |why: &str| Err(Error::invalid(format!("{}: malformed revocation: {why}", describe(e))));
-    if &*e.operation != super::setting::SETTING_OPERATION || e.bases != "{}" || e.resolution {
+    if !event_envelope(e) {
         return bad("a revocation's operation is UPDATE, its bases {} and it is no resolution");
     }
     if e.change_data != REVOCATION_DATA {
         return bad("change_data must be {\"authorized\":false} exactly");
     }
-    match parse_literals(&e.record_id).ok().as_deref() {
-        Some([Value::Text(d)]) if is_device_id(d) && revocation_record_id(d) == e.record_id => Ok(d.clone()),
+    match event_name(e) {
+        Some(d) if is_device_id(&d) => Ok(d),
         _ => bad("record_id must be a device id (32 lowercase hex) as one text literal"),
     }
 }

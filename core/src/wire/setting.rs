@@ -26,7 +26,27 @@ pub fn is_setting(e: &Entry) -> bool {
 
 /// The record id of the setting of table `table`.
 pub fn setting_record_id(table: &str) -> String {
-    record_id(&[Value::Text(table.to_string())])
+    event_record_id(table)
+}
+
+/// The record id of a shared event (a setting, a revocation) about `name`: its text literal.
+pub(super) fn event_record_id(name: &str) -> String {
+    record_id(&[Value::Text(name.to_string())])
+}
+
+/// Whether shared event `e` (a setting, a revocation) has the one operation, bases and
+/// resolution flag events have.
+pub(super) fn event_envelope(e: &Entry) -> bool {
+    &*e.operation == SETTING_OPERATION && e.bases == SETTING_BASES && !e.resolution
+}
+
+/// The name shared event `e` is about: its record id's one text literal, written as
+/// [`event_record_id`] writes it.
+pub(super) fn event_name(e: &Entry) -> Option<String> {
+    match parse_literals(&e.record_id).ok().as_deref() {
+        Some([Value::Text(t)]) if event_record_id(t) == e.record_id => Some(t.clone()),
+        _ => None,
+    }
 }
 
 /// The change_data of a setting of strategy `strategy`.
@@ -49,11 +69,11 @@ pub struct Setting {
 /// [`setting_record_id`] write.
 pub fn parse_setting(e: &Entry) -> Result<Setting> {
     let bad = |why: &str| Err(Error::invalid(format!("{}: malformed setting: {why}", describe(e))));
-    if &*e.operation != SETTING_OPERATION || e.bases != SETTING_BASES || e.resolution {
+    if !event_envelope(e) {
         return bad("a setting's operation is UPDATE, its bases {} and it is no resolution");
     }
-    let table = match parse_literals(&e.record_id).ok().as_deref() {
-        Some([Value::Text(t)]) if !t.is_empty() && setting_record_id(t) == e.record_id => t.clone(),
+    let table = match event_name(e) {
+        Some(t) if !t.is_empty() => t,
         _ => return bad("record_id must be the table's name as one text literal"),
     };
     let strategy = match serde_json::from_str::<serde_json::Value>(&e.change_data) {
