@@ -65,8 +65,16 @@ pub use trust::waiting::{list as waiting, Held, Waiting};
 pub use merge::conflicts::{get as conflict, list as conflicts, pending_count as pending_conflicts, Conflict};
 pub use merge::resolve::{resolve, Choice};
 // Devices and trust.
+pub use exchange::recover::{
+    keep_through, pending_recovery, probe, recover, restored, set_pending_recovery, take_succession, Agreement,
+    ChainSearch, Probe, Recovered, MAX_PROBES,
+};
 pub use exchange::revoke::revoke;
-pub use trust::devices::{get as device, list as devices, set_identity, standing, trust, Device, Standing};
+pub use trust::devices::{
+    get as device, list as devices, recovery_standing, set_identity, standing, trust, Device, Standing,
+};
 pub use trust::introductions::introduced_by;
 pub use trust::quarantine::{list as quarantined, release, Quarantined};
 pub use trust::quota::set as set_origin_quota;
+pub use trust::succession::Outcome as SuccessionOutcome;
+pub use wire::Succession;

@@ -5,57 +5,11 @@
 mod common;
 
 use common::*;
-use ed25519_dalek::SigningKey;
-use peersync_core::{Batch, Vector};
 use serde_json::{json, Value as Json};
-
-/// A peer with a key pair: its identity row holds the public key.
-struct Signer {
-    p: Peer,
-    key: SigningKey,
-}
-
-impl Signer {
-    fn new(name: &str, seed: u8) -> Signer {
-        let p = Peer::standard(name, "timestamp_wins", "timestamp_wins");
-        let key = SigningKey::from_bytes(&[seed; 32]);
-        peersync_core::set_identity(&p.conn, Some(name), &public(&key)).unwrap();
-        Signer { p, key }
-    }
-
-    /// What the sidecar sends `to`: a page of what it lacks, signed by this device.
-    fn outgoing(&self, to: &Signer) -> Batch {
-        peersync_core::outgoing(&self.p.conn, &self.key, &vector(&to.p), 1000).unwrap()
-    }
-
-    /// Sends `to` what it lacks (one page), and returns what it made of it.
-    fn send(&self, to: &Signer) -> peersync_core::Applied {
-        peersync_core::apply(&to.p.conn, &self.outgoing(to)).unwrap()
-    }
-
-    fn trusts(&self, other: &Signer) {
-        peersync_core::trust(&self.p.conn, &other.p.dev, &public(&other.key), Some(&other.p.name), None).unwrap();
-    }
-
-    fn authorized(&self, other: &Signer) -> bool {
-        peersync_core::device(&self.p.conn, &other.p.dev).unwrap().unwrap().is_authorized
-    }
-}
-
-fn public(k: &SigningKey) -> String {
-    hex::encode(k.verifying_key().to_bytes())
-}
-
-fn vector(p: &Peer) -> Vector {
-    peersync_core::vector(&p.conn).unwrap()
-}
 
 /// Three devices that all trust each other.
 fn mesh() -> (Signer, Signer, Signer) {
-    let (a, b, c) = (Signer::new("a", 1), Signer::new("b", 2), Signer::new("c", 3));
-    for (x, y) in [(&a, &b), (&a, &c), (&b, &a), (&b, &c), (&c, &a), (&c, &b)] {
-        x.trusts(y);
-    }
+    let [a, b, c] = common::mesh(["a", "b", "c"]);
     (a, b, c)
 }
 

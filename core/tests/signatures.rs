@@ -5,41 +5,8 @@
 mod common;
 
 use common::*;
-use ed25519_dalek::SigningKey;
 use peersync_core::{Batch, HeadSignature, Vector};
 use serde_json::{json, Value as Json};
-
-/// A peer with a key pair: its identity row holds the public key.
-struct Signer {
-    p: Peer,
-    key: SigningKey,
-}
-
-impl Signer {
-    fn new(name: &str, seed: u8) -> Signer {
-        let p = Peer::standard(name, "timestamp_wins", "timestamp_wins");
-        let key = SigningKey::from_bytes(&[seed; 32]);
-        peersync_core::set_identity(&p.conn, Some(name), &public(&key)).unwrap();
-        Signer { p, key }
-    }
-
-    /// What the sidecar sends `to`: a page of what it lacks, signed by this device.
-    fn outgoing(&self, to: &Peer, limit: i64) -> Batch {
-        peersync_core::outgoing(&self.p.conn, &self.key, &vector(to), limit).unwrap()
-    }
-
-    fn trusts(&self, other: &Signer) {
-        peersync_core::trust(&self.p.conn, &other.p.dev, &public(&other.key), Some(&other.p.name), None).unwrap();
-    }
-}
-
-fn public(k: &SigningKey) -> String {
-    hex::encode(k.verifying_key().to_bytes())
-}
-
-fn vector(p: &Peer) -> Vector {
-    peersync_core::vector(&p.conn).unwrap()
-}
 
 fn apply(to: &Peer, b: &Batch) -> Result<peersync_core::Applied, peersync_core::Error> {
     peersync_core::apply(&to.conn, b)
@@ -77,7 +44,7 @@ fn a_receiver_that_holds_the_key_applies_what_its_origin_signed() {
     let (a, b) = (Signer::new("a", 1), Signer::new("b", 2));
     b.trusts(&a);
     write(&a.p, 0, 3);
-    let batch = a.outgoing(&b.p, 1000);
+    let batch = a.batch_for(&b.p, 1000);
     assert_eq!(batch.signatures.len(), 1, "one signature, on A's last change");
     let s = &batch.signatures[0];
     assert_eq!(
@@ -102,7 +69,7 @@ fn unsigned_or_wrongly_signed_batches_are_refused_whole() {
     let (a, b, c) = (Signer::new("a", 1), Signer::new("b", 2), Signer::new("c", 3));
     b.trusts(&a);
     write(&a.p, 0, 2);
-    let good = json_of(&a.outgoing(&b.p, 1000));
+    let good = json_of(&a.batch_for(&b.p, 1000));
 
     // sync_changes from SQL carries no signature of A.
     let unsigned = peersync_core::changes(&a.p.conn, &vector(&b.p), 1000).unwrap();
@@ -143,7 +110,7 @@ fn a_signed_batch_whose_change_was_altered_is_a_hash_mismatch() {
     b.trusts(&a);
     write(&a.p, 0, 3);
     for k in 0..3 {
-        let mut j = json_of(&a.outgoing(&b.p, 1000));
+        let mut j = json_of(&a.batch_for(&b.p, 1000));
         j["changes"][k]["change_data"] = json!(r#"{"id":"r0","a":666,"b":"x","c":null}"#);
         let before = b.p.fingerprint();
         match apply(&b.p, &batch_from(j)) {
@@ -161,7 +128,7 @@ fn a_batch_that_starts_past_the_head_held_waits() {
     let (a, b) = (Signer::new("a", 1), Signer::new("b", 2));
     b.trusts(&a);
     write(&a.p, 0, 2);
-    assert_eq!(apply(&b.p, &a.outgoing(&b.p, 1)).unwrap().accepted, 1);
+    assert_eq!(apply(&b.p, &a.batch_for(&b.p, 1)).unwrap().accepted, 1);
     write(&a.p, 2, 2);
     // A batch made for a peer that holds A:3 starts at A:4: B (at A:1) defers it.
     let mut ahead = vector(&b.p);
@@ -172,7 +139,7 @@ fn a_batch_that_starts_past_the_head_held_waits() {
     assert_eq!((applied.accepted, applied.deferred, applied.refused), (0, 1, 0));
     assert_eq!(applied.vector[&a.p.dev], 1);
     // What it lacks, in order, applies.
-    assert_eq!(apply(&b.p, &a.outgoing(&b.p, 1000)).unwrap().accepted, 3);
+    assert_eq!(apply(&b.p, &a.batch_for(&b.p, 1000)).unwrap().accepted, 3);
     assert_eq!(b.p.rows("t1"), a.p.rows("t1"));
 }
 
@@ -183,10 +150,10 @@ fn revoked_origins_are_refused_whoever_relays_them() {
     c.trusts(&a);
     c.trusts(&b);
     write(&a.p, 0, 2);
-    apply(&b.p, &a.outgoing(&b.p, 1000)).unwrap();
+    apply(&b.p, &a.batch_for(&b.p, 1000)).unwrap();
     b.p.exec("INSERT INTO t1 VALUES ('from-b', 1, 'b', NULL)");
     peersync_core::revoke(&c.p.conn, &a.p.dev).unwrap();
-    let batch = b.outgoing(&c.p, 1000);
+    let batch = b.batch_for(&c.p, 1000);
     assert_eq!(batch.changes.len(), 3, "B relays A's two changes and its own");
     let applied = apply(&c.p, &batch).unwrap();
     assert_eq!((applied.accepted, applied.refused), (1, 2));
@@ -205,9 +172,9 @@ fn a_relay_cuts_pages_where_each_origin_signed() {
     c.trusts(&b);
     // B receives A:1..3 then A:4..5: it holds A's signatures at versions 3 and 5.
     write(&a.p, 0, 3);
-    apply(&b.p, &a.outgoing(&b.p, 1000)).unwrap();
+    apply(&b.p, &a.batch_for(&b.p, 1000)).unwrap();
     write(&a.p, 3, 2);
-    apply(&b.p, &a.outgoing(&b.p, 1000)).unwrap();
+    apply(&b.p, &a.batch_for(&b.p, 1000)).unwrap();
     let signed: Vec<i64> = {
         let mut st =
             b.p.conn.prepare("SELECT version FROM sync_signatures WHERE device_id = ?1 ORDER BY version").unwrap();
@@ -217,7 +184,7 @@ fn a_relay_cuts_pages_where_each_origin_signed() {
     assert_eq!(signed, vec![3, 5]);
 
     // Asked for 4, B sends A:1..3, the longest prefix that ends on a signed version.
-    let page = b.outgoing(&c.p, 4);
+    let page = b.batch_for(&c.p, 4);
     assert_eq!(page.changes.iter().map(|e| e.version).collect::<Vec<_>>(), vec![1, 2, 3]);
     assert!(page.has_more);
     assert_eq!(
@@ -230,7 +197,7 @@ fn a_relay_cuts_pages_where_each_origin_signed() {
     assert_eq!(apply(&c.p, &page).unwrap().accepted, 3);
 
     // Asked for 1, B sends A:4..5: the shortest prefix that ends signed, beyond the limit.
-    let page = b.outgoing(&c.p, 1);
+    let page = b.batch_for(&c.p, 1);
     assert_eq!(page.changes.iter().map(|e| e.version).collect::<Vec<_>>(), vec![4, 5]);
     assert!(!page.has_more);
     assert_eq!(apply(&c.p, &page).unwrap().accepted, 2);
@@ -238,7 +205,7 @@ fn a_relay_cuts_pages_where_each_origin_signed() {
 
     // B's own changes end anywhere: B signs them when it sends.
     b.p.exec("INSERT INTO t1 VALUES ('b1', 1, 'b', NULL); INSERT INTO t1 VALUES ('b2', 2, 'b', NULL)");
-    let page = b.outgoing(&c.p, 1);
+    let page = b.batch_for(&c.p, 1);
     assert_eq!(page.changes.len(), 1);
     let own: &HeadSignature = page.signatures.iter().find(|s| s.device_id == b.p.dev).expect("B's own signature");
     assert_eq!((own.version, &own.hash), (page.changes[0].version, &page.changes[0].hash));
@@ -262,14 +229,14 @@ fn with_no_signed_version_to_end_on_a_page_keeps_to_its_limit() {
     c.trusts(&a);
     c.trusts(&b);
     write(&a.p, 0, 2);
-    apply(&b.p, &a.outgoing(&b.p, 1000)).unwrap(); // B keeps A's signature at 2
-                                                   // A:3..6 reach B with no signature.
+    apply(&b.p, &a.batch_for(&b.p, 1000)).unwrap(); // B keeps A's signature at 2
+                                                    // A:3..6 reach B with no signature.
     write(&a.p, 2, 4);
     without_keys(&b.p, &a.p.dev);
     let unsigned = peersync_core::changes(&a.p.conn, &vector(&b.p), 1000).unwrap();
     assert_eq!(apply(&b.p, &unsigned).unwrap().accepted, 4);
-    apply(&c.p, &b.outgoing(&c.p, 1000)).unwrap(); // C: A:1..2
-    let page = b.outgoing(&c.p, 3);
+    apply(&c.p, &b.batch_for(&c.p, 1000)).unwrap(); // C: A:1..2
+    let page = b.batch_for(&c.p, 3);
     assert_eq!(page.changes.len(), 3, "no prefix ends signed: the limit, as it is");
     assert!(page.has_more);
     assert_unsigned_refused(&c.p, &page, &a.p.dev);
@@ -280,8 +247,8 @@ fn a_database_without_keys_keeps_the_signatures_it_cannot_check() {
     let (a, b) = (Signer::new("a", 1), Signer::new("b", 2));
     b.trusts(&a);
     write(&a.p, 0, 2);
-    apply(&b.p, &a.outgoing(&b.p, 1000)).unwrap();
-    let relayed = b.outgoing(&a.p, 1000); // nothing for A; use a fresh receiver below
+    apply(&b.p, &a.batch_for(&b.p, 1000)).unwrap();
+    let relayed = b.batch_for(&a.p, 1000); // nothing for A; use a fresh receiver below
     assert!(relayed.changes.is_empty());
     // D has no key of its own: it applies A's changes relayed by B, unsigned checks aside, and
     // keeps A's signature as it came, for receivers that can check it.
@@ -326,10 +293,10 @@ fn changes_of_an_origin_without_a_key_wait_until_it_is_introduced() {
     b.trusts(&a);
     c.trusts(&b);
     write(&a.p, 0, 2);
-    apply(&b.p, &a.outgoing(&b.p, 1000)).unwrap();
+    apply(&b.p, &a.batch_for(&b.p, 1000)).unwrap();
     b.p.exec("INSERT INTO t1 VALUES ('from-b', 1, 'b', NULL)");
     // B's page without its introductions (as `sync_changes` from SQL makes it, plus B's signature).
-    let mut page = b.outgoing(&c.p, 1000);
+    let mut page = b.batch_for(&c.p, 1000);
     page.introductions.clear();
     let before = c.p.fingerprint();
     let applied = apply(&c.p, &page).unwrap();
@@ -345,7 +312,7 @@ fn changes_of_an_origin_without_a_key_wait_until_it_is_introduced() {
     assert_eq!(status["waiting"][0]["origin"], json!(a.p.dev), "{status}");
     assert_eq!(status["waiting"][0]["offered_by"], json!(b.p.dev));
     // With B's introduction of A, A's changes apply, and nothing waits any more.
-    let page = b.outgoing(&c.p, 1000);
+    let page = b.batch_for(&c.p, 1000);
     assert_eq!(page.introductions.iter().map(|i| i.device_id.as_str()).collect::<Vec<_>>(), [a.p.dev.as_str()]);
     let applied = apply(&c.p, &page).unwrap();
     assert_eq!((applied.accepted, applied.deferred), (2, 0));
@@ -445,14 +412,14 @@ fn overlapping_and_repeated_changes_of_a_keyed_origin_apply_once() {
     let (a, b) = (Signer::new("a", 1), Signer::new("b", 2));
     b.trusts(&a);
     write(&a.p, 0, 3);
-    assert_eq!(apply(&b.p, &a.outgoing(&b.p, 1)).unwrap().accepted, 1);
+    assert_eq!(apply(&b.p, &a.batch_for(&b.p, 1)).unwrap().accepted, 1);
     // A page made for a peer that holds nothing: A:1 again, then A:2..3.
     let page = peersync_core::outgoing(&a.p.conn, &a.key, &Vector::new(), 1000).unwrap();
     let applied = apply(&b.p, &page).unwrap();
     assert_eq!((applied.accepted, applied.duplicates, applied.deferred), (2, 1, 0));
     // An exact repeat of a new change inside one batch is a duplicate, not a broken chain.
     write(&a.p, 3, 2);
-    let mut j = json_of(&a.outgoing(&b.p, 1000));
+    let mut j = json_of(&a.batch_for(&b.p, 1000));
     let again = j["changes"][0].clone();
     j["changes"].as_array_mut().unwrap().insert(1, again);
     let applied = apply(&b.p, &batch_from(j)).unwrap();
@@ -468,7 +435,7 @@ fn signatures_that_do_not_verify_or_name_a_revoked_device_are_not_kept() {
     c.trusts(&b);
     write(&a.p, 0, 2);
     // A's batch carries, besides its genuine signature on A:2, a bogus one on A:1.
-    let mut j = json_of(&a.outgoing(&b.p, 1000));
+    let mut j = json_of(&a.batch_for(&b.p, 1000));
     let h1 = j["changes"][0]["hash"].as_str().unwrap().to_string();
     j["signatures"]
         .as_array_mut()
@@ -480,11 +447,11 @@ fn signatures_that_do_not_verify_or_name_a_revoked_device_are_not_kept() {
     };
     assert_eq!((kept(&b.p, 1), kept(&b.p, 2)), (0, 1), "only the signature that verifies is kept");
     // C holds A's changes, then revokes A: a signature of A arriving later is not kept.
-    apply(&c.p, &a.outgoing(&c.p, 1)).unwrap();
+    apply(&c.p, &a.batch_for(&c.p, 1)).unwrap();
     assert_eq!(kept(&c.p, 1), 1);
     peersync_core::revoke(&c.p.conn, &a.p.dev).unwrap();
     c.p.exec(&format!("DELETE FROM sync_signatures WHERE device_id = '{}'", a.p.dev));
-    let mut relayed = b.outgoing(&c.p, 1000);
+    let mut relayed = b.batch_for(&c.p, 1000);
     relayed.signatures.push(peersync_core::sign(&a.key, &a.p.dev, 1, &h1));
     apply(&c.p, &relayed).unwrap();
     assert_eq!(kept(&c.p, 1), 0, "a genuine signature of a revoked device is not kept");
@@ -497,7 +464,7 @@ fn changes_every_peer_holds_are_logged_as_synced() {
     b.trusts(&a);
     write(&a.p, 0, 2);
     b.p.exec("INSERT INTO t1 VALUES ('b1', 1, 'b', NULL)");
-    apply(&b.p, &a.outgoing(&b.p, 1000)).unwrap();
+    apply(&b.p, &a.batch_for(&b.p, 1000)).unwrap();
     let synced =
         |dev: &str| b.p.int(&format!("SELECT ifnull(sum(is_synced), 0) FROM sync_log WHERE device_id = '{dev}'"));
     assert_eq!(synced(&a.p.dev), 2, "A holds its own changes: synced everywhere B knows of");
@@ -511,7 +478,7 @@ fn a_change_some_peer_lacks_is_not_synced_until_it_holds_it() {
     b.trusts(&a);
     b.trusts(&c);
     write(&a.p, 0, 2);
-    apply(&b.p, &a.outgoing(&b.p, 1000)).unwrap();
+    apply(&b.p, &a.batch_for(&b.p, 1000)).unwrap();
     let synced = || b.p.int(&format!("SELECT ifnull(sum(is_synced), 0) FROM sync_log WHERE device_id = '{}'", a.p.dev));
     assert_eq!(synced(), 0, "C has not said it holds A's changes");
     assert_eq!(b.p.json("SELECT sync_status()")["log"]["unsynced"], 2);

@@ -226,7 +226,7 @@ where
             )))
         }
         Standing::Revoked => return Err(Error::Forbidden(format!("device {keyid} has been revoked here"))),
-        Standing::Quarantined(why) => return Err(Error::Forbidden(why)),
+        Standing::Quarantined(why) | Standing::Retired(why) => return Err(Error::Forbidden(why)),
         Standing::Trusted { public_key, tailscale_ip } => (public_key, tailscale_ip),
     };
     let pk = public_key

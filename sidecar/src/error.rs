@@ -19,6 +19,9 @@ pub enum Error {
     BadRequest(String),
     #[error("{0}")]
     NotFound(String),
+    /// The request contradicts what this device holds (409).
+    #[error("{0}")]
+    Conflict(String),
     #[error("{0}")]
     MethodNotAllowed(String),
     #[error("request body is larger than {0} bytes; send smaller batches (a lower page size)")]
@@ -74,6 +77,7 @@ impl Error {
             Error::Forbidden(_) => StatusCode::FORBIDDEN,
             Error::BadRequest(_) | Error::Json(_) => StatusCode::BAD_REQUEST,
             Error::NotFound(_) => StatusCode::NOT_FOUND,
+            Error::Conflict(_) => StatusCode::CONFLICT,
             Error::MethodNotAllowed(_) => StatusCode::METHOD_NOT_ALLOWED,
             Error::TooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
             Error::Timeout(_) => StatusCode::REQUEST_TIMEOUT,
@@ -103,6 +107,7 @@ impl Error {
                 "bad_request"
             }
             Error::NotFound(_) | Error::MethodNotAllowed(_) => "not_found",
+            Error::Conflict(_) => "conflict",
             _ => "internal",
         }
     }

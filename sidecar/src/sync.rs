@@ -67,7 +67,7 @@ impl Syncer {
         self.db
             .run(move |c| match peersync_core::standing(c, &peer)? {
                 Standing::Trusted { .. } => Ok(()),
-                Standing::Quarantined(why) => Err(Error::Forbidden(why)),
+                Standing::Quarantined(why) | Standing::Retired(why) => Err(Error::Forbidden(why)),
                 Standing::Unknown | Standing::Revoked => Err(Error::Forbidden(format!(
                     "peer device {peer} is not trusted here (revoked or never paired): none of our changes are sent to it. Remove its --peer, or `peersync trust` it again"
                 ))),

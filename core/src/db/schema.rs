@@ -39,8 +39,9 @@ pub const SYNC_TABLES: &[&str] = &[
 /// who set each table's strategy, and when (`sync_tables.strategy_by`, `strategy_at`,
 /// `strategy_version`), and revocations as signed events: when this device paired each
 /// device last, and the revocation in force (`sync_devices.trusted_at`, `revoked_by`,
-/// `revoked_at`, `revoked_version`).
-pub const LAYOUT: i64 = 4;
+/// `revoked_at`, `revoked_version`); format 5 the identity a recovered device goes on as
+/// (`sync_devices.succeeded_by`).
+pub const LAYOUT: i64 = 5;
 
 /// Columns format 4 added to `sync_devices`.
 pub const DEVICE_COLUMNS_4: &[&str] = &[
@@ -91,7 +92,8 @@ CREATE TABLE IF NOT EXISTS sync_devices(
   trusted_at INTEGER,
   revoked_by TEXT,
   revoked_at INTEGER,
-  revoked_version INTEGER
+  revoked_version INTEGER,
+  succeeded_by TEXT
 );
 CREATE TABLE IF NOT EXISTS sync_conflicts(
   id INTEGER PRIMARY KEY,

@@ -19,10 +19,10 @@ use crate::store::settings;
 use crate::trust::devices;
 use crate::trust::quota::Quota;
 use crate::trust::waiting::{self, Held};
-use crate::trust::{introductions, quarantine};
+use crate::trust::{introductions, quarantine, succession};
 use crate::wire::{
-    check_entry, describe, hash_mismatch, is_revocation, is_setting, parse_revocation, parse_setting, shown, Batch,
-    Value, Vector, REVOCATIONS_TABLE, SETTINGS_TABLE,
+    check_entry, describe, hash_mismatch, is_revocation, is_setting, is_succession, parse_revocation, parse_setting,
+    parse_succession, shown, Batch, Succession, Value, Vector, REVOCATIONS_TABLE, SETTINGS_TABLE,
 };
 use rusqlite::Connection;
 use serde::Serialize;
@@ -226,6 +226,8 @@ fn merge_all<'b>(
         // (read before anything is logged: a malformed one fails the batch).
         let entry = if is_setting(e) {
             Event::Setting(read_setting(e)?)
+        } else if is_revocation(e) && is_succession(e) {
+            Event::Succession(parse_succession(e)?)
         } else if is_revocation(e) {
             Event::Revocation(parse_revocation(e)?)
         } else {
@@ -283,6 +285,11 @@ fn merge_all<'b>(
                     // Its changes after the revocation in this batch are refused too.
                     revoked.insert(device);
                 }
+            }
+            Event::Succession(s) => {
+                // Ignored when it is not this device's to judge (see `trust/succession.rs`).
+                let me = m.local.device.clone();
+                succession::receive(conn, &me, &s)?;
             }
             Event::Change { t: Some(t), key, change, why: None } => {
                 let strategy = in_force.get(&t.id).copied().unwrap_or(t.strategy);
@@ -344,6 +351,7 @@ fn merge_all<'b>(
 enum Event<'t> {
     Setting((String, Strategy)),
     Revocation(String),
+    Succession(Succession),
     Change { t: Option<&'t Arc<Table>>, key: Vec<Value>, change: Change, why: Option<Why> },
 }
 

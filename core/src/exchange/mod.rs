@@ -11,6 +11,7 @@ pub mod joining;
 pub mod peer_list;
 pub mod peers;
 mod prepare;
+pub mod recover;
 pub mod revoke;
 pub mod sign;
 pub mod status;

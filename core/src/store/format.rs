@@ -4,7 +4,7 @@ use super::{log, runs};
 use crate::db::schema::{self, get_state, set_state, LAYOUT};
 use crate::db::tx;
 use crate::error::{Error, Result};
-use rusqlite::Connection;
+use rusqlite::{params, Connection};
 
 /// Creates the sync tables if needed and returns this database's device id (made once).
 pub fn init(conn: &Connection) -> Result<String> {
@@ -49,14 +49,22 @@ pub fn new_identity(conn: &Connection) -> Result<(String, String)> {
     let old = device_id(conn)?;
     tx::write(conn, |conn| {
         let new: String = conn.query_row("SELECT lower(hex(randomblob(16)))", [], |r| r.get(0))?;
-        set_state(conn, "device_id", &new)?;
-        conn.execute("DELETE FROM sync_state WHERE key = 'instance'", [])?;
-        conn.execute(
-            "INSERT INTO sync_devices(device_id, device_name, is_authorized) VALUES (?1, 'this device', 1)",
-            [&new],
-        )?;
+        become_device(conn, &new, "this device", None)?;
         Ok((old.clone(), new))
     })
+}
+
+/// Makes this database device `new` (named `name`, with `public_key` when known), in the
+/// caller's transaction: its old id stays an ordinary device here, and the file's instance is
+/// forgotten (the sidecar records the new one).
+pub fn become_device(conn: &Connection, new: &str, name: &str, public_key: Option<&str>) -> Result<()> {
+    set_state(conn, "device_id", &new)?;
+    conn.execute("DELETE FROM sync_state WHERE key = 'instance'", [])?;
+    conn.execute(
+        "INSERT INTO sync_devices(device_id, device_name, public_key, is_authorized) VALUES (?1, ?2, ?3, 1)",
+        params![new, name, public_key],
+    )?;
+    Ok(())
 }
 
 /// This database's device id, or [`Error::NotInitialised`]. Every call into the engine starts
@@ -120,6 +128,10 @@ fn upgrade(conn: &Connection) -> Result<()> {
                 if !schema::has_column(conn, "sync_peers", col)? {
                     conn.execute_batch(&format!("ALTER TABLE sync_peers ADD COLUMN {col} {ty}"))?;
                 }
+            }
+            // 4 → 5: the identity a device recovered from a backup goes on as.
+            if !schema::has_column(conn, "sync_devices", "succeeded_by")? {
+                conn.execute_batch("ALTER TABLE sync_devices ADD COLUMN succeeded_by TEXT")?;
             }
             set_state(conn, "format", &LAYOUT)
         }

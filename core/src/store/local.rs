@@ -9,7 +9,7 @@ use crate::model::change::{Change, Op};
 use crate::model::clock::Clock;
 use crate::model::table::{Strategy, Table};
 use crate::wire::{
-    name, revocation_record_id, setting_data, setting_record_id, Entry, REVOCATIONS_TABLE, REVOCATION_DATA,
+    name, revocation_record_id, setting_data, setting_record_id, Entry, Succession, REVOCATIONS_TABLE, REVOCATION_DATA,
     SETTINGS_TABLE, SETTING_BASES, SETTING_OPERATION,
 };
 use rusqlite::Connection;
@@ -112,7 +112,13 @@ impl LocalLog {
         self.log_event(hot, writers, REVOCATIONS_TABLE, revocation_record_id(device), REVOCATION_DATA.to_string())
     }
 
-    /// Logs a shared event (a setting, a revocation) on pseudo-table `table` as this device's
+    /// Logs succession `s` (this device goes on as `s.to`, signed by its old identity: see
+    /// `wire/succession.rs`) as this device's next version.
+    pub fn log_succession(&mut self, hot: &mut Hot<'_>, writers: &mut Writers, s: &Succession) -> Result<(i64, i64)> {
+        self.log_event(hot, writers, REVOCATIONS_TABLE, revocation_record_id(&s.from), s.data())
+    }
+
+    /// Logs a shared event (a setting, a revocation, a succession) on pseudo-table `table` as this device's
     /// next version; returns its (version, timestamp).
     fn log_event(
         &mut self,

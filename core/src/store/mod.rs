@@ -4,6 +4,7 @@
 pub mod format;
 pub mod local;
 pub mod log;
+pub mod relabel;
 pub mod rows;
 pub mod runs;
 pub mod settings;

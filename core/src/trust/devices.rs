@@ -30,6 +30,8 @@ pub struct Device {
     pub introduced_by: Option<String>,
     /// The device whose revocation of it is in force here (this device's own, or one received).
     pub revoked_by: Option<String>,
+    /// The device it goes on as, if it was recovered from a backup (`peersync recover`).
+    pub succeeded_by: Option<String>,
 }
 
 /// Records this device's name and public key in its own row.
@@ -75,7 +77,7 @@ pub fn trust(
             "INSERT INTO sync_devices(device_id, public_key, device_name, tailscale_ip, is_authorized, trusted_at) VALUES (?1, ?2, ?3, nullif(?4, ''), 1, ?5)
              ON CONFLICT(device_id) DO UPDATE SET public_key = excluded.public_key, device_name = coalesce(excluded.device_name, device_name),
                tailscale_ip = CASE WHEN ?4 = '' THEN NULL ELSE coalesce(excluded.tailscale_ip, tailscale_ip) END, is_authorized = 1,
-               introduced_by = NULL, trusted_at = excluded.trusted_at, revoked_by = NULL, revoked_at = NULL, revoked_version = NULL",
+               introduced_by = NULL, trusted_at = excluded.trusted_at, revoked_by = NULL, revoked_at = NULL, revoked_version = NULL, succeeded_by = NULL",
             params![device_id, public_key, name, tailscale_ip, at],
         )?;
         Ok(())
@@ -157,7 +159,7 @@ pub fn receive_revocation(conn: &Connection, me: &str, by: &str, version: i64, a
     }
 }
 
-const SELECT: &str = "SELECT device_id, device_name, public_key, tailscale_ip, is_authorized, last_sync_at, created_at, introduced_by, revoked_by FROM sync_devices";
+const SELECT: &str = "SELECT device_id, device_name, public_key, tailscale_ip, is_authorized, last_sync_at, created_at, introduced_by, revoked_by, succeeded_by FROM sync_devices";
 
 fn from_row(me: &str, r: &rusqlite::Row<'_>) -> rusqlite::Result<Device> {
     let id: String = r.get(0)?;
@@ -173,6 +175,7 @@ fn from_row(me: &str, r: &rusqlite::Row<'_>) -> rusqlite::Result<Device> {
         quarantined: None,
         introduced_by: r.get(7)?,
         revoked_by: r.get(8)?,
+        succeeded_by: r.get(9)?,
     })
 }
 
@@ -211,6 +214,9 @@ pub enum Standing {
     Revoked,
     /// Paired, but quarantined for delivering a forked chain; says what happened and what to do.
     Quarantined(String),
+    /// Recovered from a backup as another device (`peersync recover`): its old identity speaks
+    /// no more; says which device it goes on as.
+    Retired(String),
     /// Paired and trusted: requests signed with its `public_key` (from `tailscale_ip`, when set) are its own.
     Trusted { public_key: Option<String>, tailscale_ip: Option<String> },
 }
@@ -218,16 +224,40 @@ pub enum Standing {
 /// May device `device` talk to this one? The one answer for requests, for the peers this
 /// device syncs with, and for the senders of batches.
 pub fn standing(conn: &Connection, device: &str) -> Result<Standing> {
-    let row: Option<(Option<String>, bool, Option<String>)> = conn
-        .prepare_cached("SELECT public_key, is_authorized, tailscale_ip FROM sync_devices WHERE device_id = ?1")?
-        .query_row([device], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))
+    /// (public key, authorized, tailscale ip, succeeded by).
+    type Row = (Option<String>, bool, Option<String>, Option<String>);
+    let row: Option<Row> = conn
+        .prepare_cached(
+            "SELECT public_key, is_authorized, tailscale_ip, succeeded_by FROM sync_devices WHERE device_id = ?1",
+        )?
+        .query_row([device], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)))
         .optional()?;
-    let Some((public_key, authorized, tailscale_ip)) = row else { return Ok(Standing::Unknown) };
+    let Some((public_key, authorized, tailscale_ip, succeeded_by)) = row else { return Ok(Standing::Unknown) };
     if !authorized {
         return Ok(Standing::Revoked);
+    }
+    if let Some(by) = succeeded_by {
+        return Ok(Standing::Retired(format!(
+            "device {device} was recovered from a backup and goes on as device {by} (peersync recover): its old identity no longer syncs"
+        )));
     }
     if let Some(q) = quarantine::get(conn, device)? {
         return Ok(Standing::Quarantined(quarantine::refusal(&q).to_string()));
     }
     Ok(Standing::Trusted { public_key, tailscale_ip })
+}
+
+/// Where device `device` stands for `POST /sync/recover` alone: a quarantined or retired
+/// device may still ask (a restored device is quarantined for what the restore forked, and
+/// may ask again after its recovery was taken up); unknown and revoked ones may not.
+pub fn recovery_standing(conn: &Connection, device: &str) -> Result<Standing> {
+    Ok(match standing(conn, device)? {
+        Standing::Quarantined(_) | Standing::Retired(_) => {
+            let (public_key, tailscale_ip) = conn
+                .prepare_cached("SELECT public_key, tailscale_ip FROM sync_devices WHERE device_id = ?1")?
+                .query_row([device], |r| Ok((r.get(0)?, r.get(1)?)))?;
+            Standing::Trusted { public_key, tailscale_ip }
+        }
+        s => s,
+    })
 }

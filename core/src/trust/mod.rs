@@ -4,4 +4,5 @@ pub mod devices;
 pub mod introductions;
 pub mod quarantine;
 pub mod quota;
+pub mod succession;
 pub mod waiting;

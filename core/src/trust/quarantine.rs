@@ -71,7 +71,8 @@ pub fn refusal(q: &Quarantined) -> Error {
     Error::Unauthorized(format!(
         "device {} is quarantined since {}: it sent a forked chain (origin {} at version {}). \
          Check that device (a restored backup? a stolen key?), then lift the quarantine with \
-         `peersync release {}` or select sync_release('{}'), or revoke it",
+         `peersync release {}` or select sync_release('{}'), or revoke it; a device restored from a \
+         backup ends its quarantine itself with `peersync recover`",
         q.device_id, q.detected_at, q.origin, q.version, q.device_id, q.device_id
     ))
 }
@@ -101,7 +102,8 @@ pub fn detect(conn: &Connection, me: &str, batch: &Batch) -> Result<()> {
             message: format!(
                 "sync_apply: {} of device {dev} at version {version} differs from the change held here \
                  (a forked chain: altered, forged, or written by a device restored from an old backup); \
-                 nothing was applied and the sender {sender} is quarantined",
+                 nothing was applied and the sender {sender} is quarantined (if device {dev} was restored \
+                 from a backup, run `peersync recover` on it)",
                 what()
             ),
         }))
@@ -115,7 +117,8 @@ pub fn detect(conn: &Connection, me: &str, batch: &Batch) -> Result<()> {
                 message: format!(
                     "sync_apply: change {me}:{} claims to be this device's, but this device never made it \
                      (a forked chain: forged, or this device was restored from an old backup); \
-                     nothing was applied and the sender {sender} is quarantined",
+                     nothing was applied and the sender {sender} is quarantined (if this device was \
+                     restored from a backup, run `peersync recover` here)",
                     e.version
                 ),
             }));

@@ -8,6 +8,7 @@ mod ids;
 mod revocation;
 mod setting;
 mod signature;
+mod succession;
 mod value;
 
 pub use batch::{
@@ -21,6 +22,7 @@ pub use setting::{
     is_setting, parse_setting, setting_data, setting_record_id, SETTINGS_TABLE, SETTING_BASES, SETTING_OPERATION,
 };
 pub use signature::{introduce, sign, verify, verify_introduction};
+pub use succession::{is_succession, parse_succession, Succession};
 pub use value::{parse_literals, quote_literal, record_id, write_json_string, Value};
 
 /// The version of peersync (what `sync_version()` returns).

@@ -52,7 +52,7 @@ pub fn verify_introduction(public_key_hex: &str, i: &Introduction) -> bool {
 }
 
 /// Whether `signature` (128 lowercase hex characters) is the holder of `public_key_hex`'s on `msg`.
-fn verify_bytes(public_key_hex: &str, msg: &[u8], signature: &str) -> bool {
+pub(super) fn verify_bytes(public_key_hex: &str, msg: &[u8], signature: &str) -> bool {
     let Ok(pk) = hex::decode(public_key_hex) else { return false };
     let Ok(pk) = <[u8; 32]>::try_from(pk.as_slice()) else { return false };
     let Ok(key) = VerifyingKey::from_bytes(&pk) else { return false };

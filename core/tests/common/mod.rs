@@ -2,8 +2,11 @@
 #![allow(dead_code)]
 
 mod craft;
+mod signer;
 #[allow(unused_imports)] // not every test binary crafts changes
 pub use craft::*;
+#[allow(unused_imports)] // nor signs them
+pub use signer::*;
 
 use rusqlite::types::{ToSqlOutput, ValueRef};
 use rusqlite::{params, Connection, ToSql};

@@ -23,6 +23,7 @@ mod inspect;
 mod invite;
 mod pair;
 mod peers;
+mod recover;
 mod run;
 mod setup;
 
@@ -158,6 +159,9 @@ pub enum Command {
     /// Sync with a peer, then compare both devices' rows (table digests) and list the records that differ.
     /// Exits 0 when the same, 1 when they differ, 2 when they could not be compared.
     Check(check::CheckArgs),
+    /// On a device restored from an old backup: take back its own changes the peers still hold,
+    /// keep what it wrote since the restore under a new identity, and end its quarantine on the peers.
+    Recover(recover::RecoverArgs),
     /// Show this database's sync status: device, tables, log, conflicts, peers.
     Status {
         #[command(flatten)]
@@ -271,6 +275,7 @@ pub fn run(cli: Cli) -> crate::error::Result<()> {
         Command::Serve(a) => run::serve(a),
         Command::Sync(a) => run::sync(a),
         Command::Check(a) => check::check(a),
+        Command::Recover(a) => recover::recover(a),
         Command::Status { db, json } => inspect::status(&db.db, json),
         Command::Conflicts { db, action } => inspect::conflicts(&db.path()?, action),
         Command::Verify { db } => inspect::verify(&db.db),

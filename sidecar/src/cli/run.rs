@@ -21,7 +21,7 @@ use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-fn secs(s: &str) -> std::result::Result<Duration, String> {
+pub(super) fn secs(s: &str) -> std::result::Result<Duration, String> {
     let v: f64 = s.parse().map_err(|_| format!("\"{s}\" is not a number of seconds"))?;
     if !(0.0..=1e7).contains(&v) {
         return Err(format!("{v} seconds is out of range"));

@@ -168,6 +168,8 @@ pub fn devices(db: &Path, json: bool) -> Result<()> {
     for d in list {
         let state = if d.is_self {
             "this"
+        } else if d.succeeded_by.is_some() {
+            "recovered"
         } else if d.quarantined.is_some() {
             "quarantined"
         } else if d.is_authorized {
@@ -188,6 +190,9 @@ pub fn devices(db: &Path, json: bool) -> Result<()> {
             d.tailscale_ip.as_deref().unwrap_or("-"),
             d.last_sync_at.as_deref().unwrap_or("-")
         );
+        if let Some(next) = &d.succeeded_by {
+            outln!("  restored from a backup and recovered (peersync recover): goes on as device {next}");
+        }
     }
     Ok(())
 }

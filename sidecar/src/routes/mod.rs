@@ -3,6 +3,7 @@ mod conflicts;
 mod digest;
 mod info;
 pub mod order;
+pub mod recover;
 mod sync;
 
 use crate::auth::{self, Caller, Gate};
@@ -49,6 +50,7 @@ enum Route {
     Push,
     Pull,
     Digest,
+    Recover,
     Conflicts,
     Conflict(i64),
     Resolve(i64),
@@ -64,6 +66,7 @@ fn route(method: &Method, path: &str) -> Result<Route> {
         ["sync", "push"] => (Method::POST, Route::Push),
         ["sync", "pull"] => (Method::POST, Route::Pull),
         ["sync", "digest"] => (Method::POST, Route::Digest),
+        ["sync", "recover"] => (Method::POST, Route::Recover),
         ["conflicts"] => (Method::GET, Route::Conflicts),
         ["conflicts", n] => (Method::GET, Route::Conflict(id(n)?)),
         ["conflicts", n, "resolve"] => (Method::POST, Route::Resolve(id(n)?)),
@@ -152,8 +155,14 @@ async fn dispatch(
     }
     let allow_local = matches!(r, Route::Metrics | Route::Status);
     let db = state.db.clone();
+    // A restored device, quarantined or already recovered, may still ask how to recover.
+    let recovering = r == Route::Recover;
     let verified = auth::verify_headers(&parts, peer, allow_local, &state.gate, |id| async move {
-        db.run(move |c| Ok(peersync_core::standing(c, &id)?)).await
+        db.run(move |c| match recovering {
+            true => Ok(peersync_core::recovery_standing(c, &id)?),
+            false => Ok(peersync_core::standing(c, &id)?),
+        })
+        .await
     })
     .await?;
     if matches!(verified.caller, Caller::Device(_)) {
@@ -177,6 +186,7 @@ async fn dispatch(
             device(&caller)?;
             digest::digest(state, body).await
         }
+        Route::Recover => recover::recover(state, device(&caller)?, body).await,
         Route::Conflicts => conflicts::list(state, parts.uri.query()).await,
         Route::Conflict(id) => conflicts::show(state, id).await,
         Route::Resolve(id) => {
