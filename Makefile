@@ -7,7 +7,7 @@ EXT_SO := dist/peersync.so
 # A test build of the extension: also registers sync_debug_panic() (the panic-guard tests).
 TEST_EXT_SO := target/test-ext/peersync.so
 
-.PHONY: all build ext ext-test sidecar lint mutants test test-rust test-sql test-python test-node test-sidecar test-reliability reliability fuzz demo bench clean
+.PHONY: all build ext ext-test sidecar dist lint mutants test test-rust test-sql test-python test-node test-sidecar test-reliability test-dist reliability fuzz demo bench clean
 
 all: build
 
@@ -33,7 +33,12 @@ sidecar:
 	mkdir -p dist
 	cp target/release/peersync dist/peersync.tmp && mv -f dist/peersync.tmp dist/peersync
 
-test: lint build test-rust test-sql test-python test-node test-sidecar test-reliability
+# The packages, into dist/: the Python wheel (peersync-<version>-py3-none-manylinux_*.whl) and
+# the npm tarball (peersync-<version>.tgz), both holding dist/peersync.so and dist/peersync.
+dist: build
+	bash packages/build.sh
+
+test: lint build test-rust test-sql test-python test-node test-sidecar test-reliability test-dist
 	@echo "make test: all suites passed"
 
 # Style that is checked: rustfmt and clippy (warnings are errors) over every crate.
@@ -92,6 +97,10 @@ fuzz:
 
 test-node: ext ext-test
 	bash tests/node/run.sh
+
+# The packages installed fresh (a new venv, a new npm project) and used as apps use them.
+test-dist: dist
+	bash tests/dist/run.sh
 
 demo: build
 	bash sql/demo.sh
