@@ -40,7 +40,7 @@ echo "__version__ = \"$version\"" > "$stage/python/peersync/_version.py"
 "$tools/bin/pip" wheel -q --no-deps --no-build-isolation -w "$stage/wheel" "$stage/python"
 rm -f dist/peersync-*.whl
 if [ "$(uname -s)" = Linux ]; then
-  PATH="$root/$tools/bin:$PATH" "$tools/bin/auditwheel" -q repair -w dist "$stage"/wheel/peersync-*.whl
+  PATH="$root/$tools/bin:$PATH" "$tools/bin/auditwheel" repair -w dist "$stage"/wheel/peersync-*.whl
 else
   cp "$stage"/wheel/peersync-*.whl dist/
 fi

@@ -95,7 +95,8 @@ function conflicts(db, state = 'pending') {
 /** sync_resolve: settles a pending conflict with 'local', 'remote', 'ignore' or a row; returns its new status. */
 function resolve(db, id, choice) {
   const arg = typeof choice === 'string' ? choice : JSON.stringify(choice);
-  return one(db, 'select sync_resolve(?, ?)', id, arg);
+  // a JS number binds as a REAL in both drivers: the id must arrive as an INTEGER
+  return one(db, 'select sync_resolve(?, ?)', BigInt(id), arg);
 }
 
 module.exports = { version, load, loadablePath, binaryPath, status, conflicts, resolve };

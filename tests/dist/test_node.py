@@ -26,7 +26,9 @@ def test_tarball_holds_the_package():
 
 @pytest.mark.parametrize("host", ["better-sqlite3", "node:sqlite"])
 def test_load_helpers_and_conflict(node_project, host):
-    p = node(node_project, str(HERE / "helpers/node_host.cjs"), host)
+    script = node_project / "host.cjs"  # in the project, where require('peersync') finds the package
+    script.write_text((HERE / "helpers/node_host.cjs").read_text())
+    p = node(node_project, str(script), host)
     out = json.loads(p.stdout)
     version = workspace_version()
     assert out["version"] == out["sync_version"] == out["status"]["version"] == version
