@@ -4,6 +4,8 @@ CARGO ?= cargo
 VENV := .venv
 PYTHON := $(VENV)/bin/python
 EXT_SO := dist/peersync.so
+# What cargo names the cdylib: libpeersync.so, libpeersync.dylib on macOS (dist/ keeps the .so name).
+LIB_SUFFIX := $(if $(filter Darwin,$(shell uname -s)),dylib,so)
 # A test build of the extension: also registers sync_debug_panic() (the panic-guard tests).
 TEST_EXT_SO := target/test-ext/peersync.so
 
@@ -17,12 +19,12 @@ ext:
 	$(CARGO) build --release --manifest-path ext/Cargo.toml
 	mkdir -p dist
 	# copy then rename: a process that has the old file loaded keeps its mapping intact
-	cp ext/target/release/libpeersync.so $(EXT_SO).tmp && mv -f $(EXT_SO).tmp $(EXT_SO)
+	cp ext/target/release/libpeersync.$(LIB_SUFFIX) $(EXT_SO).tmp && mv -f $(EXT_SO).tmp $(EXT_SO)
 
 $(TEST_EXT_SO): ext
 	$(CARGO) build --release --manifest-path ext/Cargo.toml --features debug-panic
 	mkdir -p $(dir $(TEST_EXT_SO))
-	cp ext/target/release/libpeersync.so $(TEST_EXT_SO).tmp && mv -f $(TEST_EXT_SO).tmp $(TEST_EXT_SO)
+	cp ext/target/release/libpeersync.$(LIB_SUFFIX) $(TEST_EXT_SO).tmp && mv -f $(TEST_EXT_SO).tmp $(TEST_EXT_SO)
 	# put the release build back where cargo left it, so the next `make ext` has nothing to do
 	$(CARGO) build --release --manifest-path ext/Cargo.toml
 

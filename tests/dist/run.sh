@@ -2,7 +2,8 @@
 # tests/dist/run.sh (`make test-dist`): installs what `make dist` built into fresh environments,
 # as an app would, and runs tests/dist against them: the wheel into a new venv made from Debian's
 # python3 (with apsw, sqlite-utils, pytest, requests-http-signature), the npm tarball into a new
-# npm project (with better-sqlite3@12 and typescript). Registries: PyPI and npm only.
+# npm project (with better-sqlite3@12 and typescript); and runs the Rust example. Registries:
+# PyPI and npm only.
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 root=$(cd "$here/../.." && pwd)
@@ -11,6 +12,9 @@ wheel=$(ls dist/peersync-*.whl)
 tarball=$(ls dist/peersync-*.tgz)
 work="$root/target/dist-test"
 rm -rf "$work" && mkdir -p "$work"
+
+echo "tests/dist: the rusqlite example (core/examples/rusqlite_app.rs)"
+cargo run --release -q -p peersync-core --example rusqlite_app >/dev/null
 
 echo "tests/dist: venv with $wheel"
 /usr/bin/python3 -m venv "$work/venv"

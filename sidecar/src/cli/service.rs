@@ -81,12 +81,19 @@ fn service(a: ServiceArgs) -> Result<Service> {
     let db = absolute(&a.db.db)?;
     let conn = db::open(&db, false)?;
     let device = peersync_core::device_id(&conn).map_err(|_| {
-        Error::Cli(format!("{} is not set up for sync: run `peersync init --db {} --name NAME` first", db.display(), db.display()))
+        Error::Cli(format!(
+            "{} is not set up for sync: run `peersync init --db {} --name NAME` first",
+            db.display(),
+            db.display()
+        ))
     })?;
     drop(conn);
     let key = absolute(&crate::keys::resolve(a.key.key.as_deref(), &device)?)?;
     if !key.exists() {
-        return Err(Error::Cli(format!("the key file {} does not exist: pass --key FILE (the one `init` made)", key.display())));
+        return Err(Error::Cli(format!(
+            "the key file {} does not exist: pass --key FILE (the one `init` made)",
+            key.display()
+        )));
     }
     let exe = std::env::current_exe()?;
     let exe = exe.canonicalize().unwrap_or(exe);
@@ -96,9 +103,7 @@ fn service(a: ServiceArgs) -> Result<Service> {
         None => format!("peersync-{stem}"),
     };
     if name.is_empty() || !name.chars().all(|c| c.is_ascii_alphanumeric() || "-_.".contains(c)) {
-        return Err(Error::Cli(format!(
-            "service name {name:?}: use letters, digits, '-', '_' and '.' (pass --name)"
-        )));
+        return Err(Error::Cli(format!("service name {name:?}: use letters, digits, '-', '_' and '.' (pass --name)")));
     }
     let mut argv = vec![path_text(&exe)?, "serve".into(), "--db".into(), path_text(&db)?];
     argv.extend(["--key".into(), path_text(&key)?, "--listen".into(), a.listen]);
