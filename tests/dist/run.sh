@@ -24,6 +24,7 @@ echo "tests/dist: venv with $wheel"
 node_major=22 node_minor=13 source "$root/tests/node/env.sh"
 echo "tests/dist: npm project with $tarball (node $(node --version); better-sqlite3 may build from source)"
 mkdir -p "$work/node" && cd "$work/node"
+export npm_config_jobs=max # node-gyp: compile better-sqlite3 on every core
 echo '{"name": "peersync-dist-test", "private": true}' > package.json
 "${npm[@]}" install --no-audit --no-fund --loglevel=error "$root/$tarball" better-sqlite3@12 typescript@5 @types/node@22 @types/better-sqlite3@7
 cd "$root"
