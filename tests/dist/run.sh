@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # tests/dist/run.sh (`make test-dist`): installs what `make dist` built into fresh environments,
 # as an app would, and runs tests/dist against them: the wheel into a new venv made from Debian's
-# python3 (with apsw, sqlite-utils, pytest, requests-http-signature), the npm tarball into a new
+# python3 (with apsw, sqlite-utils, mypy, pytest, requests-http-signature), the npm tarball into a new
 # npm project (with better-sqlite3@12 and typescript); and runs the Rust example. Registries:
 # PyPI and npm only.
 set -euo pipefail
@@ -18,7 +18,7 @@ cargo run --release -q -p peersync-core --example rusqlite_app >/dev/null
 
 echo "tests/dist: venv with $wheel"
 /usr/bin/python3 -m venv "$work/venv"
-"$work/venv/bin/pip" install -q --disable-pip-version-check "$wheel" apsw sqlite-utils pytest==8.3.4 requests requests-http-signature==2.0.0
+"$work/venv/bin/pip" install -q --disable-pip-version-check "$wheel" apsw sqlite-utils mypy pytest==8.3.4 requests requests-http-signature==2.0.0
 
 # node:sqlite with allowExtension needs Node 22.13 or newer (Node 20 has no node:sqlite).
 node_major=22 node_minor=13 source "$root/tests/node/env.sh"

@@ -88,3 +88,27 @@ def test_a_python_without_extension_loading_gets_a_clear_error(tmp_path):
     assert p.returncode == 1
     assert "peersync.PeersyncError: peersync: this Python's sqlite3 module cannot load extensions" in p.stderr
     assert "--enable-loadable-sqlite-extensions" in p.stderr and "pip install apsw" in p.stderr
+
+
+def test_readme_quick_start_runs(tmp_path):
+    """README's quick start: `peersync init` and `track` (the installed command), then its Python block."""
+    readme = (ROOT / "README.md").read_text()
+    quick = readme[readme.index("## Quick start"):]
+    block = quick[quick.index("```python\n") + len("```python\n"):]
+    block = block[:block.index("```\n")]
+    env = dict(os.environ, HOME=str(tmp_path), XDG_CONFIG_HOME=str(tmp_path / "config"))
+    run(["sqlite3", str(tmp_path / "app.db"), "create table notes(id text primary key, body text)"])
+    run([str(VENV_BIN / "peersync"), "init", "--db", "app.db", "--name", "laptop"], cwd=tmp_path, env=env)
+    run([str(VENV_BIN / "peersync"), "track", "--db", "app.db", "notes"], cwd=tmp_path, env=env)
+    p = run([sys.executable, "-c", block], cwd=tmp_path, env=env)
+    assert p.stdout == "0\n" and "PeersyncWarning" in p.stderr
+
+
+def test_types_check_with_mypy():
+    """The package is typed (py.typed): mypy --strict accepts it and an app's use of it, and
+    refuses a wrong use."""
+    run([sys.executable, "-m", "mypy", "--strict", "--no-incremental", "-p", "peersync"])
+    run([sys.executable, "-m", "mypy", "--strict", "--no-incremental", str(HERE / "helpers/types_check.py")])
+    p = run([sys.executable, "-m", "mypy", "--strict", "--no-incremental", "-c",
+             "import peersync\nx: int = peersync.loadable_path()"], check=False)
+    assert p.returncode == 1 and "Incompatible types in assignment" in p.stdout, p.stdout

@@ -10,7 +10,7 @@ import json
 import os
 import sys
 import warnings
-from typing import Any, Dict, List, Optional, Union
+from typing import Any, Dict, List, Optional, Tuple, TypedDict, Union, cast
 
 from ._version import __version__
 
@@ -18,6 +18,7 @@ __all__ = [
     "__version__",
     "PeersyncError",
     "PeersyncWarning",
+    "Conflict",
     "load",
     "loadable_path",
     "binary_path",
@@ -31,6 +32,27 @@ _SUFFIX = {"darwin": ".dylib", "win32": ".dll"}.get(sys.platform, ".so")
 
 #: A conflict's choice: "local", "remote", "ignore", or a row (column -> value).
 Choice = Union[str, Dict[str, Any]]
+
+
+class Conflict(TypedDict):
+    """A row of ``sync_conflicts`` (README, "Tables"), its JSON columns parsed."""
+
+    id: int
+    table_name: str
+    record_id: str
+    kind: str  # "update", "delete" or "constraint"
+    columns: List[str]
+    open_columns: List[str]
+    local_data: Optional[Dict[str, Any]]
+    remote_data: Optional[Dict[str, Any]]
+    local_version: Optional[int]
+    remote_version: Optional[int]
+    local_device_id: Optional[str]
+    remote_device_id: Optional[str]
+    status: str  # "pending", "resolved" or "ignored"
+    resolution: Any
+    created_at: str
+    resolved_at: Optional[str]
 
 
 class PeersyncError(Exception):
@@ -68,7 +90,7 @@ def _raw(conn: Any) -> Any:
     return conn
 
 
-def _one(conn: Any, sql: str, params: tuple = ()) -> Any:
+def _one(conn: Any, sql: str, params: Tuple[Any, ...] = ()) -> Any:
     row = _raw(conn).execute(sql, params).fetchone()
     return None if row is None else row[0]
 
@@ -104,7 +126,7 @@ def load(conn: Any) -> None:
 def status(conn: Any) -> Dict[str, Any]:
     """``sync_status()`` as a dict (README, SQL reference): device_id, version, sqlite_version,
     sqlite_warning, tables, log, vector, conflicts_pending, peers, links, ..."""
-    return json.loads(_one(conn, "select sync_status()"))
+    return cast(Dict[str, Any], json.loads(_one(conn, "select sync_status()")))
 
 
 _CONFLICT_COLUMNS = (
@@ -115,11 +137,11 @@ _CONFLICT_COLUMNS = (
 _JSON_COLUMNS = {"columns", "open_columns", "local_data", "remote_data", "resolution"}
 
 
-def conflicts(conn: Any, status: Optional[str] = "pending") -> List[Dict[str, Any]]:
+def conflicts(conn: Any, status: Optional[str] = "pending") -> List[Conflict]:
     """The rows of ``sync_conflicts`` in ``status`` (``"pending"``, ``"resolved"``, ``"ignored"``,
     or ``None`` for all), oldest first, with their JSON columns parsed."""
     sql = f"select {', '.join(_CONFLICT_COLUMNS)} from sync_conflicts"
-    params: tuple = ()
+    params: Tuple[Any, ...] = ()
     if status is not None:
         sql += " where status = ?"
         params = (status,)
@@ -129,7 +151,7 @@ def conflicts(conn: Any, status: Optional[str] = "pending") -> List[Dict[str, An
         for k in _JSON_COLUMNS:
             if isinstance(c[k], str):
                 c[k] = json.loads(c[k])
-        out.append(c)
+        out.append(Conflict(**c))  # type: ignore[typeddict-item]
     return out
 
 
@@ -138,4 +160,4 @@ def resolve(conn: Any, conflict_id: int, choice: Choice) -> str:
     or a row (a dict of column values). Returns the conflict's new status (``"resolved"`` or
     ``"ignored"``)."""
     arg = choice if isinstance(choice, str) else json.dumps(choice)
-    return _one(conn, "select sync_resolve(?, ?)", (int(conflict_id), arg))
+    return cast(str, _one(conn, "select sync_resolve(?, ?)", (int(conflict_id), arg)))
