@@ -84,3 +84,39 @@ def test_npx_runs_the_sidecar(node_project, tmp_path):
     run([*npx, "peersync", "init", "--db", str(db), "--name", "node"], cwd=node_project, env=env)
     p = run([*npx, "peersync", "status", "--db", str(tmp_path / "none.db")], cwd=node_project, check=False)
     assert p.returncode == 1 and "does not exist" in p.stderr
+
+
+def test_the_bin_wrapper_forwards_sigterm(node_project, tmp_path):
+    """`peersync serve` run through the package's bin (what npx runs): SIGTERM to the wrapper
+    reaches the sidecar, which finishes and stops; the wrapper exits with its status."""
+    import signal
+    import socket
+    import subprocess
+    import time
+    import urllib.request
+
+    env = dict(os.environ, HOME=str(tmp_path), XDG_CONFIG_HOME=str(tmp_path / "config"))
+    db = tmp_path / "app.db"
+    bin_ = node_project / "node_modules/.bin/peersync"
+    run([str(bin_), "init", "--db", str(db), "--name", "node"], env=env)
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    proc = subprocess.Popen([str(bin_), "serve", "--db", str(db), "--listen", f"127.0.0.1:{port}"], env=env,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        deadline = time.time() + 20
+        while True:
+            try:
+                urllib.request.urlopen(f"http://127.0.0.1:{port}/health", timeout=1).close()
+                break
+            except OSError:
+                assert proc.poll() is None and time.time() < deadline
+                time.sleep(0.1)
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(timeout=30) == 0
+        with pytest.raises(OSError):
+            urllib.request.urlopen(f"http://127.0.0.1:{port}/health", timeout=1)
+    finally:
+        if proc.poll() is None:
+            proc.kill()

@@ -23,6 +23,9 @@ child.on('error', (e) => {
   process.exit(1);
 });
 child.on('exit', (code, signal) => {
-  if (signal) process.kill(process.pid, signal);
-  else process.exit(code ?? 1);
+  if (signal) {
+    // end the same way: our forwarding handler off, then the signal's default action
+    process.removeAllListeners(signal);
+    process.kill(process.pid, signal);
+  } else process.exit(code ?? 1);
 });
