@@ -4,10 +4,12 @@ CARGO ?= cargo
 VENV := .venv
 PYTHON := $(VENV)/bin/python
 EXT_SO := dist/peersync.so
+# What cargo names the cdylib: libpeersync.so, libpeersync.dylib on macOS (dist/ keeps the .so name).
+LIB_SUFFIX := $(if $(filter Darwin,$(shell uname -s)),dylib,so)
 # A test build of the extension: also registers sync_debug_panic() (the panic-guard tests).
 TEST_EXT_SO := target/test-ext/peersync.so
 
-.PHONY: all build ext ext-test sidecar lint mutants test test-rust test-sql test-python test-node test-sidecar test-reliability reliability fuzz demo bench clean
+.PHONY: all build ext ext-test sidecar dist lint mutants test test-rust test-sql test-python test-node test-sidecar test-reliability test-dist reliability fuzz demo bench clean
 
 all: build
 
@@ -17,12 +19,12 @@ ext:
 	$(CARGO) build --release --manifest-path ext/Cargo.toml
 	mkdir -p dist
 	# copy then rename: a process that has the old file loaded keeps its mapping intact
-	cp ext/target/release/libpeersync.so $(EXT_SO).tmp && mv -f $(EXT_SO).tmp $(EXT_SO)
+	cp ext/target/release/libpeersync.$(LIB_SUFFIX) $(EXT_SO).tmp && mv -f $(EXT_SO).tmp $(EXT_SO)
 
 $(TEST_EXT_SO): ext
 	$(CARGO) build --release --manifest-path ext/Cargo.toml --features debug-panic
 	mkdir -p $(dir $(TEST_EXT_SO))
-	cp ext/target/release/libpeersync.so $(TEST_EXT_SO).tmp && mv -f $(TEST_EXT_SO).tmp $(TEST_EXT_SO)
+	cp ext/target/release/libpeersync.$(LIB_SUFFIX) $(TEST_EXT_SO).tmp && mv -f $(TEST_EXT_SO).tmp $(TEST_EXT_SO)
 	# put the release build back where cargo left it, so the next `make ext` has nothing to do
 	$(CARGO) build --release --manifest-path ext/Cargo.toml
 
@@ -33,7 +35,12 @@ sidecar:
 	mkdir -p dist
 	cp target/release/peersync dist/peersync.tmp && mv -f dist/peersync.tmp dist/peersync
 
-test: lint build test-rust test-sql test-python test-node test-sidecar test-reliability
+# The packages, into dist/: the Python wheel (peersync-<version>-py3-none-manylinux_*.whl) and
+# the npm tarball (peersync-<version>.tgz), both holding dist/peersync.so and dist/peersync.
+dist: build
+	bash packages/build.sh
+
+test: lint build test-rust test-sql test-python test-node test-sidecar test-reliability test-dist
 	@echo "make test: all suites passed"
 
 # Style that is checked: rustfmt and clippy (warnings are errors) over every crate.
@@ -92,6 +99,10 @@ fuzz:
 
 test-node: ext ext-test
 	bash tests/node/run.sh
+
+# The packages installed fresh (a new venv, a new npm project) and used as apps use them.
+test-dist: dist
+	bash tests/dist/run.sh
 
 demo: build
 	bash sql/demo.sh

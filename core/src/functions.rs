@@ -2,6 +2,7 @@
 //! The top of the engine: each function is a thin call into the layer that owns it.
 use crate::capture::follow::seal;
 use crate::capture::track::untrack;
+use crate::db::host::sqlite_warning;
 use crate::error::{Error, Result};
 use crate::exchange::apply::apply;
 use crate::exchange::digest::digest;
@@ -96,9 +97,31 @@ fn register(
     })
 }
 
-/// Registers every `sync_*` function on `conn`.
+/// Registers every `sync_*` function on `conn`: what the loadable extension does, as one call
+/// from a Rust app that opens its database with rusqlite (`bundled` or a system SQLite). The
+/// functions are the README's SQL reference; [`crate::init`], [`crate::track`] and the rest are
+/// the same operations as Rust calls.
+///
+/// ```
+/// use rusqlite::Connection;
+///
+/// let conn = Connection::open_in_memory()?;
+/// peersync_core::register_functions(&conn)?;
+/// conn.execute_batch("create table notes(id text primary key, body text)")?;
+/// let device: String = conn.query_row("select sync_init()", [], |r| r.get(0))?;
+/// conn.query_row("select sync_track('notes')", [], |r| r.get::<_, i64>(0))?;
+/// conn.execute("insert into notes values ('n1', 'hello')", [])?;
+/// let sealed: i64 = conn.query_row("select sync_seal()", [], |r| r.get(0))?;
+/// assert_eq!((device.len(), sealed), (32, 1));
+/// let version: String = conn.query_row("select sync_version()", [], |r| r.get(0))?;
+/// assert_eq!(version, env!("CARGO_PKG_VERSION"));
+/// # Ok::<(), rusqlite::Error>(())
+/// ```
 pub fn register_functions(conn: &Connection) -> rusqlite::Result<()> {
     register(conn, "sync_version", 0, |_, _| Ok(text(VERSION.to_string())))?;
+    register(conn, "sync_sqlite_warning", 0, |_, c| {
+        Ok(sqlite_warning(c)?.map_or(ToSqlOutput::Owned(SqlValue::Null), text))
+    })?;
     register(conn, "sync_init", 0, |_, c| Ok(text(init(c)?)))?;
     register(conn, "sync_track", 1, |ctx, c| {
         let t = arg_text(ctx, "sync_track", 0, "the table name")?;

@@ -10,7 +10,7 @@
 //! | --- | --- |
 //! | `error.rs` | the one error type |
 //! | `wire/` | what peers exchange and hash chains cover: values and their encodings, entries and their canonical hash, batches, head signatures, identifier shapes. No SQL |
-//! | `db/` | SQLite plumbing: identifier quoting, write transactions, statements bound without copies, the sync tables' DDL and state |
+//! | `db/` | SQLite plumbing: identifier quoting, write transactions, statements bound without copies, the sync tables' DDL and state, the host library's version (the WAL-reset bug) |
 //! | `model/` | tracked tables and strategies, a change's writes and bases, the hybrid logical clock |
 //! | `store/` | the log and its runs, origin heads, slot state, table rows, this device's own logging, setup and the one migration path |
 //! | `trust/` | paired, introduced, revoked and quarantined devices (whether a device may talk to us), the changes that wait here, each origin's write quota |

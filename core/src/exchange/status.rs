@@ -1,6 +1,7 @@
 //! `sync_status`: what this database is and holds, as JSON.
 use super::export::vector;
 use super::{audit, held, peers::lacks};
+use crate::db::host::{sqlite_version, sqlite_warning};
 use crate::error::Result;
 use crate::store::format::device_id;
 use crate::trust::{introductions, quarantine, waiting};
@@ -84,6 +85,8 @@ pub fn status(conn: &Connection) -> Result<Value> {
     Ok(json!({
         "device_id": device,
         "version": crate::wire::VERSION,
+        "sqlite_version": sqlite_version(conn)?.0,
+        "sqlite_warning": sqlite_warning(conn)?,
         "tables": tables,
         "log": { "entries": entries, "unsynced": unsynced, "own_version": vector.get(&device).copied().unwrap_or(0) },
         "vector": vector,

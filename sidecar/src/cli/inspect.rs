@@ -20,6 +20,13 @@ pub fn status(db: &Path, json: bool) -> Result<()> {
             "sidecar:   NOT RUNNING on this file (changes sync only when `peersync serve` or `peersync sync` runs)"
         ),
     }
+    match s["sqlite_warning"].as_str() {
+        Some(w) => outln!("SQLITE:    {w}"),
+        None => outln!(
+            "sqlite:    {} (free of the WAL-reset bug; an app writing this file needs SQLite 3.51.3+, 3.50.7+ or 3.44.6+ too)",
+            s["sqlite_version"].as_str().unwrap_or("?")
+        ),
+    }
     let tables: Vec<String> = s["tables"]
         .as_array()
         .into_iter()

@@ -25,6 +25,7 @@ mod pair;
 mod peers;
 mod recover;
 mod run;
+mod service;
 mod setup;
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
@@ -188,6 +189,11 @@ pub enum Command {
         #[command(subcommand)]
         action: PeerAction,
     },
+    /// Run `peersync serve` as a service: a systemd user unit (Linux) or a launchd agent (macOS).
+    Service {
+        #[command(subcommand)]
+        action: service::ServiceAction,
+    },
     /// Check every change's hash and chain in the log.
     Verify {
         #[command(flatten)]
@@ -279,6 +285,7 @@ pub fn run(cli: Cli) -> crate::error::Result<()> {
         Command::Status { db, json } => inspect::status(&db.db, json),
         Command::Conflicts { db, action } => inspect::conflicts(&db.path()?, action),
         Command::Verify { db } => inspect::verify(&db.db),
+        Command::Service { action } => service::run(action),
         Command::Pair(a) => pair::pair(a),
         Command::Peers { db, action } => {
             let db = db.path()?;
