@@ -238,7 +238,9 @@ pub fn standing(conn: &Connection, device: &str) -> Result<Standing> {
     }
     if let Some(by) = succeeded_by {
         return Ok(Standing::Retired(format!(
-            "device {device} was recovered from a backup and goes on as device {by} (peersync recover): its old identity no longer syncs"
+            "device {device} was recovered from a backup and goes on as device {by} (peersync recover): its old identity no longer syncs. \
+             If device {device} was not restored, a copy of it ran `peersync recover`: give it an identity of its own with \
+             `peersync init --new-identity` (its data stays) and pair it again"
         )));
     }
     if let Some(q) = quarantine::get(conn, device)? {

@@ -103,7 +103,8 @@ pub fn detect(conn: &Connection, me: &str, batch: &Batch) -> Result<()> {
                 "sync_apply: {} of device {dev} at version {version} differs from the change held here \
                  (a forked chain: altered, forged, or written by a device restored from an old backup); \
                  nothing was applied and the sender {sender} is quarantined (if device {dev} was restored \
-                 from a backup, run `peersync recover` on it)",
+                 from a backup, run `peersync recover` on it; if it is a copy of another device's \
+                 database, `peersync init --new-identity` on the copy)",
                 what()
             ),
         }))
@@ -118,7 +119,8 @@ pub fn detect(conn: &Connection, me: &str, batch: &Batch) -> Result<()> {
                     "sync_apply: change {me}:{} claims to be this device's, but this device never made it \
                      (a forked chain: forged, or this device was restored from an old backup); \
                      nothing was applied and the sender {sender} is quarantined (if this device was \
-                     restored from a backup, run `peersync recover` here)",
+                     restored from a backup, run `peersync recover` here; if it is a copy of another \
+                     device's database, `peersync init --new-identity`)",
                     e.version
                 ),
             }));
