@@ -89,7 +89,7 @@ class Device:
         self.host, self.port = host, port
         self.url = f"http://{host}:{port}"
         args = [str(BIN), "serve", "--db", str(self.db), "--listen", f"{host}:{port}", "--interval", str(interval),
-                "--retry-base", "0.2", "--retry-max", "2", "--poll", "0.2"]
+                "--retry-base", "0.2", "--retry-max", "2"]
         for p in peers:
             args += ["--peer", p.url if isinstance(p, Device) else p]
         args += list(extra)

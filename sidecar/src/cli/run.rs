@@ -72,7 +72,7 @@ pub struct ServeArgs {
     #[arg(long, default_value = "600", value_parser = secs, value_name = "SECS")]
     audit_interval: Duration,
     /// How often to look for local writes, in seconds.
-    #[arg(long, default_value = "0.5", value_parser = secs, value_name = "SECS")]
+    #[arg(long, default_value = "0.02", value_parser = secs, value_name = "SECS")]
     poll: Duration,
     /// First retry delay after a failed sync, in seconds (doubles per failure, with jitter).
     #[arg(long, default_value = "1", value_parser = secs, value_name = "SECS")]
@@ -186,7 +186,7 @@ pub fn serve(a: ServeArgs) -> Result<()> {
         let schedule = Schedule {
             interval: a.interval,
             poll: a.poll,
-            debounce: Duration::from_millis(300),
+            debounce: Duration::from_millis(5),
             audit_every: a.audit_interval,
             backoff_base: a.retry_base,
             backoff_max: a.retry_max,
