@@ -103,6 +103,9 @@ fn a_restored_device_takes_back_its_lost_changes_and_keeps_what_it_wrote_since()
         assert_eq!(p.p.int("SELECT count(*) FROM sync_quarantine"), 0, "{}", p.p.name);
         assert_eq!(p.p.json("SELECT sync_verify()")["ok"], true, "{}", p.p.name);
         assert!(p.p.pending().is_empty(), "{}", p.p.name);
+        // Nothing waits for the old identity: it syncs no more, its successor counts.
+        let status = p.p.json("SELECT sync_status()");
+        assert_eq!(status["log"]["unsynced"], 0, "{}: {status}", p.p.name);
         assert_eq!(p.p.row("t1", "id = 'lost'").unwrap()[1], t("a"), "{}: the lost insert is back", p.p.name);
         assert_eq!(p.p.row("t1", "id = 'r1'").unwrap()[2], t("lost edit"), "{}", p.p.name);
         assert_eq!(p.p.row("t1", "id = 'new'").unwrap()[1], t("r"), "{}: the restored work is kept", p.p.name);

@@ -70,6 +70,7 @@ def test_a_restored_device_recovers_and_every_device_converges(devices, tmp_path
     devs = {d["device_id"]: d for d in json.loads(b.cli("devices", "--json").stdout)}
     assert devs[old_id]["succeeded_by"] == a.id and devs[a.id]["is_authorized"]
     assert "goes on as device " + a.id in b.cli("devices").stdout
+    assert f"{old_id} a            recovered" in b.cli("status").stdout
     # The old key signs nothing any more.
     req = signed("POST", f"{b.url}/sync/pull", signer(old_pem, keyid=old_id), {"since": {}, "limit": 10})
     status, body = send(req)

@@ -115,11 +115,12 @@ pub fn lacks(conn: &Connection, peer: &str) -> Result<i64> {
     Ok(n)
 }
 
-/// For each origin any peer reported: the least version every authorized peer holds.
+/// For each origin any peer reported: the least version every authorized peer holds (a device
+/// recovered as another syncs no more: its successor counts instead).
 pub fn floors(conn: &Connection) -> Result<HashMap<String, i64>> {
     let me = device_id(conn)?;
     let mut stmt = conn.prepare_cached(
-        "SELECT o.origin, (SELECT min(ifnull((SELECT version FROM sync_peer_vectors p WHERE p.peer = d.device_id AND p.origin = o.origin), 0)) FROM sync_devices d WHERE d.is_authorized AND d.device_id != ?1) FROM (SELECT DISTINCT origin FROM sync_peer_vectors WHERE peer != '') o",
+        "SELECT o.origin, (SELECT min(ifnull((SELECT version FROM sync_peer_vectors p WHERE p.peer = d.device_id AND p.origin = o.origin), 0)) FROM sync_devices d WHERE d.is_authorized AND d.succeeded_by IS NULL AND d.device_id != ?1) FROM (SELECT DISTINCT origin FROM sync_peer_vectors WHERE peer != '') o",
     )?;
     let rows = stmt.query_map([&me], |r| Ok((r.get::<_, String>(0)?, r.get::<_, Option<i64>>(1)?)))?;
     let mut out = HashMap::new();

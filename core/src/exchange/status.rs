@@ -40,12 +40,13 @@ pub fn status(conn: &Connection) -> Result<Value> {
     let mut peers = Vec::new();
     let mut stmt = conn.prepare(
         "SELECT device_id, device_name, is_authorized, last_sync_at, tailscale_ip, public_key IS NOT NULL,
-           last_error, last_error_at, last_audit, last_audit_at, revoked_by FROM sync_devices WHERE device_id != ?1 ORDER BY id",
+           last_error, last_error_at, last_audit, last_audit_at, revoked_by, succeeded_by FROM sync_devices WHERE device_id != ?1 ORDER BY id",
     )?;
     let mut rows = stmt.query([&device])?;
     while let Some(r) = rows.next()? {
         let id = r.get::<_, String>(0)?;
         let authorized = r.get::<_, bool>(2)?;
+        let succeeded_by = r.get::<_, Option<String>>(11)?;
         peers.push(json!({
             "name": r.get::<_, Option<String>>(1)?,
             "authorized": authorized,
@@ -56,8 +57,9 @@ pub fn status(conn: &Connection) -> Result<Value> {
             "last_error_at": r.get::<_, Option<String>>(7)?,
             "last_audit": r.get::<_, Option<String>>(8)?,
             "last_audit_at": r.get::<_, Option<String>>(9)?,
-            "lacks": if authorized { Some(lacks(conn, &id)?) } else { None },
+            "lacks": if authorized && succeeded_by.is_none() { Some(lacks(conn, &id)?) } else { None },
             "revoked_by": r.get::<_, Option<String>>(10)?,
+            "succeeded_by": succeeded_by,
             "device_id": id,
         }));
     }

@@ -101,7 +101,10 @@ pub fn status(db: &Path, json: bool) -> Result<()> {
         );
     }
     for p in s["peers"].as_array().into_iter().flatten() {
-        let lacks = p["lacks"].as_i64().map(|n| format!(", lacks {n} change(s)")).unwrap_or_default();
+        let lacks = match p["succeeded_by"].as_str() {
+            Some(next) => format!(", goes on as {next}"),
+            None => p["lacks"].as_i64().map(|n| format!(", lacks {n} change(s)")).unwrap_or_default(),
+        };
         let error = match (p["last_error"].as_str(), p["last_error_at"].as_str()) {
             (Some(e), Some(at)) if p["last_sync_at"].as_str().is_none_or(|ok| ok < at) => {
                 format!("\n           REFUSED at {at}: {e}")
@@ -116,7 +119,11 @@ pub fn status(db: &Path, json: bool) -> Result<()> {
             "peer:      {} {:<12} {:<8} last sync {}{lacks}{audit}{error}",
             p["device_id"].as_str().unwrap_or("?"),
             p["name"].as_str().unwrap_or("-"),
-            if p["authorized"].as_bool() == Some(true) { "trusted" } else { "revoked" },
+            match (p["authorized"].as_bool(), p["succeeded_by"].as_str()) {
+                (Some(true), Some(_)) => "recovered",
+                (Some(true), None) => "trusted",
+                _ => "revoked",
+            },
             p["last_sync_at"].as_str().unwrap_or("never")
         );
     }
