@@ -206,3 +206,37 @@ fn recovery_refuses_what_it_cannot_do_and_changes_nothing() {
     assert_eq!(a.p.fingerprint(), before);
     assert_eq!(peersync_core::device_id(&a.p.conn).unwrap(), a.p.dev);
 }
+
+#[test]
+fn the_lost_edit_and_the_restored_edit_of_one_column_are_a_conflict_a_person_settles_once() {
+    let [a, b] = mesh(["a", "b"]);
+    for p in [&a, &b] {
+        p.p.track("t1", "manual");
+    }
+    a.p.exec("INSERT INTO t1 VALUES ('r1', 'first', 0, 0)");
+    a.sync_with(&b);
+    let restored = backup(&a, "a-restored-4");
+    a.p.exec("UPDATE t1 SET a = 'lost edit' WHERE id = 'r1'");
+    a.send(&b);
+    drop(a);
+    restored.p.exec("UPDATE t1 SET a = 'restored edit' WHERE id = 'r1'");
+    let (r, done) = recover(restored, &[&b], 43);
+    assert_eq!(done.moved, 1);
+    converge(&[&r, &b]);
+    // One conflict on each side, between the original's lost edit and the new identity's.
+    for p in [&r.p, &b.p] {
+        let c = p.conflicts();
+        let open: Vec<_> = c.iter().filter(|c| c.status == "pending").collect();
+        assert_eq!(open.len(), 1, "{}: {c:?}", p.name);
+        let devices = [open[0].local_device_id.clone().unwrap(), open[0].remote_device_id.clone().unwrap()];
+        assert!(devices.contains(&r.p.dev), "{}: the new identity's edit: {devices:?}", p.name);
+    }
+    let id = r.p.pending()[0];
+    r.p.resolve(id, "local").unwrap();
+    converge(&[&r, &b]);
+    assert_same(&r.p, &b.p);
+    for p in [&r.p, &b.p] {
+        assert!(p.pending().is_empty(), "{}", p.name);
+        assert_eq!(p.row("t1", "id = 'r1'").unwrap()[1], t("restored edit"), "{}", p.name);
+    }
+}
