@@ -54,8 +54,9 @@ struct Pos {
     version: i64,
 }
 
-/// The changes the holder of `since` lacks, at most `limit` of them.
-fn page(conn: &Connection, since: &Vector, limit: i64) -> Result<Page> {
+/// The changes the holder of `since` lacks, at most `limit` of them and, with `max_bytes`, at
+/// most that many bytes of entries (see [`entry_bytes`]) but always at least one.
+fn page(conn: &Connection, since: &Vector, limit: i64, max_bytes: Option<u64>) -> Result<Page> {
     if !(1..=MAX_LIMIT).contains(&limit) {
         return Err(Error::invalid(format!("sync_changes: limit must be between 1 and {MAX_LIMIT}")));
     }
@@ -69,12 +70,16 @@ fn page(conn: &Connection, since: &Vector, limit: i64) -> Result<Page> {
         let mut found = lacking(conn, &vector, since, fetch + 1)?;
         let more = found.len() as i64 > fetch;
         found.truncate(fetch as usize);
-        match signed_cut(conn, &device, &origins, &found, limit as usize)? {
+        let cap = match max_bytes {
+            Some(budget) => fitting(conn, &found[..found.len().min(limit as usize)], budget)?,
+            None => limit as usize,
+        };
+        match signed_cut(conn, &device, &origins, &found, cap)? {
             Some(cut) => break (found[..cut].to_vec(), more || cut < found.len()),
             // No prefix ends signed: send `limit` as they are; a receiver that holds the
             // origin's key refuses them with a message naming the origin.
             None if !more || fetch >= MAX_LIMIT => {
-                let n = found.len().min(limit as usize);
+                let n = found.len().min(cap);
                 break (found[..n].to_vec(), more || n < found.len());
             }
             None => fetch = (fetch * 2).min(MAX_LIMIT),
@@ -102,8 +107,15 @@ fn page(conn: &Connection, since: &Vector, limit: i64) -> Result<Page> {
 /// The changes the holder of `since` lacks, in this log's order (which is causal), at most
 /// `limit` of them.
 pub fn changes(conn: &Connection, since: &Vector, limit: i64) -> Result<Batch> {
+    changes_within(conn, since, limit, None)
+}
+
+/// [`changes`], and with `max_bytes` at most that many bytes of entries ([`entry_bytes`]
+/// summed) — always at least one change, so a change larger than that travels alone. A page
+/// may end past either bound where a relayed origin must end on a version it signed.
+pub fn changes_within(conn: &Connection, since: &Vector, limit: i64, max_bytes: Option<u64>) -> Result<Batch> {
     let _cache = BiggerCache::new(conn);
-    let p = page(conn, since, limit)?;
+    let p = page(conn, since, limit, max_bytes)?;
     let changes = read_entries(conn, &p)?;
     Ok(Batch {
         format: BATCH_FORMAT,
@@ -122,7 +134,7 @@ pub fn changes(conn: &Connection, since: &Vector, limit: i64) -> Result<Batch> {
 /// from the log rows: no [`Entry`] is made, so nothing is allocated per change.
 pub fn changes_json(conn: &Connection, since: &Vector, limit: i64) -> Result<String> {
     let _cache = BiggerCache::new(conn);
-    let p = page(conn, since, limit)?;
+    let p = page(conn, since, limit, None)?;
     let out = BatchJson {
         format: BATCH_FORMAT,
         device_id: &p.device,
@@ -151,6 +163,38 @@ fn lacking(conn: &Connection, ours: &Vector, since: &Vector, n: i64) -> Result<V
     found.sort_unstable_by_key(|p| p.id);
     found.truncate(n as usize);
     Ok(found)
+}
+
+/// What one entry counts against a page's byte budget: the bytes of its text fields as
+/// stored, plus [`ENTRY_OVERHEAD`] for its numbers and the JSON around them.
+pub const ENTRY_OVERHEAD: u64 = 256;
+
+/// How many of `entries` (at least one, if any) fit in `budget` bytes, counted as
+/// [`ENTRY_OVERHEAD`] plus the stored bytes of each one's text fields, read a run of
+/// consecutive log ids at a time.
+fn fitting(conn: &Connection, entries: &[Pos], budget: u64) -> Result<usize> {
+    // octet_length (SQLite 3.43+) counts bytes without reading the value; before it, the
+    // byte length of the text cast to a blob.
+    let len = if rusqlite::version_number() >= 3_043_000 { "octet_length(%)" } else { "length(CAST(% AS BLOB))" };
+    let size = ["table_name", "record_id", "change_data", "bases", "hash"]
+        .map(|c| format!("coalesce({}, 0)", len.replace('%', c)))
+        .join(" + ");
+    let mut get = conn.prepare_cached(&format!("SELECT id, {size} FROM sync_log WHERE id BETWEEN ?1 AND ?2 ORDER BY id"))?;
+    let (mut total, mut n) = (0u64, 0usize);
+    let mut rest = entries;
+    while let Some(first) = rest.first().map(|p| p.id) {
+        let run = rest.iter().enumerate().take_while(|&(k, p)| p.id == first + k as i64).count();
+        let mut rows = get.query(params![first, first + run as i64 - 1])?;
+        while let Some(r) = rows.next()? {
+            total = total.saturating_add(ENTRY_OVERHEAD + r.get::<_, i64>(1)?.max(0) as u64);
+            if total > budget && n > 0 {
+                return Ok(n);
+            }
+            n += 1;
+        }
+        rest = &rest[run..];
+    }
+    Ok(n.max(entries.len().min(1)))
 }
 
 /// Runs `each` on the log rows of the page's entries, selected with [`ENTRY_COLUMNS`],
@@ -290,7 +334,18 @@ fn signed_cut(conn: &Connection, me: &str, origins: &[&str], entries: &[Pos], li
 /// with `key`) on the last of its own changes in the batch beside the relayed origins' stored
 /// ones, and its introductions of the devices it trusts.
 pub fn outgoing(conn: &Connection, key: &SigningKey, since: &Vector, limit: i64) -> Result<Batch> {
-    let mut batch = changes(conn, since, limit)?;
+    outgoing_within(conn, key, since, limit, None)
+}
+
+/// [`outgoing`] with [`changes_within`]'s byte budget.
+pub fn outgoing_within(
+    conn: &Connection,
+    key: &SigningKey,
+    since: &Vector,
+    limit: i64,
+    max_bytes: Option<u64>,
+) -> Result<Batch> {
+    let mut batch = changes_within(conn, since, limit, max_bytes)?;
     batch.introductions = introductions::own(conn, key)?;
     let me = batch.device_id.clone();
     if let Some(last) = batch.changes.iter().rev().find(|e| *e.device_id == *me) {
