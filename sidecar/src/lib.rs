@@ -5,6 +5,7 @@ pub mod auth;
 pub mod backoff;
 pub mod cli;
 pub mod client;
+pub mod coding;
 pub mod db;
 pub mod error;
 pub mod httpsig;

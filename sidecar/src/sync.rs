@@ -1,5 +1,6 @@
 //! One sync with one peer: say hello (vectors), push what it lacks, then pull what we lack, a page per request and per transaction.
-use crate::client::{Client, PushReply};
+use crate::client::{Client, PushReply, OLD_MAX_BODY};
+use crate::coding::{self, Body};
 use crate::db::Db;
 use crate::error::{Error, Result};
 use crate::metrics::Metrics;
@@ -30,9 +31,10 @@ pub struct Report {
     /// Origins whose changes the peer holds back or refuses, and why (not sent again in this
     /// sync).
     pub held_there: Vec<Held>,
-    /// Why pushing stopped short, when the peer accepted nothing of a page and would be sent
-    /// the same page again: the sync then ends in this error, after pulling (see `sync`).
-    pub stuck: Option<String>,
+    /// Why pushing stopped short (the peer accepted nothing of a page and would be sent the
+    /// same page again, or a change is larger than the peer takes): the sync then ends in
+    /// this error, after pulling (see `sync`).
+    pub stuck: Option<Error>,
     /// What the peer holds, as it said (what it holds back is not in it): what is recorded
     /// for `is_synced`, never the versions skipped for this sync.
     peer_vector: Vector,
@@ -75,26 +77,30 @@ impl Syncer {
             .await?;
         let mut pages = PageSize::new(self.page);
         report.peer_vector = reply.vector.clone();
-        let theirs = self.push_all(url, reply.vector, &mut pages, &mut report, stop, progress).await?;
+        // A peer that says its body limit cuts pull replies by ours, too (older peers do not).
+        let peer_max = reply.max_body.map(|m| usize::try_from(m).unwrap_or(usize::MAX));
+        let theirs = self.push_all(url, reply.vector, peer_max, &mut pages, &mut report, stop, progress).await?;
         let (p, v) = (report.peer_device.clone(), theirs);
         self.db.run(move |c| Ok(peersync_core::note_peer_vector(c, &p, &v)?)).await?;
-        self.pull_all(url, &mut pages, &mut report, stop, progress).await?;
-        if let Some(message) = report.stuck.take() {
+        self.pull_all(url, peer_max.is_some(), &mut pages, &mut report, stop, progress).await?;
+        if let Some(e) = report.stuck.take() {
             // What the peer would not take is reported as this sync's failure (status, metrics,
             // the log) and tried again after the backoff; what could be pulled was.
-            return Err(Error::Peer { url: url.to_string(), status: 200, message });
+            return Err(e);
         }
         Metrics::add(&self.metrics.syncs, 1);
         Ok(report)
     }
 
-    /// A page of what the holder of `since` lacks and its request body, made on a blocking thread.
-    fn outgoing(&self, since: Vector, limit: i64) -> PageTask {
+    /// A page of what the holder of `since` lacks (at most `limit` changes and, but for a
+    /// single change, `budget` bytes of them) and its request body, zstd-compressed when the
+    /// peer takes that, made on a blocking thread.
+    fn outgoing(&self, since: Vector, limit: i64, budget: u64, zstd: bool) -> PageTask {
         let (db, key) = (self.db.clone(), self.key.clone());
         tokio::spawn(async move {
             db.run(move |c| {
-                let batch = peersync_core::outgoing(c, &key, &since, limit)?;
-                let body = serde_json::to_vec(&batch)?;
+                let batch = peersync_core::outgoing_within(c, &key, &since, limit, Some(budget))?;
+                let body = coding::json_body(&batch, zstd)?;
                 Ok((batch, body))
             })
             .await
@@ -108,10 +114,12 @@ impl Syncer {
     /// peer applies a push after those it builds on). Each reply says what the peer holds;
     /// when that is not what was expected (it deferred or refused something), the pages still
     /// in flight are finished and pushing goes on from the peer's word.
+    #[allow(clippy::too_many_arguments)]
     async fn push_all(
         &self,
         url: &str,
         mut theirs: Vector,
+        peer_max: Option<usize>,
         pages: &mut PageSize,
         report: &mut Report,
         stop: &Shutdown,
@@ -130,6 +138,11 @@ impl Syncer {
         // Recording what the peer holds (for is_synced) runs beside the pushes.
         let mut noting: Option<JoinHandle<Result<()>>> = None;
         let mut last_reply = Instant::now();
+        // Pages stay within the peer's body limit (JSON bytes); a single change may fill it.
+        let max = peer_max.unwrap_or(OLD_MAX_BODY);
+        let budget = crate::pages::byte_budget(max);
+        let zstd = self.client.sends_zstd(url);
+        let whose = format!("peer {url}");
         loop {
             if stop.is_triggered() {
                 self.drain(&mut flight, &mut theirs, report, progress).await;
@@ -138,9 +151,24 @@ impl Syncer {
             while more && flight.len() < IN_FLIGHT {
                 let (made_for, asked, page) = match making.take() {
                     Some((v, asked, made)) if v == predicted => (v, asked, made),
-                    _ => (predicted.clone(), pages.get(), self.outgoing(predicted.clone(), pages.get())),
+                    _ => (predicted.clone(), pages.get(), self.outgoing(predicted.clone(), pages.get(), budget, zstd)),
                 };
                 let (batch, body) = finished(page).await?;
+                if body.json_len > max {
+                    if let [e] = &batch.changes[..] {
+                        // Never sent: the peer would refuse it. The pages before it finish;
+                        // the sync fails naming it (and retries after the backoff).
+                        self.drain(&mut flight, &mut theirs, report, progress).await;
+                        report.stuck = Some(crate::pages::change_too_large(e, body.json_len, max, &whose));
+                        more = false;
+                        making = None;
+                        break;
+                    }
+                    if pages.too_large() {
+                        making = None;
+                        continue;
+                    }
+                }
                 more = batch.has_more && !batch.changes.is_empty();
                 if batch.changes.is_empty() {
                     break;
@@ -163,7 +191,7 @@ impl Syncer {
                 predicted = after;
                 if more {
                     let ahead = pages.ahead();
-                    making = Some((predicted.clone(), ahead, self.outgoing(predicted.clone(), ahead)));
+                    making = Some((predicted.clone(), ahead, self.outgoing(predicted.clone(), ahead, budget, zstd)));
                 }
             }
             let Some(page) = flight.pop_front() else { break };
@@ -187,6 +215,17 @@ impl Syncer {
                     (predicted, more, making) = (theirs.clone(), true, None);
                     continue;
                 }
+                Err(Error::Peer { status: 413, message, .. }) if page.batch.changes.len() == 1 => {
+                    self.drain(&mut flight, &mut theirs, report, progress).await;
+                    let e = &page.batch.changes[0];
+                    report.stuck = Some(Error::ChangeTooLarge(format!(
+                        "change {}:{} (table {}) was refused by peer {url} as too large ({message}): raise --max-body on peer {url}",
+                        e.device_id,
+                        e.version,
+                        peersync_core::shown(&e.table_name)
+                    )));
+                    break;
+                }
                 Err(e) => {
                     self.drain(&mut flight, &mut theirs, report, progress).await;
                     return Err(e);
@@ -204,9 +243,13 @@ impl Syncer {
                 // again in this sync; the peer's later pages are not waited for either.
                 if theirs == page.made_for || tried.contains(&theirs) {
                     self.drain(&mut flight, &mut theirs, report, progress).await;
-                    report.stuck = Some(format!(
-                        "accepted nothing of a page of {n} changes (deferred {deferred}); not sent again until the next attempt"
-                    ));
+                    report.stuck = Some(Error::Peer {
+                        url: url.to_string(),
+                        status: 200,
+                        message: format!(
+                            "accepted nothing of a page of {n} changes (deferred {deferred}); not sent again until the next attempt"
+                        ),
+                    });
                     break;
                 }
                 tried.push(page.made_for.clone());
@@ -251,9 +294,11 @@ impl Syncer {
     }
 
     /// Pulls pages of what we lack, applying each in its own transaction.
+    #[allow(clippy::too_many_arguments)]
     async fn pull_all(
         &self,
         url: &str,
+        cuts_by_bytes: bool,
         pages: &mut PageSize,
         report: &mut Report,
         stop: &Shutdown,
@@ -269,6 +314,10 @@ impl Syncer {
             let ours = self.db.run(|c| Ok(peersync_core::vector(c)?)).await?;
             let (asked, asked_at) = (pages.get(), Instant::now());
             let batch = match self.client.pull(url, &ours, asked, &skip).await {
+                // A peer that cuts pages by our limit refuses only a change too large alone.
+                Err(Error::Peer { status: 413, message, .. }) if cuts_by_bytes => {
+                    return Err(Error::ChangeTooLarge(format!("pulling from {url}: {message}")))
+                }
                 Err(Error::Peer { status: 413, .. }) if pages.too_large() => continue,
                 r => r?,
             };
@@ -374,7 +423,7 @@ fn refuses(e: &Error) -> bool {
 }
 
 /// A page being made on a blocking thread: the batch and its request body.
-type PageTask = JoinHandle<Result<(Batch, Vec<u8>)>>;
+type PageTask = JoinHandle<Result<(Batch, Body)>>;
 
 /// Pages a push keeps in flight: one being applied by the peer, the next one arriving.
 const IN_FLIGHT: usize = 2;
