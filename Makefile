@@ -99,6 +99,7 @@ demo: build
 bench: build $(VENV)/stamp
 	$(CARGO) run --release -p peersync-bench
 	$(PYTHON) tests/sidecar/bench_e2e.py
+	$(PYTHON) tests/sidecar/bench_big.py
 
 clean:
 	rm -rf $(VENV)

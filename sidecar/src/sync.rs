@@ -99,8 +99,13 @@ impl Syncer {
         let (db, key) = (self.db.clone(), self.key.clone());
         tokio::spawn(async move {
             db.run(move |c| {
-                let batch = peersync_core::outgoing_within(c, &key, &since, limit, Some(budget))?;
+                let mut batch = peersync_core::outgoing_within(c, &key, &since, limit, Some(budget))?;
                 let body = coding::json_body(&batch, zstd)?;
+                // The body holds the changes' data now; what is kept of the batch (to count
+                // the reply, name a change) needs none of it, so a large value is held once.
+                for e in &mut batch.changes {
+                    e.change_data = String::new();
+                }
                 Ok((batch, body))
             })
             .await
@@ -148,7 +153,9 @@ impl Syncer {
                 self.drain(&mut flight, &mut theirs, report, progress).await;
                 return Err(Error::ShuttingDown);
             }
-            while more && flight.len() < IN_FLIGHT {
+            // A large page goes alone: nothing is made or sent beside it (memory stays a small
+            // multiple of the largest change).
+            while more && flight.len() < IN_FLIGHT && !flight.iter().any(|f| f.large) {
                 let (made_for, asked, page) = match making.take() {
                     Some((v, asked, made)) if v == predicted => (v, asked, made),
                     _ => (predicted.clone(), pages.get(), self.outgoing(predicted.clone(), pages.get(), budget, zstd)),
@@ -178,9 +185,11 @@ impl Syncer {
                     let v = after.entry(e.device_id.to_string()).or_insert(0);
                     *v = (*v).max(e.version);
                 }
+                let large = body.json_len > LARGE_PAGE;
                 let (client, to) = (self.client.clone(), url.to_string());
                 let reply = tokio::spawn(async move { client.push_body(&to, body).await });
                 flight.push_back(InFlight {
+                    large,
                     batch,
                     asked,
                     made_for,
@@ -189,7 +198,7 @@ impl Syncer {
                     reply,
                 });
                 predicted = after;
-                if more {
+                if more && !large {
                     let ahead = pages.ahead();
                     making = Some((predicted.clone(), ahead, self.outgoing(predicted.clone(), ahead, budget, zstd)));
                 }
@@ -428,8 +437,13 @@ type PageTask = JoinHandle<Result<(Batch, Body)>>;
 /// Pages a push keeps in flight: one being applied by the peer, the next one arriving.
 const IN_FLIGHT: usize = 2;
 
+/// A page whose body (JSON) is larger than this is pushed alone, not beside another.
+const LARGE_PAGE: usize = 16 << 20;
+
 /// A page pushed and not answered yet.
 struct InFlight {
+    /// Its body is over [`LARGE_PAGE`].
+    large: bool,
     batch: Batch,
     /// The most changes it was asked to hold.
     asked: i64,
