@@ -222,10 +222,18 @@ impl Client {
         })
     }
 
-    /// A page of what the holder of `since` lacks, at most `limit` changes and (the peer cuts
-    /// it by bytes too) at most this client's --max-body of JSON.
-    pub async fn pull(&self, base: &str, since: &Vector, limit: i64, skip: &BTreeSet<String>) -> Result<Batch> {
-        let max_bytes = Some(self.max_body as u64);
+    /// A page of what the holder of `since` lacks, at most `limit` changes and, when the peer
+    /// cuts pages by bytes (`by_bytes`: it said its own limit; an older one refuses the
+    /// field), at most this client's --max-body of JSON.
+    pub async fn pull(
+        &self,
+        base: &str,
+        since: &Vector,
+        limit: i64,
+        skip: &BTreeSet<String>,
+        by_bytes: bool,
+    ) -> Result<Batch> {
+        let max_bytes = by_bytes.then_some(self.max_body as u64);
         let body = serde_json::to_vec(&PullRequest { since: since.clone(), limit, skip: skip.clone(), max_bytes })?;
         let bytes = self.request(base, Method::POST, "/sync/pull", Some(body)).await?;
         peersync_core::parse_batch(

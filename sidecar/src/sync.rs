@@ -205,6 +205,17 @@ impl Syncer {
             }
             let Some(page) = flight.pop_front() else { break };
             let reply = match finished(page.reply).await {
+                Err(Error::Peer { status: 413, message, .. }) if page.batch.changes.len() == 1 => {
+                    self.drain(&mut flight, &mut theirs, report, progress).await;
+                    let e = &page.batch.changes[0];
+                    report.stuck = Some(Error::ChangeTooLarge(format!(
+                        "change {}:{} (table {}) was refused by peer {url} as too large ({message}): raise --max-body on peer {url}",
+                        e.device_id,
+                        e.version,
+                        peersync_core::shown(&e.table_name)
+                    )));
+                    break;
+                }
                 Err(Error::Peer { status: 413, .. }) if pages.too_large() => {
                     tracing::info!(
                         peer = url,
@@ -223,17 +234,6 @@ impl Syncer {
                     self.db.run(|c| Ok(peersync_core::seal(c)?)).await?;
                     (predicted, more, making) = (theirs.clone(), true, None);
                     continue;
-                }
-                Err(Error::Peer { status: 413, message, .. }) if page.batch.changes.len() == 1 => {
-                    self.drain(&mut flight, &mut theirs, report, progress).await;
-                    let e = &page.batch.changes[0];
-                    report.stuck = Some(Error::ChangeTooLarge(format!(
-                        "change {}:{} (table {}) was refused by peer {url} as too large ({message}): raise --max-body on peer {url}",
-                        e.device_id,
-                        e.version,
-                        peersync_core::shown(&e.table_name)
-                    )));
-                    break;
                 }
                 Err(e) => {
                     self.drain(&mut flight, &mut theirs, report, progress).await;
@@ -322,7 +322,7 @@ impl Syncer {
             }
             let ours = self.db.run(|c| Ok(peersync_core::vector(c)?)).await?;
             let (asked, asked_at) = (pages.get(), Instant::now());
-            let batch = match self.client.pull(url, &ours, asked, &skip).await {
+            let batch = match self.client.pull(url, &ours, asked, &skip, cuts_by_bytes).await {
                 // A peer that cuts pages by our limit refuses only a change too large alone.
                 Err(Error::Peer { status: 413, message, .. }) if cuts_by_bytes => {
                     return Err(Error::ChangeTooLarge(format!("pulling from {url}: {message}")))

@@ -154,4 +154,7 @@ def test_zstd_bodies_bombs_and_plain_bodies(devices):
     assert plain.status_code == 200 and "Content-Encoding" not in plain.headers
     packed = zstd_post(a, f"{b.url}/sync/pull", json.dumps(pull).encode(), encoding=None, accept="zstd")
     assert packed.status_code == 200 and packed.headers.get("Content-Encoding") == "zstd"
-    assert packed.json() == plain.json()
+    raw = packed.content
+    if raw.startswith(b"\x28\xb5\x2f\xfd"):  # urllib3 without zstd support leaves it encoded
+        raw = zstandard.ZstdDecompressor().decompressobj().decompress(raw)
+    assert json.loads(raw) == plain.json()
