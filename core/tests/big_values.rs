@@ -1,5 +1,6 @@
-//! Owns tests of pages cut by bytes (`changes_within`): a page holds at most its byte budget of
-//! entries, a change larger than the budget travels alone, and paging by bytes delivers everything.
+//! Owns tests of big values: pages cut by bytes (`changes_within`: a page holds at most its
+//! byte budget of entries, a change larger than the budget travels alone, paging by bytes
+//! delivers everything), and a row too large to log refused when it is written.
 mod common;
 
 use common::*;
@@ -92,4 +93,24 @@ fn paging_by_bytes_delivers_everything_in_several_pages() {
     assert!(pages >= 4, "13 changes of ~128 KiB in pages of 400 KiB: {pages} pages");
     assert_eq!(a.rows("files"), b.rows("files"));
     assert_eq!(a.vector(), b.vector());
+}
+
+#[test]
+fn a_row_too_large_to_log_is_refused_when_written_and_nothing_waits_behind_it() {
+    let a = peer("A");
+    a.exec("INSERT INTO files VALUES ('before', x'01')");
+    // 2 x 500,000,000 bytes of hex: over SQLite's longest value once logged.
+    let err = a.run("INSERT INTO files VALUES ('huge', zeroblob(500000000))", &[]).unwrap_err().to_string();
+    assert!(err.contains("peersync: this row is too large to sync"), "{err}");
+    assert_eq!(a.int("SELECT count(*) FROM files WHERE id = 'huge'"), 0, "the write was rolled back");
+    // Nor may an update make a row that large.
+    let err = a.run("UPDATE files SET data = zeroblob(500000000) WHERE id = 'before'", &[]).unwrap_err();
+    assert!(err.to_string().contains("too large to sync"), "{err}");
+    // A large value that fits is taken, and everything seals and syncs.
+    a.exec("INSERT INTO files VALUES ('fits', zeroblob(1000000))");
+    a.exec("INSERT INTO files VALUES ('after', x'02')");
+    let b = peer("B");
+    sync(&a, &b);
+    assert_eq!(a.rows("files"), b.rows("files"));
+    assert_eq!(a.rows("files").len(), 3);
 }
