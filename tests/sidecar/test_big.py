@@ -58,7 +58,7 @@ def failing_link(d, url):
 
 
 def test_a_change_over_a_peers_limit_fails_that_link_clearly_and_others_get_everything(devices):
-    a, b, c = make(devices, "a", "b", "c")
+    a, b, c, d = make(devices, "a", "b", "c", "d")
     a.sql("INSERT INTO files VALUES ('before', x'01')")
     a.sql("INSERT INTO files VALUES ('big', randomblob(?))", (2 * MB,))
     a.sql("INSERT INTO files VALUES ('after', x'02')")
@@ -88,6 +88,11 @@ def test_a_change_over_a_peers_limit_fails_that_link_clearly_and_others_get_ever
     assert during <= 25, f"B served {during} requests in 5 s"
     assert "413" not in b.log.read_text(), "the big change was sent to B although B's limit is known"
     assert [r[0] for r in files(b)] == ["before"]
+    # Pulling it with a small limit: A's 413 names the change and whose limit to raise.
+    r = d.cli("sync", "--peer", a.url, "--max-body", "1000000", check=False)
+    assert r.returncode == 1, r
+    assert f"change {a.id}:{version}" in r.stderr and f"raise --max-body on the pulling device {d.id}" in r.stderr, r.stderr
+    assert [r[0] for r in files(d)] == ["before"]
 
 
 def test_pages_are_cut_by_the_receivers_limit(devices):

@@ -95,7 +95,8 @@ pub struct ServeArgs {
     #[arg(long, value_parser = secs, value_name = "SECS")]
     max_clock_skew: Option<Duration>,
     /// Each device's changes this device takes at once, in MiB (default 256); past it, that
-    /// device's changes wait while the allowance grows back. Kept in the database.
+    /// device's changes wait while the allowance grows back (a single larger change is taken
+    /// once the allowance is full). Kept in the database.
     #[arg(long, value_name = "MIB", requires = "origin_mib_per_hour")]
     origin_burst_mib: Option<f64>,
     /// How fast each device's allowance grows back, in MiB per hour (default 512).
