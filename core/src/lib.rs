@@ -50,7 +50,7 @@ pub use store::settings::{of as strategy_of, StrategyInfo};
 // Exchanging changes.
 pub use exchange::apply::{apply, Applied};
 pub use exchange::export::{
-    changes, changes_json, changes_within, hello, outgoing, outgoing_within, vector, ENTRY_OVERHEAD,
+    changes, changes_json, changes_within, hello, outgoing, outgoing_to, outgoing_within, vector, ENTRY_OVERHEAD,
 };
 pub use exchange::joining::{create_table, table_exists, tracked_tables, TrackedTable};
 pub use exchange::peer_list::{add as add_peer, list as configured_peers, remove as remove_peer, ConfiguredPeer};

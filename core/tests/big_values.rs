@@ -4,7 +4,7 @@
 mod common;
 
 use common::*;
-use peersync_core::{changes_within, Batch, Vector, ENTRY_OVERHEAD};
+use peersync_core::{changes_within, outgoing_to, outgoing_within, Batch, Vector, ENTRY_OVERHEAD};
 
 const SCHEMA: &str = "CREATE TABLE files(id TEXT PRIMARY KEY, data BLOB)";
 
@@ -113,4 +113,24 @@ fn a_row_too_large_to_log_is_refused_when_written_and_nothing_waits_behind_it() 
     sync(&a, &b);
     assert_eq!(a.rows("files"), b.rows("files"));
     assert_eq!(a.rows("files").len(), 3);
+}
+
+#[test]
+fn a_page_written_from_the_rows_is_the_batch_serialized() {
+    let (a, b) = (peer("A"), peer("B"));
+    fill(&a, "r", 5, 3);
+    fill(&b, "s", 2, 1);
+    sync(&b, &a); // A relays B's changes too
+    let key = ed25519_dalek::SigningKey::from_bytes(&[7u8; 32]);
+    for (limit, bytes) in [(1000, None), (3, None), (1000, Some(10_000)), (1000, Some(1))] {
+        let mut out = Vec::new();
+        let kept = outgoing_to(&a.conn, &key, &Vector::new(), limit, bytes, &mut out).unwrap();
+        let batch = outgoing_within(&a.conn, &key, &Vector::new(), limit, bytes).unwrap();
+        assert_eq!(String::from_utf8(out).unwrap(), serde_json::to_string(&batch).unwrap(), "{limit} {bytes:?}");
+        let mut stripped = batch;
+        for e in &mut stripped.changes {
+            e.change_data.clear();
+        }
+        assert_eq!(serde_json::to_string(&kept).unwrap(), serde_json::to_string(&stripped).unwrap());
+    }
 }

@@ -25,39 +25,69 @@ pub struct Body {
     pub json_len: usize,
 }
 
-/// A writer that counts what goes through it.
-struct Counting<W> {
-    inner: W,
-    n: usize,
+/// Where a JSON body is written as it is made: straight into a zstd encoder, or kept plain;
+/// counts the JSON's bytes either way.
+pub struct BodyWriter {
+    json_len: usize,
+    out: Sink,
 }
 
-impl<W: Write> Write for Counting<W> {
+enum Sink {
+    Plain(Vec<u8>),
+    Zstd(std::io::BufWriter<zstd::stream::write::Encoder<'static, Vec<u8>>>),
+}
+
+impl BodyWriter {
+    /// A writer that compresses when `compress`.
+    pub fn new(compress: bool) -> Result<BodyWriter> {
+        let out = match compress {
+            true => {
+                Sink::Zstd(std::io::BufWriter::with_capacity(1 << 16, zstd::stream::write::Encoder::new(Vec::new(), LEVEL)?))
+            }
+            false => Sink::Plain(Vec::new()),
+        };
+        Ok(BodyWriter { json_len: 0, out })
+    }
+
+    /// The body written. One whose JSON is shorter than [`MIN_COMPRESSED`] goes plain
+    /// (compressing it saves nothing): it is small, so it is decompressed again.
+    pub fn finish(self) -> Result<Body> {
+        let json_len = self.json_len;
+        match self.out {
+            Sink::Plain(bytes) => Ok(Body { bytes, zstd: false, json_len }),
+            Sink::Zstd(w) => {
+                let packed = w.into_inner().map_err(|e| Error::Io(e.into_error()))?.finish()?;
+                if json_len < MIN_COMPRESSED {
+                    return Ok(Body { bytes: zstd::stream::decode_all(&packed[..])?, zstd: false, json_len });
+                }
+                Ok(Body { bytes: packed, zstd: true, json_len })
+            }
+        }
+    }
+}
+
+impl Write for BodyWriter {
     fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-        let n = self.inner.write(buf)?;
-        self.n += n;
+        let n = match &mut self.out {
+            Sink::Plain(v) => v.write(buf)?,
+            Sink::Zstd(w) => w.write(buf)?,
+        };
+        self.json_len += n;
         Ok(n)
     }
     fn flush(&mut self) -> std::io::Result<()> {
-        self.inner.flush()
+        match &mut self.out {
+            Sink::Plain(_) => Ok(()),
+            Sink::Zstd(w) => w.flush(),
+        }
     }
 }
 
 /// `v` as a JSON body, zstd-compressed as it is serialized when `compress` (and it is not tiny).
 pub fn json_body<T: Serialize>(v: &T, compress: bool) -> Result<Body> {
-    if !compress {
-        let bytes = serde_json::to_vec(v)?;
-        return Ok(Body { json_len: bytes.len(), bytes, zstd: false });
-    }
-    let enc = zstd::stream::write::Encoder::new(Vec::new(), LEVEL)?;
-    let mut w = Counting { inner: std::io::BufWriter::with_capacity(1 << 16, enc), n: 0 };
+    let mut w = BodyWriter::new(compress)?;
     serde_json::to_writer(&mut w, v)?;
-    let json_len = w.n;
-    let enc = w.inner.into_inner().map_err(|e| Error::Io(e.into_error()))?;
-    let bytes = enc.finish()?;
-    if json_len < MIN_COMPRESSED {
-        return Ok(Body { bytes: serde_json::to_vec(v)?, zstd: false, json_len });
-    }
-    Ok(Body { bytes, zstd: true, json_len })
+    w.finish()
 }
 
 /// `bytes` zstd-compressed (for replies already serialized).

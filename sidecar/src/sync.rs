@@ -99,13 +99,11 @@ impl Syncer {
         let (db, key) = (self.db.clone(), self.key.clone());
         tokio::spawn(async move {
             db.run(move |c| {
-                let mut batch = peersync_core::outgoing_within(c, &key, &since, limit, Some(budget))?;
-                let body = coding::json_body(&batch, zstd)?;
-                // The body holds the changes' data now; what is kept of the batch (to count
-                // the reply, name a change) needs none of it, so a large value is held once.
-                for e in &mut batch.changes {
-                    e.change_data = String::new();
-                }
+                // Written from the log rows into the (compressing) body; the batch kept (to
+                // count the reply, name a change) has no change data: a large value is held once.
+                let mut w = coding::BodyWriter::new(zstd)?;
+                let batch = peersync_core::outgoing_to(c, &key, &since, limit, Some(budget), &mut w)?;
+                let body = w.finish()?;
                 Ok((batch, body))
             })
             .await

@@ -9,7 +9,7 @@ use crate::store::format::device_id;
 use crate::store::log::{self, entry, entry_ref, ENTRY_COLUMNS};
 use crate::store::runs;
 use crate::trust::introductions;
-use crate::wire::{Batch, Entry, HeadSignature, Vector, BATCH_FORMAT, MAX_LIMIT};
+use crate::wire::{Batch, Entry, EntryRef, HeadSignature, Introduction, Vector, BATCH_FORMAT, MAX_LIMIT};
 use ed25519_dalek::SigningKey;
 use rusqlite::{params, Connection};
 use serde::Serialize;
@@ -138,12 +138,13 @@ pub fn changes_json(conn: &Connection, since: &Vector, limit: i64) -> Result<Str
     let out = BatchJson {
         format: BATCH_FORMAT,
         device_id: &p.device,
-        changes: EntriesJson { conn, page: &p, error: Default::default() },
+        changes: EntriesJson { conn, page: &p, error: Default::default(), kept: None },
         has_more: p.has_more,
         vector: &p.vector,
         signatures: &p.signatures,
         heads: &p.heads,
         prevs: &p.prevs,
+        introductions: &[],
     };
     serde_json::to_string(&out).map_err(|e| out.changes.error.take().unwrap_or_else(|| e.into()))
 }
@@ -262,6 +263,8 @@ struct BatchJson<'a> {
     heads: &'a BTreeMap<String, String>,
     #[serde(skip_serializing_if = "BTreeMap::is_empty")]
     prevs: &'a BTreeMap<String, String>,
+    #[serde(skip_serializing_if = "<[Introduction]>::is_empty")]
+    introductions: &'a [Introduction],
 }
 
 /// The page's entries, serialized as a sequence of [`Entry`]s straight from their rows.
@@ -271,6 +274,8 @@ struct EntriesJson<'a> {
     /// What stopped the serialization, if reading the log did (serde's error can only carry
     /// a message).
     error: std::cell::RefCell<Option<Error>>,
+    /// When set, each entry serialized is also kept here, without its `change_data`.
+    kept: Option<&'a std::cell::RefCell<Vec<Entry>>>,
 }
 
 impl Serialize for EntriesJson<'_> {
@@ -278,7 +283,12 @@ impl Serialize for EntriesJson<'_> {
         use serde::ser::{Error as _, SerializeSeq};
         let mut seq = s.serialize_seq(Some(self.page.entries.len()))?;
         let read = for_entries(self.conn, self.page, |r| {
-            seq.serialize_element(&entry_ref(r)?).map_err(|e| Error::invalid(format!("sync_changes: {e}")))
+            let e = entry_ref(r)?;
+            seq.serialize_element(&e).map_err(|e| Error::invalid(format!("sync_changes: {e}")))?;
+            if let Some(kept) = self.kept {
+                kept.borrow_mut().push(Entry::from(EntryRef { change_data: "", ..e }));
+            }
+            Ok(())
         });
         if let Err(e) = read {
             let message = e.to_string();
@@ -355,6 +365,55 @@ pub fn outgoing_within(
         batch.signatures.sort_by(|a, b| a.device_id.cmp(&b.device_id));
     }
     Ok(batch)
+}
+
+/// [`outgoing_within`]'s batch written as JSON to `out` straight from the log rows (no change's
+/// data is copied out of SQLite, so a large value is held once while it is written); returns
+/// the batch as written but for the changes' `change_data`, left empty.
+pub fn outgoing_to(
+    conn: &Connection,
+    key: &SigningKey,
+    since: &Vector,
+    limit: i64,
+    max_bytes: Option<u64>,
+    out: &mut dyn std::io::Write,
+) -> Result<Batch> {
+    let _cache = BiggerCache::new(conn);
+    let p = page(conn, since, limit, max_bytes)?;
+    let mut signatures = p.signatures.clone();
+    let me = p.vector.keys().position(|d| *d == p.device);
+    if let Some(last) = p.entries.iter().rev().find(|e| Some(e.origin) == me) {
+        let hash: String =
+            conn.prepare_cached("SELECT hash FROM sync_log WHERE id = ?1")?.query_row([last.id], |r| r.get(0))?;
+        signatures.retain(|s| s.device_id != p.device);
+        signatures.push(crate::wire::sign(key, &p.device, last.version, &hash));
+        signatures.sort_by(|a, b| a.device_id.cmp(&b.device_id));
+    }
+    let introductions = introductions::own(conn, key)?;
+    let kept = std::cell::RefCell::new(Vec::with_capacity(p.entries.len()));
+    let json = BatchJson {
+        format: BATCH_FORMAT,
+        device_id: &p.device,
+        changes: EntriesJson { conn, page: &p, error: Default::default(), kept: Some(&kept) },
+        has_more: p.has_more,
+        vector: &p.vector,
+        signatures: &signatures,
+        heads: &p.heads,
+        prevs: &p.prevs,
+        introductions: &introductions,
+    };
+    serde_json::to_writer(out, &json).map_err(|e| json.changes.error.take().unwrap_or_else(|| e.into()))?;
+    Ok(Batch {
+        format: BATCH_FORMAT,
+        device_id: p.device.clone(),
+        changes: kept.into_inner(),
+        has_more: p.has_more,
+        vector: p.vector.clone(),
+        signatures,
+        heads: p.heads.clone(),
+        prevs: p.prevs.clone(),
+        introductions,
+    })
 }
 
 /// An empty batch: tells a peer this device's vector and heads and introduces the devices it

@@ -91,9 +91,11 @@ pub async fn pull(state: &Arc<AppState>, caller: String, body: Bytes, zstd: bool
             .db
             .run(move |c| {
                 peersync_core::note_peer_vector(c, &who, &since)?;
-                let batch = peersync_core::outgoing_within(c, &key, &page_since, limit, Some(budget))?;
+                // Written from the log rows into the (compressing) body: a large value is held once.
+                let mut w = coding::BodyWriter::new(zstd)?;
+                let batch = peersync_core::outgoing_to(c, &key, &page_since, limit, Some(budget), &mut w)?;
                 peersync_core::note_exchange(c, &who)?;
-                let body = coding::json_body(&batch, zstd)?;
+                let body = w.finish()?;
                 Ok((batch, body))
             })
             .await?;
