@@ -41,9 +41,10 @@ impl BodyWriter {
     /// A writer that compresses when `compress`.
     pub fn new(compress: bool) -> Result<BodyWriter> {
         let out = match compress {
-            true => {
-                Sink::Zstd(std::io::BufWriter::with_capacity(1 << 16, zstd::stream::write::Encoder::new(Vec::new(), LEVEL)?))
-            }
+            true => Sink::Zstd(std::io::BufWriter::with_capacity(
+                1 << 16,
+                zstd::stream::write::Encoder::new(Vec::new(), LEVEL)?,
+            )),
             false => Sink::Plain(Vec::new()),
         };
         Ok(BodyWriter { json_len: 0, out })
@@ -121,12 +122,13 @@ pub fn decode(headers: &HeaderMap, body: Bytes, max: usize) -> Result<Bytes> {
     match coding.as_str() {
         "" | "identity" => Ok(body),
         ZSTD => {
-            let mut dec = zstd::stream::read::Decoder::with_buffer(&body[..])
-                .map_err(|e| corrupt(e))?;
-            dec.window_log_max(WINDOW_LOG_MAX).map_err(|e| corrupt(e))?;
-            // Most bodies are JSON of hex or text: expect about twice the compressed size.
-            let mut out = Vec::with_capacity(body.len().saturating_mul(2).min(max) + 1);
-            dec.take(max as u64 + 1).read_to_end(&mut out).map_err(|e| corrupt(e))?;
+            let mut dec = zstd::stream::read::Decoder::with_buffer(&body[..]).map_err(corrupt)?;
+            dec.window_log_max(WINDOW_LOG_MAX).map_err(corrupt)?;
+            // A large body is mostly a blob's hex, which comes out at twice the compressed size:
+            // room for that and a little more, so the buffer does not double past it.
+            let guess = body.len().saturating_mul(2).saturating_add(body.len() / 8).saturating_add(4096);
+            let mut out = Vec::with_capacity(guess.min(max) + 1);
+            dec.take(max as u64 + 1).read_to_end(&mut out).map_err(corrupt)?;
             if out.len() > max {
                 return Err(Error::DecodedTooLarge(max));
             }

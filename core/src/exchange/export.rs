@@ -180,7 +180,8 @@ fn fitting(conn: &Connection, entries: &[Pos], budget: u64) -> Result<usize> {
     let size = ["table_name", "record_id", "change_data", "bases", "hash"]
         .map(|c| format!("coalesce({}, 0)", len.replace('%', c)))
         .join(" + ");
-    let mut get = conn.prepare_cached(&format!("SELECT id, {size} FROM sync_log WHERE id BETWEEN ?1 AND ?2 ORDER BY id"))?;
+    let mut get =
+        conn.prepare_cached(&format!("SELECT id, {size} FROM sync_log WHERE id BETWEEN ?1 AND ?2 ORDER BY id"))?;
     let (mut total, mut n) = (0u64, 0usize);
     let mut rest = entries;
     while let Some(first) = rest.first().map(|p| p.id) {

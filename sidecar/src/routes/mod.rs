@@ -164,7 +164,9 @@ async fn encoded(reply: Reply, zstd: bool) -> Reply {
     };
     match packed {
         Some(p) => {
-            parts.headers.insert(hyper::header::CONTENT_ENCODING, hyper::header::HeaderValue::from_static(coding::ZSTD));
+            parts
+                .headers
+                .insert(hyper::header::CONTENT_ENCODING, hyper::header::HeaderValue::from_static(coding::ZSTD));
             parts.headers.remove(hyper::header::CONTENT_LENGTH);
             Response::from_parts(parts, Full::new(Bytes::from(p)))
         }
@@ -243,10 +245,9 @@ async fn read_body(body: Incoming, headers: &hyper::HeaderMap, limits: &Limits) 
     }
     let read = read_limited(body, declared, limits.max_body);
     match tokio::time::timeout(limits.body_timeout, read).await {
-        Err(_) => Err(Error::Timeout(format!(
-            "the request body did not arrive within {} s",
-            limits.body_timeout.as_secs()
-        ))),
+        Err(_) => {
+            Err(Error::Timeout(format!("the request body did not arrive within {} s", limits.body_timeout.as_secs())))
+        }
         Ok(Ok(Some(b))) => Ok(b),
         Ok(Ok(None)) => Err(Error::TooLarge(limits.max_body)),
         Ok(Err(e)) => Err(Error::BadRequest(format!("could not read the request body: {e}"))),
@@ -255,7 +256,11 @@ async fn read_body(body: Incoming, headers: &hyper::HeaderMap, limits: &Limits) 
 
 /// Reads a body into one buffer (sized by `declared`, so a large body is not copied as it
 /// grows past chunk after chunk); None past `max` bytes.
-pub async fn read_limited<B>(mut body: B, declared: Option<u64>, max: usize) -> std::result::Result<Option<Bytes>, B::Error>
+pub async fn read_limited<B>(
+    mut body: B,
+    declared: Option<u64>,
+    max: usize,
+) -> std::result::Result<Option<Bytes>, B::Error>
 where
     B: hyper::body::Body<Data = Bytes> + Unpin,
 {

@@ -110,7 +110,8 @@ pub async fn pull(state: &Arc<AppState>, caller: String, body: Bytes, zstd: bool
             }
         }
         Metrics::add(&state.metrics.changes_sent, batch.changes.len() as u64);
-        let mut reply = hyper::Response::builder().status(StatusCode::OK).header(hyper::header::CONTENT_TYPE, "application/json");
+        let mut reply =
+            hyper::Response::builder().status(StatusCode::OK).header(hyper::header::CONTENT_TYPE, "application/json");
         if out.zstd {
             reply = reply.header(hyper::header::CONTENT_ENCODING, coding::ZSTD);
         }
