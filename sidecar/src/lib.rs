@@ -15,6 +15,7 @@ pub mod metrics;
 pub mod nonces;
 pub mod pages;
 pub mod pairing;
+pub mod pushed;
 pub mod routes;
 pub mod scheduler;
 pub mod server;
