@@ -111,6 +111,7 @@ bench: build $(VENV)/stamp
 	$(CARGO) run --release -p peersync-bench
 	$(PYTHON) tests/sidecar/bench_e2e.py
 	$(PYTHON) tests/sidecar/bench_latency.py
+	$(PYTHON) tests/sidecar/bench_big.py
 
 clean:
 	rm -rf $(VENV)

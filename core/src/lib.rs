@@ -49,7 +49,9 @@ pub use store::log::tail as log_tail;
 pub use store::settings::{of as strategy_of, StrategyInfo};
 // Exchanging changes.
 pub use exchange::apply::{apply, Applied};
-pub use exchange::export::{changes, changes_json, hello, outgoing, vector};
+pub use exchange::export::{
+    changes, changes_json, changes_within, hello, outgoing, outgoing_to, outgoing_within, vector, ENTRY_OVERHEAD,
+};
 pub use exchange::joining::{create_table, table_exists, tracked_tables, TrackedTable};
 pub use exchange::peer_list::{add as add_peer, list as configured_peers, remove as remove_peer, ConfiguredPeer};
 pub use exchange::peers::{exchanged as note_exchange, note_link, note_vector as note_peer_vector, Link};

@@ -230,6 +230,33 @@ fn a_device_over_its_quota_waits_and_the_others_go_on() {
     assert_eq!(b.json("SELECT sync_status()")["waiting"], json!([]));
 }
 
+/// A change larger than the whole quota burst is taken once the allowance is full (it could
+/// never fit otherwise); the same origin's next change then waits for the allowance to grow
+/// back past what the large one took.
+#[test]
+fn a_change_larger_than_the_burst_goes_when_the_allowance_is_full() {
+    let b = Peer::standard("B", "timestamp_wins", "timestamp_wins");
+    peersync_core::set_origin_quota(&b.conn, 2000.0, 3.6e6 * 10.0).unwrap(); // 2 KB, then 10 B/ms
+    let ts = 1_700_000_000_000_000i64;
+    let mut f = Forger::new(FORGER);
+    let big = "x".repeat(5000);
+    let changes = vec![
+        f.change("t1", "'big'", "INSERT", &format!(r#"{{"id":"big","a":"{big}","b":null,"c":null}}"#), "{}", ts, false),
+        f.change("t1", "'small'", "INSERT", r#"{"id":"small","a":1,"b":null,"c":null}"#, "{}", ts + 1, false),
+    ];
+    let res = b.apply(&batch_of(FORGER, changes.clone())).unwrap();
+    assert_eq!((res["accepted"].as_i64(), res["deferred"].as_i64()), (Some(1), Some(1)), "{res}");
+    assert_eq!(res["held"][0]["reason"], "quota", "{res}");
+    assert_eq!(res["held"][0]["version"], 2);
+    assert!(b.row("t1", "id = 'big'").is_some());
+    // Still in debt a moment later (5 KB taken from 2 KB, 10 B/ms back): the small one waits.
+    let res = b.apply(&batch_of(FORGER, changes.clone())).unwrap();
+    assert_eq!(res["accepted"], 0, "{res}");
+    std::thread::sleep(std::time::Duration::from_millis(500));
+    let res = b.apply(&batch_of(FORGER, changes)).unwrap();
+    assert_eq!(res["accepted"], 1, "the allowance grew back: {res}");
+}
+
 /// A change based on a change this database does not hold is logged and waits (alone: its
 /// origin's later changes go on) for a batch that brings the base, then merges after it.
 #[test]

@@ -1,16 +1,17 @@
 //! Signed HTTP requests to peers: RFC 9421 signing, JSON in and out, timeouts, bounded replies, errors that name the peer.
+use crate::coding::{self, Body};
 use crate::error::{Error, Result};
 use crate::httpsig::{self, RequestView};
 use bytes::Bytes;
 use ed25519_dalek::SigningKey;
-use http_body_util::{BodyExt, Full, Limited};
+use http_body_util::Full;
 use hyper::{HeaderMap, Method, Request, Uri};
 use hyper_util::client::legacy::{connect::HttpConnector, Client as HttpClient};
 use hyper_util::rt::TokioExecutor;
 use peersync_core::{Batch, Vector};
 use serde::{de::DeserializeOwned, Deserialize, Serialize};
 use std::collections::BTreeSet;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 /// What a peer answers to a push: core's apply result plus who answered.
@@ -34,7 +35,13 @@ pub struct PushReply {
     pub vector: Vector,
     /// The receiver's device id.
     pub device_id: String,
+    /// The largest body (decoded JSON) the receiver takes; absent from older peers.
+    #[serde(default)]
+    pub max_body: Option<u64>,
 }
+
+/// The body limit assumed for a peer that does not say its own (the default of older peers).
+pub const OLD_MAX_BODY: usize = 64 << 20;
 
 #[derive(Debug, Serialize, Deserialize)]
 pub struct PullRequest {
@@ -43,6 +50,9 @@ pub struct PullRequest {
     /// Origins the puller holds back: leave their changes out of the reply.
     #[serde(default, skip_serializing_if = "BTreeSet::is_empty")]
     pub skip: BTreeSet<String>,
+    /// The most bytes of JSON the reply may hold (the puller's --max-body).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_bytes: Option<u64>,
 }
 
 #[derive(Clone)]
@@ -52,6 +62,8 @@ pub struct Client {
     device_id: String,
     max_body: usize,
     timeout: Duration,
+    /// Peers (base URLs) whose replies said they take zstd request bodies (RFC 7694).
+    zstd_peers: Arc<Mutex<BTreeSet<String>>>,
 }
 
 /// Normalizes a peer URL: `http://host:port` (a path prefix is kept, no trailing slash).
@@ -73,11 +85,34 @@ impl Client {
         conn.set_connect_timeout(Some(Duration::from_secs(5)));
         conn.set_nodelay(true);
         let http = HttpClient::builder(TokioExecutor::new()).pool_idle_timeout(Duration::from_secs(30)).build(conn);
-        Client { http, key, device_id, max_body, timeout }
+        Client { http, key, device_id, max_body, timeout, zstd_peers: Default::default() }
     }
 
-    /// Sends one signed request; returns the reply body of a 2xx answer.
+    /// The largest reply body (decoded JSON) this client takes: its --max-body.
+    pub fn max_body(&self) -> usize {
+        self.max_body
+    }
+
+    /// Whether `base` said it takes zstd request bodies.
+    pub fn sends_zstd(&self, base: &str) -> bool {
+        self.zstd_peers.lock().unwrap_or_else(|p| p.into_inner()).contains(base)
+    }
+
+    /// Sends one signed request; returns the reply body of a 2xx answer. A JSON body goes
+    /// zstd-compressed when the peer said it takes that.
     pub async fn request(&self, base: &str, method: Method, path: &str, body: Option<Vec<u8>>) -> Result<Bytes> {
+        let body = match body {
+            Some(b) if b.len() >= coding::MIN_COMPRESSED && self.sends_zstd(base) => {
+                Some(Body { json_len: b.len(), bytes: coding::compress(&b)?, zstd: true })
+            }
+            Some(b) => Some(Body { json_len: b.len(), bytes: b, zstd: false }),
+            None => None,
+        };
+        self.send(base, method, path, body).await
+    }
+
+    /// [`Client::request`] of a body already made (see [`coding::json_body`]).
+    pub async fn send(&self, base: &str, method: Method, path: &str, body: Option<Body>) -> Result<Bytes> {
         let url = format!("{base}{path}");
         let uri: Uri = url.parse().map_err(|e| Error::BadRequest(format!("bad URL {url}: {e}")))?;
         let authority = uri.authority().map(|a| a.as_str().to_string()).unwrap_or_default();
@@ -96,7 +131,7 @@ impl Client {
         };
         let signed = httpsig::sign(
             &view,
-            body.as_deref(),
+            body.as_ref().map(|b| &b.bytes[..]),
             &self.key,
             &self.device_id,
             crate::auth::now_secs(),
@@ -107,26 +142,47 @@ impl Client {
         for (k, v) in signed {
             req = req.header(k, v);
         }
-        if body.is_some() {
+        if let Some(b) = &body {
             req = req.header(hyper::header::CONTENT_TYPE, "application/json");
+            if b.zstd {
+                req = req.header(hyper::header::CONTENT_ENCODING, coding::ZSTD);
+            }
         }
+        req = req.header(hyper::header::ACCEPT_ENCODING, coding::accept_value());
         let req = req
-            .body(Full::new(Bytes::from(body.unwrap_or_default())))
+            .body(Full::new(Bytes::from(body.map(|b| b.bytes).unwrap_or_default())))
             .map_err(|e| Error::Internal(format!("cannot build request: {e}")))?;
         let unreachable = |m: String| Error::Unreachable { url: base.to_string(), message: m };
         let work = async {
             let resp = self.http.request(req).await.map_err(|e| unreachable(describe(&e)))?;
             let status = resp.status();
-            let body = Limited::new(resp.into_body(), self.max_body)
-                .collect()
+            let (parts, body) = resp.into_parts();
+            let declared = parts
+                .headers
+                .get(hyper::header::CONTENT_LENGTH)
+                .and_then(|v| v.to_str().ok())
+                .and_then(|v| v.parse::<u64>().ok());
+            let body = crate::routes::read_limited(body, declared, self.max_body)
                 .await
                 .map_err(|e| unreachable(format!("reading the reply failed: {e}")))?
-                .to_bytes();
-            Ok::<_, Error>((status, body))
+                .ok_or_else(|| too_large_reply(base, self.max_body))?;
+            Ok::<_, Error>((status, parts.headers, body))
         };
-        let (status, body) = tokio::time::timeout(self.timeout, work)
+        let (status, headers, body) = tokio::time::timeout(self.timeout, work)
             .await
             .map_err(|_| unreachable(format!("no complete reply within {} s", self.timeout.as_secs())))??;
+        {
+            let mut peers = self.zstd_peers.lock().unwrap_or_else(|p| p.into_inner());
+            if coding::accepts_zstd(&headers) {
+                peers.insert(base.to_string());
+            } else {
+                peers.remove(base);
+            }
+        }
+        let body = coding::decode(&headers, body, self.max_body).map_err(|e| match e {
+            Error::DecodedTooLarge(_) => too_large_reply(base, self.max_body),
+            e => Error::Peer { url: base.to_string(), status: status.as_u16(), message: format!("reply: {e}") },
+        })?;
         if status.is_success() {
             return Ok(body);
         }
@@ -153,22 +209,45 @@ impl Client {
     }
 
     pub async fn push(&self, base: &str, batch: &Batch) -> Result<PushReply> {
-        self.push_body(base, serde_json::to_vec(batch)?).await
+        self.push_body(base, coding::json_body(batch, self.sends_zstd(base))?).await
     }
 
-    /// [`Client::push`] of a batch already serialized.
-    pub async fn push_body(&self, base: &str, body: Vec<u8>) -> Result<PushReply> {
-        self.call(base, Method::POST, "/sync/push", Some(body)).await
+    /// [`Client::push`] of a batch already made into a body ([`coding::json_body`]).
+    pub async fn push_body(&self, base: &str, body: Body) -> Result<PushReply> {
+        let bytes = self.send(base, Method::POST, "/sync/push", Some(body)).await?;
+        serde_json::from_slice(&bytes).map_err(|e| Error::Peer {
+            url: base.to_string(),
+            status: 200,
+            message: format!("unexpected reply to /sync/push: {e}"),
+        })
     }
 
-    pub async fn pull(&self, base: &str, since: &Vector, limit: i64, skip: &BTreeSet<String>) -> Result<Batch> {
-        let body = serde_json::to_vec(&PullRequest { since: since.clone(), limit, skip: skip.clone() })?;
+    /// A page of what the holder of `since` lacks, at most `limit` changes and, when the peer
+    /// cuts pages by bytes (`by_bytes`: it said its own limit; an older one refuses the
+    /// field), at most this client's --max-body of JSON.
+    pub async fn pull(
+        &self,
+        base: &str,
+        since: &Vector,
+        limit: i64,
+        skip: &BTreeSet<String>,
+        by_bytes: bool,
+    ) -> Result<Batch> {
+        let max_bytes = by_bytes.then_some(self.max_body as u64);
+        let body = serde_json::to_vec(&PullRequest { since: since.clone(), limit, skip: skip.clone(), max_bytes })?;
         let bytes = self.request(base, Method::POST, "/sync/pull", Some(body)).await?;
         peersync_core::parse_batch(
             std::str::from_utf8(&bytes).map_err(|_| Error::BadRequest("reply is not UTF-8".into()))?,
         )
         .map_err(|e| Error::Peer { url: base.to_string(), status: 200, message: e.to_string() })
     }
+}
+
+/// A reply larger than this client takes.
+fn too_large_reply(base: &str, max: usize) -> Error {
+    Error::ChangeTooLarge(format!(
+        "the reply of peer {base} is larger than this device accepts ({max} bytes): raise --max-body here"
+    ))
 }
 
 /// The innermost cause of a client error (e.g. "Connection refused").

@@ -26,6 +26,16 @@ pub enum Error {
     MethodNotAllowed(String),
     #[error("request body is larger than {0} bytes; send smaller batches (a lower page size)")]
     TooLarge(usize),
+    /// The body's Content-Encoding decodes to more than this many bytes (413).
+    #[error("the request body decodes to more than {0} bytes (its Content-Encoding); nothing was applied")]
+    DecodedTooLarge(usize),
+    /// A Content-Encoding not spoken here (415).
+    #[error("{0}")]
+    Unsupported(String),
+    /// One change is larger than a body between this device and a peer may be: says which
+    /// change and whose --max-body to raise (413 when answered).
+    #[error("{0}")]
+    ChangeTooLarge(String),
     #[error("{0}")]
     Timeout(String),
     /// One device sends more than its share (429).
@@ -79,7 +89,8 @@ impl Error {
             Error::NotFound(_) => StatusCode::NOT_FOUND,
             Error::Conflict(_) => StatusCode::CONFLICT,
             Error::MethodNotAllowed(_) => StatusCode::METHOD_NOT_ALLOWED,
-            Error::TooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
+            Error::TooLarge(_) | Error::DecodedTooLarge(_) | Error::ChangeTooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
+            Error::Unsupported(_) => StatusCode::UNSUPPORTED_MEDIA_TYPE,
             Error::Timeout(_) => StatusCode::REQUEST_TIMEOUT,
             Error::TooMany(_) => StatusCode::TOO_MANY_REQUESTS,
             Error::Busy(_) => StatusCode::SERVICE_UNAVAILABLE,
@@ -99,7 +110,9 @@ impl Error {
             Error::Unauthenticated(_) => "unauthenticated",
             Error::Peer { .. } => "peer",
             Error::Unreachable { .. } => "unreachable",
-            Error::TooLarge(_) => "too_large",
+            Error::TooLarge(_) | Error::DecodedTooLarge(_) => "too_large",
+            Error::ChangeTooLarge(_) => "change_too_large",
+            Error::Unsupported(_) => "bad_request",
             Error::Timeout(_) => "timeout",
             Error::TooMany(_) | Error::Busy(_) => "too_many",
             Error::HeadersTooLarge(_) => "too_large",

@@ -1,5 +1,29 @@
-//! How many changes go in one page (one request, one write transaction): pages grow while they are quick and shrink when they are slow or refused as too large.
+//! How many changes go in one page (one request, one write transaction): pages grow while they are quick and shrink when they are slow or refused as too large; and how many bytes, by the receiver's body limit.
+use crate::error::Error;
+use peersync_core::Entry;
 use std::time::Duration;
+
+/// The byte budget of a page (core's `changes_within`) for a body limit of `max_body` bytes of
+/// JSON: half of it, room for what escaping adds; a single change may take the whole limit.
+pub fn byte_budget(max_body: usize) -> u64 {
+    (max_body / 2).max(1) as u64
+}
+
+/// The error for a change whose JSON (`json_len` bytes) is over `limit`, the most `whose`
+/// takes in one body: it names the change and what to do.
+pub fn change_too_large(e: &Entry, json_len: usize, limit: usize, whose: &str) -> Error {
+    Error::ChangeTooLarge(format!(
+        "change {}:{} (table {}, {} bytes as JSON) is larger than {} accepts in one body ({} bytes): raise --max-body on {}; the later changes of {} wait behind it",
+        e.device_id,
+        e.version,
+        peersync_core::shown(&e.table_name),
+        json_len,
+        whose,
+        limit,
+        whose,
+        e.device_id
+    ))
+}
 
 /// Pages start this size (or the maximum, if smaller).
 const START: i64 = 500;

@@ -1,9 +1,11 @@
 //! One sync with one peer: say hello (vectors), push what it lacks, then pull what we lack, a page per request and per transaction.
-use crate::client::{Client, PushReply};
+use crate::client::{Client, PushReply, OLD_MAX_BODY};
+use crate::coding::{self, Body};
 use crate::db::Db;
 use crate::error::{Error, Result};
 use crate::metrics::Metrics;
 use crate::pages::PageSize;
+use crate::pushed::record;
 use crate::shutdown::Shutdown;
 use ed25519_dalek::SigningKey;
 use peersync_core::{Batch, Held, Standing, Vector};
@@ -30,12 +32,13 @@ pub struct Report {
     /// Origins whose changes the peer holds back or refuses, and why (not sent again in this
     /// sync).
     pub held_there: Vec<Held>,
-    /// Why pushing stopped short, when the peer accepted nothing of a page and would be sent
-    /// the same page again: the sync then ends in this error, after pulling (see `sync`).
-    pub stuck: Option<String>,
+    /// Why pushing stopped short (the peer accepted nothing of a page and would be sent the
+    /// same page again, or a change is larger than the peer takes): the sync then ends in
+    /// this error, after pulling (see `sync`).
+    pub stuck: Option<Error>,
     /// What the peer holds, as it said (what it holds back is not in it): what is recorded
     /// for `is_synced`, never the versions skipped for this sync.
-    peer_vector: Vector,
+    pub(crate) peer_vector: Vector,
 }
 
 pub struct Syncer {
@@ -75,26 +78,33 @@ impl Syncer {
             .await?;
         let mut pages = PageSize::new(self.page);
         report.peer_vector = reply.vector.clone();
-        let theirs = self.push_all(url, reply.vector, &mut pages, &mut report, stop, progress).await?;
+        // A peer that says its body limit cuts pull replies by ours, too (older peers do not).
+        let peer_max = reply.max_body.map(|m| usize::try_from(m).unwrap_or(usize::MAX));
+        let theirs = self.push_all(url, reply.vector, peer_max, &mut pages, &mut report, stop, progress).await?;
         let (p, v) = (report.peer_device.clone(), theirs);
         self.db.run(move |c| Ok(peersync_core::note_peer_vector(c, &p, &v)?)).await?;
-        self.pull_all(url, &mut pages, &mut report, stop, progress).await?;
-        if let Some(message) = report.stuck.take() {
+        self.pull_all(url, peer_max.is_some(), &mut pages, &mut report, stop, progress).await?;
+        if let Some(e) = report.stuck.take() {
             // What the peer would not take is reported as this sync's failure (status, metrics,
             // the log) and tried again after the backoff; what could be pulled was.
-            return Err(Error::Peer { url: url.to_string(), status: 200, message });
+            return Err(e);
         }
         Metrics::add(&self.metrics.syncs, 1);
         Ok(report)
     }
 
-    /// A page of what the holder of `since` lacks and its request body, made on a blocking thread.
-    fn outgoing(&self, since: Vector, limit: i64) -> PageTask {
+    /// A page of what the holder of `since` lacks (at most `limit` changes and, but for a
+    /// single change, `budget` bytes of them) and its request body, zstd-compressed when the
+    /// peer takes that, made on a blocking thread.
+    fn outgoing(&self, since: Vector, limit: i64, budget: u64, zstd: bool) -> PageTask {
         let (db, key) = (self.db.clone(), self.key.clone());
         tokio::spawn(async move {
             db.run(move |c| {
-                let batch = peersync_core::outgoing(c, &key, &since, limit)?;
-                let body = serde_json::to_vec(&batch)?;
+                // Written from the log rows into the (compressing) body; the batch kept (to
+                // count the reply, name a change) has no change data: a large value is held once.
+                let mut w = coding::BodyWriter::new(zstd)?;
+                let batch = peersync_core::outgoing_to(c, &key, &since, limit, Some(budget), &mut w)?;
+                let body = w.finish()?;
                 Ok((batch, body))
             })
             .await
@@ -108,10 +118,12 @@ impl Syncer {
     /// peer applies a push after those it builds on). Each reply says what the peer holds;
     /// when that is not what was expected (it deferred or refused something), the pages still
     /// in flight are finished and pushing goes on from the peer's word.
+    #[allow(clippy::too_many_arguments)]
     async fn push_all(
         &self,
         url: &str,
         mut theirs: Vector,
+        peer_max: Option<usize>,
         pages: &mut PageSize,
         report: &mut Report,
         stop: &Shutdown,
@@ -130,17 +142,39 @@ impl Syncer {
         // Recording what the peer holds (for is_synced) runs beside the pushes.
         let mut noting: Option<JoinHandle<Result<()>>> = None;
         let mut last_reply = Instant::now();
+        // Pages stay within the peer's body limit (JSON bytes); a single change may fill it.
+        let max = peer_max.unwrap_or(OLD_MAX_BODY);
+        let budget = crate::pages::byte_budget(max);
+        let zstd = self.client.sends_zstd(url);
+        let whose = format!("peer {url}");
         loop {
             if stop.is_triggered() {
                 self.drain(&mut flight, &mut theirs, report, progress).await;
                 return Err(Error::ShuttingDown);
             }
-            while more && flight.len() < IN_FLIGHT {
+            // A large page goes alone: nothing is made or sent beside it (memory stays a small
+            // multiple of the largest change).
+            while more && flight.len() < IN_FLIGHT && !flight.iter().any(|f| f.large) {
                 let (made_for, asked, page) = match making.take() {
                     Some((v, asked, made)) if v == predicted => (v, asked, made),
-                    _ => (predicted.clone(), pages.get(), self.outgoing(predicted.clone(), pages.get())),
+                    _ => (predicted.clone(), pages.get(), self.outgoing(predicted.clone(), pages.get(), budget, zstd)),
                 };
                 let (batch, body) = finished(page).await?;
+                if body.json_len > max {
+                    if let [e] = &batch.changes[..] {
+                        // Never sent: the peer would refuse it. The pages before it finish;
+                        // the sync fails naming it (and retries after the backoff).
+                        self.drain(&mut flight, &mut theirs, report, progress).await;
+                        report.stuck = Some(crate::pages::change_too_large(e, body.json_len, max, &whose));
+                        more = false;
+                        making = None;
+                        break;
+                    }
+                    if pages.too_large() {
+                        making = None;
+                        continue;
+                    }
+                }
                 more = batch.has_more && !batch.changes.is_empty();
                 if batch.changes.is_empty() {
                     break;
@@ -150,9 +184,11 @@ impl Syncer {
                     let v = after.entry(e.device_id.to_string()).or_insert(0);
                     *v = (*v).max(e.version);
                 }
+                let large = body.json_len > LARGE_PAGE;
                 let (client, to) = (self.client.clone(), url.to_string());
                 let reply = tokio::spawn(async move { client.push_body(&to, body).await });
                 flight.push_back(InFlight {
+                    large,
                     batch,
                     asked,
                     made_for,
@@ -161,13 +197,24 @@ impl Syncer {
                     reply,
                 });
                 predicted = after;
-                if more {
+                if more && !large {
                     let ahead = pages.ahead();
-                    making = Some((predicted.clone(), ahead, self.outgoing(predicted.clone(), ahead)));
+                    making = Some((predicted.clone(), ahead, self.outgoing(predicted.clone(), ahead, budget, zstd)));
                 }
             }
             let Some(page) = flight.pop_front() else { break };
             let reply = match finished(page.reply).await {
+                Err(Error::Peer { status: 413, message, .. }) if page.batch.changes.len() == 1 => {
+                    self.drain(&mut flight, &mut theirs, report, progress).await;
+                    let e = &page.batch.changes[0];
+                    report.stuck = Some(Error::ChangeTooLarge(format!(
+                        "change {}:{} (table {}) was refused by peer {url} as too large ({message}): raise --max-body on peer {url}",
+                        e.device_id,
+                        e.version,
+                        peersync_core::shown(&e.table_name)
+                    )));
+                    break;
+                }
                 Err(Error::Peer { status: 413, .. }) if pages.too_large() => {
                     tracing::info!(
                         peer = url,
@@ -204,9 +251,13 @@ impl Syncer {
                 // again in this sync; the peer's later pages are not waited for either.
                 if theirs == page.made_for || tried.contains(&theirs) {
                     self.drain(&mut flight, &mut theirs, report, progress).await;
-                    report.stuck = Some(format!(
-                        "accepted nothing of a page of {n} changes (deferred {deferred}); not sent again until the next attempt"
-                    ));
+                    report.stuck = Some(Error::Peer {
+                        url: url.to_string(),
+                        status: 200,
+                        message: format!(
+                            "accepted nothing of a page of {n} changes (deferred {deferred}); not sent again until the next attempt"
+                        ),
+                    });
                     break;
                 }
                 tried.push(page.made_for.clone());
@@ -251,9 +302,11 @@ impl Syncer {
     }
 
     /// Pulls pages of what we lack, applying each in its own transaction.
+    #[allow(clippy::too_many_arguments)]
     async fn pull_all(
         &self,
         url: &str,
+        cuts_by_bytes: bool,
         pages: &mut PageSize,
         report: &mut Report,
         stop: &Shutdown,
@@ -268,7 +321,11 @@ impl Syncer {
             }
             let ours = self.db.run(|c| Ok(peersync_core::vector(c)?)).await?;
             let (asked, asked_at) = (pages.get(), Instant::now());
-            let batch = match self.client.pull(url, &ours, asked, &skip).await {
+            let batch = match self.client.pull(url, &ours, asked, &skip, cuts_by_bytes).await {
+                // A peer that cuts pages by our limit refuses only a change too large alone.
+                Err(Error::Peer { status: 413, message, .. }) if cuts_by_bytes => {
+                    return Err(Error::ChangeTooLarge(format!("pulling from {url}: {message}")))
+                }
                 Err(Error::Peer { status: 413, .. }) if pages.too_large() => continue,
                 r => r?,
             };
@@ -374,13 +431,18 @@ fn refuses(e: &Error) -> bool {
 }
 
 /// A page being made on a blocking thread: the batch and its request body.
-type PageTask = JoinHandle<Result<(Batch, Vec<u8>)>>;
+type PageTask = JoinHandle<Result<(Batch, Body)>>;
 
 /// Pages a push keeps in flight: one being applied by the peer, the next one arriving.
 const IN_FLIGHT: usize = 2;
 
+/// A page whose body (JSON) is larger than this is pushed alone, not beside another.
+const LARGE_PAGE: usize = 16 << 20;
+
 /// A page pushed and not answered yet.
 struct InFlight {
+    /// Its body is over [`LARGE_PAGE`].
+    large: bool,
     batch: Batch,
     /// The most changes it was asked to hold.
     asked: i64,
@@ -391,94 +453,7 @@ struct InFlight {
     reply: JoinHandle<Result<PushReply>>,
 }
 
-/// Counts what the peer took of `batch`, by its `reply`, and makes `theirs` what it holds.
-fn record(
-    batch: &Batch,
-    reply: PushReply,
-    theirs: &mut Vector,
-    report: &mut Report,
-    progress: &dyn Progress,
-    metrics: &Metrics,
-) {
-    report.sent += reply.accepted;
-    report.conflicts += reply.conflicts.len();
-    Metrics::add(&metrics.changes_sent, reply.accepted as u64);
-    progress.sent(batch.changes.len() as u64);
-    *theirs = reply.vector;
-    // The peer revoked these devices: their changes stay here, not sent to it again (and it is
-    // recorded as holding them, so they are not offered to it again either).
-    for dev in &reply.refused_devices {
-        if let Some(&v) = batch.vector.get(dev) {
-            let first = theirs.get(dev).copied().unwrap_or(0) + 1;
-            theirs.insert(dev.clone(), v);
-            let detail = format!(
-                "the peer has revoked device {dev}: it refuses its changes, whoever relays them; they are not sent to it"
-            );
-            let h = Held { device_id: dev.clone(), version: first, reason: "revoked".into(), detail };
-            note_held(report, h);
-        }
-    }
-    report.peer_vector = theirs.clone();
-    for h in reply.held {
-        note_held(report, h);
-    }
-    // The peer holds these origins' changes back, or refuses them: not sent to it again in this
-    // sync (whichever page they would be in), so the rest flows; what it holds stays as it said.
-    for dev in report.held_there.iter().map(|h| &h.device_id) {
-        if let Some(&v) = batch.vector.get(dev) {
-            let t = theirs.entry(dev.clone()).or_insert(0);
-            *t = (*t).max(v);
-        }
-    }
-}
-
-/// Notes that the peer holds back (or refuses) the changes of `h`'s origin, once per origin and reason.
-fn note_held(report: &mut Report, h: Held) {
-    if !report.held_there.iter().any(|x| x.device_id == h.device_id && x.reason == h.reason) {
-        report.held_there.push(h);
-    }
-}
-
 /// The outcome of a spawned task (making a page, pushing one, noting a vector).
 async fn finished<T>(h: JoinHandle<Result<T>>) -> Result<T> {
     h.await.map_err(|e| Error::Internal(format!("task failed: {e}")))?
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use serde_json::json;
-
-    const LAPTOP: &str = "11111111111111111111111111111111";
-    const PHONE: &str = "22222222222222222222222222222222";
-    const TABLET: &str = "33333333333333333333333333333333";
-
-    fn reply(v: serde_json::Value) -> PushReply {
-        serde_json::from_value(v).unwrap()
-    }
-
-    #[test]
-    fn what_a_peer_refuses_stays_out_of_what_is_sent_to_it_for_the_whole_sync() {
-        // The phone holds the tablet's version 1 and its own 1..3; the laptop revoked the tablet.
-        let batch: Batch = serde_json::from_value(
-            json!({"format": 1, "device_id": PHONE, "changes": [], "has_more": false, "vector": {TABLET: 1, PHONE: 3}}),
-        )
-        .unwrap();
-        let (mut theirs, mut report, metrics) = (Vector::new(), Report::default(), Metrics::default());
-        let refused = reply(
-            json!({"accepted": 1, "refused": 1, "refused_devices": [TABLET], "vector": {PHONE: 1}, "device_id": LAPTOP}),
-        );
-        record(&batch, refused, &mut theirs, &mut report, &(), &metrics);
-        assert_eq!((theirs.get(TABLET), theirs.get(PHONE)), (Some(&1), Some(&1)));
-        assert_eq!(
-            report.held_there.iter().map(|h| (h.device_id.as_str(), h.version, h.reason.as_str())).collect::<Vec<_>>(),
-            [(TABLET, 1, "revoked")]
-        );
-        // A later reply says nothing of the tablet (its page held none of the tablet's changes):
-        // the tablet stays out of what is sent, so its change is not offered again and again.
-        let later = reply(json!({"accepted": 2, "vector": {PHONE: 3}, "device_id": LAPTOP}));
-        record(&batch, later, &mut theirs, &mut report, &(), &metrics);
-        assert_eq!((theirs.get(TABLET), theirs.get(PHONE)), (Some(&1), Some(&3)));
-        assert_eq!(report.held_there.len(), 1);
-    }
 }

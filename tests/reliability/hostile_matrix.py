@@ -26,7 +26,9 @@ class Env:
         con.close()
         assert ok and out["accepted"] == 5 and len(out["conflicts"]) == 1, out
         self.conflict = out["conflicts"][0]["id"]
-        self.b.serve("127.0.0.2", free_port(), (), "--header-timeout", "2", "--body-timeout", "2", *serve_args)
+        # --max-body 64 MiB (below the 1 GiB default), so the huge-body cases stay quick.
+        self.b.serve("127.0.0.2", free_port(), (), "--header-timeout", "2", "--body-timeout", "2",
+                     "--max-body", str(64 << 20), *serve_args)
 
     def url(self, path):
         return f"{self.b.url}{path}"

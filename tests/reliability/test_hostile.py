@@ -185,8 +185,8 @@ def test_unreachable_version_is_only_deferred(env, reliability):
 
 
 def test_huge_bodies(env, reliability):
-    """100 MB bodies: 413 before the server has read them all (B's --max-body is the default
-    64 MiB), 401 unsigned; the server stays up and serves others meanwhile."""
+    """100 MB bodies: 413 before the server has read them all (B's --max-body is 64 MiB here),
+    401 unsigned; the server stays up and serves others meanwhile."""
     b = env.b
     before = db_hash(b.db)
     total = 100 * 1024 * 1024

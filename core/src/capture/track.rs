@@ -155,6 +155,28 @@ fn install_capture(conn: &Connection, t: &Table, shape: &Shape, device: &str) ->
     Ok(())
 }
 
+/// The most bytes a row's values may take in a change's JSON, counted as [`too_large`] does:
+/// SQLite's longest value by default (10^9 bytes) less room for the rest of the change.
+pub const MAX_ROW_JSON: i64 = 1_000_000_000 - (1 << 20);
+
+/// A trigger statement that refuses (aborts) a write whose row could not be logged: its
+/// values' JSON (a blob as hex, twice its bytes; a text as its bytes) over [`MAX_ROW_JSON`].
+/// Without it the write would succeed and sealing fail on it, holding back every later change.
+fn too_large(t: &Table) -> String {
+    let size = t
+        .columns
+        .iter()
+        .map(|c| {
+            let c = format!("NEW.{}", quote_ident(c));
+            format!("CASE typeof({c}) WHEN 'blob' THEN 2 * length({c}) WHEN 'text' THEN length(CAST({c} AS BLOB)) ELSE 0 END")
+        })
+        .collect::<Vec<_>>()
+        .join(" + ");
+    format!(
+        "SELECT RAISE(ABORT, 'peersync: this row is too large to sync: its values as JSON (a blob counts twice, as hex) would pass SQLite''s longest value (10^9 bytes); nothing was written') WHERE {size} > {MAX_ROW_JSON};"
+    )
+}
+
 fn trigger_sql(t: &Table, shape: &Shape, device: &str) -> Vec<String> {
     let tq = quote_ident(&t.name);
     let tl = quote_literal(&t.name);
@@ -180,15 +202,16 @@ fn trigger_sql(t: &Table, shape: &Shape, device: &str) -> Vec<String> {
             "INSERT INTO sync_log(table_name, record_id, operation, device_id, timestamp) VALUES ({tl}, {rid}, '{op}', {dev}, {TRIGGER_WALL_CLOCK});"
         )
     };
+    let fits = too_large(t);
     let mut v = vec![
         format!(
-            "CREATE TRIGGER {} AFTER INSERT ON {tq} WHEN {when} BEGIN {} INSERT INTO {stage}(log_id, {ncols}) VALUES (last_insert_rowid(), {}); END",
+            "CREATE TRIGGER {} AFTER INSERT ON {tq} WHEN {when} BEGIN {fits} {} INSERT INTO {stage}(log_id, {ncols}) VALUES (last_insert_rowid(), {}); END",
             quote_ident(&format!("{pre}ins")),
             log("INSERT", key("NEW")),
             image("NEW")
         ),
         format!(
-            "CREATE TRIGGER {} AFTER UPDATE ON {tq} WHEN {when} BEGIN {} INSERT INTO {stage} VALUES (last_insert_rowid(), {}, {}); END",
+            "CREATE TRIGGER {} AFTER UPDATE ON {tq} WHEN {when} BEGIN {fits} {} INSERT INTO {stage} VALUES (last_insert_rowid(), {}, {}); END",
             quote_ident(&format!("{pre}upd")),
             log("UPDATE", key("OLD")),
             image("NEW"),
@@ -197,7 +220,7 @@ fn trigger_sql(t: &Table, shape: &Shape, device: &str) -> Vec<String> {
         // An UPDATE that changes the primary key is a DELETE of the old key and an INSERT of the
         // new; the plain UPDATE row logged alongside it is dropped when sealing.
         format!(
-            "CREATE TRIGGER {} AFTER UPDATE ON {tq} WHEN {when} AND NOT ({same_key}) BEGIN {} {} INSERT INTO {stage}(log_id, {ncols}) VALUES (last_insert_rowid(), {}); END",
+            "CREATE TRIGGER {} AFTER UPDATE ON {tq} WHEN {when} AND NOT ({same_key}) BEGIN {fits} {} {} INSERT INTO {stage}(log_id, {ncols}) VALUES (last_insert_rowid(), {}); END",
             quote_ident(&format!("{pre}updk")),
             log("DELETE", key("OLD")),
             log("INSERT", key("NEW")),

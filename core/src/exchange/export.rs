@@ -9,7 +9,7 @@ use crate::store::format::device_id;
 use crate::store::log::{self, entry, entry_ref, ENTRY_COLUMNS};
 use crate::store::runs;
 use crate::trust::introductions;
-use crate::wire::{Batch, Entry, HeadSignature, Vector, BATCH_FORMAT, MAX_LIMIT};
+use crate::wire::{Batch, Entry, EntryRef, HeadSignature, Introduction, Vector, BATCH_FORMAT, MAX_LIMIT};
 use ed25519_dalek::SigningKey;
 use rusqlite::{params, Connection};
 use serde::Serialize;
@@ -54,8 +54,9 @@ struct Pos {
     version: i64,
 }
 
-/// The changes the holder of `since` lacks, at most `limit` of them.
-fn page(conn: &Connection, since: &Vector, limit: i64) -> Result<Page> {
+/// The changes the holder of `since` lacks, at most `limit` of them and, with `max_bytes`, at
+/// most that many bytes of entries (see [`entry_bytes`]) but always at least one.
+fn page(conn: &Connection, since: &Vector, limit: i64, max_bytes: Option<u64>) -> Result<Page> {
     if !(1..=MAX_LIMIT).contains(&limit) {
         return Err(Error::invalid(format!("sync_changes: limit must be between 1 and {MAX_LIMIT}")));
     }
@@ -69,12 +70,16 @@ fn page(conn: &Connection, since: &Vector, limit: i64) -> Result<Page> {
         let mut found = lacking(conn, &vector, since, fetch + 1)?;
         let more = found.len() as i64 > fetch;
         found.truncate(fetch as usize);
-        match signed_cut(conn, &device, &origins, &found, limit as usize)? {
+        let cap = match max_bytes {
+            Some(budget) => fitting(conn, &found[..found.len().min(limit as usize)], budget)?,
+            None => limit as usize,
+        };
+        match signed_cut(conn, &device, &origins, &found, cap)? {
             Some(cut) => break (found[..cut].to_vec(), more || cut < found.len()),
             // No prefix ends signed: send `limit` as they are; a receiver that holds the
             // origin's key refuses them with a message naming the origin.
             None if !more || fetch >= MAX_LIMIT => {
-                let n = found.len().min(limit as usize);
+                let n = found.len().min(cap);
                 break (found[..n].to_vec(), more || n < found.len());
             }
             None => fetch = (fetch * 2).min(MAX_LIMIT),
@@ -102,8 +107,15 @@ fn page(conn: &Connection, since: &Vector, limit: i64) -> Result<Page> {
 /// The changes the holder of `since` lacks, in this log's order (which is causal), at most
 /// `limit` of them.
 pub fn changes(conn: &Connection, since: &Vector, limit: i64) -> Result<Batch> {
+    changes_within(conn, since, limit, None)
+}
+
+/// [`changes`], and with `max_bytes` at most that many bytes of entries ([`entry_bytes`]
+/// summed) — always at least one change, so a change larger than that travels alone. A page
+/// may end past either bound where a relayed origin must end on a version it signed.
+pub fn changes_within(conn: &Connection, since: &Vector, limit: i64, max_bytes: Option<u64>) -> Result<Batch> {
     let _cache = BiggerCache::new(conn);
-    let p = page(conn, since, limit)?;
+    let p = page(conn, since, limit, max_bytes)?;
     let changes = read_entries(conn, &p)?;
     Ok(Batch {
         format: BATCH_FORMAT,
@@ -122,16 +134,17 @@ pub fn changes(conn: &Connection, since: &Vector, limit: i64) -> Result<Batch> {
 /// from the log rows: no [`Entry`] is made, so nothing is allocated per change.
 pub fn changes_json(conn: &Connection, since: &Vector, limit: i64) -> Result<String> {
     let _cache = BiggerCache::new(conn);
-    let p = page(conn, since, limit)?;
+    let p = page(conn, since, limit, None)?;
     let out = BatchJson {
         format: BATCH_FORMAT,
         device_id: &p.device,
-        changes: EntriesJson { conn, page: &p, error: Default::default() },
+        changes: EntriesJson { conn, page: &p, error: Default::default(), kept: None },
         has_more: p.has_more,
         vector: &p.vector,
         signatures: &p.signatures,
         heads: &p.heads,
         prevs: &p.prevs,
+        introductions: &[],
     };
     serde_json::to_string(&out).map_err(|e| out.changes.error.take().unwrap_or_else(|| e.into()))
 }
@@ -151,6 +164,39 @@ fn lacking(conn: &Connection, ours: &Vector, since: &Vector, n: i64) -> Result<V
     found.sort_unstable_by_key(|p| p.id);
     found.truncate(n as usize);
     Ok(found)
+}
+
+/// What one entry counts against a page's byte budget: the bytes of its text fields as
+/// stored, plus [`ENTRY_OVERHEAD`] for its numbers and the JSON around them.
+pub const ENTRY_OVERHEAD: u64 = 256;
+
+/// How many of `entries` (at least one, if any) fit in `budget` bytes, counted as
+/// [`ENTRY_OVERHEAD`] plus the stored bytes of each one's text fields, read a run of
+/// consecutive log ids at a time.
+fn fitting(conn: &Connection, entries: &[Pos], budget: u64) -> Result<usize> {
+    // octet_length (SQLite 3.43+) counts bytes without reading the value; before it, the
+    // byte length of the text cast to a blob.
+    let len = if rusqlite::version_number() >= 3_043_000 { "octet_length(%)" } else { "length(CAST(% AS BLOB))" };
+    let size = ["table_name", "record_id", "change_data", "bases", "hash"]
+        .map(|c| format!("coalesce({}, 0)", len.replace('%', c)))
+        .join(" + ");
+    let mut get =
+        conn.prepare_cached(&format!("SELECT id, {size} FROM sync_log WHERE id BETWEEN ?1 AND ?2 ORDER BY id"))?;
+    let (mut total, mut n) = (0u64, 0usize);
+    let mut rest = entries;
+    while let Some(first) = rest.first().map(|p| p.id) {
+        let run = rest.iter().enumerate().take_while(|&(k, p)| p.id == first + k as i64).count();
+        let mut rows = get.query(params![first, first + run as i64 - 1])?;
+        while let Some(r) = rows.next()? {
+            total = total.saturating_add(ENTRY_OVERHEAD + r.get::<_, i64>(1)?.max(0) as u64);
+            if total > budget && n > 0 {
+                return Ok(n);
+            }
+            n += 1;
+        }
+        rest = &rest[run..];
+    }
+    Ok(n.max(entries.len().min(1)))
 }
 
 /// Runs `each` on the log rows of the page's entries, selected with [`ENTRY_COLUMNS`],
@@ -218,6 +264,8 @@ struct BatchJson<'a> {
     heads: &'a BTreeMap<String, String>,
     #[serde(skip_serializing_if = "BTreeMap::is_empty")]
     prevs: &'a BTreeMap<String, String>,
+    #[serde(skip_serializing_if = "<[Introduction]>::is_empty")]
+    introductions: &'a [Introduction],
 }
 
 /// The page's entries, serialized as a sequence of [`Entry`]s straight from their rows.
@@ -227,6 +275,8 @@ struct EntriesJson<'a> {
     /// What stopped the serialization, if reading the log did (serde's error can only carry
     /// a message).
     error: std::cell::RefCell<Option<Error>>,
+    /// When set, each entry serialized is also kept here, without its `change_data`.
+    kept: Option<&'a std::cell::RefCell<Vec<Entry>>>,
 }
 
 impl Serialize for EntriesJson<'_> {
@@ -234,7 +284,12 @@ impl Serialize for EntriesJson<'_> {
         use serde::ser::{Error as _, SerializeSeq};
         let mut seq = s.serialize_seq(Some(self.page.entries.len()))?;
         let read = for_entries(self.conn, self.page, |r| {
-            seq.serialize_element(&entry_ref(r)?).map_err(|e| Error::invalid(format!("sync_changes: {e}")))
+            let e = entry_ref(r)?;
+            seq.serialize_element(&e).map_err(|e| Error::invalid(format!("sync_changes: {e}")))?;
+            if let Some(kept) = self.kept {
+                kept.borrow_mut().push(Entry::from(EntryRef { change_data: "", ..e }));
+            }
+            Ok(())
         });
         if let Err(e) = read {
             let message = e.to_string();
@@ -290,7 +345,18 @@ fn signed_cut(conn: &Connection, me: &str, origins: &[&str], entries: &[Pos], li
 /// with `key`) on the last of its own changes in the batch beside the relayed origins' stored
 /// ones, and its introductions of the devices it trusts.
 pub fn outgoing(conn: &Connection, key: &SigningKey, since: &Vector, limit: i64) -> Result<Batch> {
-    let mut batch = changes(conn, since, limit)?;
+    outgoing_within(conn, key, since, limit, None)
+}
+
+/// [`outgoing`] with [`changes_within`]'s byte budget.
+pub fn outgoing_within(
+    conn: &Connection,
+    key: &SigningKey,
+    since: &Vector,
+    limit: i64,
+    max_bytes: Option<u64>,
+) -> Result<Batch> {
+    let mut batch = changes_within(conn, since, limit, max_bytes)?;
     batch.introductions = introductions::own(conn, key)?;
     let me = batch.device_id.clone();
     if let Some(last) = batch.changes.iter().rev().find(|e| *e.device_id == *me) {
@@ -300,6 +366,55 @@ pub fn outgoing(conn: &Connection, key: &SigningKey, since: &Vector, limit: i64)
         batch.signatures.sort_by(|a, b| a.device_id.cmp(&b.device_id));
     }
     Ok(batch)
+}
+
+/// [`outgoing_within`]'s batch written as JSON to `out` straight from the log rows (no change's
+/// data is copied out of SQLite, so a large value is held once while it is written); returns
+/// the batch as written but for the changes' `change_data`, left empty.
+pub fn outgoing_to(
+    conn: &Connection,
+    key: &SigningKey,
+    since: &Vector,
+    limit: i64,
+    max_bytes: Option<u64>,
+    out: &mut dyn std::io::Write,
+) -> Result<Batch> {
+    let _cache = BiggerCache::new(conn);
+    let p = page(conn, since, limit, max_bytes)?;
+    let mut signatures = p.signatures.clone();
+    let me = p.vector.keys().position(|d| *d == p.device);
+    if let Some(last) = p.entries.iter().rev().find(|e| Some(e.origin) == me) {
+        let hash: String =
+            conn.prepare_cached("SELECT hash FROM sync_log WHERE id = ?1")?.query_row([last.id], |r| r.get(0))?;
+        signatures.retain(|s| s.device_id != p.device);
+        signatures.push(crate::wire::sign(key, &p.device, last.version, &hash));
+        signatures.sort_by(|a, b| a.device_id.cmp(&b.device_id));
+    }
+    let introductions = introductions::own(conn, key)?;
+    let kept = std::cell::RefCell::new(Vec::with_capacity(p.entries.len()));
+    let json = BatchJson {
+        format: BATCH_FORMAT,
+        device_id: &p.device,
+        changes: EntriesJson { conn, page: &p, error: Default::default(), kept: Some(&kept) },
+        has_more: p.has_more,
+        vector: &p.vector,
+        signatures: &signatures,
+        heads: &p.heads,
+        prevs: &p.prevs,
+        introductions: &introductions,
+    };
+    serde_json::to_writer(out, &json).map_err(|e| json.changes.error.take().unwrap_or_else(|| e.into()))?;
+    Ok(Batch {
+        format: BATCH_FORMAT,
+        device_id: p.device.clone(),
+        changes: kept.into_inner(),
+        has_more: p.has_more,
+        vector: p.vector.clone(),
+        signatures,
+        heads: p.heads.clone(),
+        prevs: p.prevs.clone(),
+        introductions,
+    })
 }
 
 /// An empty batch: tells a peer this device's vector and heads and introduces the devices it

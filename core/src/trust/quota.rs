@@ -26,6 +26,9 @@ impl Quota {
     }
 
     /// Takes `bytes` from `origin`'s allowance; false (and nothing taken) when it lacks them.
+    /// A change larger than the whole burst is taken once the allowance is full, leaving it
+    /// below zero: it waits no longer than it must (it could never fit), and the origin's
+    /// changes after it wait until the allowance grows back, so the rate holds.
     pub fn take(&mut self, conn: &Connection, origin: &str, bytes: usize) -> Result<bool> {
         if !self.buckets.contains_key(origin) {
             let row: Option<(f64, i64)> = conn
@@ -39,7 +42,7 @@ impl Quota {
             self.buckets.insert(origin.to_string(), have);
         }
         let have = self.buckets.get_mut(origin).expect("loaded above");
-        if *have < bytes as f64 {
+        if *have < bytes as f64 && *have < self.burst {
             return Ok(false);
         }
         *have -= bytes as f64;

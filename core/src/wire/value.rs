@@ -107,6 +107,15 @@ impl Value {
                     return Ok(v);
                 }
             }
+            // A blob as this encoding writes it: decoded from the text itself, not copied
+            // into a JSON value first (a large blob is held once less).
+            Some(b'{') => {
+                if let Some(h) = text.strip_prefix("{\"$blob\":\"").and_then(|t| t.strip_suffix("\"}")) {
+                    if let Ok(b) = hex::decode(h) {
+                        return Ok(Value::Blob(b));
+                    }
+                }
+            }
             _ => {}
         }
         // Anything else, and the errors, as [`Value::from_json`] reads and words them.
@@ -282,6 +291,18 @@ mod tests {
         assert_eq!(back, v, "{v:?} via {}", v.to_json_string());
         let lit = record_id(std::slice::from_ref(&v));
         assert_eq!(parse_literals(&lit).unwrap(), vec![v]);
+    }
+
+    #[test]
+    fn blobs_read_from_their_text_as_the_parser_reads_them() {
+        let what = || "t".to_string();
+        for text in [r#"{"$blob":"00ff7A"}"#, r#"{"$blob":""}"#, r#"{ "$blob": "0a" }"#, r#"{"$blob":"\u0030a"}"#] {
+            let j: Json = serde_json::from_str(text).unwrap();
+            assert_eq!(Value::from_json_text(text, &what).unwrap(), Value::from_json(&j, &what).unwrap(), "{text}");
+        }
+        for bad in [r#"{"$blob":"0"}"#, r#"{"$blob":"zz"}"#] {
+            assert!(Value::from_json_text(bad, &what).unwrap_err().to_string().contains("$blob is not hex"), "{bad}");
+        }
     }
 
     #[test]

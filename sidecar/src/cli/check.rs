@@ -29,7 +29,7 @@ pub fn check(a: CheckArgs) -> Result<()> {
     let (db, me, key, _) = identity(&a.sync.db, &a.sync.key).map_err(cannot)?;
     let url = normalize_url(&a.sync.peer).map_err(cannot)?;
     let key = Arc::new(key);
-    let client = Client::new(key.clone(), me, 64 << 20, a.sync.request_timeout);
+    let client = Client::new(key.clone(), me, a.sync.max_body, a.sync.request_timeout);
     let syncer = Syncer {
         db,
         client,

@@ -8,7 +8,7 @@ use crate::error::{Error, Result};
 use crate::keys;
 use crate::metrics::Metrics;
 use crate::nonces::NonceCache;
-use crate::routes::{AppState, Limits};
+use crate::routes::{AppState, Limits, DEFAULT_MAX_BODY};
 use crate::scheduler::{self, Schedule};
 use crate::server::{self, ServerLimits};
 use crate::shutdown::Shutdown;
@@ -50,8 +50,10 @@ pub struct ServeArgs {
     /// grow while a page takes under 250 ms, shrink when one takes over 1 s.
     #[arg(long, default_value_t = 10_000)]
     page: i64,
-    /// Largest request (and reply) body accepted, in bytes; larger gets 413.
-    #[arg(long, default_value_t = 64 << 20, value_name = "BYTES")]
+    /// Largest request (and reply) body accepted, in bytes, as sent and once decoded (zstd);
+    /// larger gets 413. Peers are told it and cut their pages to fit; one change larger than
+    /// it cannot be sent here.
+    #[arg(long, default_value_t = DEFAULT_MAX_BODY, value_name = "BYTES")]
     max_body: usize,
     /// A client must send its request headers within this many seconds.
     #[arg(long, default_value = "10", value_parser = secs, value_name = "SECS")]
@@ -93,7 +95,8 @@ pub struct ServeArgs {
     #[arg(long, value_parser = secs, value_name = "SECS")]
     max_clock_skew: Option<Duration>,
     /// Each device's changes this device takes at once, in MiB (default 256); past it, that
-    /// device's changes wait while the allowance grows back. Kept in the database.
+    /// device's changes wait while the allowance grows back (a single larger change is taken
+    /// once the allowance is full). Kept in the database.
     #[arg(long, value_name = "MIB", requires = "origin_mib_per_hour")]
     origin_burst_mib: Option<f64>,
     /// How fast each device's allowance grows back, in MiB per hour (default 512).
@@ -116,6 +119,10 @@ pub struct SyncArgs {
     /// Give up on a peer's reply after this many seconds.
     #[arg(long, default_value = "120", value_parser = secs, value_name = "SECS")]
     pub request_timeout: Duration,
+    /// Largest reply body accepted from the peer, in bytes (see `serve --help`); pull replies
+    /// are cut to fit.
+    #[arg(long, default_value_t = DEFAULT_MAX_BODY, value_name = "BYTES")]
+    pub max_body: usize,
 }
 
 /// Opens the database and this device's key, checked against each other.
@@ -155,6 +162,9 @@ pub fn serve(a: ServeArgs) -> Result<()> {
     let nonces = NonceCache::open(Path::new(&nonce_file), auth::now_secs())?;
     if a.page < 1 {
         return Err(Error::Cli("--page must be at least 1".into()));
+    }
+    if a.max_body < 1024 {
+        return Err(Error::Cli("--max-body must be at least 1024 bytes".into()));
     }
     let key = Arc::new(key);
     let metrics = Arc::new(Metrics::default());
@@ -231,7 +241,10 @@ pub fn sync(a: SyncArgs) -> Result<()> {
     }
     let key = Arc::new(key);
     let metrics = Arc::new(Metrics::default());
-    let client = Client::new(key.clone(), me, 64 << 20, a.request_timeout);
+    if a.max_body < 1024 {
+        return Err(Error::Cli("--max-body must be at least 1024 bytes".into()));
+    }
+    let client = Client::new(key.clone(), me, a.max_body, a.request_timeout);
     let audits = Arc::new(Audits::new(Duration::ZERO));
     let syncer = Syncer { db, client, key, metrics, page: a.page, audits };
     let bar = ProgressBar::with_draw_target(

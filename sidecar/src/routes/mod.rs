@@ -7,12 +7,13 @@ pub mod recover;
 mod sync;
 
 use crate::auth::{self, Caller, Gate};
+use crate::coding;
 use crate::db::Db;
 use crate::error::{Error, Result};
 use crate::metrics::Metrics;
 use bytes::Bytes;
 use ed25519_dalek::SigningKey;
-use http_body_util::{BodyExt, Full, Limited};
+use http_body_util::{BodyExt, Full};
 use hyper::body::Incoming;
 use hyper::{Method, Request, Response, StatusCode};
 use std::net::SocketAddr;
@@ -22,9 +23,15 @@ use std::time::{Duration, Instant};
 
 pub type Reply = Response<Full<Bytes>>;
 
+/// The default --max-body: 1 GiB of JSON. SQLite's default longest value is 10^9 bytes, so the
+/// JSON of any change it can capture (a blob's hex included) fits in one body with room for
+/// the rest of the batch; only trusted devices' signed requests get their body read at all.
+pub const DEFAULT_MAX_BODY: usize = 1 << 30;
+
 /// Limits on what one request may take.
 #[derive(Clone, Debug)]
 pub struct Limits {
+    /// The most bytes a body may have, as sent and once its Content-Encoding is decoded.
     pub max_body: usize,
     pub body_timeout: Duration,
 }
@@ -121,8 +128,9 @@ pub const MAX_HEADER_BYTES: usize = 64 * 1024;
 pub async fn handle(state: Arc<AppState>, peer: SocketAddr, req: Request<Incoming>, trusted: &AtomicBool) -> Reply {
     let started = Instant::now();
     let (method, path) = (req.method().clone(), req.uri().path().to_string());
+    let zstd = coding::accepts_zstd(req.headers());
     Metrics::add(&state.metrics.requests, 1);
-    let reply = match dispatch(&state, peer, req, trusted).await {
+    let reply = match dispatch(&state, peer, req, trusted, zstd).await {
         Ok(r) => r,
         Err(e) => {
             state.metrics.error(e.kind());
@@ -134,8 +142,39 @@ pub async fn handle(state: Arc<AppState>, peer: SocketAddr, req: Request<Incomin
             error_reply(&e)
         }
     };
+    let reply = encoded(reply, zstd).await;
     tracing::debug!(%peer, %method, %path, status = reply.status().as_u16(), ms = started.elapsed().as_millis() as u64, "served");
     reply
+}
+
+/// The reply as sent: says (RFC 7694) that zstd request bodies are accepted, and is itself
+/// zstd-compressed when the request accepted that and it is not small (or already encoded).
+async fn encoded(reply: Reply, zstd: bool) -> Reply {
+    let (mut parts, body) = reply.into_parts();
+    parts.headers.insert(hyper::header::ACCEPT_ENCODING, coding::accept_value());
+    let bytes = match body.collect().await {
+        Ok(c) => c.to_bytes(),
+        Err(never) => match never {},
+    };
+    if !zstd || parts.headers.contains_key(hyper::header::CONTENT_ENCODING) || bytes.len() < coding::MIN_COMPRESSED {
+        return Response::from_parts(parts, Full::new(bytes));
+    }
+    let packed = if bytes.len() > 1 << 20 {
+        let b = bytes.clone();
+        tokio::task::spawn_blocking(move || coding::compress(&b)).await.ok().and_then(|r| r.ok())
+    } else {
+        coding::compress(&bytes).ok()
+    };
+    match packed {
+        Some(p) => {
+            parts
+                .headers
+                .insert(hyper::header::CONTENT_ENCODING, hyper::header::HeaderValue::from_static(coding::ZSTD));
+            parts.headers.remove(hyper::header::CONTENT_LENGTH);
+            Response::from_parts(parts, Full::new(Bytes::from(p)))
+        }
+        None => Response::from_parts(parts, Full::new(bytes)),
+    }
 }
 
 async fn dispatch(
@@ -143,6 +182,7 @@ async fn dispatch(
     peer: SocketAddr,
     req: Request<Incoming>,
     trusted: &AtomicBool,
+    zstd: bool,
 ) -> Result<Reply> {
     let (parts, body) = req.into_parts();
     let head: usize = parts.headers.iter().map(|(k, v)| k.as_str().len() + v.len() + 4).sum();
@@ -174,14 +214,16 @@ async fn dispatch(
         _ => None,
     };
     let body = read_body(body, &parts.headers, &state.limits).await?;
+    // The digest is over the content as sent (RFC 9530): checked before decoding it.
     verified.check_body(&body)?;
+    let body = coding::decode(&parts.headers, body, state.limits.max_body)?;
     let caller = verified.caller;
     match r {
         Route::Health => unreachable!(),
         Route::Metrics => info::metrics(state).await,
         Route::Status => info::status(state).await,
         Route::Push => sync::push(state, device(&caller)?, body, turn).await,
-        Route::Pull => sync::pull(state, device(&caller)?, body).await,
+        Route::Pull => sync::pull(state, device(&caller)?, body, zstd).await,
         Route::Digest => {
             device(&caller)?;
             digest::digest(state, body).await
@@ -203,21 +245,43 @@ fn device(c: &Caller) -> Result<String> {
     }
 }
 
-/// Reads the whole body, refusing more than `max_body` bytes (413) or a sender slower than
-/// `body_timeout` (408).
+/// Reads the whole body (as sent, before any Content-Encoding is decoded), refusing more than
+/// `max_body` bytes (413) or a sender slower than `body_timeout` (408).
 async fn read_body(body: Incoming, headers: &hyper::HeaderMap, limits: &Limits) -> Result<Bytes> {
     let declared =
         headers.get(hyper::header::CONTENT_LENGTH).and_then(|v| v.to_str().ok()).and_then(|v| v.parse::<u64>().ok());
     if declared.is_some_and(|n| n > limits.max_body as u64) {
         return Err(Error::TooLarge(limits.max_body));
     }
-    let collected =
-        tokio::time::timeout(limits.body_timeout, Limited::new(body, limits.max_body).collect()).await.map_err(
-            |_| Error::Timeout(format!("the request body did not arrive within {} s", limits.body_timeout.as_secs())),
-        )?;
-    match collected {
-        Ok(c) => Ok(c.to_bytes()),
-        Err(e) if e.is::<http_body_util::LengthLimitError>() => Err(Error::TooLarge(limits.max_body)),
-        Err(e) => Err(Error::BadRequest(format!("could not read the request body: {e}"))),
+    let read = read_limited(body, declared, limits.max_body);
+    match tokio::time::timeout(limits.body_timeout, read).await {
+        Err(_) => {
+            Err(Error::Timeout(format!("the request body did not arrive within {} s", limits.body_timeout.as_secs())))
+        }
+        Ok(Ok(Some(b))) => Ok(b),
+        Ok(Ok(None)) => Err(Error::TooLarge(limits.max_body)),
+        Ok(Err(e)) => Err(Error::BadRequest(format!("could not read the request body: {e}"))),
     }
+}
+
+/// Reads a body into one buffer (sized by `declared`, so a large body is not copied as it
+/// grows past chunk after chunk); None past `max` bytes.
+pub async fn read_limited<B>(
+    mut body: B,
+    declared: Option<u64>,
+    max: usize,
+) -> std::result::Result<Option<Bytes>, B::Error>
+where
+    B: hyper::body::Body<Data = Bytes> + Unpin,
+{
+    let mut buf = Vec::with_capacity(declared.unwrap_or(0).min(max as u64) as usize);
+    while let Some(frame) = body.frame().await {
+        if let Ok(data) = frame?.into_data() {
+            if buf.len() + data.len() > max {
+                return Ok(None);
+            }
+            buf.extend_from_slice(&data);
+        }
+    }
+    Ok(Some(Bytes::from(buf)))
 }

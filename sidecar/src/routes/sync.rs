@@ -1,6 +1,7 @@
 //! POST /sync/push (apply a peer's batch) and POST /sync/pull (serve a page of what a peer lacks).
 use super::order::Turn;
 use super::{json, AppState, Reply};
+use crate::coding;
 use crate::error::{Error, Result};
 use crate::metrics::Metrics;
 use bytes::Bytes;
@@ -11,6 +12,7 @@ use std::sync::Arc;
 pub async fn push(state: &Arc<AppState>, caller: String, body: Bytes, turn: Option<Turn>) -> Result<Reply> {
     let text = std::str::from_utf8(&body).map_err(|_| Error::BadRequest("the batch is not UTF-8 JSON".into()))?;
     let batch = peersync_core::parse_batch(text)?;
+    drop(body); // the batch holds it all now: a large change is not held twice while it applies
     if batch.device_id != caller {
         return Err(Error::Forbidden(format!(
             "the batch says it comes from device {} but the request is signed by {caller}",
@@ -32,14 +34,16 @@ pub async fn push(state: &Arc<AppState>, caller: String, body: Bytes, turn: Opti
     }
     let mut v = serde_json::to_value(&applied)?;
     v["device_id"] = state.device_id.clone().into();
+    // The largest body this device takes (decoded JSON): senders cut their pages by it.
+    v["max_body"] = state.limits.max_body.into();
     Ok(json(StatusCode::OK, &v))
 }
 
-pub async fn pull(state: &Arc<AppState>, caller: String, body: Bytes) -> Result<Reply> {
+pub async fn pull(state: &Arc<AppState>, caller: String, body: Bytes, zstd: bool) -> Result<Reply> {
     let req: serde_json::Value = serde_json::from_slice(&body).map_err(|e| {
         Error::BadRequest(format!("the pull body must be JSON {{\"since\": vector, \"limit\": n}}: {e}"))
     })?;
-    crate::routes::only_fields(&req, &["since", "limit", "skip"], "the pull body")?;
+    crate::routes::only_fields(&req, &["since", "limit", "skip", "max_bytes"], "the pull body")?;
     let since = req.get("since").cloned().unwrap_or(serde_json::json!({}));
     let since = peersync_core::parse_vector("pull", &since.to_string())?;
     // Origins the caller holds back: pages leave them out (the caller's vector is recorded as
@@ -62,29 +66,55 @@ pub async fn pull(state: &Arc<AppState>, caller: String, body: Bytes) -> Result<
             .filter(|n| (1..=MAX_LIMIT).contains(n))
             .ok_or_else(|| Error::BadRequest(format!("pull: limit must be an integer between 1 and {MAX_LIMIT}")))?,
     };
-    let max = state.limits.max_body;
+    // The reply's JSON stays within this device's --max-body and the puller's `max_bytes`.
+    let theirs = match req.get("max_bytes") {
+        None | Some(serde_json::Value::Null) => None,
+        Some(v) => Some(
+            v.as_u64()
+                .filter(|n| *n >= 1)
+                .ok_or_else(|| Error::BadRequest("pull: max_bytes must be a positive integer".into()))?,
+        ),
+    };
+    let own = state.limits.max_body;
+    let max = theirs.map_or(own, |t| own.min(usize::try_from(t).unwrap_or(usize::MAX)));
+    let whose = if max < own {
+        format!("the pulling device {caller}")
+    } else {
+        format!("this device {} ({})", state.device_id, state.listen)
+    };
+    drop(body);
     let mut limit = limit;
     loop {
         let (key, who, since, page_since) = (state.key.clone(), caller.clone(), since.clone(), page_since.clone());
-        let batch = state
+        let budget = crate::pages::byte_budget(max);
+        let made = state
             .db
             .run(move |c| {
                 peersync_core::note_peer_vector(c, &who, &since)?;
-                let batch = peersync_core::outgoing(c, &key, &page_since, limit)?;
+                // Written from the log rows into the (compressing) body: a large value is held once.
+                let mut w = coding::BodyWriter::new(zstd)?;
+                let batch = peersync_core::outgoing_to(c, &key, &page_since, limit, Some(budget), &mut w)?;
                 peersync_core::note_exchange(c, &who)?;
-                Ok(batch)
+                let body = w.finish()?;
+                Ok((batch, body))
             })
             .await?;
-        let out = serde_json::to_vec(&batch)?;
-        if out.len() > max && batch.changes.len() > 1 {
-            limit = (batch.changes.len() as i64 / 2).max(1);
-            continue;
+        let (batch, out) = made;
+        if out.json_len > max {
+            if batch.changes.len() > 1 {
+                limit = (batch.changes.len() as i64 / 2).max(1);
+                continue;
+            }
+            if let Some(e) = batch.changes.first() {
+                return Err(crate::pages::change_too_large(e, out.json_len, max, &whose));
+            }
         }
         Metrics::add(&state.metrics.changes_sent, batch.changes.len() as u64);
-        return Ok(hyper::Response::builder()
-            .status(StatusCode::OK)
-            .header(hyper::header::CONTENT_TYPE, "application/json")
-            .body(http_body_util::Full::new(Bytes::from(out)))
-            .expect("valid response"));
+        let mut reply =
+            hyper::Response::builder().status(StatusCode::OK).header(hyper::header::CONTENT_TYPE, "application/json");
+        if out.zstd {
+            reply = reply.header(hyper::header::CONTENT_ENCODING, coding::ZSTD);
+        }
+        return Ok(reply.body(http_body_util::Full::new(Bytes::from(out.bytes))).expect("valid response"));
     }
 }
