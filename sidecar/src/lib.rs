@@ -20,3 +20,4 @@ pub mod server;
 pub mod serving;
 pub mod shutdown;
 pub mod sync;
+pub mod ui;

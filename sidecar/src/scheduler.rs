@@ -27,11 +27,34 @@ pub struct Schedule {
 /// How often a running sidecar re-reads the configured peers (`peersync peers add|remove`, pairing).
 pub const PEERS_REREAD: Duration = Duration::from_secs(2);
 
+/// Wakes the sync loops as a local write does (the page's *sync now*).
+#[derive(Clone)]
+pub struct Wake(watch::Sender<u64>);
+
+impl Default for Wake {
+    fn default() -> Wake {
+        Wake(watch::channel(0u64).0)
+    }
+}
+
+impl Wake {
+    /// Every peer loop not waiting out a backoff syncs soon.
+    pub fn now(&self) {
+        self.0.send_modify(|n| *n += 1);
+    }
+}
+
 /// Starts the write watcher and one sync loop per peer: each of `fixed` (`--peer`) and each
 /// peer configured in the database, re-read every [`PEERS_REREAD`]: a loop starts for a peer
-/// added since, and stops for one removed.
-pub fn start(syncer: Arc<Syncer>, fixed: Vec<String>, s: Schedule, shutdown: Shutdown) -> Vec<JoinHandle<()>> {
-    let (tx, rx) = watch::channel(0u64);
+/// added since, and stops for one removed. `wake` wakes them too.
+pub fn start(
+    syncer: Arc<Syncer>,
+    fixed: Vec<String>,
+    s: Schedule,
+    wake: Wake,
+    shutdown: Shutdown,
+) -> Vec<JoinHandle<()>> {
+    let (tx, rx) = (wake.0.clone(), wake.0.subscribe());
     let mut tasks = Vec::new();
     let (path, sd, poll) = (syncer.db.path().to_path_buf(), shutdown.clone(), s.poll);
     tasks.push(tokio::task::spawn_blocking(move || watch_writes(path, poll, tx, sd)));
