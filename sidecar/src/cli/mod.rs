@@ -155,7 +155,7 @@ pub enum Command {
         strategy: Option<String>,
     },
     /// Serve peers over HTTP and sync with the given peers on a timer and after local writes.
-    Serve(run::ServeArgs),
+    Serve(Box<run::ServeArgs>),
     /// Serve the page for people on a loopback address: settle conflicts and watch sync in a
     /// browser. Prints a link with a one-time token.
     Ui(page::UiArgs),
@@ -282,7 +282,7 @@ pub fn run(cli: Cli) -> crate::error::Result<()> {
         Command::Release { db, device_id } => setup::release(&db.db, &device_id),
         Command::Devices { db, json } => setup::devices(&db.db, json),
         Command::Track { db, table, strategy } => setup::track(&db.db, &table, strategy.as_deref()),
-        Command::Serve(a) => run::serve(a),
+        Command::Serve(a) => run::serve(*a),
         Command::Ui(a) => page::run(a),
         Command::Sync(a) => run::sync(a),
         Command::Check(a) => check::check(a),

@@ -92,15 +92,21 @@ fn card(k: &Conflict, ctx: &ConflictContext, names: &HashMap<String, String>, cs
     for c in &cols {
         let (l, r) = (side_cell(&k.local_data, c), side_cell(&k.remote_data, c));
         let differs = k.columns.contains(c) || l != r;
-        let (class, mark) = if differs { (" class=\"conflicting\"", "<span class=\"mark\">differs</span> ") } else { ("", "") };
+        let (class, mark) =
+            if differs { (" class=\"conflicting\"", "<span class=\"mark\">differs</span> ") } else { ("", "") };
         rows += &format!("<tr{class}><th scope=\"row\">{mark}{}</th><td>{l}</td><td>{r}</td></tr>", esc(c));
     }
     if let Some(cur) = &ctx.current {
         for (c, v) in cur.iter().filter(|(c, _)| !cols.contains(c)) {
-            rows += &format!("<tr class=\"context\"><th scope=\"row\">{}</th><td colspan=\"2\">{}</td></tr>", esc(c), shown(v));
+            rows += &format!(
+                "<tr class=\"context\"><th scope=\"row\">{}</th><td colspan=\"2\">{}</td></tr>",
+                esc(c),
+                shown(v)
+            );
         }
     }
-    let when = |t: &Option<String>| t.as_deref().map(|t| format!("wrote at <time>{}</time>", esc(t))).unwrap_or_default();
+    let when =
+        |t: &Option<String>| t.as_deref().map(|t| format!("wrote at <time>{}</time>", esc(t))).unwrap_or_default();
     let note = match k.resolution.get("error").and_then(Json::as_str) {
         Some(e) if k.kind == "constraint" => format!("<p class=\"why\">Refused here: {}</p>", esc(e)),
         _ => String::new(),
@@ -153,7 +159,8 @@ pub async fn edit_form(ui: &Ui, id: i64, query: &str, csrf: &str) -> Result<Stri
     let (k, ctx) = ui
         .db
         .run(move |c| {
-            let k = peersync_core::conflict(c, id)?.ok_or_else(|| Error::NotFound(format!("no conflict with id {id}")))?;
+            let k =
+                peersync_core::conflict(c, id)?.ok_or_else(|| Error::NotFound(format!("no conflict with id {id}")))?;
             let ctx = peersync_core::conflict_context(c, &k)?;
             Ok((k, ctx))
         })
@@ -164,11 +171,13 @@ pub async fn edit_form(ui: &Ui, id: i64, query: &str, csrf: &str) -> Result<Stri
     let mut fields = String::new();
     for (i, (col, v)) in edit_values(&k, &ctx, remote).iter().enumerate() {
         let (ty, text) = typed(v);
-        let opts: String = TYPES
-            .iter()
-            .map(|t| format!("<option{}>{t}</option>", if *t == ty { " selected" } else { "" }))
-            .collect();
-        let hint = if ty == "blob" { format!(" <span class=\"hint\">({} bytes, as hex)</span>", text.len() / 2) } else { String::new() };
+        let opts: String =
+            TYPES.iter().map(|t| format!("<option{}>{t}</option>", if *t == ty { " selected" } else { "" })).collect();
+        let hint = if ty == "blob" {
+            format!(" <span class=\"hint\">({}, as hex)</span>", super::html::bytes(text.len() / 2))
+        } else {
+            String::new()
+        };
         fields += &format!(
             "<fieldset><legend>{c}</legend><input type=\"hidden\" name=\"n{i}\" value=\"{c}\">\
 <label for=\"t{i}\">Type</label> <select id=\"t{i}\" name=\"t{i}\">{opts}</select>\
@@ -197,7 +206,12 @@ pub fn value(ty: &str, text: &str, col: &str) -> Result<Json> {
         "null" => Json::Null,
         "integer" => Json::from(text.trim().parse::<i64>().map_err(|_| bad("not an integer"))?),
         "real" => {
-            let f = text.trim().parse::<f64>().ok().filter(|f| f.is_finite()).ok_or_else(|| bad("not a finite real number"))?;
+            let f = text
+                .trim()
+                .parse::<f64>()
+                .ok()
+                .filter(|f| f.is_finite())
+                .ok_or_else(|| bad("not a finite real number"))?;
             serde_json::Number::from_f64(f).map(Json::Number).ok_or_else(|| bad("not a real number"))?
         }
         // Browsers send a textarea's line ends as CRLF.
@@ -273,7 +287,10 @@ pub async fn history(ui: &Ui) -> Result<String> {
             (Some("local"), _) => "kept that device's value".to_string(),
             (Some("remote"), _) => "took the other side".to_string(),
             (Some(c), _) => c.to_string(),
-            (None, Some(s)) => format!("automatically ({s}{})", r.get("winner").and_then(Json::as_str).map(|w| format!(", {w} won")).unwrap_or_default()),
+            (None, Some(s)) => format!(
+                "automatically ({s}{})",
+                r.get("winner").and_then(Json::as_str).map(|w| format!(", {w} won")).unwrap_or_default()
+            ),
             (None, None) if r.get("closed_by").is_some() => "settled on another device".into(),
             _ => "—".into(),
         };

@@ -66,18 +66,30 @@ pub fn typed(v: &Json) -> (&'static str, String) {
 pub fn shown(v: &Json) -> String {
     match typed(v) {
         ("null", _) => "<span class=\"null\">NULL</span>".into(),
-        ("blob", h) => format!("<span class=\"type\">blob, {} bytes</span> <code>{}</code>", h.len() / 2, esc(&h)),
+        ("blob", h) => format!("<span class=\"type\">blob, {}</span> <code>{}</code>", bytes(h.len() / 2), esc(&h)),
         ("text", s) => format!("<span class=\"text\">{}</span>", esc(&s)),
         (t, s) => format!("<span class=\"{t}\">{}</span>", esc(&s)),
     }
 }
 
+/// `n bytes`, `1 byte`.
+pub fn bytes(n: usize) -> String {
+    if n == 1 {
+        "1 byte".into()
+    } else {
+        format!("{n} bytes")
+    }
+}
+
 /// The fields of an `application/x-www-form-urlencoded` body or query string, in order.
 pub fn form(body: &str) -> Vec<(String, String)> {
-    body.split('&').filter(|kv| !kv.is_empty()).map(|kv| {
-        let (k, v) = kv.split_once('=').unwrap_or((kv, ""));
-        (decode(k), decode(v))
-    }).collect()
+    body.split('&')
+        .filter(|kv| !kv.is_empty())
+        .map(|kv| {
+            let (k, v) = kv.split_once('=').unwrap_or((kv, ""));
+            (decode(k), decode(v))
+        })
+        .collect()
 }
 
 /// The first field named `name`.

@@ -46,7 +46,9 @@ pub struct Ui {
 /// The page's address: `listen` must be an IP address of loopback (127.0.0.0/8 or ::1).
 pub fn loopback(listen: &str) -> Result<SocketAddr> {
     let addr: SocketAddr = listen.parse().map_err(|_| {
-        Error::Cli(format!("the page's address must be IP:PORT on loopback (127.0.0.1:PORT or [::1]:PORT), not \"{listen}\""))
+        Error::Cli(format!(
+            "the page's address must be IP:PORT on loopback (127.0.0.1:PORT or [::1]:PORT), not \"{listen}\""
+        ))
     })?;
     if !addr.ip().is_loopback() {
         return Err(Error::Cli(format!(
@@ -61,9 +63,8 @@ pub fn loopback(listen: &str) -> Result<SocketAddr> {
 /// state and the URL to open (with the one-time token).
 pub async fn bind(listen: &str, db: Db, sync_now: SyncNow, stop: Shutdown) -> Result<(TcpListener, Arc<Ui>, String)> {
     let addr = loopback(listen)?;
-    let listener = TcpListener::bind(addr)
-        .await
-        .map_err(|e| Error::Cli(format!("cannot listen on {addr} for the page: {e}")))?;
+    let listener =
+        TcpListener::bind(addr).await.map_err(|e| Error::Cli(format!("cannot listen on {addr} for the page: {e}")))?;
     let host = listener.local_addr()?.to_string();
     let (sessions, token) = Sessions::new().map_err(Error::Internal)?;
     let origin = format!("http://{host}");
@@ -149,7 +150,10 @@ fn error_page(e: &Error) -> Reply {
         StatusCode::NOT_FOUND => StatusCode::NOT_FOUND,
         _ => StatusCode::BAD_REQUEST,
     };
-    let body = format!("<h1>That did not work</h1><p class=\"error\">{}</p><p><a href=\"/\">Back to the conflicts</a></p>", html::esc(&e.to_string()));
+    let body = format!(
+        "<h1>That did not work</h1><p class=\"error\">{}</p><p><a href=\"/\">Back to the conflicts</a></p>",
+        html::esc(&e.to_string())
+    );
     html(status, html::page("Error", html::Nav::None, &body))
 }
 
@@ -186,7 +190,8 @@ async fn handle(ui: &Arc<Ui>, req: Request<Incoming>) -> Reply {
         Err(r) => return refused(r),
     };
     let segs: Vec<&str> = path.trim_end_matches('/').split('/').skip(1).collect();
-    let conflict_id = |s: &str| s.parse::<i64>().map_err(|_| Error::NotFound(format!("no conflict \"{}\"", peersync_core::shown(s))));
+    let conflict_id =
+        |s: &str| s.parse::<i64>().map_err(|_| Error::NotFound(format!("no conflict \"{}\"", peersync_core::shown(s))));
     let out: Result<Reply> = if get {
         match segs.as_slice() {
             [] => conflicts::pending(ui, &query, &csrf).await.map(|p| html(StatusCode::OK, p)),
@@ -204,8 +209,8 @@ async fn handle(ui: &Arc<Ui>, req: Request<Incoming>) -> Reply {
             Ok(f) => f,
             Err(e) => return error_page(&e),
         };
-        let given = html::field(&fields, "csrf")
-            .or_else(|| parts.headers.get("x-csrf-token").and_then(|v| v.to_str().ok()));
+        let given =
+            html::field(&fields, "csrf").or_else(|| parts.headers.get("x-csrf-token").and_then(|v| v.to_str().ok()));
         if let Err(r) = session::check_post(&parts.headers, &ui.origin, &csrf, given) {
             tracing::warn!(%path, "page: refused a request that is not from the page");
             return refused(r);

@@ -49,7 +49,9 @@ impl Sessions {
         match t.as_deref() {
             Some(want) if same_secret(want, token) => {}
             Some(_) => return Err(Refusal::Forbidden("this link's token is wrong")),
-            None => return Err(Refusal::Forbidden("this link was already used; run `peersync ui` again for a new one")),
+            None => {
+                return Err(Refusal::Forbidden("this link was already used; run `peersync ui` again for a new one"))
+            }
         }
         let sid = random_hex().map_err(|_| Refusal::Forbidden("no randomness"))?;
         let csrf = random_hex().map_err(|_| Refusal::Forbidden("no randomness"))?;

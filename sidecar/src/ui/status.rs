@@ -50,7 +50,15 @@ pub async fn live(ui: &Ui) -> Result<String> {
             let dev = s(l, "device_id");
             let lacks = l.get("lacks").and_then(Json::as_i64);
             let (class, state) = if s(l, "state") == "failing" {
-                ("failing", format!("failing since {} ({} tries): {}", t(l, "failing_since"), l.get("failures").and_then(Json::as_i64).unwrap_or(0), esc(s(l, "last_error"))))
+                (
+                    "failing",
+                    format!(
+                        "failing since {} ({} tries): {}",
+                        t(l, "failing_since"),
+                        l.get("failures").and_then(Json::as_i64).unwrap_or(0),
+                        esc(s(l, "last_error"))
+                    ),
+                )
             } else if lacks.unwrap_or(0) > 0 {
                 ("syncing", format!("syncing: it lacks {} of this device's changes", lacks.unwrap_or(0)))
             } else if l.get("last_success_at").is_some_and(|x| !x.is_null()) {
@@ -62,7 +70,18 @@ pub async fn live(ui: &Ui) -> Result<String> {
             let held: Vec<String> = l
                 .get("held_there")
                 .and_then(Json::as_array)
-                .map(|a| a.iter().map(|x| format!("<li>{} v{}: {}</li>", esc(&name_of(s(x, "device_id"))), x.get("version").and_then(Json::as_i64).unwrap_or(0), esc(s(x, "detail")))).collect())
+                .map(|a| {
+                    a.iter()
+                        .map(|x| {
+                            format!(
+                                "<li>{} v{}: {}</li>",
+                                esc(&name_of(s(x, "device_id"))),
+                                x.get("version").and_then(Json::as_i64).unwrap_or(0),
+                                esc(s(x, "detail"))
+                            )
+                        })
+                        .collect()
+                })
                 .unwrap_or_default();
             h += &format!(
                 "<li class=\"peer {class}\"><strong>{name}</strong> <code>{url}</code><br><span class=\"state\">{state}</span><br>last synced {last}{held}</li>",
@@ -101,7 +120,12 @@ pub async fn live(ui: &Ui) -> Result<String> {
     if !quarantined.is_empty() {
         h += "<h2>Quarantined</h2><ul>";
         for q in &quarantined {
-            h += &format!("<li>{} since {}: {}</li>", esc(&name_of(s(q, "device_id"))), t(q, "detected_at"), esc(s(q, "reason")));
+            h += &format!(
+                "<li>{} since {}: {}</li>",
+                esc(&name_of(s(q, "device_id"))),
+                t(q, "detected_at"),
+                esc(s(q, "reason"))
+            );
         }
         h += "</ul>";
     }
