@@ -152,9 +152,15 @@ def test_settle_conflicts_in_a_browser_and_watch_status(devices):
             page.goto(origin + "/status")
             assert page.locator("#live").inner_text().count("b") >= 1
             assert "Conflicts waiting" in page.inner_text("#live")
+            before = page.inner_text("#live .peer")
+            page.evaluate("window.notReloaded = true")
             page.get_by_role("button", name="Sync now").click()
+            page.wait_for_function("document.getElementById('sync-said').textContent === 'Sync started.'")
             wait_until(lambda: rows(b)["n1"][0] == "a1", timeout=30, what="B to get A's resolutions")
-            page.wait_for_function("document.querySelector('#live .peer.ok') !== null", timeout=15000)
+            # The server-sent events bring the new state in without a reload.
+            page.wait_for_function(
+                "t => document.querySelector('#live .peer').innerText !== t", arg=before, timeout=15000)
+            assert page.evaluate("window.notReloaded") is True
             assert "up to date" in page.inner_text("#live")
             # A phone's width: nothing wider than the screen.
             page.set_viewport_size({"width": 360, "height": 800})

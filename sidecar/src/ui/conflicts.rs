@@ -29,41 +29,50 @@ fn who(names: &HashMap<String, String>, id: Option<&str>) -> String {
     }
 }
 
+/// Most conflicts one page shows.
+const MAX_SHOWN: usize = 200;
+
 /// The pending queue, newest first; `table` keeps only that table's conflicts.
 pub async fn pending(ui: &Ui, query: &str, csrf: &str) -> Result<String> {
     let q = super::html::form(query);
     let table = field(&q, "table").filter(|t| !t.is_empty()).map(str::to_string);
     let done = field(&q, "done").and_then(|d| d.parse::<i64>().ok());
-    let (list, names) = ui
+    let want = table.clone();
+    let (tables, total, list, names) = ui
         .db
         .run(move |c| {
             let all = peersync_core::conflicts(c, Some("pending"))?;
+            let mut tables: Vec<String> = all.iter().map(|k| k.table_name.clone()).collect();
+            tables.sort();
+            tables.dedup();
+            let mine: Vec<Conflict> =
+                all.into_iter().filter(|k| want.as_deref().is_none_or(|t| k.table_name == t)).collect();
+            let total = mine.len();
             let mut out = Vec::new();
-            for k in all {
+            for k in mine.into_iter().take(MAX_SHOWN) {
                 let ctx = peersync_core::conflict_context(c, &k)?;
                 out.push((k, ctx));
             }
-            Ok((out, names(c)?))
+            Ok((tables, total, out, names(c)?))
         })
         .await?;
-    let mut tables: Vec<&str> = list.iter().map(|(k, _)| k.table_name.as_str()).collect();
-    tables.sort();
-    tables.dedup();
     let mut body = String::from("<h1>Conflicts waiting for you</h1>");
     if let Some(id) = done {
         body += &format!("<p class=\"notice\" role=\"status\">Conflict {id} is settled; the other devices learn it at their next sync.</p>");
     }
     body += "<form method=\"get\" action=\"/\" class=\"filter\"><label for=\"table\">Table</label> <select id=\"table\" name=\"table\"><option value=\"\">all tables</option>";
     for t in &tables {
-        let sel = if table.as_deref() == Some(*t) { " selected" } else { "" };
+        let sel = if table.as_deref() == Some(t.as_str()) { " selected" } else { "" };
         body += &format!("<option value=\"{0}\"{sel}>{0}</option>", esc(t));
     }
     body += "</select> <button type=\"submit\">Show</button></form>";
-    let shown_list: Vec<_> = list.iter().filter(|(k, _)| table.as_deref().is_none_or(|t| k.table_name == t)).collect();
-    if shown_list.is_empty() {
+    if list.is_empty() {
         body += "<p>No conflict waits. When a table's strategy is <code>manual</code>, a write that meets another device's write to the same column waits here.</p>";
     }
-    for (k, ctx) in shown_list {
+    if total > list.len() {
+        body += &format!("<p>Showing the newest {} of {total} conflicts.</p>", list.len());
+    }
+    for (k, ctx) in &list {
         body += &card(k, ctx, &names, csrf);
     }
     Ok(page("Conflicts", Nav::Conflicts, &body))
