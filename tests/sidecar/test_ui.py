@@ -221,6 +221,16 @@ def test_serve_ui_wakes_the_sync_loops(devices, tmp_path):
         first = next(ev.iter_lines(decode_unicode=True))
         assert first == "event: status"
         ev.close()
+        # A peer that stops answering shows as failing, since when and why.
+        b.stop()
+        csrf = csrf_of(s.get(f"{origin}/status", timeout=10).text)
+        s.post(f"{origin}/sync", data={"csrf": csrf}, headers={"Origin": origin}, timeout=10)
+        page = wait_until(lambda: (t := s.get(f"{origin}/status", timeout=10).text) and "failing since" in t and t,
+                          timeout=30, what="the link to show as failing")
+        assert 'class="peer failing"' in page and "Last error" in page
+        # A revoked device says so.
+        a.cli("revoke", b.id)
+        assert "revoked by a" in s.get(f"{origin}/status", timeout=10).text
     finally:
         p.terminate()
         p.wait(timeout=30)
