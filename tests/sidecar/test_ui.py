@@ -2,6 +2,7 @@
 # Debian's chromium) against real devices, and its security rules over plain HTTP.
 import re
 import subprocess
+import time
 from pathlib import Path
 
 import pytest
@@ -196,11 +197,11 @@ def test_the_page_listens_on_loopback_only(devices):
         assert r.returncode != 0 and "loopback" in r.stderr, (bad, r.stderr)
 
 
-def test_serve_ui_wakes_the_sync_loops(devices, tmp_path):
+def test_serve_ui_wakes_the_sync_loops_also_in_backoff(devices, tmp_path):
     a, b = conflicted(devices)
     port = free_port()
     args = [str(BIN), "serve", "--db", str(a.db), "--listen", f"127.0.0.3:{free_port()}", "--interval", "300",
-            "--ui", f"127.0.0.1:{port}"]
+            "--retry-base", "120", "--retry-max", "120", "--ui", f"127.0.0.1:{port}"]
     p = subprocess.Popen(args, env=a.env, stdout=subprocess.PIPE, stderr=open(tmp_path / "a-serve.log", "ab"), text=True)
     try:
         url = re.search(r"(http://\S+)", p.stdout.readline()).group(1)
@@ -228,6 +229,20 @@ def test_serve_ui_wakes_the_sync_loops(devices, tmp_path):
         page = wait_until(lambda: (t := s.get(f"{origin}/status", timeout=10).text) and "failing since" in t and t,
                           timeout=30, what="the link to show as failing")
         assert 'class="peer failing"' in page and "Last error" in page
+        # The loop now waits 120 s before retrying; a write does not wake it, sync now does.
+        b.serve(b.host, b.port)
+        page = s.get(origin + "/", timeout=10).text
+        cid = a.sql("SELECT id FROM sync_conflicts WHERE record_id = ?", ("'n3'",))[0][0]
+        s.post(f"{origin}/conflicts/{cid}", data={"choice": "remote", "csrf": csrf_of(page)},
+               headers={"Origin": origin}, timeout=10)
+        time.sleep(1)
+        assert rows(b)["n3"][0] == "b3" and rows(a)["n3"][0] == "b3"
+        a.sql("UPDATE notes SET body = 'later' WHERE id = 'n3'")
+        time.sleep(1)
+        assert rows(b)["n3"][0] == "b3", "a write woke a loop that waits out its backoff"
+        s.post(f"{origin}/sync", data={"csrf": csrf_of(page)}, headers={"Origin": origin}, timeout=10)
+        wait_until(lambda: rows(b)["n3"][0] == "later", timeout=20, what="sync now to cut the backoff short")
+        b.stop()
         # A revoked device says so.
         a.cli("revoke", b.id)
         assert "revoked by a" in s.get(f"{origin}/status", timeout=10).text
