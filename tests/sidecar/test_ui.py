@@ -249,3 +249,56 @@ def test_serve_ui_wakes_the_sync_loops_also_in_backoff(devices, tmp_path):
     finally:
         p.terminate()
         p.wait(timeout=30)
+
+
+def test_a_deleted_side_and_typed_edits_over_plain_forms(devices):
+    # Without JavaScript: the forms alone. A conflict between a delete and an update shows the
+    # deleted side as such; an edit sets an integer, a real and a NULL.
+    a, b = devices("a", schema=SCHEMA), devices("b", schema=SCHEMA)
+    pair(a, b)
+    a.track(strategy="manual")
+    b.track()
+    b.sql("INSERT INTO notes VALUES ('d', 'base', 1, 0.5, NULL), ('e', 'base', 1, 0.5, x'01')")
+    b.serve("127.0.0.2", free_port())
+    a.cli("sync", "--peer", b.url)
+    a.cli("peers", "add", b.url)
+    a.sql("DELETE FROM notes WHERE id = 'd'")
+    b.sql("UPDATE notes SET body = 'kept on b' WHERE id = 'd'")
+    a.sql("UPDATE notes SET n = 2, score = 1.5, data = x'02' WHERE id = 'e'")
+    b.sql("UPDATE notes SET n = 3, score = 2.5, data = x'03' WHERE id = 'e'")
+    a.cli("sync", "--peer", b.url)
+    kinds = dict(a.sql("SELECT record_id, kind FROM sync_conflicts WHERE status = 'pending'"))
+    assert kinds == {"'d'": "delete", "'e'": "update"}, kinds
+    proc, url = start_ui(a)
+    origin = url.split("/?")[0]
+    try:
+        s = requests.Session()
+        page = s.get(url, timeout=10).text
+        card = page[page.index("notes <span class=\"rid\">&#39;d&#39;</span>"):]
+        card = card[:card.index("</article>")]
+        assert "deleted" in card and "kept on b" in card, card
+        cid = a.sql("SELECT id FROM sync_conflicts WHERE record_id = ?", ("'e'",))[0][0]
+        form = s.get(f"{origin}/conflicts/{cid}/edit?side=remote", timeout=10).text
+        fields = dict(re.findall(r'name="(n\d+)" value="([^"]*)"', form))
+        assert sorted(fields.values()) == ["data", "n", "score"], fields
+        data = {"csrf": csrf_of(form)}
+        want = {"n": ("integer", "7"), "score": ("real", "-0.25"), "data": ("null", "")}
+        for k, col in fields.items():
+            i = k[1:]
+            data[k], (data[f"t{i}"], data[f"v{i}"]) = col, want[col]
+        r = s.post(f"{origin}/conflicts/{cid}/edit", data=data, headers={"Origin": origin}, timeout=10)
+        assert r.status_code == 200 and "is settled" in r.text, r.text
+        did = a.sql("SELECT id FROM sync_conflicts WHERE record_id = ?", ("'d'",))[0][0]
+        r = s.post(f"{origin}/conflicts/{did}", data={"choice": "remote", "csrf": csrf_of(r.text)},
+                   headers={"Origin": origin}, timeout=10)
+        assert r.status_code == 200 and "No conflict waits" in r.text
+        # Settled twice: refused with a message, nothing changes.
+        r = s.post(f"{origin}/conflicts/{did}", data={"choice": "local", "csrf": csrf_of(s.get(origin + "/status").text)},
+                   headers={"Origin": origin}, timeout=10)
+        assert r.status_code == 400 and "already resolved" in r.text
+        s.post(f"{origin}/sync", data={"csrf": csrf_of(s.get(origin + "/status").text)}, headers={"Origin": origin})
+        wait_until(lambda: rows(b)["e"][1] == 7, timeout=30, what="B to learn the edit")
+    finally:
+        proc.terminate()
+        proc.wait(timeout=10)
+    assert rows(a) == rows(b) == {"d": ("kept on b", 1, 0.5, None), "e": ("base", 7, -0.25, None)}
