@@ -64,7 +64,10 @@ pub use exchange::status::status;
 pub use exchange::verify::{hash_of, verify};
 pub use trust::waiting::{list as waiting, Held, Waiting};
 // Conflicts.
-pub use merge::conflicts::{get as conflict, list as conflicts, pending_count as pending_conflicts, Conflict};
+pub use merge::conflicts::{
+    context as conflict_context, get as conflict, list as conflicts, pending_count as pending_conflicts, Conflict,
+    Context as ConflictContext,
+};
 pub use merge::resolve::{resolve, Choice};
 // Devices and trust.
 pub use exchange::recover::{

@@ -389,3 +389,21 @@ fn a_settled_conflict_has_no_open_columns() {
         assert_eq!((status.as_str(), open.as_str()), ("resolved", "[]"));
     }
 }
+
+/// What a page shows beside a conflict: when each side wrote (each change's stamp) and the
+/// record as it is here now, every column; nothing once the row is gone.
+#[test]
+fn a_conflict_s_context_has_both_stamps_and_the_record_now() {
+    let (a, b, id) = manual_setup();
+    let iso = |p: &Peer| -> String {
+        let us = last_own(p).timestamp.unwrap();
+        p.str(&format!("SELECT strftime('%Y-%m-%dT%H:%M:%fZ', {us} / 1000000.0, 'unixepoch')"))
+    };
+    let c = peersync_core::conflict(&b.conn, id).unwrap().unwrap();
+    let ctx = peersync_core::conflict_context(&b.conn, &c).unwrap();
+    assert_eq!(ctx.local_written_at, Some(iso(&b)));
+    assert_eq!(ctx.remote_written_at, Some(iso(&a)));
+    assert_eq!(serde_json::Value::Object(ctx.current.unwrap()), json!({"id": "r", "a": "B", "b": "A", "c": 0}));
+    b.exec("DELETE FROM t1 WHERE id = 'r'");
+    assert!(peersync_core::conflict_context(&b.conn, &c).unwrap().current.is_none());
+}

@@ -22,3 +22,4 @@ pub mod server;
 pub mod serving;
 pub mod shutdown;
 pub mod sync;
+pub mod ui;

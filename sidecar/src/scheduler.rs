@@ -27,20 +27,52 @@ pub struct Schedule {
 /// How often a running sidecar re-reads the configured peers (`peersync peers add|remove`, pairing).
 pub const PEERS_REREAD: Duration = Duration::from_secs(2);
 
+/// Wakes the sync loops now (the page's *sync now*), also a loop waiting out its backoff after
+/// failures, which local writes do not wake.
+#[derive(Clone)]
+pub struct Wake(watch::Sender<u64>);
+
+impl Default for Wake {
+    fn default() -> Wake {
+        Wake(watch::channel(0u64).0)
+    }
+}
+
+impl Wake {
+    /// Every peer loop syncs soon.
+    pub fn now(&self) {
+        self.0.send_modify(|n| *n += 1);
+    }
+}
+
 /// Starts the write watcher and one sync loop per peer: each of `fixed` (`--peer`) and each
 /// peer configured in the database, re-read every [`PEERS_REREAD`]: a loop starts for a peer
-/// added since, and stops for one removed.
-pub fn start(syncer: Arc<Syncer>, fixed: Vec<String>, s: Schedule, shutdown: Shutdown) -> Vec<JoinHandle<()>> {
+/// added since, and stops for one removed. `wake` wakes them all.
+pub fn start(
+    syncer: Arc<Syncer>,
+    fixed: Vec<String>,
+    s: Schedule,
+    wake: Wake,
+    shutdown: Shutdown,
+) -> Vec<JoinHandle<()>> {
     let (tx, rx) = watch::channel(0u64);
     let mut tasks = Vec::new();
     let (path, sd, poll) = (syncer.db.path().to_path_buf(), shutdown.clone(), s.poll);
     tasks.push(tokio::task::spawn_blocking(move || watch_writes(path, poll, tx, sd)));
-    tasks.push(tokio::spawn(supervise(syncer, fixed, s, rx, shutdown)));
+    tasks.push(tokio::spawn(supervise(syncer, fixed, s, rx, wake, shutdown)));
     tasks
 }
 
 /// Keeps one loop per peer: the fixed ones, and the configured ones as they come and go.
-async fn supervise(syncer: Arc<Syncer>, fixed: Vec<String>, s: Schedule, rx: watch::Receiver<u64>, stop: Shutdown) {
+/// (It holds `wake`, so that the loops' receivers never see their sender gone.)
+async fn supervise(
+    syncer: Arc<Syncer>,
+    fixed: Vec<String>,
+    s: Schedule,
+    rx: watch::Receiver<u64>,
+    wake: Wake,
+    stop: Shutdown,
+) {
     let mut loops: HashMap<String, JoinHandle<()>> = HashMap::new();
     loop {
         let configured = syncer.db.run(|c| Ok(peersync_core::configured_peers(c)?)).await;
@@ -63,7 +95,8 @@ async fn supervise(syncer: Arc<Syncer>, fixed: Vec<String>, s: Schedule, rx: wat
             if let std::collections::hash_map::Entry::Vacant(e) = loops.entry(url) {
                 tracing::info!(peer = %e.key(), "syncing with peer");
                 let url = e.key().clone();
-                e.insert(tokio::spawn(peer_loop(syncer.clone(), url, s.clone(), rx.clone(), stop.clone())));
+                let signals = (rx.clone(), wake.0.subscribe());
+                e.insert(tokio::spawn(peer_loop(syncer.clone(), url, s.clone(), signals, stop.clone())));
             }
         }
         tokio::select! {
@@ -76,7 +109,15 @@ async fn supervise(syncer: Arc<Syncer>, fixed: Vec<String>, s: Schedule, rx: wat
     }
 }
 
-async fn peer_loop(syncer: Arc<Syncer>, url: String, s: Schedule, mut writes: watch::Receiver<u64>, stop: Shutdown) {
+/// `signals`: local writes (not heeded while retrying after failures), and *sync now* (always).
+async fn peer_loop(
+    syncer: Arc<Syncer>,
+    url: String,
+    s: Schedule,
+    signals: (watch::Receiver<u64>, watch::Receiver<u64>),
+    stop: Shutdown,
+) {
+    let (mut writes, mut asked) = signals;
     let mut backoff = Backoff::new(s.backoff_base, s.backoff_max);
     let mut wait = Duration::ZERO;
     let mut audited: Option<std::time::Instant> = None;
@@ -85,6 +126,7 @@ async fn peer_loop(syncer: Arc<Syncer>, url: String, s: Schedule, mut writes: wa
         let by_write = tokio::select! {
             _ = tokio::time::sleep(wait) => false,
             r = writes.changed(), if !retrying => r.is_ok(),
+            r = asked.changed() => r.is_ok(),
             _ = stop.wait() => return,
         };
         if by_write {

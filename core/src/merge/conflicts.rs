@@ -331,3 +331,35 @@ pub fn pending_count(conn: &Connection) -> Result<i64> {
         .prepare_cached("SELECT count(*) FROM sync_conflicts WHERE status = 'pending'")?
         .query_row([], |r| r.get(0))?)
 }
+
+/// What a page shows beside a conflict: when each side was written (the changes' stamps, ISO
+/// 8601) and the record as it is here now, every column (null when the row is gone or the
+/// table is no longer tracked).
+#[derive(Debug, Clone, Serialize)]
+pub struct Context {
+    pub local_written_at: Option<String>,
+    pub remote_written_at: Option<String>,
+    pub current: Option<serde_json::Map<String, serde_json::Value>>,
+}
+
+/// The [`Context`] of conflict `c`.
+pub fn context(conn: &Connection, c: &Conflict) -> Result<Context> {
+    let stamp = |change: Option<i64>| -> Result<Option<String>> {
+        let Some(id) = change else { return Ok(None) };
+        Ok(conn
+            .prepare_cached(
+                "SELECT strftime('%Y-%m-%dT%H:%M:%fZ', timestamp / 1000000.0, 'unixepoch') FROM sync_log WHERE id = ?1",
+            )?
+            .query_row([id], |r| r.get::<_, Option<String>>(0))
+            .optional()?
+            .flatten())
+    };
+    let tables = crate::model::table::Tables::load(conn)?;
+    let current = match (tables.get(&c.table_name), crate::wire::parse_literals(&c.record_id)) {
+        (Some(t), Ok(key)) => crate::store::rows::read(conn, t, &key)?.map(|vals| {
+            t.columns.iter().cloned().zip(vals.iter().map(|v| slot_json(&SlotVal::Val(v.clone())))).collect()
+        }),
+        _ => None,
+    };
+    Ok(Context { local_written_at: stamp(c.local_change)?, remote_written_at: stamp(c.remote_change)?, current })
+}

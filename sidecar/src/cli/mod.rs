@@ -21,6 +21,7 @@ macro_rules! out {
 mod check;
 mod inspect;
 mod invite;
+mod page;
 mod pair;
 mod peers;
 mod recover;
@@ -154,7 +155,10 @@ pub enum Command {
         strategy: Option<String>,
     },
     /// Serve peers over HTTP and sync with the given peers on a timer and after local writes.
-    Serve(run::ServeArgs),
+    Serve(Box<run::ServeArgs>),
+    /// Serve the page for people on a loopback address: settle conflicts and watch sync in a
+    /// browser. Prints a link with a one-time token.
+    Ui(page::UiArgs),
     /// Sync once with one peer (push what it lacks, pull what we lack), with a progress bar on a terminal.
     Sync(run::SyncArgs),
     /// Sync with a peer, then compare both devices' rows (table digests) and list the records that differ.
@@ -278,7 +282,8 @@ pub fn run(cli: Cli) -> crate::error::Result<()> {
         Command::Release { db, device_id } => setup::release(&db.db, &device_id),
         Command::Devices { db, json } => setup::devices(&db.db, json),
         Command::Track { db, table, strategy } => setup::track(&db.db, &table, strategy.as_deref()),
-        Command::Serve(a) => run::serve(a),
+        Command::Serve(a) => run::serve(*a),
+        Command::Ui(a) => page::run(a),
         Command::Sync(a) => run::sync(a),
         Command::Check(a) => check::check(a),
         Command::Recover(a) => recover::recover(a),

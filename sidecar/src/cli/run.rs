@@ -102,6 +102,10 @@ pub struct ServeArgs {
     /// How fast each device's allowance grows back, in MiB per hour (default 512).
     #[arg(long, value_name = "MIB", requires = "origin_burst_mib")]
     origin_mib_per_hour: Option<f64>,
+    /// Also serve the page for people (see `peersync ui`) on this loopback address (default
+    /// 127.0.0.1:0, a free port); prints a link with a one-time token on stdout.
+    #[arg(long, value_name = "ADDR", num_args = 0..=1, default_missing_value = "127.0.0.1:0")]
+    ui: Option<String>,
 }
 
 #[derive(Args)]
@@ -145,6 +149,9 @@ pub(super) fn runtime() -> Result<tokio::runtime::Runtime> {
 }
 
 pub fn serve(a: ServeArgs) -> Result<()> {
+    if let Some(addr) = &a.ui {
+        crate::ui::loopback(addr)?;
+    }
     let (db, me, key, key_path) = identity(&a.db, &a.key)?;
     let _serving = crate::serving::claim(db.path(), &a.listen)?;
     let peers = a.peers.iter().map(|p| normalize_url(p)).collect::<Result<Vec<_>>>()?;
@@ -202,7 +209,15 @@ pub fn serve(a: ServeArgs) -> Result<()> {
             backoff_max: a.retry_max,
         };
         tracing::info!(device = %me, listen = %a.listen, peers = ?peers, "peersync serving");
-        let tasks = scheduler::start(syncer, peers, schedule, shutdown.clone());
+        let wake = scheduler::Wake::default();
+        let mut tasks = scheduler::start(syncer, peers, schedule, wake.clone(), shutdown.clone());
+        if let Some(addr) = &a.ui {
+            let (listener, page, url) =
+                crate::ui::bind(addr, state.db.clone(), crate::ui::SyncNow::Wake(wake), shutdown.clone()).await?;
+            tracing::info!(page = %page_addr(&url), "serving the page for people");
+            super::page::announce(&url)?;
+            tasks.push(tokio::spawn(crate::ui::serve(listener, page)));
+        }
         let limits = ServerLimits {
             max_connections: a.max_connections.max(1),
             per_source: a.max_connections_per_source.max(1),
@@ -216,6 +231,11 @@ pub fn serve(a: ServeArgs) -> Result<()> {
         tracing::info!("stopped");
         Ok(())
     })
+}
+
+/// The page's URL without its token (for the log).
+fn page_addr(url: &str) -> &str {
+    url.split('?').next().unwrap_or(url)
 }
 
 struct Bar(ProgressBar);
