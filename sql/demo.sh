@@ -94,6 +94,9 @@ done
 
 all_synced() { for d in laptop phone; do [ "$(sqlite3 $d.db 'SELECT count(*) FROM sync_log WHERE is_synced = 0')" = 0 ] || return 1; done; }
 wait_for 20 "each side to learn that the other holds everything" all_synced
+# The laptop's sidecar met the phone offline in step 7 and retries after a backoff.
+links_ok() { for d in laptop phone; do [ "$(sqlite3 $d.db 'SELECT count(*) FROM sync_peers WHERE failing_since IS NOT NULL')" = 0 ] || return 1; done; }
+wait_for 20 "each sidecar's link to the other to be back" links_ok
 
 step "10. Both databases are identical"
 run sqlite3 -box laptop.db "SELECT * FROM notes ORDER BY id"
