@@ -107,3 +107,36 @@ def test_recover_with_no_reachable_peer_changes_nothing(devices):
     assert r.returncode == 1 and "no peer could be reached" in r.stderr, r.stderr
     assert a.id in a.cli("id").stdout
     assert a.cli("verify").returncode == 0
+
+
+def test_the_recover_route_refuses_what_is_not_the_callers_and_changes_nothing(devices):
+    a, b, c = devices("a"), devices("b"), devices("c")
+    pair(a, b, c)
+    b.serve("127.0.0.2", free_port())
+    before = b.cli("devices", "--json").stdout
+    auth = signer(a)
+    # A succession of another device (c), signed in a's request: refused.
+    forged = {"from": c.id, "to": "0" * 31 + "1", "public_key": a.public_key, "name": "x", "signature": "00" * 64}
+    status, body = send(signed("POST", f"{b.url}/sync/recover", auth, {"succession": forged}))
+    assert status == 403 and "a device hands over only its own" in body["error"], (status, body)
+    # a's own succession with a signature that is not a's: refused (the batch check's words).
+    own = dict(forged, **{"from": a.id})
+    status, body = send(signed("POST", f"{b.url}/sync/recover", signer(a), {"succession": own}))
+    assert status == 403 and "not signed by the key" in body["error"], (status, body)
+    # Malformed bodies, too many probes.
+    status, body = send(signed("POST", f"{b.url}/sync/recover", signer(a), {"probe": "x"}))
+    assert status == 400, (status, body)
+    status, body = send(signed("POST", f"{b.url}/sync/recover", signer(a), {"probe": list(range(65))}))
+    assert status == 400 and "at most 64" in body["error"], (status, body)
+    # A probe answers only for the caller's own chain.
+    status, body = send(signed("POST", f"{b.url}/sync/recover", signer(a), {"probe": [1]}))
+    assert status == 200 and body["probe"]["origin"] == a.id and body["device_id"] == b.id, body
+    # A revoked device may not ask.
+    b.stop()
+    b.cli("revoke", c.id)
+    b.serve("127.0.0.2", free_port())
+    status, body = send(signed("POST", f"{b.url}/sync/recover", signer(c), {"probe": [1]}))
+    assert status == 403 and "revoked" in body["error"], (status, body)
+    devs = {d["device_id"]: d for d in json.loads(b.cli("devices", "--json").stdout)}
+    assert all(d["succeeded_by"] is None for d in devs.values())
+    assert len(devs) == len(json.loads(before))
