@@ -151,16 +151,16 @@ fn seal_row(
             };
             let slots = match claimed {
                 Some(s) => s,
-                None => Slots::load(conn, t, &rid)?,
+                None => Slots::load(hot, t, &rid)?,
             };
             let change = if op == "INSERT" || !slots.alive {
                 // An UPDATE of a row sync has not seen alive is sent as the whole row.
-                insert_change(conn, writers, &slots, new)?
+                insert_change(hot, writers, &slots, new)?
             } else {
                 let mut writes = Vec::new();
                 for (i, v) in new.into_iter().enumerate() {
                     if !t.is_pk(i) && v != old[i] {
-                        writes.push(ColWrite { col: i, value: v, base: base(conn, writers, slots.cols[i])? });
+                        writes.push(ColWrite { col: i, value: v, base: base(hot, writers, slots.cols[i])? });
                     }
                 }
                 if writes.is_empty() {
@@ -169,7 +169,7 @@ fn seal_row(
                 Change {
                     op: Op::Update,
                     writes,
-                    live: base(conn, writers, slots.live)?,
+                    live: base(hot, writers, slots.live)?,
                     seen: None,
                     unknown: Vec::new(),
                 }
@@ -182,41 +182,41 @@ fn seal_row(
                 return Ok(false);
             }
             let rid = record_id(&key);
-            let slots = Slots::load(conn, t, &rid)?;
+            let slots = Slots::load(hot, t, &rid)?;
             if !slots.alive || (op == "REPLACE" && (!has_table(conn, &t.name)? || rows::exists(conn, t, &key)?)) {
                 // (A table dropped since the write took its rows with it, and is not a delete.)
                 return Ok(false);
             }
-            let change = delete_change(conn, writers, t, &slots)?;
+            let change = delete_change(hot, writers, t, &slots)?;
             (rid, change, slots)
         }
         _ => return Ok(false),
     };
-    local.log(conn, hot, writers, t, &rid, &mut slots, &change, false, wall, Some(id))?;
+    local.log(hot, writers, t, &rid, &mut slots, &change, false, wall, Some(id))?;
     Ok(true)
 }
 
-fn base(conn: &Connection, writers: &mut Writers, w: Option<i64>) -> Result<Vec<String>> {
-    Ok(writers.reference(conn, w)?.into_iter().collect())
+fn base(hot: &mut Hot<'_>, writers: &mut Writers, w: Option<i64>) -> Result<Vec<String>> {
+    Ok(writers.reference(hot, w)?.into_iter().collect())
 }
 
-fn insert_change(conn: &Connection, writers: &mut Writers, slots: &Slots, values: Vec<Value>) -> Result<Change> {
+fn insert_change(hot: &mut Hot<'_>, writers: &mut Writers, slots: &Slots, values: Vec<Value>) -> Result<Change> {
     let mut writes = Vec::with_capacity(values.len());
     for (i, v) in values.into_iter().enumerate() {
-        writes.push(ColWrite { col: i, value: v, base: base(conn, writers, slots.cols[i])? });
+        writes.push(ColWrite { col: i, value: v, base: base(hot, writers, slots.cols[i])? });
     }
-    Ok(Change { op: Op::Insert, writes, live: base(conn, writers, slots.live)?, seen: None, unknown: Vec::new() })
+    Ok(Change { op: Op::Insert, writes, live: base(hot, writers, slots.live)?, seen: None, unknown: Vec::new() })
 }
 
-fn delete_change(conn: &Connection, writers: &mut Writers, t: &Table, slots: &Slots) -> Result<Change> {
+fn delete_change(hot: &mut Hot<'_>, writers: &mut Writers, t: &Table, slots: &Slots) -> Result<Change> {
     let mut seen = Vec::with_capacity(t.columns.len());
     for (i, w) in slots.cols.iter().enumerate() {
-        seen.push((i, writers.reference(conn, *w)?));
+        seen.push((i, writers.reference(hot, *w)?));
     }
     Ok(Change {
         op: Op::Delete,
         writes: Vec::new(),
-        live: base(conn, writers, slots.live)?,
+        live: base(hot, writers, slots.live)?,
         seen: Some(seen),
         unknown: Vec::new(),
     })
