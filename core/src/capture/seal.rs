@@ -18,9 +18,10 @@ use crate::store::local::LocalLog;
 use crate::store::log::{last_id, sealed_upto, Writers};
 use crate::store::rows;
 use crate::store::slots::Slots;
-use crate::wire::{parse_literals, record_id, Value};
+use crate::wire::{name, parse_literals, record_id, Value};
 use rusqlite::{params, Connection};
 use std::collections::HashMap;
+use std::sync::Arc;
 
 const CHUNK: i64 = 2000;
 
@@ -51,12 +52,20 @@ pub fn seal_captured(conn: &Connection) -> Result<i64> {
                     "SELECT id, table_name, record_id, operation, timestamp FROM sync_log WHERE id > ?1 AND id <= ?2 AND hash IS NULL ORDER BY id LIMIT ?3",
                 )?
                 .query_map(params![from, last, CHUNK], |r| {
-                    Ok(Captured { id: r.get(0)?, table: r.get(1)?, rid: r.get(2)?, op: r.get(3)?, wall: r.get(4)? })
+                    // Table names and operations repeat: shared, not copied for every row.
+                    let text = |i: usize| r.get_ref(i)?.as_str().map_err(rusqlite::Error::from);
+                    let op = name(text(3)?);
+                    // Only a DELETE or a REPLACE row is sealed from its record id.
+                    let rid = match &*op {
+                        "DELETE" | "REPLACE" => r.get(2)?,
+                        _ => None,
+                    };
+                    Ok(Captured { id: r.get(0)?, table: name(text(1)?), rid, op, wall: r.get(4)? })
                 })?
                 .collect::<rusqlite::Result<_>>()?;
             let Some(end) = rows.last().map(|r| r.id) else { break };
             let mut staged: HashMap<i64, (Vec<Value>, Vec<Value>)> = HashMap::new();
-            let mut names: Vec<&str> = rows.iter().map(|r| r.table.as_str()).collect();
+            let mut names: Vec<&str> = rows.iter().map(|r| &*r.table).collect();
             names.sort_unstable();
             names.dedup();
             for n in names {
@@ -93,9 +102,9 @@ pub fn seal_captured(conn: &Connection) -> Result<i64> {
 /// DELETE and REPLACE rows), the operation and the wall clock the trigger read.
 struct Captured {
     id: i64,
-    table: String,
+    table: Arc<str>,
     rid: Option<String>,
-    op: String,
+    op: Arc<str>,
     wall: Option<i64>,
 }
 
