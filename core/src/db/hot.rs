@@ -1,12 +1,14 @@
 //! Statements that apply and seal run for every change: prepared once, bound without copies.
 //!
-//! Apply runs three statements for every change (the log row, the slot claim, the row insert),
-//! seal two. Through rusqlite's statement cache, each run hashes the SQL text and updates an
-//! LRU; and rusqlite binds every value through `dyn ToSql`, with SQLite copying each text and
-//! blob (`SQLITE_TRANSIENT`). Over 100,000 changes, binding alone was about 9% of
-//! `sync_apply`'s time (perf). These statements stay prepared for as long as the operation
-//! runs and bind borrowed values (`SQLITE_STATIC`): the values only have to live for the one
-//! call of [`Hot::execute`] that binds them, which clears every binding before it returns.
+//! Apply runs three statements for every change (the log row, the slot claim, the row insert);
+//! seal writes the log row and the slot state, and reads the slot state and the writers of the
+//! slots it bases a change on ([`Hot::query_row`], [`Hot::query_each`]). Through rusqlite's
+//! statement cache, each run hashes the SQL text and updates an LRU; and rusqlite binds every
+//! value through `dyn ToSql`, with SQLite copying each text and blob (`SQLITE_TRANSIENT`). Over
+//! 100,000 changes, binding alone was about 9% of `sync_apply`'s time (perf). These statements
+//! stay prepared for as long as the operation runs and bind borrowed values (`SQLITE_STATIC`):
+//! the values only have to live for the one call that binds them, which clears every binding
+//! before it returns.
 use crate::wire::Value;
 use rusqlite::{ffi, Connection};
 use std::ffi::{c_int, CStr};
