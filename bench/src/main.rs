@@ -1,7 +1,9 @@
 //! `make bench`: capture, export/apply and lookup costs of peersync against plain SQLite.
 //!
 //! Every figure is measured in this run, on the same machine and SQLite, next to the plain
-//! SQLite figure it is compared with. Pass a number to scale the row counts (default 100000).
+//! SQLite figure it is compared with. Pass a number to scale the row counts (default 100000),
+//! and after it `seal`, `exchange` or `digest` to run only that part (`peersync-bench 1000000
+//! seal`: capture plus seal at 1,000,000 rows).
 use rusqlite::{params, Connection};
 use std::path::{Path, PathBuf};
 use std::time::Instant;
@@ -31,6 +33,34 @@ fn key(i: usize) -> String {
     format!("{:08x}-{:04x}-loan", (i as u64).wrapping_mul(2654435761) % 4294967296, i % 65536)
 }
 
+/// The same loans under sequential keys (each greater than the one before).
+fn seq_key(i: usize) -> String {
+    format!("{i:012}-loan")
+}
+
+/// How the workloads name loan `i`: random (scattered) or sequential keys.
+#[derive(Clone, Copy)]
+enum Keys {
+    Random,
+    Sequential,
+}
+
+impl Keys {
+    fn of(self, i: usize) -> String {
+        match self {
+            Keys::Random => key(i),
+            Keys::Sequential => seq_key(i),
+        }
+    }
+
+    fn label(self) -> &'static str {
+        match self {
+            Keys::Random => "random",
+            Keys::Sequential => "sequential",
+        }
+    }
+}
+
 fn setup(path: &Path, tracked: bool) -> Connection {
     setup_with(path, tracked, "NORMAL")
 }
@@ -53,6 +83,18 @@ fn secs(f: impl FnOnce()) -> f64 {
 
 /// INSERT, UPDATE, DELETE of `n` single rows, in one transaction or in autocommit mode.
 fn workload(c: &Connection, n: usize, one_tx: bool) -> [f64; 3] {
+    workload_sealed(c, n, one_tx, Keys::Random, false).0
+}
+
+/// [`workload`] with keys `keys`; when `seal`, each step is followed by `sync_seal()`, timed
+/// apart. Returns each step's time, then each seal's.
+fn workload_sealed(c: &Connection, n: usize, one_tx: bool, keys: Keys, seal: bool) -> ([f64; 3], [f64; 3]) {
+    let mut seals = [0.0; 3];
+    let mut sealed = |k: usize| {
+        if seal {
+            seals[k] = secs(|| c.query_row("SELECT sync_seal()", [], |_| Ok(())).unwrap());
+        }
+    };
     let begin = |c: &Connection| {
         if one_tx {
             c.execute_batch("BEGIN").unwrap()
@@ -65,26 +107,64 @@ fn workload(c: &Connection, n: usize, one_tx: bool) -> [f64; 3] {
     };
     let ins = secs(|| {
         begin(c);
-        insert_rows(c, 0..n);
+        insert_keyed(c, 0..n, keys);
         commit(c);
     });
+    sealed(0);
     let upd = secs(|| {
         begin(c);
         let mut s = c.prepare("UPDATE loans SET amount = ?2 WHERE id = ?1").unwrap();
         for i in 0..n {
-            s.execute(params![key(i), i as i64 * 7]).unwrap();
+            s.execute(params![keys.of(i), i as i64 * 7]).unwrap();
         }
         commit(c);
     });
+    sealed(1);
     let del = secs(|| {
         begin(c);
         let mut s = c.prepare("DELETE FROM loans WHERE id = ?1").unwrap();
         for i in 0..n {
-            s.execute(params![key(i)]).unwrap();
+            s.execute(params![keys.of(i)]).unwrap();
         }
         commit(c);
     });
-    [ins, upd, del]
+    sealed(2);
+    ([ins, upd, del], seals)
+}
+
+/// Capture plus seal: `n` single-row INSERTs, then UPDATEs, then DELETEs, each in one
+/// transaction, on a plain and on a tracked table; on the tracked one each step is followed by
+/// `sync_seal()`. Best of 3 of each figure; the ratio is (capture + seal) over plain.
+fn capture_sealed(d: &Path, n: usize) {
+    println!("\n== Capture + seal: {n} single-row writes in one transaction, then sync_seal(), best of 3 ==");
+    println!(
+        "{:<11} {:<7} {:>9} {:>10} {:>8} {:>9} {:>9}",
+        "keys", "op", "plain s", "capture s", "seal s", "capture", "+ seal"
+    );
+    for keys in [Keys::Random, Keys::Sequential] {
+        let (mut p, mut t, mut s) = ([f64::MAX; 3], [f64::MAX; 3], [f64::MAX; 3]);
+        for _ in 0..3 {
+            let plain = workload_sealed(&setup(&d.join("plain.db"), false), n, true, keys, false).0;
+            let (tracked, seals) = workload_sealed(&setup(&d.join("tracked.db"), true), n, true, keys, true);
+            for k in 0..3 {
+                p[k] = p[k].min(plain[k]);
+                t[k] = t[k].min(tracked[k]);
+                s[k] = s[k].min(seals[k]);
+            }
+        }
+        for (k, op) in ["INSERT", "UPDATE", "DELETE"].iter().enumerate() {
+            println!(
+                "{:<11} {:<7} {:>9.3} {:>10.3} {:>8.3} {:>8.2}x {:>8.2}x",
+                keys.label(),
+                op,
+                p[k],
+                t[k],
+                s[k],
+                t[k] / p[k],
+                (t[k] + s[k]) / p[k]
+            );
+        }
+    }
 }
 
 fn capture(d: &Path, n: usize) {
@@ -124,10 +204,15 @@ fn fill(c: &Connection, n: usize, offset: usize) {
 
 /// One INSERT statement per loan, for the loans numbered `rows`.
 fn insert_rows(c: &Connection, rows: std::ops::Range<usize>) {
+    insert_keyed(c, rows, Keys::Random)
+}
+
+/// [`insert_rows`] with keys `keys`.
+fn insert_keyed(c: &Connection, rows: std::ops::Range<usize>, keys: Keys) {
     let mut s = c.prepare("INSERT INTO loans VALUES (?1, ?2, ?3, ?4, ?5)").unwrap();
     for i in rows {
         s.execute(params![
-            key(i),
+            keys.of(i),
             format!("borrower {i}"),
             i as i64 * 100,
             3.5 + i as f64 / 1000.0,
@@ -377,6 +462,11 @@ fn main() {
         let _ = std::fs::remove_dir_all(&d);
         return;
     }
+    if only == "seal" {
+        capture_sealed(&d, n);
+        let _ = std::fs::remove_dir_all(&d);
+        return;
+    }
     if only == "exchange" {
         exchange_header();
         for page in pages(n) {
@@ -386,6 +476,9 @@ fn main() {
         return;
     }
     capture(&d, n);
+    for k in [n / 10, n] {
+        capture_sealed(&d, k);
+    }
     exchange_header();
     for k in [n / 10, n] {
         for page in pages(k) {

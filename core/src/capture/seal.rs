@@ -18,9 +18,10 @@ use crate::store::local::LocalLog;
 use crate::store::log::{last_id, sealed_upto, Writers};
 use crate::store::rows;
 use crate::store::slots::Slots;
-use crate::wire::{parse_literals, record_id, Value};
+use crate::wire::{name, parse_literals, record_id, Value};
 use rusqlite::{params, Connection};
 use std::collections::HashMap;
+use std::sync::Arc;
 
 const CHUNK: i64 = 2000;
 
@@ -51,12 +52,20 @@ pub fn seal_captured(conn: &Connection) -> Result<i64> {
                     "SELECT id, table_name, record_id, operation, timestamp FROM sync_log WHERE id > ?1 AND id <= ?2 AND hash IS NULL ORDER BY id LIMIT ?3",
                 )?
                 .query_map(params![from, last, CHUNK], |r| {
-                    Ok(Captured { id: r.get(0)?, table: r.get(1)?, rid: r.get(2)?, op: r.get(3)?, wall: r.get(4)? })
+                    // Table names and operations repeat: shared, not copied for every row.
+                    let text = |i: usize| r.get_ref(i)?.as_str().map_err(rusqlite::Error::from);
+                    let op = name(text(3)?);
+                    // Only a DELETE or a REPLACE row is sealed from its record id.
+                    let rid = match &*op {
+                        "DELETE" | "REPLACE" => r.get(2)?,
+                        _ => None,
+                    };
+                    Ok(Captured { id: r.get(0)?, table: name(text(1)?), rid, op, wall: r.get(4)? })
                 })?
                 .collect::<rusqlite::Result<_>>()?;
             let Some(end) = rows.last().map(|r| r.id) else { break };
             let mut staged: HashMap<i64, (Vec<Value>, Vec<Value>)> = HashMap::new();
-            let mut names: Vec<&str> = rows.iter().map(|r| r.table.as_str()).collect();
+            let mut names: Vec<&str> = rows.iter().map(|r| &*r.table).collect();
             names.sort_unstable();
             names.dedup();
             for n in names {
@@ -93,9 +102,9 @@ pub fn seal_captured(conn: &Connection) -> Result<i64> {
 /// DELETE and REPLACE rows), the operation and the wall clock the trigger read.
 struct Captured {
     id: i64,
-    table: String,
+    table: Arc<str>,
     rid: Option<String>,
-    op: String,
+    op: Arc<str>,
     wall: Option<i64>,
 }
 
@@ -151,16 +160,16 @@ fn seal_row(
             };
             let slots = match claimed {
                 Some(s) => s,
-                None => Slots::load(conn, t, &rid)?,
+                None => Slots::load(hot, t, &rid)?,
             };
             let change = if op == "INSERT" || !slots.alive {
                 // An UPDATE of a row sync has not seen alive is sent as the whole row.
-                insert_change(conn, writers, &slots, new)?
+                insert_change(hot, writers, &slots, new)?
             } else {
                 let mut writes = Vec::new();
                 for (i, v) in new.into_iter().enumerate() {
                     if !t.is_pk(i) && v != old[i] {
-                        writes.push(ColWrite { col: i, value: v, base: base(conn, writers, slots.cols[i])? });
+                        writes.push(ColWrite { col: i, value: v, base: base(hot, writers, slots.cols[i])? });
                     }
                 }
                 if writes.is_empty() {
@@ -169,7 +178,7 @@ fn seal_row(
                 Change {
                     op: Op::Update,
                     writes,
-                    live: base(conn, writers, slots.live)?,
+                    live: base(hot, writers, slots.live)?,
                     seen: None,
                     unknown: Vec::new(),
                 }
@@ -182,41 +191,41 @@ fn seal_row(
                 return Ok(false);
             }
             let rid = record_id(&key);
-            let slots = Slots::load(conn, t, &rid)?;
+            let slots = Slots::load(hot, t, &rid)?;
             if !slots.alive || (op == "REPLACE" && (!has_table(conn, &t.name)? || rows::exists(conn, t, &key)?)) {
                 // (A table dropped since the write took its rows with it, and is not a delete.)
                 return Ok(false);
             }
-            let change = delete_change(conn, writers, t, &slots)?;
+            let change = delete_change(hot, writers, t, &slots)?;
             (rid, change, slots)
         }
         _ => return Ok(false),
     };
-    local.log(conn, hot, writers, t, &rid, &mut slots, &change, false, wall, Some(id))?;
+    local.log(hot, writers, t, &rid, &mut slots, &change, false, wall, Some(id))?;
     Ok(true)
 }
 
-fn base(conn: &Connection, writers: &mut Writers, w: Option<i64>) -> Result<Vec<String>> {
-    Ok(writers.reference(conn, w)?.into_iter().collect())
+fn base(hot: &mut Hot<'_>, writers: &mut Writers, w: Option<i64>) -> Result<Vec<String>> {
+    Ok(writers.reference(hot, w)?.into_iter().collect())
 }
 
-fn insert_change(conn: &Connection, writers: &mut Writers, slots: &Slots, values: Vec<Value>) -> Result<Change> {
+fn insert_change(hot: &mut Hot<'_>, writers: &mut Writers, slots: &Slots, values: Vec<Value>) -> Result<Change> {
     let mut writes = Vec::with_capacity(values.len());
     for (i, v) in values.into_iter().enumerate() {
-        writes.push(ColWrite { col: i, value: v, base: base(conn, writers, slots.cols[i])? });
+        writes.push(ColWrite { col: i, value: v, base: base(hot, writers, slots.cols[i])? });
     }
-    Ok(Change { op: Op::Insert, writes, live: base(conn, writers, slots.live)?, seen: None, unknown: Vec::new() })
+    Ok(Change { op: Op::Insert, writes, live: base(hot, writers, slots.live)?, seen: None, unknown: Vec::new() })
 }
 
-fn delete_change(conn: &Connection, writers: &mut Writers, t: &Table, slots: &Slots) -> Result<Change> {
+fn delete_change(hot: &mut Hot<'_>, writers: &mut Writers, t: &Table, slots: &Slots) -> Result<Change> {
     let mut seen = Vec::with_capacity(t.columns.len());
     for (i, w) in slots.cols.iter().enumerate() {
-        seen.push((i, writers.reference(conn, *w)?));
+        seen.push((i, writers.reference(hot, *w)?));
     }
     Ok(Change {
         op: Op::Delete,
         writes: Vec::new(),
-        live: base(conn, writers, slots.live)?,
+        live: base(hot, writers, slots.live)?,
         seen: Some(seen),
         unknown: Vec::new(),
     })

@@ -379,12 +379,13 @@ fn restore_rows(conn: &Connection, t: &Table) -> Result<()> {
         .prepare("SELECT record_id FROM sync_meta WHERE tbl = ?1 AND alive")?
         .query_map([t.id], |r| r.get(0))?
         .collect::<rusqlite::Result<_>>()?;
+    let mut hot = Hot::new(conn);
     for rid in rids {
         let key = parse_literals(&rid)?;
         if key.len() != t.pk.len() || rows::exists(conn, t, &key)? {
             continue;
         }
-        let slots = Slots::load(conn, t, &rid)?;
+        let slots = Slots::load(&mut hot, t, &rid)?;
         let (mut cols, mut vals) = (Vec::new(), Vec::new());
         for (c, w) in slots.cols.iter().enumerate() {
             if let Some(k) = t.pk.iter().position(|&p| p == c) {

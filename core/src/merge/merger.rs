@@ -167,7 +167,7 @@ impl<'c> Merger<'c> {
     ) -> Result<i64> {
         let conn = self.conn;
         let t = r.t;
-        let mut slots = Slots::load(conn, t, r.rid)?;
+        let mut slots = Slots::load(&mut self.hot, t, r.rid)?;
         let before = slots.clone();
         let cur_vals = self.current_values(r, &slots)?;
         let refs = |m: &mut Self, sides: &[Option<i64>]| -> Result<Vec<String>> {
@@ -214,7 +214,7 @@ impl<'c> Merger<'c> {
             let settled = live_item.and_then(|i| i.2.iter().rev().flatten().next().copied());
             let mut v = Vec::new();
             for (c, w) in slots.cols.iter().enumerate() {
-                v.push((c, self.writers.reference(conn, w.or(settled))?));
+                v.push((c, self.writers.reference(&mut self.hot, w.or(settled))?));
             }
             Some(v)
         } else {
@@ -227,8 +227,7 @@ impl<'c> Merger<'c> {
         }
         let applied: Vec<(usize, &Value)> = change.writes.iter().map(|w| (w.col, &w.value)).collect();
         self.write_table(r, &before, &after, &applied)?;
-        let id =
-            self.local.log(conn, &mut self.hot, &mut self.writers, t, r.rid, &mut slots, &change, true, None, None)?;
+        let id = self.local.log(&mut self.hot, &mut self.writers, t, r.rid, &mut slots, &change, true, None, None)?;
         self.resolutions += 1;
         Ok(id)
     }

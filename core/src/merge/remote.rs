@@ -73,7 +73,7 @@ impl Merger<'_> {
                 return Ok(before);
             }
         }
-        Slots::load(self.conn, r.t, r.rid)
+        Slots::load(&mut self.hot, r.t, r.rid)
     }
 
     /// The change's write to the record's liveness (an INSERT's alive, a DELETE's dead).
@@ -382,7 +382,7 @@ impl Merger<'_> {
             Some(id) => Some(self.writers.get(conn, id)?.reference()),
             None => {
                 let mut slots = out.slots;
-                slots.save(conn, t, r.rid)?;
+                slots.save(&mut self.hot, t, r.rid)?;
                 None
             }
         };
@@ -411,7 +411,7 @@ impl Merger<'_> {
         mut slots: Slots,
         auto: &[(Slot, SlotVal, Vec<Option<i64>>)],
     ) -> Result<i64> {
-        slots.save(self.conn, r.t, r.rid)?;
+        slots.save(&mut self.hot, r.t, r.rid)?;
         let mut items: Vec<(Slot, SlotVal, Vec<Option<i64>>)> = Vec::new();
         for it in auto {
             items.retain(|x| x.0 != it.0);

@@ -3,6 +3,7 @@ use super::conflicts::{self, Slot, SlotVal};
 use super::merger::{Merger, Record};
 use crate::capture::follow::seal;
 use crate::capture::{pause_capture, resume_capture};
+use crate::db::hot::Hot;
 use crate::db::tx;
 use crate::error::{Error, Result};
 use crate::model::table::Tables;
@@ -79,7 +80,7 @@ pub fn resolve(conn: &Connection, id: i64, choice: Choice) -> Result<String> {
             }
         }
         let rec = Record { t, rid: &c.record_id, key, strategy: t.strategy };
-        let slots = Slots::load(conn, t, rec.rid)?;
+        let slots = Slots::load(&mut Hot::new(conn), t, rec.rid)?;
         let sides = vec![c.local_change, c.remote_change];
         let custom_val = |m: &serde_json::Map<String, serde_json::Value>, col: &str| -> Result<Value> {
             let v = m

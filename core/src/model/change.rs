@@ -105,7 +105,8 @@ pub struct Change {
 
 impl Change {
     pub fn data_json(&self, t: &Table) -> String {
-        let mut s = String::from("{");
+        let mut s = String::with_capacity(128);
+        s.push('{');
         for (k, w) in self.writes.iter().enumerate() {
             if k > 0 {
                 s.push(',');
@@ -130,7 +131,8 @@ impl Change {
             }
             s.push(']');
         }
-        let mut s = String::from("{");
+        let mut s = String::with_capacity(128);
+        s.push('{');
         let sep = |s: &mut String| {
             if s.len() > 1 {
                 s.push(',');

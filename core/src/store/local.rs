@@ -34,7 +34,6 @@ impl LocalLog {
     #[allow(clippy::too_many_arguments)]
     pub fn log(
         &mut self,
-        conn: &Connection,
         hot: &mut Hot<'_>,
         writers: &mut Writers,
         t: &Table,
@@ -85,7 +84,7 @@ impl LocalLog {
         for w in &change.writes {
             slots.cols[w.col] = Some(id);
         }
-        slots.save(conn, t, rid)?;
+        slots.save(hot, t, rid)?;
         Ok(id)
     }
 

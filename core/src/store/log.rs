@@ -4,7 +4,8 @@ use super::runs::Pending;
 use crate::db::hot::{Arg, Hot};
 use crate::db::schema::set_state;
 use crate::error::Result;
-use crate::wire::{Entry, EntryRef};
+use crate::wire::{name, reference, Entry, EntryRef};
+use rusqlite::types::Type;
 use rusqlite::{params, Connection, OptionalExtension};
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -125,7 +126,7 @@ pub struct Writer {
 
 impl Writer {
     pub fn reference(&self) -> String {
-        format!("{}:{}", self.device_id, self.version)
+        reference(&self.device_id, self.version)
     }
 
     /// Its place in the winner rule's order: (timestamp, device id), then version, so that two
@@ -153,18 +154,54 @@ impl Writers {
         if let Some(w) = self.cached(id) {
             return Ok(w.clone());
         }
-        let w = conn
-            .prepare_cached("SELECT device_id, version, timestamp, resolution FROM sync_log WHERE id = ?1")?
-            .query_row([id], |r| {
-                Ok(Writer {
-                    device_id: r.get::<_, String>(0)?.into(),
-                    version: r.get(1)?,
-                    timestamp: r.get(2)?,
-                    resolution: r.get(3)?,
-                })
-            })?;
+        let w = conn.prepare_cached(Self::WRITER)?.query_row([id], |r| {
+            Ok(Writer {
+                device_id: r.get::<_, String>(0)?.into(),
+                version: r.get(1)?,
+                timestamp: r.get(2)?,
+                resolution: r.get(3)?,
+            })
+        })?;
         self.by_id.insert(id, w.clone());
         Ok(w)
+    }
+
+    /// The statement that reads a writer from its log row.
+    const WRITER: &'static str = "SELECT device_id, version, timestamp, resolution FROM sync_log WHERE id = ?1";
+
+    /// The statement that reads the writers of the sealed log rows with ids in [?1, ?2).
+    const WRITERS: &'static str = "SELECT id, device_id, version, timestamp, resolution FROM sync_log WHERE id >= ?1 AND id < ?2 AND version IS NOT NULL";
+
+    /// How many log rows [`Writers::get_hot`] reads at once when writers are asked for in log
+    /// order.
+    const READ_AHEAD: i64 = 64;
+
+    /// [`Writers::get`] through `hot`'s statements, for loops over many changes. When the
+    /// writer just before `id` is known already, the writers are likely asked for in log order
+    /// (a seal of updates to records logged together): it reads the next [`Self::READ_AHEAD`]
+    /// sealed rows in one statement. (Sealed rows do not change within a transaction.)
+    fn get_hot(&mut self, hot: &mut Hot<'_>, id: i64) -> Result<Writer> {
+        if let Some(w) = self.cached(id) {
+            return Ok(w.clone());
+        }
+        let end = match id.checked_sub(1).and_then(|before| self.cached(before)) {
+            Some(_) => id.saturating_add(Self::READ_AHEAD),
+            None => id.saturating_add(1),
+        };
+        let by_id = &mut self.by_id;
+        hot.query_each(Self::WRITERS, [Arg::Int(id), Arg::Int(end)], |r| {
+            let (at, device, version, timestamp) = (r.int(0)?, r.text(1)?, r.int(2)?, r.int(3)?);
+            let null = |i: usize, what: &str| rusqlite::Error::InvalidColumnType(i, what.into(), Type::Null);
+            let w = Writer {
+                device_id: name(device),
+                version: version.ok_or_else(|| null(2, "version"))?,
+                timestamp: timestamp.ok_or_else(|| null(3, "timestamp"))?,
+                resolution: r.int(4)?.unwrap_or(0) != 0,
+            };
+            by_id.entry(at.ok_or_else(|| null(0, "id"))?).or_insert(w);
+            Ok(())
+        })?;
+        Ok(self.cached(id).ok_or(rusqlite::Error::QueryReturnedNoRows)?.clone())
     }
 
     fn cached(&self, id: i64) -> Option<&Writer> {
@@ -199,10 +236,11 @@ impl Writers {
         self.pending.flush(conn)
     }
 
-    pub fn reference(&mut self, conn: &Connection, id: Option<i64>) -> Result<Option<String>> {
+    /// The reference (`device:version`) of the change logged at `id`, if any.
+    pub fn reference(&mut self, hot: &mut Hot<'_>, id: Option<i64>) -> Result<Option<String>> {
         Ok(match id {
             None => None,
-            Some(id) => Some(self.get(conn, id)?.reference()),
+            Some(id) => Some(self.get_hot(hot, id)?.reference()),
         })
     }
 }

@@ -4,11 +4,11 @@
 //! the record is alive, the log id `cw` that wrote most of its columns, and in `cols` the
 //! columns whose writer differs (`{"col": id}`, or empty). Dead records keep their column
 //! writers, so a later delete/update comparison and a revival can see them.
-use crate::db::hot::{Arg, Hot};
+use crate::db::hot::{Arg, Hot, HotRow};
 use crate::error::Result;
 use crate::model::table::Table;
 use crate::wire::write_json_string;
-use rusqlite::{params, Connection, OptionalExtension};
+use rusqlite::{params, Connection};
 
 #[derive(Debug, Clone)]
 pub struct Slots {
@@ -55,25 +55,31 @@ pub fn columns_added(conn: &Connection, tbl: i64, added: &[String]) -> Result<()
 }
 
 impl Slots {
-    pub fn load(conn: &Connection, t: &Table, rid: &str) -> Result<Slots> {
-        let row: Option<(Option<i64>, bool, Option<i64>, String)> = conn
-            .prepare_cached("SELECT live, alive, cw, cols FROM sync_meta WHERE tbl = ?1 AND record_id = ?2")?
-            .query_row(params![t.id, rid], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)))
-            .optional()?;
+    /// The statement [`Slots::load`] runs.
+    const LOAD: &'static str = "SELECT live, alive, cw, cols FROM sync_meta WHERE tbl = ?1 AND record_id = ?2";
+
+    pub fn load(hot: &mut Hot<'_>, t: &Table, rid: &str) -> Result<Slots> {
         let n = t.columns.len();
-        let Some((live, alive, cw, cols)) = row else {
-            return Ok(Slots::unknown(t));
-        };
-        let mut s = Slots { live, alive, cols: vec![cw; n], known: true, claimed: None };
-        if !cols.is_empty() {
-            let m: serde_json::Map<String, serde_json::Value> = serde_json::from_str(&cols)?;
-            for (k, v) in m {
-                if let Some(i) = t.column_index(&k) {
-                    s.cols[i] = v.as_i64();
+        let read = |r: &HotRow<'_>| -> rusqlite::Result<Result<Slots>> {
+            let (live, alive, cw, cols) = (r.int(0)?, r.int(1)?.unwrap_or(0) != 0, r.int(2)?, r.text(3)?);
+            let mut s = Slots { live, alive, cols: vec![cw; n], known: true, claimed: None };
+            if !cols.is_empty() {
+                let m: serde_json::Map<String, serde_json::Value> = match serde_json::from_str(cols) {
+                    Ok(m) => m,
+                    Err(e) => return Ok(Err(e.into())),
+                };
+                for (k, v) in m {
+                    if let Some(i) = t.column_index(&k) {
+                        s.cols[i] = v.as_i64();
+                    }
                 }
             }
+            Ok(Ok(s))
+        };
+        match hot.query_row(Self::LOAD, [Arg::Int(t.id), Arg::Text(rid)], read)? {
+            Some(s) => s,
+            None => Ok(Slots::unknown(t)),
         }
-        Ok(s)
     }
 
     /// `cw` and `cols` as stored: the most common column writer, and the others by name.
@@ -107,11 +113,17 @@ impl Slots {
         (cw, cols)
     }
 
+    /// The statements [`Slots::save`] runs: for a known record, and for a new one.
+    const UPDATE: &'static str =
+        "UPDATE sync_meta SET live = ?3, alive = ?4, cw = ?5, cols = ?6 WHERE tbl = ?1 AND record_id = ?2";
+    const INSERT: &'static str =
+        "INSERT INTO sync_meta(tbl, record_id, live, alive, cw, cols) VALUES (?1, ?2, ?3, ?4, ?5, ?6)";
+
     /// The statement [`Slots::claim_new`] runs.
     const CLAIM: &'static str =
         "INSERT INTO sync_meta(tbl, record_id, live, alive, cw, cols) VALUES (?1, ?2, ?3, ?4, ?5, ?6) ON CONFLICT DO NOTHING";
 
-    pub fn save(&mut self, conn: &Connection, t: &Table, rid: &str) -> Result<()> {
+    pub fn save(&mut self, hot: &mut Hot<'_>, t: &Table, rid: &str) -> Result<()> {
         let (cw, cols) = self.encode(t);
         if let Some(claimed) = self.claimed.take() {
             self.known = true; // its row exists
@@ -119,12 +131,16 @@ impl Slots {
                 return Ok(());
             }
         }
-        let sql = if self.known {
-            "UPDATE sync_meta SET live = ?3, alive = ?4, cw = ?5, cols = ?6 WHERE tbl = ?1 AND record_id = ?2"
-        } else {
-            "INSERT INTO sync_meta(tbl, record_id, live, alive, cw, cols) VALUES (?1, ?2, ?3, ?4, ?5, ?6)"
-        };
-        conn.prepare_cached(sql)?.execute(params![t.id, rid, self.live, self.alive, cw, cols])?;
+        let sql = if self.known { Self::UPDATE } else { Self::INSERT };
+        let args = [
+            Arg::Int(t.id),
+            Arg::Text(rid),
+            Arg::from(self.live),
+            Arg::from(self.alive),
+            Arg::from(cw),
+            Arg::Text(&cols),
+        ];
+        hot.execute(sql, args)?;
         self.known = true;
         Ok(())
     }

@@ -80,8 +80,22 @@ impl Entry {
 
     /// `device:version`, how bases name a change.
     pub fn reference(&self) -> String {
-        format!("{}:{}", self.device_id, self.version)
+        reference(&self.device_id, self.version)
     }
+}
+
+/// `device:version`, how bases name a change (as `format!("{device}:{version}")` spells it,
+/// without the formatting machinery: seal and apply name a writer for every slot they base a
+/// change on).
+pub fn reference(device: &str, version: i64) -> String {
+    let mut digits = [0u8; 20];
+    let version = super::digits::integer(version, &mut digits);
+    let mut s = String::with_capacity(device.len() + 1 + version.len());
+    s.push_str(device);
+    s.push(':');
+    // (ASCII digits and a sign)
+    s.extend(version.iter().map(|&b| b as char));
+    s
 }
 
 thread_local! {
@@ -121,4 +135,17 @@ fn shared_name<'de, D: serde::Deserializer<'de>>(d: D) -> std::result::Result<Ar
         }
     }
     d.deserialize_str(Name)
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn reference_as_format_spells_it() {
+        for v in [0, 1, 9, 10, 123456789, -1, i64::MAX, i64::MIN] {
+            assert_eq!(
+                super::reference("00112233445566778899aabbccddeeff", v),
+                format!("00112233445566778899aabbccddeeff:{v}")
+            );
+        }
+    }
 }

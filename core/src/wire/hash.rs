@@ -5,6 +5,7 @@
 //! version (decimal), timestamp (decimal), bases, resolution (`1` or `0`), and the previous
 //! hash of the same origin (64 lowercase hex characters, or empty for version 1). The hash is
 //! the lowercase hex SHA-256 of those bytes.
+use super::digits::{decimal, integer};
 use super::entry::EntryRef;
 use sha2::{Digest, Sha256};
 
@@ -13,30 +14,6 @@ fn field(h: &mut Sha256, bytes: &[u8]) {
     h.update(b":");
     h.update(bytes);
     h.update(b",");
-}
-
-/// `n` in decimal ASCII, written into `buf`.
-fn decimal(mut n: u64, buf: &mut [u8; 20]) -> &[u8] {
-    let mut i = buf.len();
-    loop {
-        i -= 1;
-        buf[i] = b'0' + (n % 10) as u8;
-        n /= 10;
-        if n == 0 {
-            return &buf[i..];
-        }
-    }
-}
-
-/// `n` in decimal ASCII (a leading `-` when negative), written into `buf`.
-fn integer(n: i64, buf: &mut [u8; 20]) -> &[u8] {
-    if n >= 0 {
-        return decimal(n as u64, buf);
-    }
-    let len = decimal(n.unsigned_abs(), buf).len();
-    let start = buf.len() - len - 1;
-    buf[start] = b'-';
-    &buf[start..]
 }
 
 /// Lowercase hex of `bytes`.

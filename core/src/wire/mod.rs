@@ -2,6 +2,7 @@
 //! changes (entries) and their canonical hash, shared settings (a table's strategy, a revocation) as entries, batches, head signatures, identifier shapes.
 //! Pure data and checks: no SQL, no database.
 mod batch;
+mod digits;
 mod entry;
 mod hash;
 mod ids;
@@ -15,7 +16,7 @@ pub use batch::{
     check_entry, describe, hash_mismatch, parse_batch, parse_vector, Batch, Chains, HeadSignature, Introduction, Place,
     Vector, BATCH_FORMAT, DEFAULT_LIMIT, MAX_LIMIT,
 };
-pub use entry::{name, Entry, EntryRef};
+pub use entry::{name, reference, Entry, EntryRef};
 pub use ids::{check_device_id, check_device_name, check_public_key, is_device_id, is_hex, parse_reference, shown};
 pub use revocation::{is_revocation, parse_revocation, revocation_record_id, REVOCATIONS_TABLE, REVOCATION_DATA};
 pub use setting::{
