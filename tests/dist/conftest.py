@@ -19,6 +19,20 @@ def workspace_version():
     return tomllib.loads((ROOT / "Cargo.toml").read_text())["workspace"]["package"]["version"]
 
 
+def check_host_report(out):
+    """What every host's helper reports (tests/dist/helpers/*_host.*): one version everywhere,
+    extension loading off again after load(), and the conflict settled through the helpers."""
+    version = workspace_version()
+    assert out["version"] == out["sync_version"] == out["status"]["version"] == version
+    # extension loading is off again after load(); apsw says "not authorized" too
+    assert "not authorized" in out["load_extension_after"]
+    c = out["conflicts"]
+    assert [(x["table_name"], x["record_id"], x["kind"], x["status"]) for x in c] == [("notes", "'n1'", "update", "pending")]
+    assert c[0]["columns"] == ["body"] and c[0]["local_data"] == {"body": "from b"} and c[0]["remote_data"] == {"body": "from a"}
+    assert out["resolved"] == "resolved"
+    assert out["body_after"] == "from a" and out["pending_after"] == 0 and out["all_after"] == ["resolved"]
+
+
 def run(argv, check=True, **kw):
     kw.setdefault("capture_output", True)
     kw.setdefault("text", True)
