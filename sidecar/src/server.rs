@@ -100,23 +100,34 @@ impl Slots {
     }
 }
 
+/// The next connection on `listener`, or None once `shutdown` triggers. A failed accept (out
+/// of file descriptors and the like) is logged as `what`, and retried a little later: a
+/// server never dies of it.
+pub async fn accept(
+    listener: &TcpListener,
+    shutdown: &Shutdown,
+    what: &str,
+) -> Option<(tokio::net::TcpStream, std::net::SocketAddr)> {
+    loop {
+        tokio::select! {
+            r = listener.accept() => match r {
+                Ok(x) => return Some(x),
+                Err(e) => {
+                    tracing::warn!(error = %e, "{what}");
+                    tokio::time::sleep(Duration::from_millis(100)).await;
+                }
+            },
+            _ = shutdown.wait() => return None,
+        }
+    }
+}
+
 /// Serves until `shutdown` triggers, then finishes the requests in flight (up to `grace`).
 pub async fn serve(listener: TcpListener, state: Arc<AppState>, limits: ServerLimits, shutdown: Shutdown) {
     let graceful = GracefulShutdown::new();
     let slots = Arc::new(Mutex::new(Slots::default()));
     loop {
-        let (stream, peer) = tokio::select! {
-            r = listener.accept() => match r {
-                Ok(x) => x,
-                Err(e) => {
-                    // Out of file descriptors and the like: wait a little, do not die.
-                    tracing::warn!(error = %e, "accept failed");
-                    tokio::time::sleep(Duration::from_millis(100)).await;
-                    continue;
-                }
-            },
-            _ = shutdown.wait() => break,
-        };
+        let Some((stream, peer)) = accept(&listener, &shutdown, "accept failed").await else { break };
         let (close_tx, close_rx) = oneshot::channel();
         let Some((id, trusted)) = slots.lock().unwrap().admit(peer.ip(), &limits, close_tx) else {
             // Counted in /metrics (errors, kind connection_refused); logged only at debug, as a

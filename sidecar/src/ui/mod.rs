@@ -75,17 +75,7 @@ pub async fn bind(listen: &str, db: Db, sync_now: SyncNow, stop: Shutdown) -> Re
 /// Serves the page until `ui.stop` triggers.
 pub async fn serve(listener: TcpListener, ui: Arc<Ui>) {
     loop {
-        let (stream, _) = tokio::select! {
-            r = listener.accept() => match r {
-                Ok(x) => x,
-                Err(e) => {
-                    tracing::warn!(error = %e, "page: accept failed");
-                    tokio::time::sleep(Duration::from_millis(100)).await;
-                    continue;
-                }
-            },
-            _ = ui.stop.wait() => return,
-        };
+        let Some((stream, _)) = crate::server::accept(&listener, &ui.stop, "page: accept failed").await else { return };
         let ui = ui.clone();
         tokio::spawn(async move {
             let svc = service_fn(move |req| {
