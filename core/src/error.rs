@@ -15,6 +15,9 @@ pub enum Error {
     /// A batch signed badly, unsigned where a signature is required, or from a revoked device.
     #[error("{0}")]
     Unauthorized(String),
+    /// What a peer asks for was compacted away here: it must join by snapshot.
+    #[error("{0}")]
+    Compacted(String),
     /// The database is not set up for sync yet.
     #[error("peersync is not initialised in this database: run `select sync_init()` first")]
     NotInitialised,

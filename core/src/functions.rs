@@ -5,6 +5,7 @@ use crate::capture::track::untrack;
 use crate::db::host::sqlite_warning;
 use crate::error::{Error, Result};
 use crate::exchange::apply::apply;
+use crate::exchange::compact::compact;
 use crate::exchange::digest::digest;
 use crate::exchange::export::{changes_json, vector};
 use crate::exchange::held::track;
@@ -151,6 +152,11 @@ pub fn register_functions(conn: &Connection) -> rusqlite::Result<()> {
     register(conn, "sync_verify", 0, |_, c| {
         device_id(c)?;
         Ok(text(verify(c)?.to_string()))
+    })?;
+    register(conn, "sync_compact", 0, |_, c| Ok(text(serde_json::to_string(&compact(c, None)?)?)))?;
+    register(conn, "sync_compact", 1, |ctx, c| {
+        let steps = arg_int(ctx, "sync_compact", 0, "the number of steps")?;
+        Ok(text(serde_json::to_string(&compact(c, Some(steps))?)?))
     })?;
     register(conn, "sync_vector", 0, |_, c| Ok(text(serde_json::to_string(&vector(c)?)?)))?;
     register(conn, "sync_changes", 1, |ctx, c| changes_fn(ctx, c, None))?;

@@ -50,7 +50,7 @@ fn an_older_database_gains_the_configured_peer_columns() {
          ALTER TABLE sync_peers DROP COLUMN source; UPDATE sync_state SET value = 3 WHERE key = 'format';",
     );
     let _ = a.json("SELECT sync_status()");
-    assert_eq!(a.int("SELECT value FROM sync_state WHERE key = 'format'"), 5);
+    assert_eq!(a.int("SELECT value FROM sync_state WHERE key = 'format'"), 6);
     assert_eq!(
         a.int(
             "SELECT count(*) FROM pragma_table_info('sync_peers') WHERE name IN ('configured', 'added_at', 'source')"

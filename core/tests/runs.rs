@@ -90,7 +90,7 @@ fn a_database_made_with_the_origin_index_is_upgraded_on_its_next_use() {
          UPDATE sync_state SET value = 1 WHERE key = 'format';",
     );
     let vector = b.vector(); // any use upgrades
-    assert_eq!(b.int("SELECT value FROM sync_state WHERE key = 'format'"), 5);
+    assert_eq!(b.int("SELECT value FROM sync_state WHERE key = 'format'"), 6);
     assert_eq!(b.int("SELECT count(*) FROM sqlite_master WHERE name = 'sync_log_origin'"), 0);
     assert_eq!(stored_runs(&b), before);
     assert_runs_match(&b);
@@ -116,7 +116,7 @@ fn a_format_2_database_gains_introductions_and_waiting_on_its_next_use() {
     );
     let status = a.json("SELECT sync_status()");
     assert_eq!(status["waiting"], serde_json::json!([]));
-    assert_eq!(a.int("SELECT value FROM sync_state WHERE key = 'format'"), 5);
+    assert_eq!(a.int("SELECT value FROM sync_state WHERE key = 'format'"), 6);
     assert_eq!(a.int("SELECT count(*) FROM pragma_table_info('sync_devices') WHERE name = 'introduced_by'"), 1);
     assert_eq!(a.int("SELECT count(*) FROM sqlite_master WHERE name IN ('sync_introductions', 'sync_waiting')"), 2);
     assert_runs_match(&a);
@@ -137,7 +137,7 @@ fn a_format_3_database_gains_divergences_and_peers_on_its_next_use() {
     );
     let status = a.json("SELECT sync_status()");
     assert_eq!(status["divergences"], serde_json::json!([]));
-    assert_eq!(a.int("SELECT value FROM sync_state WHERE key = 'format'"), 5);
+    assert_eq!(a.int("SELECT value FROM sync_state WHERE key = 'format'"), 6);
     assert_eq!(a.int("SELECT count(*) FROM pragma_table_info('sync_devices') WHERE name LIKE 'last_%'"), 5);
     assert_eq!(a.int("SELECT count(*) FROM sqlite_master WHERE name IN ('sync_divergences', 'sync_peers')"), 2);
     assert_eq!(a.verify()["ok"], true);
@@ -150,7 +150,7 @@ fn a_database_from_a_newer_peersync_is_refused_unchanged() {
     a.seal();
     a.exec("UPDATE sync_state SET value = 9 WHERE key = 'format'");
     let err = a.conn.query_row("SELECT sync_changes('{}')", [], |r| r.get::<_, String>(0)).unwrap_err().to_string();
-    assert!(err.contains("format 9") && err.contains("newer peersync") && err.contains("reads format 5"), "{err}");
+    assert!(err.contains("format 9") && err.contains("newer peersync") && err.contains("reads format 6"), "{err}");
     assert_eq!(a.int("SELECT value FROM sync_state WHERE key = 'format'"), 9);
     assert_eq!(a.int("SELECT count(*) FROM sync_runs"), 1);
 }

@@ -296,7 +296,7 @@ fn a_format_3_database_is_upgraded_on_its_next_use() {
     );
     let s = status(&a);
     assert_eq!(s["schema_waiting"], json!([]));
-    assert_eq!(a.int("SELECT value FROM sync_state WHERE key = 'format'"), 5);
+    assert_eq!(a.int("SELECT value FROM sync_state WHERE key = 'format'"), 6);
     assert_eq!(a.int("SELECT count(*) FROM pragma_table_info('sync_tables') WHERE name = 'dropped_at'"), 1);
     assert_eq!(a.verify()["ok"], true);
 }

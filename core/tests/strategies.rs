@@ -320,7 +320,7 @@ fn a_format_3_database_upgrades_and_shares_its_strategy_on_the_next_track() {
     );
     let before = log_size(&a);
     assert_eq!(a.json("SELECT sync_status()")["tables"][0]["strategy"], "manual");
-    assert_eq!(a.int("SELECT value FROM sync_state WHERE key = 'format'"), 5);
+    assert_eq!(a.int("SELECT value FROM sync_state WHERE key = 'format'"), 6);
     assert_eq!((set_by(&a), log_size(&a)), (None, before), "upgrading sets nothing");
     a.int("SELECT sync_track('t1')");
     assert_eq!((set_by(&a).as_deref(), log_size(&a)), (Some(a.dev.as_str()), before + 1));

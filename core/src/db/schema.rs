@@ -24,6 +24,7 @@ pub const SYNC_TABLES: &[&str] = &[
     "sync_divergences",
     "sync_peers",
     "sync_schema_waiting",
+    "sync_anchors",
 ];
 
 /// The layout of the sync tables this engine writes (`format` in `sync_state`). Format 1
@@ -40,8 +41,9 @@ pub const SYNC_TABLES: &[&str] = &[
 /// `strategy_version`), and revocations as signed events: when this device paired each
 /// device last, and the revocation in force (`sync_devices.trusted_at`, `revoked_by`,
 /// `revoked_at`, `revoked_version`); format 5 the identity a recovered device goes on as
-/// (`sync_devices.succeeded_by`).
-pub const LAYOUT: i64 = 5;
+/// (`sync_devices.succeeded_by`); format 6 each origin's chain anchor, below which its
+/// superseded changes were compacted away (`sync_anchors`).
+pub const LAYOUT: i64 = 6;
 
 /// Columns format 4 added to `sync_devices`.
 pub const DEVICE_COLUMNS_4: &[&str] = &[
@@ -223,6 +225,14 @@ CREATE TABLE IF NOT EXISTS sync_peers(
   added_at TEXT,
   source TEXT,
   held_there TEXT
+) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS sync_anchors(
+  device_id TEXT PRIMARY KEY,
+  version INTEGER NOT NULL,
+  hash TEXT NOT NULL,
+  signature TEXT,
+  removed INTEGER NOT NULL DEFAULT 0,
+  at TEXT NOT NULL DEFAULT (strftime('%Y-%m-%dT%H:%M:%fZ','now'))
 ) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS sync_quarantine(
   device_id TEXT PRIMARY KEY,

@@ -7,7 +7,7 @@ use crate::db::tx::BiggerCache;
 use crate::error::{Error, Result};
 use crate::store::format::device_id;
 use crate::store::log::{self, entry, entry_ref, ENTRY_COLUMNS};
-use crate::store::runs;
+use crate::store::{anchors, runs};
 use crate::trust::introductions;
 use crate::wire::{Batch, Entry, EntryRef, HeadSignature, Introduction, Vector, BATCH_FORMAT, MAX_LIMIT};
 use ed25519_dalek::SigningKey;
@@ -155,6 +155,9 @@ fn lacking(conn: &Connection, ours: &Vector, since: &Vector, n: i64) -> Result<V
     let mut found: Vec<Pos> = Vec::new();
     for (origin, (dev, &have)) in ours.iter().enumerate() {
         let theirs = since.get(dev).copied().unwrap_or(0);
+        if have > theirs && theirs < anchors::version(conn, dev)? {
+            return Err(behind(conn, dev, theirs)?);
+        }
         if have > theirs {
             for (id, version) in runs::after(conn, dev, theirs, n as usize)? {
                 found.push(Pos { id, origin, version });
@@ -164,6 +167,16 @@ fn lacking(conn: &Connection, ours: &Vector, since: &Vector, n: i64) -> Result<V
     found.sort_unstable_by_key(|p| p.id);
     found.truncate(n as usize);
     Ok(found)
+}
+
+/// The error for a holder of `dev:theirs` asking for changes compacted away here.
+fn behind(conn: &Connection, dev: &str, theirs: i64) -> Result<Error> {
+    let anchor = anchors::version(conn, dev)?;
+    Ok(Error::Compacted(format!(
+        "sync_changes: the changes of device {dev} after version {theirs} up to {anchor} were compacted here \
+         (every trusted device held them); a device that lacks them must join by snapshot \
+         (see README \"Bounded history\")"
+    )))
 }
 
 /// What one entry counts against a page's byte budget: the bytes of its text fields as

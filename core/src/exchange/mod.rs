@@ -1,9 +1,10 @@
 //! Exchanging changes with peers: export (`sync_changes`, signed batches), the checks and merge
 //! of a received batch (`sync_apply`), what peers hold, revoking a device, and the audits
-//! (`sync_verify`, `sync_status`, `sync_digest`), the configured peers and what a pairing
+//! (`sync_verify`, `sync_status`, `sync_digest`), bounded history (`sync_compact`), the configured peers and what a pairing
 //! device learns.
 pub mod apply;
 pub mod audit;
+pub mod compact;
 pub mod digest;
 pub mod export;
 pub mod held;

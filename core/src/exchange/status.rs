@@ -84,13 +84,20 @@ pub fn status(conn: &Connection) -> Result<Value> {
             "held_there": r.get::<_, Option<String>>(9)?.and_then(|h| serde_json::from_str::<Value>(&h).ok()).unwrap_or(json!([])),
         }));
     }
+    let anchors = super::compact::anchors(conn)?;
     Ok(json!({
         "device_id": device,
         "version": crate::wire::VERSION,
         "sqlite_version": sqlite_version(conn)?.0,
         "sqlite_warning": sqlite_warning(conn)?,
         "tables": tables,
-        "log": { "entries": entries, "unsynced": unsynced, "own_version": vector.get(&device).copied().unwrap_or(0) },
+        "log": {
+            "entries": entries,
+            "unsynced": unsynced,
+            "own_version": vector.get(&device).copied().unwrap_or(0),
+            "compacted": anchors.iter().map(|a| a.removed).sum::<i64>(),
+            "anchors": anchors,
+        },
         "vector": vector,
         "conflicts_pending": pending,
         "peers": peers,

@@ -133,6 +133,7 @@ fn upgrade(conn: &Connection) -> Result<()> {
             if !schema::has_column(conn, "sync_devices", "succeeded_by")? {
                 conn.execute_batch("ALTER TABLE sync_devices ADD COLUMN succeeded_by TEXT")?;
             }
+            // 5 → 6: chain anchors (`sync_anchors`, made by `schema::create` above).
             set_state(conn, "format", &LAYOUT)
         }
     }

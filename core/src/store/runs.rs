@@ -123,9 +123,13 @@ pub fn id_of(conn: &Connection, device: &str, version: i64) -> Result<Option<i64
     Ok(lookup::<i64>(conn, device, version, "1")?.map(|(id, _)| id))
 }
 
-/// The hash of `device:version` held here, if it is.
+/// The hash of `device:version` held here, if it is: in the log, or as the origin's anchor
+/// (the change itself may have been compacted away).
 pub fn hash_at(conn: &Connection, device: &str, version: i64) -> Result<Option<String>> {
-    Ok(lookup(conn, device, version, "hash")?.map(|(_, h)| h))
+    match lookup(conn, device, version, "hash")? {
+        Some((_, h)) => Ok(Some(h)),
+        None => super::anchors::hash_at(conn, device, version),
+    }
 }
 
 /// Finds `device:version`'s row through the stored runs and reads `column` from it; None when
@@ -200,6 +204,40 @@ pub fn of_device(conn: &Connection, device: &str) -> Result<Vec<Run>> {
         true
     })?;
     Ok(runs)
+}
+
+/// Rewrites the stored runs of `device` that hold versions in `(from, to]` after some of
+/// those versions left the log (compaction): `kept` lists the `(version, log id)` that remain
+/// there, in version order. The versions of those runs outside the range stay as they were.
+pub fn keep_only(conn: &Connection, device: &str, from: i64, to: i64, kept: &[(i64, i64)]) -> Result<()> {
+    let mut overlapping = Vec::new();
+    walk(conn, device, from + 1, |run| {
+        if run.version > to {
+            return false;
+        }
+        if run.end() > from + 1 {
+            overlapping.push(run);
+        }
+        true
+    })?;
+    let mut insert =
+        conn.prepare_cached("INSERT INTO sync_runs(device_id, version, id, count) VALUES (?1, ?2, ?3, ?4)")?;
+    for run in &overlapping {
+        conn.prepare_cached("DELETE FROM sync_runs WHERE device_id = ?1 AND version = ?2")?
+            .execute(params![device, run.version])?;
+        if run.version <= from {
+            insert.execute(params![device, run.version, run.id, from + 1 - run.version])?;
+        }
+        if run.end() > to + 1 {
+            insert.execute(params![device, to + 1, run.id + (to + 1 - run.version), run.end() - (to + 1)])?;
+        }
+    }
+    let mut pending = Pending::default();
+    let name: Arc<str> = device.into();
+    for &(version, id) in kept {
+        pending.note(&name, version, id);
+    }
+    pending.flush(conn)
 }
 
 /// Builds `sync_runs` from the log (for a database made before it existed, whose log had an

@@ -1,0 +1,210 @@
+//! Owns the tests of bounded history (`sync_compact`): what every trusted device holds and
+//! nothing needs leaves the log, each chain verifies from its anchor, forks are still caught,
+//! a device behind an anchor is told to join by snapshot, and devices go on converging.
+mod common;
+
+use common::*;
+use serde_json::Value as Json;
+
+fn compact(p: &Peer) -> Json {
+    p.json("SELECT sync_compact()")
+}
+
+fn log_rows(p: &Peer, origin: &str) -> i64 {
+    p.int(&format!("SELECT count(*) FROM sync_log WHERE device_id = '{origin}'"))
+}
+
+fn sync_all(s: &[&Signer]) {
+    for a in s {
+        for b in s {
+            if a.p.dev != b.p.dev {
+                a.sync_with(b);
+            }
+        }
+    }
+}
+
+fn assert_converged(s: &[&Signer]) {
+    let first = s[0].p.snapshot(&["t1", "t2"]);
+    for x in &s[1..] {
+        assert_eq!(first, x.p.snapshot(&["t1", "t2"]), "{} differs from {}", x.p.name, s[0].p.name);
+    }
+    for x in s {
+        let v = x.p.verify();
+        assert_eq!(v["ok"], true, "{}: {v}", x.p.name);
+    }
+}
+
+/// Edits `id`'s column `a` `n` times, each its own change.
+fn edit(p: &Peer, id: &str, n: usize) {
+    for i in 0..n {
+        p.exec(&format!("UPDATE t1 SET a = {i} WHERE id = '{id}'"));
+        p.seal();
+    }
+}
+
+#[test]
+fn a_row_edited_many_times_costs_constant_log_once_everyone_holds_it() {
+    let [a, b, c] = mesh(["a", "b", "c"]);
+    a.p.exec("INSERT INTO t1 VALUES ('r', 0, 'b', 'c'), ('s', 1, 2, 3)");
+    edit(&a.p, "r", 600);
+    sync_all(&[&a, &b, &c]);
+    assert!(log_rows(&a.p, &a.p.dev) > 600);
+
+    for s in [&a, &b, &c] {
+        let out = compact(&s.p);
+        assert_eq!(out["done"], true, "{out}");
+        assert!(out["removed"].as_i64().unwrap() >= 590, "{}: {out}", s.p.name);
+        // The insert (liveness and the untouched columns), the last edit of `a`, the row `s`,
+        // and the head stay.
+        assert!(log_rows(&s.p, &a.p.dev) <= 4, "{}: {} rows", s.p.name, log_rows(&s.p, &a.p.dev));
+        let anchor = &out["anchors"].as_array().unwrap().iter().find(|x| x["device_id"] == a.p.dev.as_str()).unwrap();
+        assert!(anchor["version"].as_i64().unwrap() >= 590, "{anchor}");
+        // Others' chains are anchored where a holds a signature; a's own needs none.
+        assert_eq!(anchor["signed"], s.p.dev != a.p.dev, "{}: {anchor}", s.p.name);
+        let status = s.p.json("SELECT sync_status()");
+        assert_eq!(status["log"]["compacted"], out["removed"], "{status}");
+    }
+    assert_converged(&[&a, &b, &c]);
+
+    // A second compaction finds nothing more, and changes nothing.
+    let before = b.p.fingerprint();
+    let again = compact(&b.p);
+    assert_eq!((again["removed"].as_i64(), again["done"].as_bool()), (Some(0), Some(true)), "{again}");
+    assert!(before == b.p.fingerprint(), "nothing changed");
+
+    // Life goes on: edits on every side, concurrent ones included, merge as before.
+    edit(&a.p, "r", 5);
+    b.p.exec("UPDATE t1 SET b = 'from b' WHERE id = 'r'");
+    c.p.exec("DELETE FROM t1 WHERE id = 's'; INSERT INTO t1 VALUES ('t', 1, 1, 1)");
+    sync_all(&[&a, &b, &c]);
+    assert_converged(&[&a, &b, &c]);
+    assert_eq!(a.p.row("t1", "id = 'r'").unwrap()[2], t("from b"));
+    assert!(a.p.row("t1", "id = 's'").is_none());
+    for s in [&a, &b, &c] {
+        compact(&s.p);
+    }
+    sync_all(&[&a, &b, &c]);
+    assert_converged(&[&a, &b, &c]);
+}
+
+#[test]
+fn nothing_is_compacted_that_a_trusted_device_lacks() {
+    let [a, b, c] = mesh(["a", "b", "c"]);
+    a.p.exec("INSERT INTO t1 VALUES ('r', 0, 0, 0)");
+    edit(&a.p, "r", 50);
+    // c has never synced: nobody knows it holds anything.
+    a.sync_with(&b);
+    let before = a.p.fingerprint();
+    let out = compact(&a.p);
+    assert_eq!(out["removed"], 0, "{out}");
+    assert!(before == a.p.fingerprint(), "a compaction that removes nothing changes nothing");
+    assert_eq!(compact(&b.p)["removed"], 0);
+    // Once c holds everything, it goes.
+    sync_all(&[&a, &b, &c]);
+    assert!(compact(&a.p)["removed"].as_i64().unwrap() >= 40);
+    assert_converged(&[&a, &b, &c]);
+}
+
+#[test]
+fn a_lone_device_compacts_nothing() {
+    let p = Peer::standard("alone", "timestamp_wins", "timestamp_wins");
+    p.exec("INSERT INTO t1 VALUES ('r', 0, 0, 0)");
+    edit(&p, "r", 20);
+    let before = p.fingerprint();
+    let out = compact(&p);
+    assert_eq!((out["removed"].as_i64(), out["done"].as_bool()), (Some(0), Some(true)), "{out}");
+    assert!(before == p.fingerprint(), "nothing changed");
+}
+
+#[test]
+fn a_device_behind_an_anchor_is_told_to_join_by_snapshot_and_forks_are_still_caught() {
+    let [a, b] = mesh(["a", "b"]);
+    a.p.exec("INSERT INTO t1 VALUES ('r', 0, 0, 0)");
+    edit(&a.p, "r", 30);
+    // A batch of a's early changes, as a peer with a stale view would send them again.
+    let stale = a.batch_for(&b.p, 10);
+    a.sync_with(&b);
+    for s in [&a, &b] {
+        assert!(compact(&s.p)["removed"].as_i64().unwrap() > 20);
+    }
+    // The stale batch: duplicates below b's anchor, taken as such (no fork, nothing changes).
+    let before = (b.p.snapshot(&["t1", "t2"]), b.p.log());
+    let got = peersync_core::apply(&b.p.conn, &stale).expect("duplicates below the anchor are not a fork");
+    assert_eq!(got.accepted, 0);
+    assert!(before == (b.p.snapshot(&["t1", "t2"]), b.p.log()), "the stale batch changed nothing");
+
+    // A forged change above the anchor is still a fork.
+    edit(&a.p, "r", 1);
+    let mut forged = a.batch_for(&b.p, 10);
+    a.sync_with(&b);
+    forged.changes.last_mut().unwrap().hash = "ab".repeat(32);
+    let err = peersync_core::apply(&b.p.conn, &forged).unwrap_err();
+    assert!(err.to_string().contains("forked chain"), "{err}");
+    b.p.exec(&format!("SELECT sync_release('{}')", a.p.dev));
+
+    // A new device: a and b's history before their anchors is gone, so it is told to bootstrap.
+    let [d] = mesh(["d"]);
+    a.trusts(&d);
+    d.trusts(&a);
+    let before = a.p.log();
+    let err = peersync_core::outgoing(&a.p.conn, &a.key, &vector(&d.p), 100).unwrap_err();
+    assert!(matches!(err, peersync_core::Error::Compacted(_)), "{err}");
+    assert!(err.to_string().contains("snapshot") && err.to_string().contains(&a.p.dev), "{err}");
+    assert!(before == a.p.log());
+    // And with d trusted but behind, nothing more is compacted.
+    edit(&a.p, "r", 10);
+    a.sync_with(&b);
+    assert_eq!(compact(&a.p)["removed"], 0);
+}
+
+#[test]
+fn pending_conflicts_keep_both_sides() {
+    let [a, b] = mesh(["a", "b"]);
+    for s in [&a, &b] {
+        s.p.exec("SELECT sync_track('t1', 'manual')");
+    }
+    a.p.exec("INSERT INTO t1 VALUES ('r', 0, 0, 0)");
+    a.sync_with(&b);
+    a.p.exec("UPDATE t1 SET a = 'mine' WHERE id = 'r'");
+    b.p.exec("UPDATE t1 SET a = 'theirs' WHERE id = 'r'");
+    a.sync_with(&b);
+    a.p.exec("INSERT INTO t1 VALUES ('z', 1, 1, 1)");
+    a.sync_with(&b);
+    assert_eq!(a.p.pending().len(), 1);
+    for s in [&a, &b] {
+        compact(&s.p);
+        let c = &s.p.conflicts()[0];
+        let sides: i64 = s.p.int(&format!(
+            "SELECT count(*) FROM sync_log WHERE id IN (SELECT local_change FROM sync_conflicts WHERE id = {0} UNION SELECT remote_change FROM sync_conflicts WHERE id = {0})",
+            c.id
+        ));
+        assert_eq!(sides, 2, "{}: both sides of the pending conflict stay", s.p.name);
+    }
+    let id = a.p.pending()[0];
+    a.p.resolve(id, "local").unwrap();
+    a.sync_with(&b);
+    assert_converged(&[&a, &b]);
+    assert_eq!(b.p.row("t1", "id = 'r'").unwrap()[1], t("mine"));
+}
+
+#[test]
+fn sync_compact_takes_a_step_budget_and_refuses_a_bad_one() {
+    let [a, b] = mesh(["a", "b"]);
+    a.p.exec("INSERT INTO t1 VALUES ('r', 0, 0, 0)");
+    edit(&a.p, "r", 2 * peersync_core::COMPACT_STEP as usize + 10);
+    a.sync_with(&b);
+    let one = a.p.json("SELECT sync_compact(1)");
+    assert_eq!((one["steps"].as_i64(), one["done"].as_bool()), (Some(1), Some(false)), "{one}");
+    assert_eq!(one["removed"].as_i64(), Some(peersync_core::COMPACT_STEP - 1), "{one}");
+    assert_eq!(a.p.verify()["ok"], true);
+    let rest = compact(&a.p);
+    assert_eq!(rest["done"], true);
+    assert_eq!(a.p.verify()["ok"], true);
+    let before = a.p.fingerprint();
+    for bad in ["sync_compact(-1)", "sync_compact('x')", "sync_compact(1.5)"] {
+        let err = a.p.conn.query_row(&format!("SELECT {bad}"), [], |r| r.get::<_, String>(0)).unwrap_err().to_string();
+        assert!(err.contains("sync_compact") && err.contains("steps"), "{bad}: {err}");
+    }
+    assert!(before == a.p.fingerprint(), "nothing changed");
+}
