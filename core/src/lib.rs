@@ -16,7 +16,7 @@
 //! | `trust/` | paired, introduced, revoked and quarantined devices (whether a device may talk to us), the changes that wait here, each origin's write quota |
 //! | `capture/` | `sync_track`'s triggers and stage tables, sealing |
 //! | `merge/` | the merge rules, conflicts, `sync_resolve` |
-//! | `exchange/` | `sync_changes` and signed batches, `sync_apply`, peers' vectors and links, `sync_verify`, `sync_digest` and the audit, `sync_status`, `sync_compact` |
+//! | `exchange/` | `sync_changes` and signed batches, `sync_apply`, peers' vectors and links, `sync_verify`, `sync_digest` and the audit, `sync_status`, `sync_compact` and snapshots |
 //! | `functions.rs` | the SQL functions, each a thin call into the layer that owns it |
 #![deny(unsafe_op_in_unsafe_fn, clippy::undocumented_unsafe_blocks)]
 
@@ -60,6 +60,7 @@ pub use exchange::audit::{
     audit, compare as compare_audit, divergences, note_records as note_divergent_records, Audit, Divergence, Outcome,
 };
 pub use exchange::compact::{anchors as compaction_anchors, compact, AnchorInfo, Compacted, STEP as COMPACT_STEP};
+pub use exchange::snapshot::{bootstrap, take as take_snapshot, Snapshot, SNAPSHOT_FORMAT};
 pub use exchange::digest::{digest, range as digest_range, Digest, Range, TableDigest, RANGE_ROWS};
 pub use exchange::status::status;
 pub use exchange::verify::{hash_of, verify};

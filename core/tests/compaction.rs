@@ -208,3 +208,98 @@ fn sync_compact_takes_a_step_budget_and_refuses_a_bad_one() {
     }
     assert!(before == a.p.fingerprint(), "nothing changed");
 }
+
+fn temp(name: &str) -> String {
+    let p = std::env::temp_dir().join(format!("peersync-snap-{}-{name}.db", std::process::id()));
+    let _ = std::fs::remove_file(&p);
+    p.to_str().unwrap().to_string()
+}
+
+#[test]
+fn a_new_device_joins_by_snapshot_after_compaction_and_then_syncs_incrementally() {
+    let [a, b] = mesh(["a", "b"]);
+    a.p.exec("INSERT INTO t1 VALUES ('r', 0, 0, 0), ('s', 's', 's', 's'); INSERT INTO t2 VALUES ('k', 1, 'x', NULL)");
+    edit(&a.p, "r", 300);
+    b.p.exec("UPDATE t1 SET b = 'b was here' WHERE id = 's'");
+    sync_all(&[&a, &b]);
+    for s in [&a, &b] {
+        assert!(compact(&s.p)["removed"].as_i64().unwrap() > 250);
+    }
+    // A new device with the same tables, trusted both ways.
+    let [d] = mesh(["d"]);
+    for s in [&a, &b] {
+        s.trusts(&d);
+        d.trusts(s);
+    }
+    let path = temp("join");
+    let taken = peersync_core::take_snapshot(&a.p.conn, &path).unwrap();
+    assert_eq!(taken.rows, 3);
+    // a goes on writing after the snapshot.
+    a.p.exec("UPDATE t1 SET c = 'after' WHERE id = 'r'");
+    let got = peersync_core::bootstrap(&d.p.conn, &path).unwrap();
+    assert_eq!((got.rows, got.device_id.as_str()), (3, a.p.dev.as_str()));
+    assert_eq!(d.p.verify()["ok"], true);
+    // Incremental sync from here: what a wrote since, and d's own writes, travel.
+    d.p.exec("INSERT INTO t1 VALUES ('from d', 1, 2, 3)");
+    sync_all(&[&a, &b, &d]);
+    assert_converged(&[&a, &b, &d]);
+    assert_eq!(d.p.row("t1", "id = 'r'").unwrap()[3], t("after"));
+    assert_eq!(b.p.row("t1", "id = 'from d'").unwrap()[1], V::Int(1));
+    // With d holding everything, compaction goes on.
+    for s in [&a, &b, &d] {
+        compact(&s.p);
+    }
+    edit(&b.p, "s", 3);
+    sync_all(&[&a, &b, &d]);
+    assert_converged(&[&a, &b, &d]);
+    let _ = std::fs::remove_file(&path);
+}
+
+#[test]
+fn a_bootstrap_that_would_lose_or_forge_something_is_refused_and_changes_nothing() {
+    let [a, b] = mesh(["a", "b"]);
+    a.p.exec("INSERT INTO t1 VALUES ('r', 0, 0, 0)");
+    edit(&a.p, "r", 20);
+    a.sync_with(&b);
+    compact(&a.p);
+    let path = temp("refuse");
+    peersync_core::take_snapshot(&a.p.conn, &path).unwrap();
+    let err = peersync_core::take_snapshot(&a.p.conn, &path).unwrap_err().to_string();
+    assert!(err.contains("exists"), "{err}");
+
+    // b wrote something a's snapshot lacks: refused, b keeps it.
+    b.p.exec("INSERT INTO t1 VALUES ('only b', 1, 1, 1)");
+    b.p.seal();
+    let before = b.p.fingerprint();
+    let err = peersync_core::bootstrap(&b.p.conn, &path).unwrap_err().to_string();
+    assert!(err.contains("push them"), "{err}");
+    assert!(before == b.p.fingerprint(), "nothing changed");
+
+    // A tampered snapshot (a change's data altered above the anchor) does not verify.
+    let [d] = mesh(["d"]);
+    a.trusts(&d);
+    d.trusts(&a);
+    a.p.exec("UPDATE t1 SET b = 'late' WHERE id = 'r'");
+    let fresh = temp("tampered");
+    peersync_core::take_snapshot(&a.p.conn, &fresh).unwrap();
+    let f = rusqlite::Connection::open(&fresh).unwrap();
+    let n = f
+        .execute("UPDATE log SET change_data = replace(change_data, 'late', 'forged') WHERE change_data LIKE '%late%'", [])
+        .unwrap();
+    assert_eq!(n, 1);
+    drop(f);
+    let before = d.p.fingerprint();
+    let err = peersync_core::bootstrap(&d.p.conn, &fresh).unwrap_err().to_string();
+    assert!(err.contains("does not verify"), "{err}");
+    assert!(before == d.p.fingerprint(), "nothing changed");
+
+    // Not a snapshot at all.
+    let other = temp("other");
+    rusqlite::Connection::open(&other).unwrap().execute_batch("CREATE TABLE x(y)").unwrap();
+    let err = peersync_core::bootstrap(&d.p.conn, &other).unwrap_err().to_string();
+    assert!(err.contains("not a peersync snapshot"), "{err}");
+    assert!(before == d.p.fingerprint(), "nothing changed");
+    for p in [path, fresh, other] {
+        let _ = std::fs::remove_file(p);
+    }
+}
