@@ -60,8 +60,8 @@ pub use exchange::audit::{
     audit, compare as compare_audit, divergences, note_records as note_divergent_records, Audit, Divergence, Outcome,
 };
 pub use exchange::compact::{anchors as compaction_anchors, compact, AnchorInfo, Compacted, STEP as COMPACT_STEP};
-pub use exchange::snapshot::{bootstrap, take as take_snapshot, Snapshot, SNAPSHOT_FORMAT};
 pub use exchange::digest::{digest, range as digest_range, Digest, Range, TableDigest, RANGE_ROWS};
+pub use exchange::snapshot::{bootstrap, take as take_snapshot, Snapshot, SNAPSHOT_FORMAT};
 pub use exchange::status::status;
 pub use exchange::verify::{hash_of, verify};
 pub use trust::waiting::{list as waiting, Held, Waiting};

@@ -284,10 +284,14 @@ fn a_bootstrap_that_would_lose_or_forge_something_is_refused_and_changes_nothing
     peersync_core::take_snapshot(&a.p.conn, &fresh).unwrap();
     let f = rusqlite::Connection::open(&fresh).unwrap();
     let n = f
-        .execute("UPDATE log SET change_data = replace(change_data, 'late', 'forged') WHERE change_data LIKE '%late%'", [])
+        .execute(
+            "UPDATE log SET change_data = replace(change_data, 'late', 'forged') WHERE change_data LIKE '%late%'",
+            [],
+        )
         .unwrap();
     assert_eq!(n, 1);
     drop(f);
+    d.p.seal();
     let before = d.p.fingerprint();
     let err = peersync_core::bootstrap(&d.p.conn, &fresh).unwrap_err().to_string();
     assert!(err.contains("does not verify"), "{err}");

@@ -128,8 +128,9 @@ pub fn bootstrap(conn: &Connection, path: &str) -> Result<Snapshot> {
             .optional()?)
     };
     let not_snapshot = || Error::invalid(format!("bootstrap: {path} is not a peersync snapshot"));
-    let format = c
-        .query_row(&format!("SELECT count(*) FROM {s}.sqlite_master WHERE name = 'info'"), [], |r| r.get::<_, i64>(0))?;
+    let format = c.query_row(&format!("SELECT count(*) FROM {s}.sqlite_master WHERE name = 'info'"), [], |r| {
+        r.get::<_, i64>(0)
+    })?;
     if format == 0 {
         return Err(not_snapshot());
     }
