@@ -81,6 +81,7 @@ impl Error {
             Error::Core(CoreError::Fork(_)) => StatusCode::CONFLICT,
             Error::Core(CoreError::Unauthorized(_)) => StatusCode::FORBIDDEN,
             Error::Core(CoreError::NotInitialised) => StatusCode::SERVICE_UNAVAILABLE,
+            Error::Core(CoreError::Compacted(_)) => StatusCode::GONE,
             Error::Core(CoreError::Sqlite(e)) | Error::Sqlite(e) if is_busy(e) => StatusCode::SERVICE_UNAVAILABLE,
             Error::Core(CoreError::Sqlite(e)) | Error::Sqlite(e) if is_full(e) => StatusCode::INSUFFICIENT_STORAGE,
             Error::Unauthenticated(_) => StatusCode::UNAUTHORIZED,
@@ -105,6 +106,7 @@ impl Error {
         match self {
             Error::Core(CoreError::Integrity(_)) => "integrity",
             Error::Core(CoreError::Fork(_)) => "fork",
+            Error::Core(CoreError::Compacted(_)) => "compacted",
             Error::Core(CoreError::Sqlite(e)) | Error::Sqlite(e) if is_full(e) => "disk_full",
             Error::Core(CoreError::Unauthorized(_)) | Error::Forbidden(_) => "forbidden",
             Error::Unauthenticated(_) => "unauthenticated",

@@ -3,9 +3,11 @@
 pub mod audit;
 pub mod auth;
 pub mod backoff;
+pub mod bootstrap;
 pub mod cli;
 pub mod client;
 pub mod coding;
+pub mod compactor;
 pub mod db;
 pub mod error;
 pub mod httpsig;

@@ -23,6 +23,8 @@ pub struct Metrics {
     pub syncs: AtomicU64,
     /// Audits that compared content with a peer.
     pub audits: AtomicU64,
+    /// Changes compaction removed from the log.
+    pub compacted: AtomicU64,
     pub requests: AtomicU64,
     errors: Mutex<BTreeMap<&'static str, u64>>,
     peers: Mutex<BTreeMap<String, PeerStats>>,
@@ -92,6 +94,11 @@ impl Metrics {
         counter("peersync_conflicts_total", "Conflicts detected while applying changes.", self.conflicts.load(Relaxed));
         counter("peersync_syncs_total", "Completed syncs with peers.", self.syncs.load(Relaxed));
         counter("peersync_audits_total", "Audits that compared content with a peer.", self.audits.load(Relaxed));
+        counter(
+            "peersync_compacted_total",
+            "Changes this run's compaction removed from the log.",
+            self.compacted.load(Relaxed),
+        );
         counter("peersync_http_requests_total", "HTTP requests served.", self.requests.load(Relaxed));
         let _ = writeln!(o, "# HELP peersync_errors_total Errors, by kind.\n# TYPE peersync_errors_total counter");
         let errors = self.errors.lock().unwrap();
@@ -162,6 +169,9 @@ pub fn render_health(o: &mut String, status: &serde_json::Value) {
             );
         }
     }
+    let log = &status["log"];
+    let _ = writeln!(o, "# HELP peersync_log_entries Changes in this device's log.\n# TYPE peersync_log_entries gauge\npeersync_log_entries {}", log["entries"].as_i64().unwrap_or(0));
+    let _ = writeln!(o, "# HELP peersync_log_compacted Changes compaction has removed from this device's log, in all.\n# TYPE peersync_log_compacted gauge\npeersync_log_compacted {}", log["compacted"].as_i64().unwrap_or(0));
     let divergences = list("divergences");
     let _ = writeln!(o, "# HELP peersync_divergences Tables whose rows differ from a peer's at the same vector (the audit); should be 0.\n# TYPE peersync_divergences gauge\npeersync_divergences {}", divergences.len());
     let _ = writeln!(o, "# HELP peersync_divergent_table A table found different from a peer's, by peer and table.\n# TYPE peersync_divergent_table gauge");

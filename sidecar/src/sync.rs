@@ -80,7 +80,20 @@ impl Syncer {
         report.peer_vector = reply.vector.clone();
         // A peer that says its body limit cuts pull replies by ours, too (older peers do not).
         let peer_max = reply.max_body.map(|m| usize::try_from(m).unwrap_or(usize::MAX));
-        let theirs = self.push_all(url, reply.vector, peer_max, &mut pages, &mut report, stop, progress).await?;
+        let theirs = match self
+            .push_all(url, reply.vector.clone(), peer_max, &mut pages, &mut report, stop, progress)
+            .await
+        {
+            // It lacks changes compacted here: it joins from this device's snapshot when it
+            // pulls from here; what it holds for us is still pulled.
+            Err(Error::Core(peersync_core::Error::Compacted(m))) => {
+                report.stuck = Some(Error::Core(peersync_core::Error::Compacted(format!(
+                    "peer {url} lacks changes compacted here; it joins from this device's snapshot when it syncs with this device ({m})"
+                ))));
+                reply.vector
+            }
+            r => r?,
+        };
         let (p, v) = (report.peer_device.clone(), theirs);
         self.db.run(move |c| Ok(peersync_core::note_peer_vector(c, &p, &v)?)).await?;
         self.pull_all(url, peer_max.is_some(), &mut pages, &mut report, stop, progress).await?;
@@ -315,6 +328,7 @@ impl Syncer {
         // Origins this device holds back (no key for them yet, a clock far ahead) or refuses
         // (revoked here): not asked for again in this sync, so the rest flows.
         let mut skip: BTreeSet<String> = BTreeSet::new();
+        let mut bootstrapped = false;
         loop {
             if stop.is_triggered() {
                 return Err(Error::ShuttingDown);
@@ -327,6 +341,13 @@ impl Syncer {
                     return Err(Error::ChangeTooLarge(format!("pulling from {url}: {message}")))
                 }
                 Err(Error::Peer { status: 413, .. }) if pages.too_large() => continue,
+                // The peer compacted changes this device lacks: join from its snapshot, once.
+                Err(Error::Peer { status: 410, .. }) if !bootstrapped => {
+                    let joined = self.bootstrap(url, stop).await?;
+                    report.received += joined.rows;
+                    bootstrapped = true;
+                    continue;
+                }
                 r => r?,
             };
             if batch.device_id != report.peer_device {

@@ -64,10 +64,26 @@ impl Drop for Attached<'_> {
 /// Writes a snapshot of this database to a new file at `path` (which must not exist).
 pub fn take(conn: &Connection, path: &str) -> Result<Snapshot> {
     let me = device_id(conn)?;
-    if std::path::Path::new(path).exists() {
-        return Err(Error::invalid(format!("snapshot: {path} exists already")));
-    }
     seal(conn)?;
+    // Made here, empty and owner-only, so that a connection opened without SQLITE_OPEN_CREATE
+    // can attach it, and the rows in it are nobody else's to read.
+    let mut file = std::fs::OpenOptions::new();
+    file.write(true).create_new(true);
+    #[cfg(unix)]
+    std::os::unix::fs::OpenOptionsExt::mode(&mut file, 0o600);
+    file.open(path).map_err(|e| match e.kind() {
+        std::io::ErrorKind::AlreadyExists => Error::invalid(format!("snapshot: {path} exists already")),
+        _ => Error::invalid(format!("snapshot: cannot create {path}: {e}")),
+    })?;
+    let written = write(conn, path, &me);
+    if written.is_err() {
+        let _ = std::fs::remove_file(path);
+    }
+    written
+}
+
+/// [`take`]'s work once the empty file is there.
+fn write(conn: &Connection, path: &str, me: &str) -> Result<Snapshot> {
     let att = Attached::new(conn, path, "snapshot")?;
     let c = att.0;
     // One read of the source (and the only writes go to the new file): app writes go on.
@@ -103,14 +119,14 @@ pub fn take(conn: &Connection, path: &str) -> Result<Snapshot> {
     let changes: i64 = c.query_row(&format!("SELECT count(*) FROM {s}.log"), [], |r| r.get(0))?;
     for (k, v) in [
         ("format", SNAPSHOT_FORMAT.to_string()),
-        ("device_id", me.clone()),
+        ("device_id", me.to_string()),
         ("vector", serde_json::to_string(&vector)?),
     ] {
         c.execute(&format!("INSERT INTO {s}.info(key, value) VALUES (?1, ?2)"), params![k, v])?;
     }
     c.execute_batch("COMMIT")?;
     drop(att);
-    Ok(Snapshot { device_id: me, vector, rows, changes })
+    Ok(Snapshot { device_id: me.to_string(), vector, rows, changes })
 }
 
 /// Replaces this database's tracked rows and log with the snapshot at `path`, taken on a

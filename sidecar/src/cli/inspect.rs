@@ -2,6 +2,7 @@
 use super::ConflictAction;
 use crate::db;
 use crate::error::{Error, Result};
+use std::io::IsTerminal;
 use std::path::Path;
 
 pub fn status(db: &Path, json: bool) -> Result<()> {
@@ -40,6 +41,13 @@ pub fn status(db: &Path, json: bool) -> Result<()> {
         s["log"]["unsynced"],
         s["log"]["own_version"]
     );
+    let anchors = s["log"]["anchors"].as_array().map_or(0, |a| a.len());
+    if anchors > 0 {
+        outln!(
+            "history:   {} changes compacted away; {anchors} chain(s) verify from their anchors",
+            s["log"]["compacted"]
+        );
+    }
     outln!("conflicts: {} pending", s["conflicts_pending"]);
     for q in s["quarantined"].as_array().into_iter().flatten() {
         outln!(
@@ -189,6 +197,40 @@ pub fn conflicts(db: &Path, action: Option<ConflictAction>) -> Result<()> {
             let status = peersync_core::resolve(&conn, id, peersync_core::Choice::parse(&choice)?)?;
             outln!("conflict {id}: {status} (the resolution syncs to the other devices)");
         }
+    }
+    Ok(())
+}
+
+/// `peersync compact`: compacts the log now, one short transaction at a time, with progress.
+pub fn compact(db: &Path) -> Result<()> {
+    let conn = db::open(db, false)?;
+    peersync_core::device_id(&conn)?;
+    let before: i64 = conn.query_row("SELECT count(*) FROM sync_log", [], |r| r.get(0))?;
+    let (mut removed, mut kept) = (0, 0);
+    let started = std::time::Instant::now();
+    loop {
+        let step = peersync_core::compact(&conn, Some(1))?;
+        removed += step.removed;
+        kept += step.kept;
+        if step.steps > 0 && std::io::stderr().is_terminal() {
+            eprint!("\rcompacting: {removed} of {before} changes removed");
+        }
+        if step.done {
+            break;
+        }
+    }
+    if std::io::stderr().is_terminal() {
+        eprintln!();
+    }
+    if removed == 0 {
+        outln!(
+            "nothing to compact: the log holds {before} changes, and every one is needed or not yet held by every trusted device (see `peersync status`)"
+        );
+    } else {
+        outln!(
+            "compacted: {removed} of {before} changes removed in {:.1} s ({kept} kept below the anchors: current values, open conflicts)",
+            started.elapsed().as_secs_f64()
+        );
     }
     Ok(())
 }

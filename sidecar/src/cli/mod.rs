@@ -198,6 +198,12 @@ pub enum Command {
         #[command(subcommand)]
         action: service::ServiceAction,
     },
+    /// Compact the log now: remove the changes every trusted device holds and nothing here
+    /// needs (a running `serve` does this every --compact-interval).
+    Compact {
+        #[command(flatten)]
+        db: DbArg,
+    },
     /// Check every change's hash and chain in the log.
     Verify {
         #[command(flatten)]
@@ -290,6 +296,7 @@ pub fn run(cli: Cli) -> crate::error::Result<()> {
         Command::Status { db, json } => inspect::status(&db.db, json),
         Command::Conflicts { db, action } => inspect::conflicts(&db.path()?, action),
         Command::Verify { db } => inspect::verify(&db.db),
+        Command::Compact { db } => inspect::compact(&db.db),
         Command::Service { action } => service::run(action),
         Command::Pair(a) => pair::pair(a),
         Command::Peers { db, action } => {

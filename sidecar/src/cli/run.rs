@@ -73,6 +73,10 @@ pub struct ServeArgs {
     /// over each) after a sync, at most this often, in seconds.
     #[arg(long, default_value = "600", value_parser = secs, value_name = "SECS")]
     audit_interval: Duration,
+    /// Compact the log this often, in seconds (0: never): remove the changes every trusted
+    /// device holds and nothing here needs (see README "Bounded history").
+    #[arg(long, default_value = "300", value_parser = secs, value_name = "SECS")]
+    compact_interval: Duration,
     /// How often to look for local writes, in seconds.
     #[arg(long, default_value = "0.02", value_parser = secs, value_name = "SECS")]
     poll: Duration,
@@ -199,6 +203,7 @@ pub fn serve(a: ServeArgs) -> Result<()> {
             audits: audits.clone(),
         });
         let client = Client::new(key.clone(), me.clone(), a.max_body, a.request_timeout);
+        let compactor = crate::compactor::run(db.clone(), metrics.clone(), a.compact_interval, shutdown.clone());
         let syncer = Arc::new(Syncer { db, client, key, metrics, page: a.page, audits });
         let schedule = Schedule {
             interval: a.interval,
@@ -211,6 +216,7 @@ pub fn serve(a: ServeArgs) -> Result<()> {
         tracing::info!(device = %me, listen = %a.listen, peers = ?peers, "peersync serving");
         let wake = scheduler::Wake::default();
         let mut tasks = scheduler::start(syncer, peers, schedule, wake.clone(), shutdown.clone());
+        tasks.push(tokio::spawn(compactor));
         if let Some(addr) = &a.ui {
             let (listener, page, url) =
                 crate::ui::bind(addr, state.db.clone(), crate::ui::SyncNow::Wake(wake), shutdown.clone()).await?;

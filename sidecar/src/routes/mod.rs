@@ -4,6 +4,7 @@ mod digest;
 mod info;
 pub mod order;
 pub mod recover;
+pub mod snapshot;
 mod sync;
 
 use crate::auth::{self, Caller, Gate};
@@ -58,6 +59,8 @@ enum Route {
     Pull,
     Digest,
     Recover,
+    Snapshot,
+    SnapshotChunk,
     Conflicts,
     Conflict(i64),
     Resolve(i64),
@@ -74,6 +77,8 @@ fn route(method: &Method, path: &str) -> Result<Route> {
         ["sync", "pull"] => (Method::POST, Route::Pull),
         ["sync", "digest"] => (Method::POST, Route::Digest),
         ["sync", "recover"] => (Method::POST, Route::Recover),
+        ["sync", "snapshot"] => (Method::POST, Route::Snapshot),
+        ["sync", "snapshot", "chunk"] => (Method::POST, Route::SnapshotChunk),
         ["conflicts"] => (Method::GET, Route::Conflicts),
         ["conflicts", n] => (Method::GET, Route::Conflict(id(n)?)),
         ["conflicts", n, "resolve"] => (Method::POST, Route::Resolve(id(n)?)),
@@ -229,6 +234,14 @@ async fn dispatch(
             digest::digest(state, body).await
         }
         Route::Recover => recover::recover(state, device(&caller)?, body).await,
+        Route::Snapshot => {
+            device(&caller)?;
+            snapshot::take(state, body).await
+        }
+        Route::SnapshotChunk => {
+            device(&caller)?;
+            snapshot::chunk(state, body).await
+        }
         Route::Conflicts => conflicts::list(state, parts.uri.query()).await,
         Route::Conflict(id) => conflicts::show(state, id).await,
         Route::Resolve(id) => {

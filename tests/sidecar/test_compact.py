@@ -1,0 +1,115 @@
+# Bounded history with real processes: `peersync compact` and serve's background compaction
+# remove what every trusted device holds, and a device that lacks compacted changes joins from
+# a peer's snapshot (fetched in chunks over signed HTTP) and then syncs incrementally.
+import json
+import sqlite3
+
+from conftest import free_port, pair, signed, signer, send, table_rows, wait_until
+
+
+def status(dev):
+    return json.loads(dev.cli("status", "--json").stdout)
+
+
+def edit_many(dev, n):
+    con = dev.connect()
+    con.execute("INSERT INTO notes VALUES ('busy', 'v0', 0)")
+    for i in range(1, n + 1):
+        con.execute("UPDATE notes SET body = ?, n = ? WHERE id = 'busy'", (f"v{i}", i))
+    con.commit()
+    con.close()
+
+
+def test_compaction_and_a_new_device_joining_by_snapshot(devices):
+    a, b = devices("a"), devices("b")
+    pair(a, b)
+    for d in (a, b):
+        d.track()
+    # An untracked table of b's: it never leaves b, in a snapshot or otherwise.
+    b.sql("CREATE TABLE secrets(x)")
+    b.sql("INSERT INTO secrets VALUES ('private to b')")
+    edit_many(a, 3000)
+    a.sql("INSERT INTO notes VALUES ('other', 'kept', 7)")
+    b.serve("127.0.0.2", free_port(), (), "--compact-interval", "1")
+    a.cli("sync", "--peer", b.url)
+    before = status(a)["log"]["entries"]
+    assert before > 3000
+
+    out = a.cli("compact").stdout
+    assert "compacted: " in out and f"of {before} changes removed" in out, out
+    after = status(a)
+    assert after["log"]["entries"] <= 5, after["log"]
+    assert after["log"]["compacted"] >= 2990
+    assert "changes compacted away" in a.cli("status").stdout
+    assert "every hash and chain verifies" in a.cli("verify").stdout
+    # Nothing left to do the second time.
+    assert "nothing to compact" in a.cli("compact").stdout
+
+    # b compacts by itself in the background, and says so in /metrics and the log.
+    wait_until(lambda: b.metrics().get("peersync_log_compacted", 0) >= 2990, what="b's background compaction")
+    assert b.metrics()["peersync_compacted_total"] >= 2990
+    assert "compacted the log" in b.log.read_text()
+
+    # A new device, paired with both, that wrote something before it first syncs.
+    c = devices("c")
+    pair(a, b, c)
+    c.track()
+    c.sql("INSERT INTO notes VALUES ('from c', 'written before joining', 1)")
+    r = c.cli("sync", "--peer", b.url)
+    assert "synced with" in r.stdout, r.stdout
+    assert "joining from its snapshot" in r.stderr and "joined from the peer's snapshot" in r.stderr, r.stderr
+    assert table_rows(c.db) == table_rows(b.db)
+    assert ("from c", "written before joining", 1) in table_rows(b.db)
+    assert ("busy", "v3000", 3000) in table_rows(c.db)
+    assert "every hash and chain verifies" in c.cli("verify").stdout
+    assert status(c)["log"]["anchors"], "c's chains go on from the anchors it took"
+    # The snapshot b took holds the tracked rows and sync state, nothing else of b's.
+    snaps = list(b.db.parent.glob("b.db.snapshots/*.db"))
+    assert len(snaps) == 1, snaps
+    con = sqlite3.connect(snaps[0])
+    names = {n for (n,) in con.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
+    con.close()
+    assert "secrets" not in names and not any("secrets" in n for n in names), names
+    assert "took a snapshot" in b.log.read_text()
+    assert not list(c.db.parent.glob("c.db.bootstrap-*")), "the download is removed once applied"
+
+    # From here on, incremental sync, every way.
+    c.sql("UPDATE notes SET body = 'c edits busy' WHERE id = 'busy'")
+    c.cli("sync", "--peer", b.url)
+    a.cli("sync", "--peer", b.url)
+    assert table_rows(a.db) == table_rows(b.db) == table_rows(c.db)
+    assert ("busy", "c edits busy", 3000) in table_rows(a.db)
+    b.stop()
+
+
+def test_snapshot_routes_refuse_bad_input_and_strangers(devices):
+    a, b, stranger = devices("a"), devices("b"), devices("stranger")
+    pair(a, b)
+    b.track()
+    b.serve("127.0.0.2", free_port())
+    me = signer(a)
+    for body, want in [
+        ({"resume": "../../etc/passwd"}, "32 lowercase hex"),
+        ({"bogus": 1}, "unknown field"),
+    ]:
+        status_code, reply = send(signed("POST", f"{b.url}/sync/snapshot", me, body))
+        assert status_code == 400 and want in reply["error"], (status_code, reply)
+    for body, want, code in [
+        ({"id": "0" * 32, "offset": 0}, "no snapshot", 404),
+        ({"id": "x" * 32, "offset": 0}, "32 lowercase hex", 400),
+        ({"id": "0" * 32}, "offset", 400),
+    ]:
+        status_code, reply = send(signed("POST", f"{b.url}/sync/snapshot/chunk", me, body))
+        assert status_code == code and want in reply["error"], (status_code, reply)
+    # A real one, fetched past its end.
+    status_code, info = send(signed("POST", f"{b.url}/sync/snapshot", me, {}))
+    assert status_code == 200 and info["size"] > 0 and len(info["sha256"]) == 64, info
+    status_code, reply = send(signed("POST", f"{b.url}/sync/snapshot/chunk", me, {"id": info["id"], "offset": info["size"] + 1}))
+    assert status_code == 400 and "past its end" in reply["error"], reply
+    # Resuming a kept snapshot answers for it, not a new one.
+    status_code, again = send(signed("POST", f"{b.url}/sync/snapshot", me, {"resume": info["id"]}))
+    assert status_code == 200 and again["id"] == info["id"]
+    # A device b does not trust gets nothing.
+    status_code, reply = send(signed("POST", f"{b.url}/sync/snapshot", signer(stranger), {}))
+    assert status_code in (401, 403), (status_code, reply)
+    b.stop()
