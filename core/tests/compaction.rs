@@ -4,6 +4,7 @@
 mod common;
 
 use common::*;
+use proptest::test_runner::TestCaseError;
 use serde_json::Value as Json;
 
 fn compact(p: &Peer) -> Json {
@@ -306,4 +307,96 @@ fn a_bootstrap_that_would_lose_or_forge_something_is_refused_and_changes_nothing
     for p in [path, fresh, other] {
         let _ = std::fs::remove_file(p);
     }
+}
+
+#[derive(Clone, Debug)]
+enum Step {
+    /// A write on device `d` to record `k`.
+    Write(usize, usize, u8),
+    /// Device `from` sends device `to` one page of what it lacks (at most 7 changes).
+    Send(usize, usize),
+    /// Device `d` compacts (at most `steps` steps).
+    Compact(usize, i64),
+}
+
+fn step() -> impl proptest::strategy::Strategy<Value = Step> {
+    use proptest::prelude::*;
+    prop_oneof![
+        5 => (0..3usize, 0..3usize, 0..5u8).prop_map(|(d, k, w)| Step::Write(d, k, w)),
+        4 => (0..3usize, 0..3usize).prop_map(|(a, b)| Step::Send(a, b)),
+        2 => (0..3usize, 1..3i64).prop_map(|(d, n)| Step::Compact(d, n)),
+    ]
+}
+
+/// Random writes, partial exchanges and compactions on three devices that trust each other:
+/// compaction never stops them converging, never breaks a chain, and a fourth device joining
+/// by snapshot at the end (then syncing) ends up with the same rows.
+#[test]
+fn compaction_interleaved_with_life_converges() {
+    use proptest::prelude::*;
+    let mut config = common::property_config();
+    config.cases = config.cases.min(48);
+    let mut runner = proptest::test_runner::TestRunner::new(config);
+    // Changes compacted away in the middle of the cases, all cases together.
+    let midway = std::sync::atomic::AtomicI64::new(0);
+    runner
+        .run(&proptest::collection::vec(step(), 10..60), |steps| {
+            let s = mesh(["a", "b", "c"]);
+            let ids = ["k0", "k1", "k2"];
+            for st in &steps {
+                match *st {
+                    Step::Write(d, k, w) => {
+                        let id = ids[k];
+                        let sql = match w {
+                            0 => format!("INSERT OR REPLACE INTO t1 VALUES ('{id}', {d}, 'b{d}', NULL)"),
+                            1 => format!("UPDATE t1 SET a = coalesce(a, 0) + 1 WHERE id = '{id}'"),
+                            2 => format!("UPDATE t1 SET b = 'by {d}' WHERE id = '{id}'"),
+                            3 => format!("DELETE FROM t1 WHERE id = '{id}'"),
+                            _ => format!("INSERT OR IGNORE INTO t2 VALUES ('{id}', {d}, 'x', 'y')"),
+                        };
+                        s[d].p.exec(&sql);
+                    }
+                    Step::Send(a, b) if a != b => {
+                        let batch = s[a].batch_for(&s[b].p, 7);
+                        peersync_core::apply(&s[b].p.conn, &batch).map_err(|e| TestCaseError::fail(e.to_string()))?;
+                    }
+                    Step::Send(..) => {}
+                    Step::Compact(d, n) => {
+                        let out = s[d].p.json(&format!("SELECT sync_compact({n})"));
+                        midway.fetch_add(out["removed"].as_i64().unwrap(), std::sync::atomic::Ordering::Relaxed);
+                        let v = s[d].p.verify();
+                        prop_assert_eq!(&v["ok"], &Json::Bool(true), "{}: {}", s[d].p.name, v);
+                    }
+                }
+            }
+            let all: Vec<&Signer> = s.iter().collect();
+            sync_all(&all);
+            for x in &s {
+                compact(&x.p);
+            }
+            sync_all(&all);
+            let first = s[0].p.snapshot(&["t1", "t2"]);
+            for x in &s {
+                prop_assert_eq!(&first, &x.p.snapshot(&["t1", "t2"]), "{} differs", x.p.name);
+                prop_assert_eq!(&x.p.verify()["ok"], &Json::Bool(true));
+            }
+            let [d] = mesh(["d"]);
+            for x in &s {
+                x.trusts(&d);
+                d.trusts(x);
+            }
+            let path = temp(&format!("prop-{}", steps.len()));
+            peersync_core::take_snapshot(&s[1].p.conn, &path).map_err(|e| TestCaseError::fail(e.to_string()))?;
+            peersync_core::bootstrap(&d.p.conn, &path).map_err(|e| TestCaseError::fail(e.to_string()))?;
+            let _ = std::fs::remove_file(&path);
+            let mut all = all;
+            all.push(&d);
+            sync_all(&all);
+            for x in &all {
+                prop_assert_eq!(&first, &x.p.snapshot(&["t1", "t2"]), "{} differs after d joined", x.p.name);
+            }
+            Ok(())
+        })
+        .unwrap();
+    assert!(midway.into_inner() > 0, "the cases compacted something while devices still wrote and synced");
 }
