@@ -9,7 +9,7 @@ LIB_SUFFIX := $(if $(filter Darwin,$(shell uname -s)),dylib,so)
 # A test build of the extension: also registers sync_debug_panic() (the panic-guard tests).
 TEST_EXT_SO := target/test-ext/peersync.so
 
-.PHONY: all build ext ext-test sidecar dist lint mutants test test-rust test-sql test-python test-node test-sidecar test-reliability test-dist reliability fuzz demo bench clean
+.PHONY: all build ext ext-test sidecar agent test-agent dist lint mutants test test-rust test-sql test-python test-node test-sidecar test-reliability test-dist reliability fuzz demo bench clean
 
 all: build
 
@@ -35,12 +35,22 @@ sidecar:
 	mkdir -p dist
 	cp target/release/peersync dist/peersync.tmp && mv -f dist/peersync.tmp dist/peersync
 
+# The phone's library (static and shared: target/release/libpeersync_agent.{a,so}, header
+# agent/include/peersync.h) and the C program that tests its ABI (tests/agent/test_c_abi.py runs it).
+CC ?= cc
+AGENT_A := target/release/libpeersync_agent.a
+AGENT_C_TEST := target/agent-c/agent_test
+agent:
+	$(CARGO) build --release -p peersync-agent
+	mkdir -p $(dir $(AGENT_C_TEST))
+	$(CC) -Wall -Wextra -Werror -I agent/include agent/tests/c/agent_test.c $(AGENT_A) -lpthread -ldl -lm -o $(AGENT_C_TEST)
+
 # The packages, into dist/: the Python wheel (peersync-<version>-py3-none-manylinux_*.whl) and
 # the npm tarball (peersync-<version>.tgz), both holding dist/peersync.so and dist/peersync.
 dist: build
 	bash packages/build.sh
 
-test: lint build test-rust test-sql test-python test-node test-sidecar test-reliability test-dist
+test: lint build test-rust test-sql test-python test-node test-sidecar test-agent test-reliability test-dist
 	@echo "make test: all suites passed"
 
 # Style that is checked: rustfmt and clippy (warnings are errors) over every crate.
@@ -85,6 +95,10 @@ test-python: build ext-test $(VENV)/stamp
 test-sidecar: build $(VENV)/stamp
 	$(PYTHON) -m pytest -q tests/sidecar
 
+# The phone's library through its C ABI: from C, from Python ctypes, and the phone scenario.
+test-agent: build agent $(VENV)/stamp
+	$(PYTHON) -m pytest -q tests/agent
+
 # The short reliability suite (chaos, crashes, disk full, hostile input); its matrix goes to target/reliability/.
 test-reliability: build $(VENV)/stamp
 	$(PYTHON) -m pytest -q tests/reliability
@@ -107,8 +121,9 @@ test-dist: dist
 demo: build
 	bash sql/demo.sh
 
-bench: build $(VENV)/stamp
+bench: build agent $(VENV)/stamp
 	$(CARGO) run --release -p peersync-bench
+	$(PYTHON) tests/agent/bench_agent.py
 	$(PYTHON) tests/sidecar/bench_e2e.py
 	$(PYTHON) tests/sidecar/bench_latency.py
 	$(PYTHON) tests/sidecar/bench_big.py

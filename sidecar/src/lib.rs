@@ -3,6 +3,7 @@
 pub mod audit;
 pub mod auth;
 pub mod backoff;
+#[cfg(feature = "cli")]
 pub mod cli;
 pub mod client;
 pub mod coding;
@@ -10,6 +11,7 @@ pub mod db;
 pub mod error;
 pub mod httpsig;
 pub mod instance;
+pub mod joining;
 pub mod keys;
 pub mod metrics;
 pub mod nonces;
@@ -22,4 +24,5 @@ pub mod server;
 pub mod serving;
 pub mod shutdown;
 pub mod sync;
+#[cfg(feature = "cli")]
 pub mod ui;
