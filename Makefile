@@ -35,13 +35,16 @@ sidecar:
 	mkdir -p dist
 	cp target/release/peersync dist/peersync.tmp && mv -f dist/peersync.tmp dist/peersync
 
-# The phone's library (static and shared: target/release/libpeersync_agent.{a,so}, header
-# agent/include/peersync.h) and the C program that tests its ABI (tests/agent/test_c_abi.py runs it).
+# The phone's library, both ways (README, "The phone: peersync-agent"): with its own SQLite
+# (target/release/libpeersync_agent.{a,so}; header agent/include/peersync.h), and linked to the
+# system's SQLite (target/agent-system/release/, what tests/agent loads through ctypes beside
+# Python's sqlite3); and the C program that tests the ABI (tests/agent/test_c_abi.py runs it).
 CC ?= cc
 AGENT_A := target/release/libpeersync_agent.a
 AGENT_C_TEST := target/agent-c/agent_test
 agent:
 	$(CARGO) build --release -p peersync-agent
+	$(CARGO) build --release -p peersync-agent --no-default-features --target-dir target/agent-system
 	mkdir -p $(dir $(AGENT_C_TEST))
 	$(CC) -Wall -Wextra -Werror -I agent/include agent/tests/c/agent_test.c $(AGENT_A) -lpthread -ldl -lm -o $(AGENT_C_TEST)
 

@@ -5,7 +5,9 @@ import os
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[2]
-LIB_PATH = Path(os.environ.get("PEERSYNC_AGENT_LIB", ROOT / "target" / "release" / "libpeersync_agent.so"))
+# The build linked to the system SQLite: the one Python's sqlite3 module uses, so the test
+# process holds one SQLite (two copies in one process do not see each other's locks).
+LIB_PATH = Path(os.environ.get("PEERSYNC_AGENT_LIB", ROOT / "target" / "agent-system" / "release" / "libpeersync_agent.so"))
 
 # The codes of peersync.h.
 OK, INVALID_ARGUMENT, KEY, DATABASE, UNREACHABLE, PEER, FORBIDDEN, CANCELLED, CLOSED, PAIRING, INTEGRITY = range(11)

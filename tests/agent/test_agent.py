@@ -2,6 +2,7 @@
 # open, pairing by code, conflicts, cancel from another thread, and the error paths (each a
 # code and a message, and nothing changed).
 import ctypes
+import json
 import os
 import re
 import sqlite3
@@ -93,7 +94,6 @@ def test_error_paths_return_a_code_and_a_message_and_change_nothing(devices, tmp
     a = Agent(phone.db, key)
     dead = f"http://127.0.0.1:{free_port()}"
     calls = [
-        (lambda o: l.peersync_agent_sync_once(a.handle, dead.encode(), o), UNREACHABLE, "unreachable"),
         (lambda o: l.peersync_agent_sync_once(a.handle, b"http://127.0.0.1:1/\xff", o), INVALID_ARGUMENT, "UTF-8"),
         (lambda o: l.peersync_agent_sync_once(a.handle, b"https://127.0.0.1:1", o), INVALID_ARGUMENT, "http://"),
         (lambda o: l.peersync_agent_sync_once(a.handle, None, o), INVALID_ARGUMENT, "peer_url is NULL"),
@@ -107,10 +107,16 @@ def test_error_paths_return_a_code_and_a_message_and_change_nothing(devices, tmp
         assert call(ctypes.byref(out)) == code, words
         assert words in l.peersync_last_error().decode(), l.peersync_last_error()
         assert out.value is None
-    a.close()
     assert db_hash(phone.db) == before, "failed calls changed nothing"
-    # The refused connection is not a change either: the laptop has nothing from the phone.
-    assert table_rows(laptop.db) == []
+    # A peer that cannot be reached: the app's rows stay as they were, the failure is recorded
+    # for status (as the sidecar's `peersync sync` records it), the laptop got nothing.
+    rows = table_rows(phone.db)
+    out = ctypes.c_void_p()
+    assert l.peersync_agent_sync_once(a.handle, dead.encode(), ctypes.byref(out)) == UNREACHABLE
+    assert "unreachable" in l.peersync_last_error().decode() and out.value is None
+    assert table_rows(phone.db) == rows and table_rows(laptop.db) == []
+    assert "unreachable" in json.dumps(a.status())
+    a.close()
     assert l.peersync_agent_close(a.handle) == CLOSED and "closed" in l.peersync_last_error().decode()
     assert l.peersync_agent_close(None) == CLOSED
     assert l.peersync_version().decode() == laptop.cli("--version").stdout.split()[-1]
@@ -162,7 +168,7 @@ def test_conflicts_and_resolve_through_the_agent(devices):
     laptop.sql("UPDATE notes SET body = 'laptop' WHERE id = 'n1'")
     phone.sql("UPDATE notes SET body = 'phone' WHERE id = 'n1'")
     r = a.sync_once(laptop.url)
-    assert r["conflicts"] == 1, r
+    assert r["conflicts"] == 2, r  # one made on the laptop by the push, one here by the pull
     [c] = a.conflicts()
     assert a.resolve(c["id"], "local") == {"id": c["id"], "status": "resolved"}
     assert a.conflicts() == []
@@ -234,3 +240,22 @@ def test_calls_from_many_threads_on_one_handle(devices):
     a.sync_once(laptop.url)
     assert table_rows(laptop.db) == table_rows(phone.db) and len(table_rows(laptop.db)) == 8
     a.close()
+
+
+def test_sqlite3_peersync_init_as_an_auto_extension_of_the_apps_sqlite():
+    """The app's own connections (here Python's sqlite3, on the SQLite this build links) get
+    the sync_* functions from sqlite3_auto_extension, without loading an extension."""
+    system = ctypes.CDLL("libsqlite3.so.0")
+    assert system.sqlite3_auto_extension(ctypes.cast(lib().sqlite3_peersync_init, ctypes.c_void_p)) == 0
+    try:
+        con = sqlite3.connect(":memory:")
+        assert con.execute("select sync_version()").fetchone()[0] == lib().peersync_version().decode()
+        con.execute("create table t(id integer primary key, v text)")
+        con.execute("select sync_init()")
+        con.execute("select sync_track('t')")
+        con.execute("insert into t values (1, 'x')")
+        con.execute("select sync_seal()")
+        assert con.execute("select count(*) from sync_log").fetchone()[0] == 1
+        con.close()
+    finally:
+        system.sqlite3_reset_auto_extension()
