@@ -119,8 +119,12 @@ impl Agent {
     pub fn sync_once(&self, url: &str) -> Result<String, Failure> {
         let url = normalize_url(url)?;
         self.cancellable(|inner, stop| {
-            let client =
-                Client::new(inner.key.clone(), inner.device_id.clone(), peersync::routes::DEFAULT_MAX_BODY, REQUEST_TIMEOUT);
+            let client = Client::new(
+                inner.key.clone(),
+                inner.device_id.clone(),
+                peersync::routes::DEFAULT_MAX_BODY,
+                REQUEST_TIMEOUT,
+            );
             let syncer = Syncer {
                 db: inner.db.clone(),
                 client,
@@ -192,36 +196,38 @@ impl Agent {
         };
         self.cancellable(|inner, stop| {
             let key = inner.key.clone();
-            let mine = inner.rt.block_on(inner.db.run(move |c| {
-                Ok(serde_json::to_string(&peersync::joining::payload(c, &key, None, false)?)?)
-            }))?;
+            let mine = inner.rt.block_on(
+                inner.db.run(move |c| Ok(serde_json::to_string(&peersync::joining::payload(c, &key, None, false)?)?)),
+            )?;
             let theirs = inner.rt.block_on(async {
                 tokio::select! {
                     r = peersync::joining::exchange(&code, &mine) => r.map_err(pairing),
                     _ = stop.wait() => Err(Failure::new(PeersyncCode::PeersyncCancelled, "pairing was cancelled")),
                 }
             })?;
-            inner.rt.block_on(inner.db.run(move |c| {
-                peersync::joining::adopt(c, &theirs)?;
-                let (mut tracked, mut missing) = (Vec::new(), Vec::new());
-                for t in peersync::joining::take_tables(c, &theirs, false)? {
-                    match t {
-                        peersync::joining::Taken::Tracked { table, .. } => tracked.push(table),
-                        peersync::joining::Taken::Missing(table) | peersync::joining::Taken::Created(table) => {
-                            missing.push(table)
+            inner
+                .rt
+                .block_on(inner.db.run(move |c| {
+                    peersync::joining::adopt(c, &theirs)?;
+                    let (mut tracked, mut missing) = (Vec::new(), Vec::new());
+                    for t in peersync::joining::take_tables(c, &theirs, false)? {
+                        match t {
+                            peersync::joining::Taken::Tracked { table, .. } => tracked.push(table),
+                            peersync::joining::Taken::Missing(table) | peersync::joining::Taken::Created(table) => {
+                                missing.push(table)
+                            }
                         }
                     }
-                }
-                Ok(json!({
-                    "device_id": theirs.device_id,
-                    "name": theirs.name,
-                    "peer_url": theirs.url,
-                    "tracked": tracked,
-                    "missing": missing,
-                })
-                .to_string())
-            }))
-            .map_err(pairing)
+                    Ok(json!({
+                        "device_id": theirs.device_id,
+                        "name": theirs.name,
+                        "peer_url": theirs.url,
+                        "tracked": tracked,
+                        "missing": missing,
+                    })
+                    .to_string())
+                }))
+                .map_err(pairing)
         })
     }
 

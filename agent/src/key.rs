@@ -35,7 +35,9 @@ mod tests {
             .to_pkcs8_pem(ed25519_dalek::pkcs8::spki::der::pem::LineEnding::LF)
             .unwrap();
         assert_eq!(parse(pem.as_bytes()).unwrap().to_bytes(), key.to_bytes());
-        for bad in [&[1u8; 31][..], &[0u8; 33][..], b"-----BEGIN PRIVATE KEY-----\nAAAA\n-----END PRIVATE KEY-----\n", b""] {
+        for bad in
+            [&[1u8; 31][..], &[0u8; 33][..], b"-----BEGIN PRIVATE KEY-----\nAAAA\n-----END PRIVATE KEY-----\n", b""]
+        {
             assert_eq!(parse(bad).unwrap_err().code, PeersyncCode::PeersyncKey);
         }
     }

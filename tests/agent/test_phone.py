@@ -70,6 +70,8 @@ def test_phone_app_writes_agent_syncs_gets_killed_and_converges(devices):
     ]
     # Killed in the first, large sync, then again in a later one.
     kill_mid_sync(phone_loop(phone, laptop.url, 1))
+    got = laptop.sql("SELECT count(*) FROM notes WHERE id LIKE 'b%'")[0][0]
+    assert got < 40_000, f"the first sync had finished ({got} rows) before the kill"
     loop = phone_loop(phone, laptop.url, 1)
     for _ in range(2):
         assert loop.stdout.readline().startswith("start")
