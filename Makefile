@@ -99,7 +99,9 @@ test-sidecar: build $(VENV)/stamp
 	$(PYTHON) -m pytest -q tests/sidecar
 
 # The phone's library through its C ABI: from C, from Python ctypes, and the phone scenario.
+# The agent's dependencies leave out the CLI's crates (the sidecar's `cli` feature).
 test-agent: build agent $(VENV)/stamp
+	! $(CARGO) tree -p peersync-agent -e normal,build | grep -E ' (clap|tracing-subscriber|qrcode|indicatif) v'
 	$(PYTHON) -m pytest -q tests/agent
 
 # The short reliability suite (chaos, crashes, disk full, hostile input); its matrix goes to target/reliability/.

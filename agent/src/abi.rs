@@ -271,3 +271,62 @@ pub extern "C" fn peersync_version() -> *const c_char {
     };
     VERSION.as_ptr()
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn last_error() -> String {
+        // SAFETY: peersync_last_error returns this thread's NUL-terminated message.
+        unsafe { CStr::from_ptr(peersync_last_error()) }.to_string_lossy().into_owned()
+    }
+
+    #[test]
+    fn a_panic_becomes_internal_with_its_message_and_success_clears_the_message() {
+        let code = call(|| panic!("boom at the border"));
+        assert_eq!(code, PeersyncCode::PeersyncInternal as c_int);
+        assert!(last_error().contains("boom at the border"), "{}", last_error());
+        assert_eq!(call(|| Ok(())), 0);
+        assert_eq!(last_error(), "");
+    }
+
+    #[test]
+    fn a_handle_never_made_and_a_closed_one_are_refused() {
+        assert_eq!(peersync_agent_close(std::ptr::null_mut()), PeersyncCode::PeersyncClosed as c_int);
+        assert_eq!(peersync_agent_cancel(0x10 as *mut peersync_agent), PeersyncCode::PeersyncClosed as c_int);
+        let dir = std::env::temp_dir().join(format!("peersync-agent-abi-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let db = dir.join("a.db");
+        let _ = std::fs::remove_file(&db);
+        rusqlite::Connection::open(&db).unwrap().execute_batch("CREATE TABLE t(id INTEGER PRIMARY KEY)").unwrap();
+        let path = CString::new(db.to_str().unwrap()).unwrap();
+        let key = [9u8; 32];
+        let mut agent = std::ptr::null_mut();
+        // SAFETY: a valid path, 32 readable key bytes and a writable out-pointer.
+        assert_eq!(unsafe { peersync_agent_open(path.as_ptr(), key.as_ptr(), 32, &mut agent) }, 0, "{}", last_error());
+        let mut json = std::ptr::null_mut();
+        // SAFETY: a handle from open and a writable out-pointer.
+        assert_eq!(unsafe { peersync_agent_status(agent, &mut json) }, 0);
+        // SAFETY: a string status returned.
+        let status = unsafe { CStr::from_ptr(json) }.to_str().unwrap().to_string();
+        // SAFETY: returned by status, freed once.
+        unsafe { peersync_string_free(json) };
+        assert!(status.contains("device_id"), "{status}");
+        assert_eq!(peersync_agent_close(agent), 0);
+        assert_eq!(peersync_agent_close(agent), PeersyncCode::PeersyncClosed as c_int);
+        // SAFETY: a (closed) handle and a writable out-pointer.
+        assert_eq!(unsafe { peersync_agent_status(agent, &mut json) }, PeersyncCode::PeersyncClosed as c_int);
+        assert!(json.is_null());
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn the_static_entry_point_registers_the_functions_on_a_connection_of_this_sqlite() {
+        let conn = rusqlite::Connection::open_in_memory().unwrap();
+        // SAFETY: an open connection of the SQLite this crate links; no error out-pointer.
+        let rc = unsafe { crate::sqlite3_peersync_init(conn.handle().cast(), std::ptr::null_mut(), std::ptr::null()) };
+        assert_eq!(rc, 0);
+        let v: String = conn.query_row("select sync_version()", [], |r| r.get(0)).unwrap();
+        assert_eq!(v, env!("CARGO_PKG_VERSION"));
+    }
+}
