@@ -106,7 +106,8 @@ int peersync_agent_pair(struct peersync_agent *agent_handle, const char *code, c
 int peersync_agent_cancel(struct peersync_agent *agent_handle);
 
 // Closes the handle: later calls with it (a second close too) return `PEERSYNC_CLOSED`. A call
-// in flight on it is cancelled, and the database is closed once it returns.
+// in flight on it is cancelled, calls waiting for their turn on it return `PEERSYNC_CLOSED`,
+// and the database is closed once the call in flight returns.
 int peersync_agent_close(struct peersync_agent *agent_handle);
 
 // Frees a string a `peersync_*` call returned. NULL is ignored.

@@ -234,11 +234,12 @@ pub extern "C" fn peersync_agent_cancel(agent_handle: *mut peersync_agent) -> c_
 }
 
 /// Closes the handle: later calls with it (a second close too) return `PEERSYNC_CLOSED`. A call
-/// in flight on it is cancelled, and the database is closed once it returns.
+/// in flight on it is cancelled, calls waiting for their turn on it return `PEERSYNC_CLOSED`,
+/// and the database is closed once the call in flight returns.
 #[no_mangle]
 pub extern "C" fn peersync_agent_close(agent_handle: *mut peersync_agent) -> c_int {
     call(|| {
-        handles::remove(agent_handle as usize)?.cancel();
+        handles::remove(agent_handle as usize)?.close();
         Ok(())
     })
 }

@@ -12,6 +12,7 @@ use peersync::shutdown::Shutdown;
 use peersync::sync::Syncer;
 use serde_json::json;
 use std::path::Path;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
@@ -28,6 +29,8 @@ pub struct Agent {
     inner: Mutex<Inner>,
     /// The stop signal of the call in flight, if one runs.
     running: Mutex<Option<Shutdown>>,
+    /// Closed: calls still waiting for their turn return `PEERSYNC_CLOSED`.
+    closed: AtomicBool,
 }
 
 struct Inner {
@@ -84,7 +87,11 @@ impl Agent {
             .build()
             .map_err(|e| Failure::new(PeersyncCode::PeersyncInternal, format!("cannot start the runtime: {e}")))?;
         let db = Db::new(path)?;
-        Ok(Agent { inner: Mutex::new(Inner { rt, db, key: Arc::new(key), device_id }), running: Mutex::new(None) })
+        Ok(Agent {
+            inner: Mutex::new(Inner { rt, db, key: Arc::new(key), device_id }),
+            running: Mutex::new(None),
+            closed: AtomicBool::new(false),
+        })
     }
 
     /// This device's id.
@@ -104,9 +111,25 @@ impl Agent {
         }
     }
 
+    /// Closes the agent: the call in flight is cancelled, calls waiting for their turn are
+    /// refused. (The database closes when the last reference to the agent goes.)
+    pub fn close(&self) {
+        self.closed.store(true, Ordering::Release);
+        self.cancel();
+    }
+
+    /// This agent's turn: the lock on its state, unless it was closed meanwhile.
+    fn turn(&self) -> Result<MutexGuard<'_, Inner>, Failure> {
+        let inner = lock(&self.inner);
+        if self.closed.load(Ordering::Acquire) {
+            return Err(Failure::new(PeersyncCode::PeersyncClosed, "the handle was closed"));
+        }
+        Ok(inner)
+    }
+
     /// Runs `work` as the call in flight: [`Agent::cancel`] triggers its stop signal.
     fn cancellable<T>(&self, work: impl FnOnce(&Inner, &Shutdown) -> Result<T, Failure>) -> Result<T, Failure> {
-        let inner = lock(&self.inner);
+        let inner = self.turn()?;
         let stop = Shutdown::default();
         *lock(&self.running) = Some(stop.clone());
         let out = work(&inner, &stop);
@@ -236,7 +259,7 @@ impl Agent {
         &self,
         f: impl FnOnce(&rusqlite::Connection) -> peersync::error::Result<T> + Send + 'static,
     ) -> Result<T, Failure> {
-        let inner = lock(&self.inner);
+        let inner = self.turn()?;
         Ok(inner.rt.block_on(inner.db.run(f))?)
     }
 }

@@ -259,3 +259,36 @@ def test_sqlite3_peersync_init_as_an_auto_extension_of_the_apps_sqlite():
         con.close()
     finally:
         system.sqlite3_reset_auto_extension()
+
+
+def test_close_while_a_sync_runs_cancels_it_and_refuses_the_calls_waiting(devices):
+    laptop, phone = laptop_and_phone(devices)
+    con = phone.connect()
+    con.executemany("INSERT INTO notes VALUES (?, ?, ?)", ((f"n{i}", "x" * 200, i) for i in range(60_000)))
+    con.commit()
+    con.close()
+    a = Agent(phone.db, phone.key_pem())
+    codes = {}
+
+    def call(name, fn, *args):
+        out = ctypes.c_void_p()
+        codes[name] = fn(a.handle, *args, ctypes.byref(out))
+        if out.value:
+            _take(out)
+
+    sync = threading.Thread(target=call, args=("sync", lib().peersync_agent_sync_once, laptop.url.encode()))
+    sync.start()
+    time.sleep(0.3)
+    waiting = threading.Thread(target=call, args=("status", lib().peersync_agent_status))
+    waiting.start()  # waits for the sync: calls on one handle take turns
+    time.sleep(0.1)
+    a.close()
+    sync.join(30)
+    waiting.join(30)
+    assert codes == {"sync": CANCELLED, "status": CLOSED}, codes
+    # The database is usable and whole: a new handle finishes the sync.
+    b = Agent(phone.db, phone.key_pem())
+    while b.sync_once(laptop.url)["sent"]:
+        pass
+    b.close()
+    assert table_rows(laptop.db) == table_rows(phone.db)
