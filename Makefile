@@ -102,6 +102,8 @@ test-sidecar: build $(VENV)/stamp
 # The agent's dependencies leave out the CLI's crates (the sidecar's `cli` feature).
 test-agent: build agent $(VENV)/stamp
 	! $(CARGO) tree -p peersync-agent -e normal,build | grep -E ' (clap|tracing-subscriber|qrcode|indicatif) v'
+	@# The build rewrote the header from agent/src: the committed one must be that one.
+	git diff --exit-code -- agent/include/peersync.h
 	$(PYTHON) -m pytest -q tests/agent
 
 # The short reliability suite (chaos, crashes, disk full, hostile input); its matrix goes to target/reliability/.

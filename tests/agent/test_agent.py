@@ -11,7 +11,7 @@ import threading
 import time
 
 import pytest
-from agent import (CANCELLED, CLOSED, DATABASE, INVALID_ARGUMENT, KEY, OK, UNREACHABLE, Agent, AgentError, _take,
+from agent import (CANCELLED, CLOSED, DATABASE, FORBIDDEN, INVALID_ARGUMENT, KEY, UNREACHABLE, Agent, AgentError, _take,
                    lib)
 from sidecar_helpers import BIN, db_hash, free_port, pair, table_rows
 
@@ -292,3 +292,17 @@ def test_close_while_a_sync_runs_cancels_it_and_refuses_the_calls_waiting(device
         pass
     b.close()
     assert table_rows(laptop.db) == table_rows(phone.db)
+
+
+def test_a_peer_that_does_not_trust_the_phone_is_forbidden(devices):
+    laptop, phone = laptop_and_phone(devices)
+    stranger = devices("stranger")  # never paired with the phone
+    stranger.track()
+    stranger.serve("127.0.0.1", free_port())
+    phone.sql("INSERT INTO notes VALUES ('p1', 'phone', 2)")
+    a = Agent(phone.db, phone.key_pem())
+    with pytest.raises(AgentError) as e:
+        a.sync_once(stranger.url)
+    assert e.value.code == FORBIDDEN, e.value
+    assert table_rows(stranger.db) == []
+    a.close()
