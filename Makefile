@@ -9,7 +9,7 @@ LIB_SUFFIX := $(if $(filter Darwin,$(shell uname -s)),dylib,so)
 # A test build of the extension: also registers sync_debug_panic() (the panic-guard tests).
 TEST_EXT_SO := target/test-ext/peersync.so
 
-.PHONY: all build ext ext-test sidecar dist lint mutants test test-rust test-sql test-python test-node test-sidecar test-reliability test-dist reliability fuzz demo bench clean
+.PHONY: all build ext ext-test sidecar agent test-agent dist lint mutants test test-rust test-sql test-python test-node test-sidecar test-reliability test-dist reliability fuzz demo bench clean
 
 all: build
 
@@ -35,12 +35,25 @@ sidecar:
 	mkdir -p dist
 	cp target/release/peersync dist/peersync.tmp && mv -f dist/peersync.tmp dist/peersync
 
+# The phone's library, both ways (README, "The phone: peersync-agent"): with its own SQLite
+# (target/release/libpeersync_agent.{a,so}; header agent/include/peersync.h), and linked to the
+# system's SQLite (target/agent-system/release/, what tests/agent loads through ctypes beside
+# Python's sqlite3); and the C program that tests the ABI (tests/agent/test_c_abi.py runs it).
+CC ?= cc
+AGENT_A := target/release/libpeersync_agent.a
+AGENT_C_TEST := target/agent-c/agent_test
+agent:
+	$(CARGO) build --release -p peersync-agent
+	$(CARGO) build --release -p peersync-agent --no-default-features --target-dir target/agent-system
+	mkdir -p $(dir $(AGENT_C_TEST))
+	$(CC) -Wall -Wextra -Werror -I agent/include agent/tests/c/agent_test.c $(AGENT_A) -lpthread -ldl -lm -o $(AGENT_C_TEST)
+
 # The packages, into dist/: the Python wheel (peersync-<version>-py3-none-manylinux_*.whl) and
 # the npm tarball (peersync-<version>.tgz), both holding dist/peersync.so and dist/peersync.
 dist: build
 	bash packages/build.sh
 
-test: lint build test-rust test-sql test-python test-node test-sidecar test-reliability test-dist
+test: lint build test-rust test-sql test-python test-node test-sidecar test-agent test-reliability test-dist
 	@echo "make test: all suites passed"
 
 # Style that is checked: rustfmt and clippy (warnings are errors) over every crate.
@@ -85,6 +98,14 @@ test-python: build ext-test $(VENV)/stamp
 test-sidecar: build $(VENV)/stamp
 	$(PYTHON) -m pytest -q tests/sidecar
 
+# The phone's library through its C ABI: from C, from Python ctypes, and the phone scenario.
+# The agent's dependencies leave out the CLI's crates (the sidecar's `cli` feature).
+test-agent: build agent $(VENV)/stamp
+	! $(CARGO) tree -p peersync-agent -e normal,build | grep -E ' (clap|tracing-subscriber|qrcode|indicatif) v'
+	@# The build rewrote the header from agent/src: the committed one must be that one.
+	git diff --exit-code -- agent/include/peersync.h
+	$(PYTHON) -m pytest -q tests/agent
+
 # The short reliability suite (chaos, crashes, disk full, hostile input); its matrix goes to target/reliability/.
 test-reliability: build $(VENV)/stamp
 	$(PYTHON) -m pytest -q tests/reliability
@@ -107,8 +128,9 @@ test-dist: dist
 demo: build
 	bash sql/demo.sh
 
-bench: build $(VENV)/stamp
+bench: build agent $(VENV)/stamp
 	$(CARGO) run --release -p peersync-bench
+	$(PYTHON) tests/agent/bench_agent.py
 	$(PYTHON) tests/sidecar/bench_e2e.py
 	$(PYTHON) tests/sidecar/bench_latency.py
 	$(PYTHON) tests/sidecar/bench_big.py

@@ -4,6 +4,7 @@ pub mod audit;
 pub mod auth;
 pub mod backoff;
 pub mod bootstrap;
+#[cfg(feature = "cli")]
 pub mod cli;
 pub mod client;
 pub mod coding;
@@ -12,6 +13,7 @@ pub mod db;
 pub mod error;
 pub mod httpsig;
 pub mod instance;
+pub mod joining;
 pub mod keys;
 pub mod metrics;
 pub mod nonces;
@@ -24,4 +26,5 @@ pub mod server;
 pub mod serving;
 pub mod shutdown;
 pub mod sync;
+#[cfg(feature = "cli")]
 pub mod ui;

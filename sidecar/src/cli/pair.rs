@@ -3,19 +3,13 @@
 use super::run::runtime;
 use crate::client::normalize_url;
 use crate::db;
-use crate::error::{Error, Result};
-use crate::keys;
-use crate::pairing::{Code, Finish, Pake, Payload, PeerUrl, Side, Started};
-use bytes::Bytes;
+use crate::error::Result;
+use crate::joining::{self, Taken};
+use crate::pairing::{Code, Payload};
 use clap::Args;
-use http_body_util::{BodyExt, Full, Limited};
-use hyper::Request;
-use hyper_util::rt::TokioExecutor;
 use std::path::Path;
-use std::time::Duration;
 
-/// Largest pairing request or reply body (a payload with many tables' definitions).
-pub(super) const MAX_BODY: usize = 4 << 20;
+pub(super) use crate::joining::MAX_BODY;
 
 #[derive(Args)]
 pub struct PairArgs {
@@ -47,47 +41,13 @@ pub struct PairArgs {
 }
 
 pub(super) fn own_payload(db: &Path, key: &super::KeyArg, url: Option<String>, inviter: bool) -> Result<Payload> {
-    let (_, me, signing, _) = super::run::identity(&super::DbArg { db: db.to_path_buf() }, key)?;
-    let conn = db::open(db, false)?;
-    let row = peersync_core::device(&conn, &me)?.ok_or_else(|| Error::Cli("this device's row is missing".into()))?;
-    let (peers, tables) = if inviter {
-        let peers = peersync_core::configured_peers(&conn)?
-            .into_iter()
-            .map(|p| PeerUrl { url: p.url, device_id: p.device_id })
-            .collect();
-        (peers, peersync_core::tracked_tables(&conn)?)
-    } else {
-        (Vec::new(), Vec::new())
-    };
-    Ok(Payload { device_id: me, public_key: keys::public_hex(&signing), name: row.device_name, url, peers, tables })
+    let (_, _, signing, _) = super::run::identity(&super::DbArg { db: db.to_path_buf() }, key)?;
+    joining::payload(&db::open(db, false)?, &signing, url, inviter)
 }
 
 /// Trusts the other device and adds it (and, joining, the inviter's peers) as peers.
 pub(super) fn adopt(db: &Path, other: &Payload) -> Result<()> {
-    let conn = db::open(db, false)?;
-    let me = peersync_core::device_id(&conn)?;
-    if other.device_id == me {
-        return Err(Error::Cli("a device cannot pair with itself".into()));
-    }
-    peersync_core::trust(&conn, &other.device_id, &other.public_key, other.name.as_deref(), None)?;
-    if let Some(url) = &other.url {
-        let url = normalize_url(url)?;
-        peersync_core::add_peer(&conn, &url, "pair", Some(&other.device_id))?;
-    }
-    for p in &other.peers {
-        if p.device_id.as_deref() == Some(me.as_str()) {
-            continue;
-        }
-        match normalize_url(&p.url) {
-            Ok(url) => {
-                if let Err(e) = peersync_core::add_peer(&conn, &url, "pair", p.device_id.as_deref()) {
-                    tracing::warn!(peer = %url, error = %e, "skipping a peer the inviter listed");
-                }
-            }
-            Err(e) => tracing::warn!(error = %e, "skipping a peer the inviter listed"),
-        }
-    }
-    Ok(())
+    joining::adopt(&db::open(db, false)?, other)
 }
 
 pub fn pair(a: PairArgs) -> Result<()> {
@@ -97,84 +57,21 @@ pub fn pair(a: PairArgs) -> Result<()> {
     }
 }
 
-async fn post<T: serde::de::DeserializeOwned>(base: &str, path: &str, body: String) -> Result<T> {
-    let http = hyper_util::client::legacy::Client::builder(TokioExecutor::new()).build_http::<Full<Bytes>>();
-    let unreachable = |m: String| Error::Unreachable { url: base.to_string(), message: m };
-    let req = Request::post(format!("{base}{path}"))
-        .header(hyper::header::CONTENT_TYPE, "application/json")
-        .body(Full::new(Bytes::from(body)))
-        .map_err(|e| Error::Cli(format!("bad pairing address: {e}")))?;
-    let work = async {
-        let resp = http.request(req).await.map_err(|e| unreachable(e.to_string()))?;
-        let status = resp.status();
-        let body = Limited::new(resp.into_body(), MAX_BODY)
-            .collect()
-            .await
-            .map_err(|e| unreachable(format!("reading the reply failed: {e}")))?
-            .to_bytes();
-        Ok::<_, Error>((status, body))
-    };
-    let (status, body) = tokio::time::timeout(Duration::from_secs(30), work)
-        .await
-        .map_err(|_| unreachable("no reply within 30 s".into()))??;
-    if !status.is_success() {
-        let msg = serde_json::from_slice::<serde_json::Value>(&body)
-            .ok()
-            .and_then(|v| v.get("error").and_then(|e| e.as_str()).map(str::to_string))
-            .unwrap_or_else(|| status.to_string());
-        return Err(Error::Cli(format!("pairing failed: {msg}")));
-    }
-    serde_json::from_slice(&body).map_err(|e| Error::Cli(format!("pairing failed: malformed reply: {e}")))
-}
-
 fn join(a: PairArgs, code: &str) -> Result<()> {
     let code = Code::parse(code)?;
     let url = a.url.as_deref().map(normalize_url).transpose()?;
     let mine = serde_json::to_string(&own_payload(&a.db.db, &a.key, url, false)?)?;
-    let base = format!("http://{}", code.addr);
-    let rt = runtime()?;
-    let gone = |e: Error| {
-        match e {
-        Error::Unreachable { message, .. } => Error::Cli(format!(
-            "pairing failed: cannot reach the pairing endpoint at {} ({message}): the code expired, was used or died, or `peersync pair` stopped on the other device",
-            code.addr
-        )),
-        e => e,
-    }
-    };
-    let theirs = rt.block_on(async {
-        let (pake, msg_b) = Pake::start(Side::Joiner, &code.secret);
-        let started: Started =
-            post(&base, "/pair/start", serde_json::json!({ "msg": hex::encode(&msg_b) }).to_string()).await?;
-        let msg_a = hex::decode(&started.msg).map_err(|_| Error::Cli("pairing failed: malformed reply".into()))?;
-        let keys = pake.finish(&msg_a, &msg_a, &msg_b)?;
-        let tag = keys.tag(Side::Joiner, mine.as_bytes());
-        let finish = Finish { session: started.session.clone(), payload: mine.clone(), tag };
-        let done: Finish = post(&base, "/pair/finish", serde_json::to_string(&finish)?).await?;
-        if !keys.check(Side::Inviter, done.payload.as_bytes(), &done.tag) {
-            return Err(Error::Cli("pairing failed: the other device did not prove it knows the code".into()));
-        }
-        let theirs: Payload = serde_json::from_str(&done.payload)
-            .map_err(|e| Error::Cli(format!("pairing failed: malformed payload: {e}")))?;
-        Ok::<_, Error>(theirs)
-    });
-    let theirs = theirs.map_err(gone)?;
+    let theirs = runtime()?.block_on(joining::exchange(&code, &mine))?;
     adopt(&a.db.db, &theirs)?;
     outln!("paired with {}{}", theirs.device_id, theirs.name.as_deref().map(|n| format!(" ({n})")).unwrap_or_default());
     let conn = db::open(&a.db.db, false)?;
     let mut missing = Vec::new();
-    for t in &theirs.tables {
-        let exists = peersync_core::table_exists(&conn, &t.name)?;
-        if !exists && a.schema {
-            peersync_core::create_table(&conn, &t.name, &t.sql)?;
-            outln!("created table {}", t.name);
-        } else if !exists {
-            missing.push(t.name.clone());
-            continue;
+    for t in joining::take_tables(&conn, &theirs, a.schema)? {
+        match t {
+            Taken::Created(name) => outln!("created table {name}"),
+            Taken::Missing(name) => missing.push(name),
+            Taken::Tracked { table, strategy } => outln!("tracking {table} (strategy {strategy} on the other device)"),
         }
-        // No strategy given: the inviter's setting arrives with the first sync.
-        peersync_core::track(&conn, &t.name, None)?;
-        outln!("tracking {} (strategy {} on the other device)", t.name, t.strategy);
     }
     if !missing.is_empty() {
         outln!(
