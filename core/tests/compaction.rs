@@ -232,6 +232,14 @@ fn a_new_device_joins_by_snapshot_after_compaction_and_then_syncs_incrementally(
         s.trusts(&d);
         d.trusts(s);
     }
+    // A device the others trusted, revoked by a before the snapshot: the revocation is in
+    // the log the snapshot brings, and d takes it up.
+    let [z] = mesh(["z"]);
+    for s in [&a, &d] {
+        s.trusts(&z);
+    }
+    peersync_core::revoke(&a.p.conn, &z.p.dev).unwrap();
+    assert!(d.authorized(&z));
     let path = temp("join");
     let taken = peersync_core::take_snapshot(&a.p.conn, &path).unwrap();
     assert_eq!(taken.rows, 3);
@@ -240,6 +248,7 @@ fn a_new_device_joins_by_snapshot_after_compaction_and_then_syncs_incrementally(
     let got = peersync_core::bootstrap(&d.p.conn, &path).unwrap();
     assert_eq!((got.rows, got.device_id.as_str()), (3, a.p.dev.as_str()));
     assert_eq!(d.p.verify()["ok"], true);
+    assert!(!d.authorized(&z), "the revocation came with the snapshot");
     // Incremental sync from here: what a wrote since, and d's own writes, travel.
     d.p.exec("INSERT INTO t1 VALUES ('from d', 1, 2, 3)");
     sync_all(&[&a, &b, &d]);

@@ -15,8 +15,9 @@ use crate::db::tx;
 use crate::error::{Error, Result};
 use crate::model::clock::Clock;
 use crate::store::format::device_id;
-use crate::store::log::{head, mark_sealed};
-use crate::wire::Vector;
+use crate::store::log::{entry, head, mark_sealed, ENTRY_COLUMNS};
+use crate::trust::{devices, succession};
+use crate::wire::{is_revocation, is_succession, parse_revocation, parse_succession, Entry, Vector, REVOCATIONS_TABLE};
 use rusqlite::{params, Connection, OptionalExtension};
 use serde::Serialize;
 
@@ -129,6 +130,22 @@ fn write(conn: &Connection, path: &str, me: &str) -> Result<Snapshot> {
     Ok(Snapshot { device_id: me.to_string(), vector, rows, changes })
 }
 
+/// Takes up the trust events of the log a snapshot brought (revocations and successions: the
+/// source applied them when they reached it, and they will not reach this device again), in
+/// log order. Strategies come with the snapshot's table settings.
+fn trust_events(conn: &Connection, me: &str) -> Result<()> {
+    let mut stmt = conn.prepare(&format!("SELECT {ENTRY_COLUMNS} FROM sync_log WHERE table_name = ?1 ORDER BY id"))?;
+    let events: Vec<Entry> = stmt.query_map([REVOCATIONS_TABLE], entry)?.collect::<rusqlite::Result<_>>()?;
+    for e in events.iter().filter(|e| is_revocation(e)) {
+        if is_succession(e) {
+            succession::receive(conn, me, &parse_succession(e)?)?;
+        } else {
+            devices::receive_revocation(conn, me, &e.device_id, e.version, e.timestamp, &parse_revocation(e)?)?;
+        }
+    }
+    Ok(())
+}
+
 /// Replaces this database's tracked rows and log with the snapshot at `path`, taken on a
 /// trusted device. Refused, changing nothing, when this device holds changes of its own the
 /// snapshot lacks (push them first), has pending conflicts, lacks a tracked table the snapshot
@@ -217,6 +234,7 @@ pub fn bootstrap(conn: &Connection, path: &str) -> Result<Snapshot> {
              DELETE FROM main.sync_peer_vectors WHERE peer = '';"
         ))?;
         resume_capture(c, paused)?;
+        trust_events(c, &me)?;
         mark_sealed(c)?;
         let mut clock = Clock::load(c)?;
         clock.receive(c.query_row("SELECT ifnull(max(timestamp), 0) FROM sync_log", [], |r| r.get(0))?);
