@@ -1,7 +1,8 @@
 # Joining by snapshot: a new device syncs with a peer whose history was compacted, so it joins
 # from the peer's snapshot over signed HTTP (take, fetch in chunks, check, bootstrap) and then
 # pulls incrementally. Time of the new device's whole `peersync sync`, against a plain bulk
-# insert of the same rows in the same run; the snapshot's size; peak memory of both processes.
+# insert of the same rows in the same run; the snapshot's size; peak memory of both processes;
+# the longest compaction transaction (how long an app write may wait for it).
 # `history` is how many times each row was rewritten before compaction (10: 10x the changes,
 # the same live rows). Best of 2 runs per size.
 # usage: .venv/bin/python tests/sidecar/bench_join.py [ROWS[xHISTORY] ...]
@@ -35,19 +36,21 @@ def run(n, history):
         x.serve("127.0.0.3", free_port())
         a.cli("sync", "--peer", x.url, timeout=3600)
         x.stop()
-        a.cli("compact", timeout=3600)
+        out = a.cli("compact", timeout=3600).stdout
+        longest_ms = float(out.split("the longest ")[1].split(" ms")[0])
         b = Device(tmp, "b")
         pair(a, b)
         b.track()
         a.serve("127.0.0.2", free_port())
         t = time.perf_counter()
-        proc = subprocess.Popen([str(BIN), "sync", "--db", str(b.db), "--peer", a.url], env=b.env,
-                                stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-        out, err = proc.communicate()
-        _, _, usage = os.wait4(proc.pid, 0) if proc.returncode is None else (0, 0, None)
+        with open(tmp / "out", "w") as out, open(tmp / "err", "w") as err:
+            proc = subprocess.Popen([str(BIN), "sync", "--db", str(b.db), "--peer", a.url], env=b.env,
+                                    stdout=out, stderr=err)
+            _, status, usage = os.wait4(proc.pid, 0)
         took = time.perf_counter() - t
-        assert proc.returncode == 0 and "joined from the peer's snapshot" in err, (out, err[-2000:])
-        receiver_kb = usage.ru_maxrss if usage else peak_children_kb()
+        err = (tmp / "err").read_text()
+        assert status == 0 and "joined from the peer's snapshot" in err, err[-2000:]
+        receiver_kb = usage.ru_maxrss
         sender_kb = peak_kb(a.proc.pid)
         snap = max((p.stat().st_size for p in tmp.glob("a.db.snapshots/*.db")), default=0)
         a.stop()
@@ -56,17 +59,12 @@ def run(n, history):
         con.close()
         assert got == n, (got, n)
         base = bulk_insert_seconds(tmp, n)
-        return took, base, snap, sender_kb, receiver_kb
-
-
-def peak_children_kb():
-    import resource
-    return resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
+        return took, base, snap, sender_kb, receiver_kb, longest_ms
 
 
 def main():
     sizes = sys.argv[1:] or ["10000", "100000", "1000000", "100000x10"]
-    print(f"{'rows':>8} {'history':>8} {'join s':>7} {'bulk s':>7} {'ratio':>6} {'snapshot MB':>12} {'sender MB':>10} {'receiver MB':>12}")
+    print(f"{'rows':>8} {'history':>8} {'join s':>7} {'bulk s':>7} {'ratio':>6} {'snapshot MB':>12} {'sender MB':>10} {'receiver MB':>12} {'compact step ms':>16}")
     for spec in sizes:
         n, _, h = spec.partition("x")
         n, h = int(n), int(h or 1)
@@ -74,7 +72,8 @@ def main():
         took, base = min(r[0] for r in runs), min(r[1] for r in runs)
         snap = max(r[2] for r in runs)
         s_kb, r_kb = max(r[3] for r in runs), max(r[4] for r in runs)
-        print(f"{n:>8} {h:>8} {took:>7.2f} {base:>7.3f} {took / base:>6.1f} {snap / 1e6:>12.1f} {s_kb / 1024:>10.1f} {r_kb / 1024:>12.1f}",
+        step_ms = max(r[5] for r in runs)
+        print(f"{n:>8} {h:>8} {took:>7.2f} {base:>7.3f} {took / base:>6.1f} {snap / 1e6:>12.1f} {s_kb / 1024:>10.1f} {r_kb / 1024:>12.1f} {step_ms:>16.1f}",
               flush=True)
 
 

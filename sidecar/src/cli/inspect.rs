@@ -206,12 +206,16 @@ pub fn compact(db: &Path) -> Result<()> {
     let conn = db::open(db, false)?;
     peersync_core::device_id(&conn)?;
     let before: i64 = conn.query_row("SELECT count(*) FROM sync_log", [], |r| r.get(0))?;
-    let (mut removed, mut kept) = (0, 0);
+    let (mut removed, mut kept, mut steps) = (0, 0, 0);
+    let mut longest = std::time::Duration::ZERO;
     let started = std::time::Instant::now();
     loop {
+        let t = std::time::Instant::now();
         let step = peersync_core::compact(&conn, Some(1))?;
+        longest = longest.max(t.elapsed());
         removed += step.removed;
         kept += step.kept;
+        steps += step.steps;
         if step.steps > 0 && std::io::stderr().is_terminal() {
             eprint!("\rcompacting: {removed} of {before} changes removed");
         }
@@ -228,8 +232,9 @@ pub fn compact(db: &Path) -> Result<()> {
         );
     } else {
         outln!(
-            "compacted: {removed} of {before} changes removed in {:.1} s ({kept} kept below the anchors: current values, open conflicts)",
-            started.elapsed().as_secs_f64()
+            "compacted: {removed} of {before} changes removed in {:.1} s ({kept} kept below the anchors: current values, open conflicts); {steps} transactions, the longest {:.1} ms",
+            started.elapsed().as_secs_f64(),
+            longest.as_secs_f64() * 1000.0
         );
     }
     Ok(())
