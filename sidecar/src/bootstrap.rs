@@ -47,6 +47,9 @@ impl Syncer {
             file.set_len(0)?;
             have = 0;
         }
+        if have > 0 {
+            tracing::info!(peer = url, id = %info.id, from = have, "resuming the snapshot download where it was cut");
+        }
         while have < info.size {
             if stop.is_triggered() {
                 return Err(Error::ShuttingDown);
@@ -80,6 +83,7 @@ impl Syncer {
                 ),
             });
         }
+        tracing::info!(peer = url, id = %info.id, bytes = info.size, "fetched the snapshot; replacing this device's tracked rows and log with it");
         let path = part.to_str().ok_or_else(|| Error::Internal("the database path is not UTF-8".into()))?.to_string();
         let done = self.db.run(move |c| Ok(peersync_core::bootstrap(c, &path)?)).await;
         let _ = std::fs::remove_file(&part);

@@ -2,9 +2,12 @@
 # remove what every trusted device holds, and a device that lacks compacted changes joins from
 # a peer's snapshot (fetched in chunks over signed HTTP) and then syncs incrementally.
 import json
+import signal
 import sqlite3
+import subprocess
+import time
 
-from conftest import free_port, pair, signed, signer, send, table_rows, wait_until
+from conftest import BIN, free_port, pair, signed, signer, send, table_rows, wait_until
 
 
 def status(dev):
@@ -113,3 +116,48 @@ def test_snapshot_routes_refuse_bad_input_and_strangers(devices):
     status_code, reply = send(signed("POST", f"{b.url}/sync/snapshot", signer(stranger), {}))
     assert status_code in (401, 403), (status_code, reply)
     b.stop()
+
+
+def test_a_cut_snapshot_download_resumes(devices):
+    a, x, b = devices("a"), devices("x"), devices("b")
+    pair(a, x)
+    a.track()
+    x.track()
+    con = a.connect()
+    con.executemany("INSERT INTO notes VALUES (?, ?, ?)", ((f"r{i:06}", "z" * 200, i) for i in range(120000)))
+    con.commit()
+    con.close()
+    x.serve("127.0.0.3", free_port())
+    a.cli("sync", "--peer", x.url)
+    x.stop()
+    a.cli("compact")
+    pair(a, b)
+    b.track()
+    a.serve("127.0.0.2", free_port())
+    # The first attempt is frozen as soon as part of the snapshot has arrived, then killed.
+    proc = subprocess.Popen([str(BIN), "sync", "--db", str(b.db), "--peer", a.url], env=b.env,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    part = None
+    deadline = time.time() + 60
+    while time.time() < deadline and proc.poll() is None:
+        found = list(b.db.parent.glob("b.db.bootstrap-*.part"))
+        if found and found[0].stat().st_size > 0:
+            proc.send_signal(signal.SIGSTOP)
+            part = found[0]
+            break
+        time.sleep(0.001)
+    assert part is not None, "the download was caught under way"
+    size = part.stat().st_size
+    proc.kill()
+    proc.wait()
+    total = json.loads((a.db.parent / "a.db.snapshots" / (part.name.split("bootstrap-")[1][:-5] + ".json")).read_text())["size"]
+    assert 0 < size < total, (size, total)
+    assert table_rows(b.db) == [], "nothing applied by the cut attempt"
+    # The next sync resumes the same snapshot from where it was cut.
+    r = b.cli("sync", "--peer", a.url)
+    assert "resuming the snapshot download where it was cut" in r.stderr, r.stderr
+    assert a.log.read_text().count("took a snapshot") == 1
+    assert len(table_rows(b.db)) == 120000 and table_rows(b.db) == table_rows(a.db)
+    assert not list(b.db.parent.glob("b.db.bootstrap-*"))
+    assert "every hash and chain verifies" in b.cli("verify").stdout
+    a.stop()

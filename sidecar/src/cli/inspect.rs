@@ -226,7 +226,7 @@ pub fn compact(db: &Path) -> Result<()> {
     if std::io::stderr().is_terminal() {
         eprintln!();
     }
-    if removed == 0 {
+    if steps == 0 {
         outln!(
             "nothing to compact: the log holds {before} changes, and every one is needed or not yet held by every trusted device (see `peersync status`)"
         );
