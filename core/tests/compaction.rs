@@ -4,7 +4,6 @@
 mod common;
 
 use common::*;
-use proptest::test_runner::TestCaseError;
 use serde_json::Value as Json;
 
 fn compact(p: &Peer) -> Json {
