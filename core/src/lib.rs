@@ -54,7 +54,9 @@ pub use exchange::export::{
 };
 pub use exchange::joining::{create_table, table_exists, tracked_tables, TrackedTable};
 pub use exchange::peer_list::{add as add_peer, list as configured_peers, remove as remove_peer, ConfiguredPeer};
-pub use exchange::peers::{exchanged as note_exchange, note_link, note_vector as note_peer_vector, Link};
+pub use exchange::peers::{
+    exchanged as note_exchange, known as known_vectors, note_known, note_link, note_vector as note_peer_vector, Link,
+};
 // Comparing content across devices.
 pub use exchange::audit::{
     audit, compare as compare_audit, divergences, note_records as note_divergent_records, Audit, Divergence, Outcome,

@@ -408,3 +408,32 @@ fn compaction_interleaved_with_life_converges() {
         .unwrap();
     assert!(midway.into_inner() > 0, "the cases compacted something while devices still wrote and synced");
 }
+
+#[test]
+fn a_device_compacts_for_devices_it_never_syncs_with_once_a_peer_says_what_they_hold() {
+    // a — b — c: a and c never sync with each other.
+    let [a, b, c] = mesh(["a", "b", "c"]);
+    a.p.exec("INSERT INTO t1 VALUES ('r', 0, 0, 0)");
+    edit(&a.p, "r", 40);
+    for _ in 0..2 {
+        a.sync_with(&b);
+        b.sync_with(&c);
+    }
+    assert_eq!(compact(&a.p)["removed"], 0, "a does not know what c holds");
+    // b tells a what it knows c holds (the sidecar does this in its hello's reply).
+    let known = peersync_core::known_vectors(&b.p.conn).unwrap();
+    assert!(known.contains_key(&c.p.dev), "{known:?}");
+    // Not from a device a does not trust, and nothing about a itself or the teller.
+    let [stranger] = mesh(["stranger"]);
+    let before = a.p.fingerprint();
+    peersync_core::note_known(&a.p.conn, &stranger.p.dev, &known).unwrap();
+    assert!(before == a.p.fingerprint(), "a stranger's word changes nothing");
+    peersync_core::note_known(&a.p.conn, &b.p.dev, &known).unwrap();
+    assert!(compact(&a.p)["removed"].as_i64().unwrap() >= 30);
+    edit(&a.p, "r", 3);
+    for _ in 0..2 {
+        a.sync_with(&b);
+        b.sync_with(&c);
+    }
+    assert_converged(&[&a, &b, &c]);
+}

@@ -35,6 +35,10 @@ pub struct PushReply {
     pub vector: Vector,
     /// The receiver's device id.
     pub device_id: String,
+    /// What the receiver knows each other device holds (answering a hello only; absent from
+    /// older peers): see core's `note_known`.
+    #[serde(default)]
+    pub known: std::collections::BTreeMap<String, Vector>,
     /// The largest body (decoded JSON) the receiver takes; absent from older peers.
     #[serde(default)]
     pub max_body: Option<u64>,

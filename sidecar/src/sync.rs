@@ -63,7 +63,7 @@ impl Syncer {
     pub async fn sync(&self, url: &str, stop: &Shutdown, progress: &dyn Progress) -> Result<Report> {
         let key = self.key.clone();
         let hello = self.db.run(move |c| Ok(peersync_core::hello(c, &key)?)).await?;
-        let reply = self.client.push(url, &hello).await?;
+        let mut reply = self.client.push(url, &hello).await?;
         progress.start(missing(&hello.vector, &reply.vector), missing(&reply.vector, &hello.vector));
         let mut report = Report { peer_device: reply.device_id.clone(), ..Report::default() };
         let peer = reply.device_id.clone();
@@ -76,6 +76,9 @@ impl Syncer {
                 ))),
             })
             .await?;
+        // What the peer knows the other devices hold: this device compacts for them too.
+        let (via, known) = (reply.device_id.clone(), std::mem::take(&mut reply.known));
+        self.db.run(move |c| Ok(peersync_core::note_known(c, &via, &known)?)).await?;
         let mut pages = PageSize::new(self.page);
         report.peer_vector = reply.vector.clone();
         // A peer that says its body limit cuts pull replies by ours, too (older peers do not).

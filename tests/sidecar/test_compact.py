@@ -161,3 +161,27 @@ def test_a_cut_snapshot_download_resumes(devices):
     assert not list(b.db.parent.glob("b.db.bootstrap-*"))
     assert "every hash and chain verifies" in b.cli("verify").stdout
     a.stop()
+
+
+def test_a_device_compacts_for_devices_it_only_hears_of_through_a_peer(devices):
+    # a — b — c: a and c each sync with b only. b's answer to a's hello says what c holds.
+    a, b, c = devices("a"), devices("b"), devices("c")
+    pair(a, b, c)
+    for d in (a, b, c):
+        d.track()
+    edit_many(a, 200)
+    b.serve("127.0.0.2", free_port())
+    a.cli("sync", "--peer", b.url)
+    c.cli("sync", "--peer", b.url)
+    assert "nothing to compact" in a.cli("compact").stdout, "a does not know yet what c holds"
+    # c's next sync tells b what c holds now; a's next sync, what b knows.
+    c.cli("sync", "--peer", b.url)
+    a.cli("sync", "--peer", b.url)
+    out = a.cli("compact").stdout
+    assert "compacted: " in out, out
+    assert status(a)["log"]["compacted"] >= 190
+    a.sql("UPDATE notes SET body = 'after' WHERE id = 'busy'")
+    a.cli("sync", "--peer", b.url)
+    c.cli("sync", "--peer", b.url)
+    assert table_rows(a.db) == table_rows(b.db) == table_rows(c.db)
+    b.stop()

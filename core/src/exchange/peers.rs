@@ -5,9 +5,9 @@ use crate::store::format::device_id;
 use crate::store::{log, runs};
 use crate::trust::devices::device_key;
 use crate::trust::waiting::Held;
-use crate::wire::Vector;
+use crate::wire::{is_device_id, Vector};
 use rusqlite::{params, Connection};
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 
 /// Records that authorized peer `peer` holds `vector`, then marks as synced every change that
 /// all authorized peers hold; in one short write transaction.
@@ -33,6 +33,45 @@ pub fn record(conn: &Connection, peer: &str, vector: &Vector) -> Result<bool> {
         .execute(params![peer, origin, v])?;
     }
     Ok(true)
+}
+
+/// What this device knows each other authorized device holds (the vectors they reported), to
+/// tell a peer: it learns what the devices it does not sync with hold, and compacts for them.
+pub fn known(conn: &Connection) -> Result<BTreeMap<String, Vector>> {
+    let me = device_id(conn)?;
+    let mut stmt = conn.prepare_cached(
+        "SELECT p.peer, p.origin, p.version FROM sync_peer_vectors p JOIN sync_devices d ON d.device_id = p.peer
+          WHERE p.peer != '' AND p.peer != ?1 AND d.is_authorized AND d.succeeded_by IS NULL",
+    )?;
+    let mut out: BTreeMap<String, Vector> = BTreeMap::new();
+    let rows = stmt.query_map([&me], |r| Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?, r.get::<_, i64>(2)?)))?;
+    for row in rows {
+        let (peer, origin, v) = row?;
+        out.entry(peer).or_default().insert(origin, v);
+    }
+    Ok(out)
+}
+
+/// Records what authorized peer `via` says the other devices hold (`known`, as [`known`] made
+/// it there): a device this one trusts too is taken to hold at least that (what a device
+/// holds only grows). What `via` says of itself or of this device is ignored.
+pub fn note_known(conn: &Connection, via: &str, known: &BTreeMap<String, Vector>) -> Result<()> {
+    let me = device_id(conn)?;
+    if via == me || !matches!(device_key(conn, via)?, Some((_, true))) || known.len() > 10_000 {
+        return Ok(());
+    }
+    tx::write(conn, |conn| {
+        let mut any = false;
+        for (device, vector) in known {
+            if device != via && is_device_id(device) && vector.keys().all(|o| is_device_id(o)) {
+                any |= record(conn, device, vector)?;
+            }
+        }
+        if any {
+            mark_synced(conn, &floors(conn)?)?;
+        }
+        Ok(())
+    })
 }
 
 /// An exchange with device `peer` succeeded (it took our changes, or we took its): its

@@ -23,7 +23,15 @@ pub async fn push(state: &Arc<AppState>, caller: String, body: Bytes, turn: Opti
     if let Some(turn) = &turn {
         turn.wait(&batch).await;
     }
-    let applied = state.db.run(move |c| Ok(peersync_core::apply(c, &batch)?)).await?;
+    let (applied, known) = state
+        .db
+        .run(move |c| {
+            let applied = peersync_core::apply(c, &batch)?;
+            // A hello (no changes) is told what this device knows the others hold.
+            let known = if n == 0 { Some(peersync_core::known_vectors(c)?) } else { None };
+            Ok((applied, known))
+        })
+        .await?;
     if let Some(turn) = &turn {
         turn.applied(&applied.vector);
     }
@@ -36,6 +44,9 @@ pub async fn push(state: &Arc<AppState>, caller: String, body: Bytes, turn: Opti
     v["device_id"] = state.device_id.clone().into();
     // The largest body this device takes (decoded JSON): senders cut their pages by it.
     v["max_body"] = state.limits.max_body.into();
+    if let Some(known) = known {
+        v["known"] = serde_json::to_value(known)?;
+    }
     Ok(json(StatusCode::OK, &v))
 }
 
