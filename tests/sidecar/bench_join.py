@@ -33,7 +33,8 @@ def run(n, history):
             con.execute("UPDATE notes SET body = ?", (f"rewrite {h} " + "y" * 30,))
         con.commit()
         con.close()
-        x.serve("127.0.0.3", free_port())
+        # x takes the whole history at once (its write quota would hold part of it back).
+        x.serve("127.0.0.3", free_port(), (), "--origin-burst-mib", "100000", "--origin-mib-per-hour", "100000")
         a.cli("sync", "--peer", x.url, timeout=3600)
         x.stop()
         out = a.cli("compact", timeout=3600).stdout
