@@ -437,3 +437,33 @@ fn a_device_compacts_for_devices_it_never_syncs_with_once_a_peer_says_what_they_
     }
     assert_converged(&[&a, &b, &c]);
 }
+
+#[test]
+fn recovery_searches_a_compacted_peer_without_seeing_a_fork() {
+    use peersync_core::{ChainSearch, Probe};
+    let [a, b] = mesh(["a", "b"]);
+    a.p.exec("INSERT INTO t1 VALUES ('r', 0, 0, 0)");
+    edit(&a.p, "r", 300);
+    a.sync_with(&b);
+    compact(&b.p);
+    let probe = |p: &Peer, v: &[i64]| -> Probe { peersync_core::probe(&p.conn, &a.p.dev, v).unwrap() };
+    let head = a.p.own_version();
+    for local_head in [head, 5] {
+        // `local_head` 5: a restored copy far behind the peer's anchor.
+        let mut s = ChainSearch::new(local_head);
+        let mut rounds = 0;
+        while !s.done() {
+            let v = s.probes();
+            let local = probe(&a.p, &v);
+            let local = Probe { hashes: local.hashes.into_iter().filter(|(k, _)| *k <= local_head).collect(), ..local };
+            s.answer(&local, &probe(&b.p, &v));
+            rounds += 1;
+            assert!(rounds < 20, "the search ends");
+        }
+        let found = s.result();
+        assert_eq!(found.forked_at, None, "{local_head}: {found:?}");
+        if local_head == head {
+            assert_eq!(found.agreed, head, "the anchor and the chain above it agree");
+        }
+    }
+}

@@ -15,7 +15,7 @@ use crate::error::{Error, Result};
 use crate::store::format::{become_device, device_id};
 use crate::store::local::LocalLog;
 use crate::store::log::{head, Writers};
-use crate::store::{relabel, runs};
+use crate::store::{anchors, relabel, runs};
 use crate::trust::succession::{self, Outcome};
 use crate::wire::Succession;
 use rusqlite::{params, Connection};
@@ -33,6 +33,10 @@ pub struct Probe {
     pub hash: String,
     /// The hash at each version asked that this device holds.
     pub hashes: BTreeMap<i64, String>,
+    /// The version this device's copy of the chain is anchored at (0: not compacted): below it,
+    /// a version it lacks is unknown to it, not different.
+    #[serde(default)]
+    pub anchored: i64,
 }
 
 /// What this device holds of `origin`'s chain at `versions` (at most [`MAX_PROBES`]).
@@ -48,7 +52,7 @@ pub fn probe(conn: &Connection, origin: &str, versions: &[i64]) -> Result<Probe>
             hashes.insert(v, h);
         }
     }
-    Ok(Probe { origin: origin.to_string(), version, hash, hashes })
+    Ok(Probe { origin: origin.to_string(), version, hash, hashes, anchored: anchors::version(conn, origin)? })
 }
 
 /// Finds how far a peer holds this device's chain alike, by probing: each round asks the peer
@@ -63,6 +67,8 @@ pub struct ChainSearch {
     differs: i64,
     local_head: i64,
     peer_head: Option<i64>,
+    /// The peer's anchor of this chain: it cannot tell below it (compacted away there).
+    peer_anchored: i64,
 }
 
 /// What a [`ChainSearch`] found about one peer.
@@ -79,18 +85,21 @@ pub struct Agreement {
 impl ChainSearch {
     /// A search over this device's chain of `local_head` versions.
     pub fn new(local_head: i64) -> ChainSearch {
-        ChainSearch { agreed: 0, differs: local_head + 1, local_head, peer_head: None }
+        ChainSearch { agreed: 0, differs: local_head + 1, local_head, peer_head: None, peer_anchored: 0 }
     }
 
     /// The versions to ask about next; none once the search is done (the first round asks
     /// even when this device holds nothing, to learn the peer's head).
     pub fn probes(&self) -> Vec<i64> {
-        let gap = self.differs - self.agreed - 1;
+        // Below the peer's anchor it holds no hashes but the anchor's own, which vouches for
+        // every version before it.
+        let from = self.agreed.max(self.peer_anchored - 1);
+        let gap = self.differs - from - 1;
         if gap <= 0 {
             return Vec::new();
         }
         let n = (gap as usize).min(MAX_PROBES) as i64;
-        let mut v: Vec<i64> = (1..=n).map(|i| self.agreed + (gap * i + n - 1) / n).collect();
+        let mut v: Vec<i64> = (1..=n).map(|i| from + (gap * i + n - 1) / n).collect();
         v.dedup();
         v
     }
@@ -103,16 +112,20 @@ impl ChainSearch {
     /// Takes the peer's answer and this database's own, for the same versions.
     pub fn answer(&mut self, local: &Probe, peer: &Probe) {
         self.peer_head = Some(peer.version);
+        self.peer_anchored = peer.anchored;
         self.differs = self.differs.min(peer.version.min(self.local_head) + 1);
         for (v, h) in &local.hashes {
             if *v <= self.agreed || *v >= self.differs {
                 continue;
             }
-            if peer.hashes.get(v) == Some(h) {
-                self.agreed = *v;
-            } else {
-                self.differs = *v;
-                break;
+            match peer.hashes.get(v) {
+                Some(p) if p == h => self.agreed = *v,
+                // Compacted away there: unknown, not different (its anchor still compares).
+                None if *v < peer.anchored => {}
+                _ => {
+                    self.differs = *v;
+                    break;
+                }
             }
         }
     }
@@ -121,7 +134,9 @@ impl ChainSearch {
     pub fn result(&self) -> Agreement {
         let peer_head = self.peer_head.unwrap_or(0);
         let both = peer_head.min(self.local_head);
-        Agreement { agreed: self.agreed, forked_at: (self.agreed < both).then_some(self.agreed + 1), peer_head }
+        // A version found different; none when the only unknowns are below the peer's anchor.
+        let forked_at = (self.differs <= both && self.agreed < both).then_some(self.differs);
+        Agreement { agreed: self.agreed, forked_at, peer_head }
     }
 }
 
@@ -232,6 +247,7 @@ mod tests {
                 .filter(|&&v| v >= 1 && v <= n)
                 .map(|&v| (v, if v >= from { format!("{tag}{v}") } else { format!("h{v}") }))
                 .collect(),
+            anchored: 0,
         }
     }
 
