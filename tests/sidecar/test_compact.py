@@ -185,3 +185,32 @@ def test_a_device_compacts_for_devices_it_only_hears_of_through_a_peer(devices):
     c.cli("sync", "--peer", b.url)
     assert table_rows(a.db) == table_rows(b.db) == table_rows(c.db)
     b.stop()
+
+
+def test_compaction_killed_midway_leaves_a_log_that_verifies_and_goes_on(devices):
+    a, x = devices("a"), devices("x")
+    pair(a, x)
+    a.track()
+    x.track()
+    edit_many(a, 150000)
+    x.serve("127.0.0.3", free_port(), (), "--origin-burst-mib", "4096", "--origin-mib-per-hour", "4096")
+    a.cli("sync", "--peer", x.url)
+    rows = table_rows(a.db)
+    before = status(a)["log"]["entries"]
+    # The sidecar compacts in the background; it is killed (-9) while at it, three times.
+    done, midway = 0, 0
+    for attempt in range(3):
+        a.serve("127.0.0.2", free_port(), (), "--compact-interval", "1", log_name=f"a{attempt}.log")
+        wait_until(lambda: status(a)["log"]["compacted"] > done, every=0.02, what="compaction under way")
+        a.stop(signal.SIGKILL)
+        done = status(a)["log"]["compacted"]
+        midway += done < before - 10
+        assert "every hash and chain verifies" in a.cli("verify").stdout
+        assert table_rows(a.db) == rows
+    assert midway, "a kill landed while compaction was under way"
+    a.cli("compact")
+    after = status(a)
+    assert after["log"]["entries"] < before - 140000 and after["log"]["compacted"] == before - after["log"]["entries"]
+    assert "every hash and chain verifies" in a.cli("verify").stdout
+    assert table_rows(a.db) == rows
+    x.stop()
