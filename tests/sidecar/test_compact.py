@@ -214,3 +214,31 @@ def test_compaction_killed_midway_leaves_a_log_that_verifies_and_goes_on(devices
     assert "every hash and chain verifies" in a.cli("verify").stdout
     assert table_rows(a.db) == rows
     x.stop()
+
+
+def test_pushing_to_a_device_behind_the_anchors_is_reported_and_does_not_stop_the_pull(devices):
+    a, x, c = devices("a"), devices("x"), devices("c")
+    pair(a, x)
+    a.track()
+    x.track()
+    edit_many(a, 100)
+    x.serve("127.0.0.3", free_port())
+    a.cli("sync", "--peer", x.url)
+    a.cli("compact")
+    pair(a, c)
+    c.track()
+    c.sql("INSERT INTO notes VALUES ('from c', 'c wrote this', 1)")
+    c.serve("127.0.0.4", free_port())
+    # a pushes to c, which lacks what a compacted: reported, and c's own change still comes.
+    r = a.cli("sync", "--peer", c.url, check=False)
+    assert r.returncode == 1 and "lacks changes compacted here" in r.stderr, r.stderr
+    assert ("from c", "c wrote this", 1) in table_rows(a.db)
+    link = [l for l in status(a)["links"] if l["url"] == c.url][0]
+    assert link["state"] == "failing" and "snapshot" in link["last_error"], link
+    c.stop()
+    # c joins from a's snapshot when it syncs with a.
+    a.serve("127.0.0.2", free_port())
+    c.cli("sync", "--peer", a.url)
+    assert table_rows(a.db) == table_rows(c.db)
+    a.stop()
+    x.stop()
