@@ -134,6 +134,7 @@ bench: build agent $(VENV)/stamp
 	$(PYTHON) tests/sidecar/bench_e2e.py
 	$(PYTHON) tests/sidecar/bench_latency.py
 	$(PYTHON) tests/sidecar/bench_big.py
+	$(PYTHON) tests/sidecar/bench_storage.py
 	$(PYTHON) tests/sidecar/bench_join.py
 
 clean:
