@@ -306,3 +306,21 @@ def test_a_peer_that_does_not_trust_the_phone_is_forbidden(devices):
     assert e.value.code == FORBIDDEN, e.value
     assert table_rows(stranger.db) == []
     a.close()
+
+
+def test_sync_once_compacts_what_the_laptop_holds(devices):
+    laptop, phone = laptop_and_phone(devices)
+    con = sqlite3.connect(phone.db)
+    con.execute("INSERT INTO notes VALUES ('draft', 'v0', 0)")
+    for i in range(1, 60):
+        con.execute("UPDATE notes SET body = ?, n = ? WHERE id = 'draft'", (f"v{i}", i))
+    con.commit()
+    con.close()
+    a = Agent(phone.db, phone.key_pem())
+    reports = [a.sync_once(laptop.url) for _ in range(2)]
+    assert sum(r["compacted"] for r in reports) >= 55, reports
+    assert "compaction_error" not in str(reports)
+    assert a.status()["log"]["compacted"] >= 55
+    assert table_rows(phone.db) == table_rows(laptop.db) == [("draft", "v59", 59)]
+    a.close()
+    assert "every hash and chain verifies" in phone.cli("verify").stdout
