@@ -108,4 +108,12 @@ echo "notes digest: laptop $L, phone $P"
 run peersync status --db laptop.db
 run peersync verify --db phone.db
 
+step "11. History is bounded: what both devices hold, and nothing needs, leaves the log"
+for draft in "first draft" "second draft" "final text"; do
+  run sqlite3 -cmd ".timeout 5000" laptop.db "UPDATE notes SET body = '$draft' WHERE id = 'n1'"
+done
+wait_for 20 "the phone to hold the edits" all_synced
+run peersync compact --db laptop.db
+run peersync verify --db laptop.db
+
 step "Done: the sidecars are stopped; files are in ./demo"
