@@ -112,6 +112,11 @@ def test_snapshot_routes_refuse_bad_input_and_strangers(devices):
     # Resuming a kept snapshot answers for it, not a new one.
     status_code, again = send(signed("POST", f"{b.url}/sync/snapshot", me, {"resume": info["id"]}))
     assert status_code == 200 and again["id"] == info["id"]
+    # However often asked, at most two snapshots are kept on disk.
+    for _ in range(3):
+        assert send(signed("POST", f"{b.url}/sync/snapshot", me, {}))[0] == 200
+    assert len(list(b.db.parent.glob("b.db.snapshots/*.db"))) == 2
+    assert len(list(b.db.parent.glob("b.db.snapshots/*.json"))) == 2
     # A device b does not trust gets nothing.
     status_code, reply = send(signed("POST", f"{b.url}/sync/snapshot", signer(stranger), {}))
     assert status_code in (401, 403), (status_code, reply)

@@ -2,7 +2,7 @@
 //! device compacted away fetches a snapshot (core's `take_snapshot`) in chunks, resumably.
 //!
 //! Snapshot files live beside the database in `<db>.snapshots/` (owner-only), named by a
-//! random id, and are removed [`KEEP`] after they were taken. `{}` takes a new one; `{"resume":
+//! random id, and are removed [`KEEP`] after they were taken (at most two are kept). `{}` takes a new one; `{"resume":
 //! id}` answers for that one if it is still kept (else a new one). A chunk is `{"id", "offset"}`
 //! and answers at most [`CHUNK`] bytes of the file from `offset`, as `application/octet-stream`.
 use super::{json, AppState, Reply};
@@ -158,7 +158,9 @@ fn read_info(dir: &Path, id: &str) -> Result<Option<SnapshotInfo>> {
     }
 }
 
-/// Makes the directory (owner-only) and removes the snapshots older than [`KEEP`].
+/// Makes the directory (owner-only) and, before a new snapshot is taken there, removes the
+/// snapshots older than [`KEEP`] and all but the newest of the others: at most two are ever
+/// kept, however often they are asked for.
 fn prune(dir: &Path) -> Result<()> {
     std::fs::create_dir_all(dir)?;
     #[cfg(unix)]
@@ -166,12 +168,20 @@ fn prune(dir: &Path) -> Result<()> {
         use std::os::unix::fs::PermissionsExt;
         std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o700))?;
     }
+    let mut kept = Vec::new();
     for entry in std::fs::read_dir(dir)? {
         let entry = entry?;
-        let old = entry.metadata()?.modified()?.elapsed().unwrap_or_default() > KEEP;
-        if old {
+        let modified = entry.metadata()?.modified()?;
+        if modified.elapsed().unwrap_or_default() > KEEP {
             let _ = std::fs::remove_file(entry.path());
+        } else if entry.path().extension().is_some_and(|e| e == "db") {
+            kept.push((modified, entry.path()));
         }
+    }
+    kept.sort();
+    for (_, db) in kept.iter().rev().skip(1) {
+        let _ = std::fs::remove_file(db);
+        let _ = std::fs::remove_file(db.with_extension("json"));
     }
     Ok(())
 }
