@@ -28,7 +28,7 @@ pub fn record(conn: &Connection, peer: &str, vector: &Vector) -> Result<bool> {
     }
     for (origin, v) in vector {
         conn.prepare_cached(
-            "INSERT INTO sync_peer_vectors(peer, origin, version) VALUES (?1, ?2, ?3) ON CONFLICT(peer, origin) DO UPDATE SET version = max(version, excluded.version)",
+            "INSERT INTO sync_peer_vectors(peer, origin, version) VALUES (?1, ?2, ?3) ON CONFLICT(peer, origin) DO UPDATE SET version = excluded.version WHERE excluded.version > version",
         )?
         .execute(params![peer, origin, v])?;
     }
@@ -57,17 +57,18 @@ pub fn known(conn: &Connection) -> Result<BTreeMap<String, Vector>> {
 /// holds only grows). What `via` says of itself or of this device is ignored.
 pub fn note_known(conn: &Connection, via: &str, known: &BTreeMap<String, Vector>) -> Result<()> {
     let me = device_id(conn)?;
-    if via == me || !matches!(device_key(conn, via)?, Some((_, true))) || known.len() > 10_000 {
+    if known.is_empty() || via == me || !matches!(device_key(conn, via)?, Some((_, true))) || known.len() > 10_000 {
         return Ok(());
     }
     tx::write(conn, |conn| {
-        let mut any = false;
+        let before = conn.total_changes();
         for (device, vector) in known {
             if device != via && is_device_id(device) && vector.keys().all(|o| is_device_id(o)) {
-                any |= record(conn, device, vector)?;
+                record(conn, device, vector)?;
             }
         }
-        if any {
+        // Only what is new is written: a peer that says nothing new costs no write.
+        if conn.total_changes() != before {
             mark_synced(conn, &floors(conn)?)?;
         }
         Ok(())
