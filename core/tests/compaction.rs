@@ -467,3 +467,23 @@ fn recovery_searches_a_compacted_peer_without_seeing_a_fork() {
         }
     }
 }
+
+#[test]
+fn a_failed_compaction_shows_in_status_until_one_succeeds() {
+    let [a, b] = mesh(["a", "b"]);
+    a.p.exec("INSERT INTO t1 VALUES ('r', 0, 0, 0)");
+    edit(&a.p, "r", 20);
+    a.sync_with(&b);
+    assert_eq!(a.p.json("SELECT sync_status()")["log"]["compaction_error"], Json::Null);
+    // Something refuses the log's deletes (here a trigger; on a device, a full disk).
+    a.p.exec("CREATE TRIGGER refuse BEFORE DELETE ON sync_log BEGIN SELECT RAISE(ABORT, 'no deletes today'); END");
+    let log = a.p.log();
+    let err = a.p.conn.query_row("SELECT sync_compact()", [], |r| r.get::<_, String>(0)).unwrap_err().to_string();
+    assert!(err.contains("no deletes today"), "{err}");
+    assert!(log == a.p.log(), "the failed step changed nothing");
+    let failure = &a.p.json("SELECT sync_status()")["log"]["compaction_error"];
+    assert!(failure["error"].as_str().unwrap().contains("no deletes today") && failure["at"].is_string(), "{failure}");
+    a.p.exec("DROP TRIGGER refuse");
+    assert!(compact(&a.p)["removed"].as_i64().unwrap() > 10);
+    assert_eq!(a.p.json("SELECT sync_status()")["log"]["compaction_error"], Json::Null);
+}

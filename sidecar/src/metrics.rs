@@ -172,6 +172,7 @@ pub fn render_health(o: &mut String, status: &serde_json::Value) {
     let log = &status["log"];
     let _ = writeln!(o, "# HELP peersync_log_entries Changes in this device's log.\n# TYPE peersync_log_entries gauge\npeersync_log_entries {}", log["entries"].as_i64().unwrap_or(0));
     let _ = writeln!(o, "# HELP peersync_log_compacted Changes compaction has removed from this device's log, in all.\n# TYPE peersync_log_compacted gauge\npeersync_log_compacted {}", log["compacted"].as_i64().unwrap_or(0));
+    let _ = writeln!(o, "# HELP peersync_compaction_failing Whether the last compaction failed (1) and none has succeeded since.\n# TYPE peersync_compaction_failing gauge\npeersync_compaction_failing {}", u8::from(!log["compaction_error"].is_null()));
     let divergences = list("divergences");
     let _ = writeln!(o, "# HELP peersync_divergences Tables whose rows differ from a peer's at the same vector (the audit); should be 0.\n# TYPE peersync_divergences gauge\npeersync_divergences {}", divergences.len());
     let _ = writeln!(o, "# HELP peersync_divergent_table A table found different from a peer's, by peer and table.\n# TYPE peersync_divergent_table gauge");

@@ -247,3 +247,27 @@ def test_pushing_to_a_device_behind_the_anchors_is_reported_and_does_not_stop_th
     assert table_rows(a.db) == table_rows(c.db)
     a.stop()
     x.stop()
+
+
+def test_a_failing_background_compaction_shows_in_status_metrics_and_the_log(devices):
+    a, x = devices("a"), devices("x")
+    pair(a, x)
+    a.track()
+    x.track()
+    edit_many(a, 50)
+    x.serve("127.0.0.3", free_port())
+    a.cli("sync", "--peer", x.url)
+    a.sql("CREATE TRIGGER refuse BEFORE DELETE ON sync_log BEGIN SELECT RAISE(ABORT, 'no deletes today'); END")
+    a.serve("127.0.0.2", free_port(), (), "--compact-interval", "1")
+    wait_until(lambda: a.metrics().get("peersync_compaction_failing") == 1, what="the failure in /metrics")
+    assert "COMPACTION FAILING since" in a.cli("status").stdout and "no deletes today" in a.cli("status").stdout
+    assert "compaction failed" in a.log.read_text() and a.metrics()['peersync_errors_total{kind="compaction"}'] >= 1
+    # Syncing goes on meanwhile.
+    a.sql("INSERT INTO notes VALUES ('during', 'still syncs', 1)")
+    a.cli("sync", "--peer", x.url)
+    assert ("during", "still syncs", 1) in table_rows(x.db)
+    a.sql("DROP TRIGGER refuse")
+    wait_until(lambda: a.metrics().get("peersync_compaction_failing") == 0, what="the next pass to succeed")
+    assert status(a)["log"]["compaction_error"] is None and status(a)["log"]["compacted"] >= 40
+    a.stop()
+    x.stop()

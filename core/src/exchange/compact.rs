@@ -12,6 +12,7 @@
 //! nothing: nobody has acknowledged anything.
 use super::peers;
 use super::sign;
+use crate::db::schema::{get_state, set_state};
 use crate::db::tx;
 use crate::error::{Error, Result};
 use crate::store::anchors::{self, Anchor};
@@ -82,7 +83,8 @@ pub fn compact(conn: &Connection, max_steps: Option<i64>) -> Result<Compacted> {
         if max_steps.is_some_and(|n| out.steps >= n) {
             break;
         }
-        match tx::write(conn, step)? {
+        let stepped = tx::write(conn, step).inspect_err(|e| failed(conn, e));
+        match stepped? {
             Some((removed, kept)) => {
                 out.removed += removed;
                 out.kept += kept;
@@ -94,8 +96,29 @@ pub fn compact(conn: &Connection, max_steps: Option<i64>) -> Result<Compacted> {
             }
         }
     }
+    if get_state::<String>(conn, FAILED)?.is_some() {
+        tx::write(conn, |c| Ok(c.execute("DELETE FROM sync_state WHERE key = ?1", [FAILED])?))?;
+    }
     out.anchors = anchors(conn)?;
     Ok(out)
+}
+
+/// Where the last failed compaction step is kept (`sync_status().log.compaction_error`) until
+/// a compaction succeeds.
+const FAILED: &str = "compaction_error";
+
+/// Records that a step failed with `e` (its transaction rolled back), for `sync_status`; best
+/// effort: a database that cannot take this small write shows the error to the caller alone.
+fn failed(conn: &Connection, e: &Error) {
+    let at: std::result::Result<String, _> =
+        conn.query_row("SELECT strftime('%Y-%m-%dT%H:%M:%fZ','now')", [], |r| r.get(0));
+    let record = serde_json::json!({ "error": e.to_string(), "at": at.unwrap_or_default() }).to_string();
+    let _ = tx::write(conn, |c| set_state(c, FAILED, &record));
+}
+
+/// The last compaction failure not yet followed by a success: `{"error", "at"}`.
+pub fn last_failure(conn: &Connection) -> Result<Option<serde_json::Value>> {
+    Ok(get_state::<String>(conn, FAILED)?.and_then(|t| serde_json::from_str(&t).ok()))
 }
 
 /// One step: moves the first origin's anchor that can move, at most [`STEP`] versions (or to

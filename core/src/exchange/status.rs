@@ -97,6 +97,7 @@ pub fn status(conn: &Connection) -> Result<Value> {
             "own_version": vector.get(&device).copied().unwrap_or(0),
             "compacted": anchors.iter().map(|a| a.removed).sum::<i64>(),
             "anchors": anchors,
+            "compaction_error": super::compact::last_failure(conn)?,
         },
         "vector": vector,
         "conflicts_pending": pending,

@@ -48,6 +48,13 @@ pub fn status(db: &Path, json: bool) -> Result<()> {
             s["log"]["compacted"]
         );
     }
+    if let Some(e) = s["log"]["compaction_error"].as_object() {
+        outln!(
+            "COMPACTION FAILING since {}: {} (the log keeps growing until it succeeds; see the sidecar's log)",
+            e.get("at").and_then(|v| v.as_str()).unwrap_or("?"),
+            e.get("error").and_then(|v| v.as_str()).unwrap_or("?")
+        );
+    }
     outln!("conflicts: {} pending", s["conflicts_pending"]);
     for q in s["quarantined"].as_array().into_iter().flatten() {
         outln!(
