@@ -87,6 +87,21 @@ unsafe fn put(out: *mut *mut c_char, s: String) -> Result<(), Failure> {
     Ok(())
 }
 
+/// Runs one call whose result is JSON text for `*out`: `out` is checked (and cleared) before `f`
+/// runs, and gets the text only if `f` succeeds.
+///
+/// # Safety
+/// `out` is NULL or valid for writing one pointer.
+unsafe fn call_json(out: *mut *mut c_char, what: &str, f: impl FnOnce() -> Result<String, Failure>) -> c_int {
+    call(|| {
+        // SAFETY: the caller's promise, as documented above.
+        unsafe { out_ptr(out, what)? };
+        let s = f()?;
+        // SAFETY: checked by out_ptr above.
+        unsafe { put(out, s) }
+    })
+}
+
 fn agent(handle: *mut peersync_agent) -> Result<std::sync::Arc<Agent>, Failure> {
     handles::get(handle as usize)
 }
@@ -135,15 +150,13 @@ pub unsafe extern "C" fn peersync_agent_sync_once(
     peer_url: *const c_char,
     report: *mut *mut c_char,
 ) -> c_int {
-    call(|| {
-        // SAFETY: the caller's promises, as documented above.
-        unsafe { out_ptr(report, "report")? };
-        // SAFETY: as above.
+    let run = || {
+        // SAFETY: the caller's promise, as documented above.
         let url = unsafe { text(peer_url, "peer_url") }?;
-        let json = agent(agent_handle)?.sync_once(url)?;
-        // SAFETY: checked by out_ptr above.
-        unsafe { put(report, json) }
-    })
+        agent(agent_handle)?.sync_once(url)
+    };
+    // SAFETY: the caller's promise, as documented above.
+    unsafe { call_json(report, "report", run) }
 }
 
 /// `*json` gets `sync_status()` of the database (JSON object).
@@ -152,13 +165,8 @@ pub unsafe extern "C" fn peersync_agent_sync_once(
 /// `json` NULL or writable.
 #[no_mangle]
 pub unsafe extern "C" fn peersync_agent_status(agent_handle: *mut peersync_agent, json: *mut *mut c_char) -> c_int {
-    call(|| {
-        // SAFETY: the caller's promise, as documented above.
-        unsafe { out_ptr(json, "json")? };
-        let s = agent(agent_handle)?.status()?;
-        // SAFETY: checked by out_ptr above.
-        unsafe { put(json, s) }
-    })
+    // SAFETY: the caller's promise, as documented above.
+    unsafe { call_json(json, "json", || agent(agent_handle)?.status()) }
 }
 
 /// `*json` gets the pending conflicts (JSON array, as the sidecar's `GET /conflicts`).
@@ -167,13 +175,8 @@ pub unsafe extern "C" fn peersync_agent_status(agent_handle: *mut peersync_agent
 /// `json` NULL or writable.
 #[no_mangle]
 pub unsafe extern "C" fn peersync_agent_conflicts(agent_handle: *mut peersync_agent, json: *mut *mut c_char) -> c_int {
-    call(|| {
-        // SAFETY: the caller's promise, as documented above.
-        unsafe { out_ptr(json, "json")? };
-        let s = agent(agent_handle)?.conflicts()?;
-        // SAFETY: checked by out_ptr above.
-        unsafe { put(json, s) }
-    })
+    // SAFETY: the caller's promise, as documented above.
+    unsafe { call_json(json, "json", || agent(agent_handle)?.conflicts()) }
 }
 
 /// Resolves pending conflict `id`: `choice` is "local", "remote", "ignore" or a JSON object of
@@ -188,15 +191,13 @@ pub unsafe extern "C" fn peersync_agent_resolve(
     choice: *const c_char,
     json: *mut *mut c_char,
 ) -> c_int {
-    call(|| {
-        // SAFETY: the caller's promises, as documented above.
-        unsafe { out_ptr(json, "json")? };
-        // SAFETY: as above.
+    let run = || {
+        // SAFETY: the caller's promise, as documented above.
         let choice = unsafe { text(choice, "choice") }?;
-        let s = agent(agent_handle)?.resolve(id, choice)?;
-        // SAFETY: checked by out_ptr above.
-        unsafe { put(json, s) }
-    })
+        agent(agent_handle)?.resolve(id, choice)
+    };
+    // SAFETY: the caller's promise, as documented above.
+    unsafe { call_json(json, "json", run) }
 }
 
 /// Pairs with the device showing `code` (`peersync pair` there: "abcd-efgh@HOST:PORT"): both
@@ -211,15 +212,13 @@ pub unsafe extern "C" fn peersync_agent_pair(
     code: *const c_char,
     json: *mut *mut c_char,
 ) -> c_int {
-    call(|| {
-        // SAFETY: the caller's promises, as documented above.
-        unsafe { out_ptr(json, "json")? };
-        // SAFETY: as above.
+    let run = || {
+        // SAFETY: the caller's promise, as documented above.
         let code = unsafe { text(code, "code") }?;
-        let s = agent(agent_handle)?.pair(code)?;
-        // SAFETY: checked by out_ptr above.
-        unsafe { put(json, s) }
-    })
+        agent(agent_handle)?.pair(code)
+    };
+    // SAFETY: the caller's promise, as documented above.
+    unsafe { call_json(json, "json", run) }
 }
 
 /// Asks the call in flight on this handle (`sync_once`, `pair`), from any thread, to stop: it

@@ -27,6 +27,16 @@ def laptop_and_phone(devices, strategy=None):
     return laptop, phone
 
 
+def phone_with_a_long_sync(devices):
+    """A laptop and a phone whose next sync_once pushes 60,000 changes (long enough to interrupt)."""
+    laptop, phone = laptop_and_phone(devices)
+    con = phone.connect()
+    con.executemany("INSERT INTO notes VALUES (?, ?, ?)", ((f"n{i}", "x" * 200, i) for i in range(60_000)))
+    con.commit()
+    con.close()
+    return laptop, phone, Agent(phone.db, phone.key_pem())
+
+
 def test_sync_once_pushes_and_pulls_with_a_sidecar(devices):
     laptop, phone = laptop_and_phone(devices)
     laptop.sql("INSERT INTO notes VALUES ('l1', 'laptop', 1)")
@@ -123,12 +133,7 @@ def test_error_paths_return_a_code_and_a_message_and_change_nothing(devices, tmp
 
 
 def test_cancel_from_another_thread_stops_between_pages_then_the_next_sync_finishes(devices):
-    laptop, phone = laptop_and_phone(devices)
-    con = phone.connect()
-    con.executemany("INSERT INTO notes VALUES (?, ?, ?)", ((f"n{i}", "x" * 200, i) for i in range(60_000)))
-    con.commit()
-    con.close()
-    a = Agent(phone.db, phone.key_pem())
+    laptop, phone, a = phone_with_a_long_sync(devices)
     result = {}
 
     def run():
@@ -262,12 +267,7 @@ def test_sqlite3_peersync_init_as_an_auto_extension_of_the_apps_sqlite():
 
 
 def test_close_while_a_sync_runs_cancels_it_and_refuses_the_calls_waiting(devices):
-    laptop, phone = laptop_and_phone(devices)
-    con = phone.connect()
-    con.executemany("INSERT INTO notes VALUES (?, ?, ?)", ((f"n{i}", "x" * 200, i) for i in range(60_000)))
-    con.commit()
-    con.close()
-    a = Agent(phone.db, phone.key_pem())
+    laptop, phone, a = phone_with_a_long_sync(devices)
     codes = {}
 
     def call(name, fn, *args):
